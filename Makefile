@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The distributed stack on this machine: Redis for state, RabbitMQ for jobs.
+STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbitmq
+
+.PHONY: run stack test lint check-deploy services system-run system-test bench clean
+
+run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
+	$(PY) -m common.launch
+
+stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ and 2 workers
+	$(STACK_ENV) $(PY) -m common.launch --workers 2
+
+test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+check-deploy: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash deploy/validate.sh
+
+services:
+	bash scripts/ensure-services.sh
+
+system-run:
+	bash scripts/install-system.sh run
+
+system-test:
+	bash scripts/install-system.sh test
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+bench: $(STAMP) services
+	$(PY) bench/worker.py && bash bench/ingest.sh && $(PY) bench/e2e.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""What server and worker share: settings, media types, the state record, keys, embedded backends."""

@@ -1,0 +1,181 @@
+"""Settings shared by server and worker: config/config.yaml, then THUMBNAILIFY_* env vars.
+
+Every value lives in a section (`redis.url`, `limits.max_pixels`, ...) and can be overridden from
+the environment as THUMBNAILIFY_<SECTION>_<KEY>, e.g. THUMBNAILIFY_AUTH_API_KEY. The file to read
+is `config/config.yaml` beside this package unless THUMBNAILIFY_CONFIG names another one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "config.yaml"
+ENV_PREFIX = "THUMBNAILIFY_"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    processes: int = 1
+    shutdown_timeout: float = 30.0
+    recovery_min_age: float = 60.0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    processes: int = 0
+    prefetch: int = 1
+    job_timeout: int = 60
+    max_attempts: int = 3
+    max_retries: int = 6
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 10.0
+    metrics_port: int = 0
+    poll_interval: float = 0.05
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    store: str = "sqlite"
+    queue: str = "sqlite"
+    files: str = "filesystem"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "thumbnailify:"
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True)
+class RabbitMQSettings:
+    url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    queue: str = "task_queue"
+    publish_timeout: float = 5.0
+    channels: int = 16
+
+
+@dataclass(frozen=True)
+class SQLiteSettings:
+    path: str = "var/thumbnailify.db"
+    lease_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class FilesSettings:
+    root: str = "var/media"
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    magick_memory: str = "96MiB"
+    magick_map: str = "128MiB"
+    magick_disk: str = "1GiB"
+    magick_width: int = 16384
+    magick_height: int = 16384
+
+
+@dataclass(frozen=True)
+class ThumbnailSettings:
+    width: int = 100
+    height: int = 100
+    max_frames: int = 100
+    jpeg_quality: int = 85
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    api_key: str = ""
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    backends: BackendSettings = field(default_factory=BackendSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    rabbitmq: RabbitMQSettings = field(default_factory=RabbitMQSettings)
+    sqlite: SQLiteSettings = field(default_factory=SQLiteSettings)
+    files: FilesSettings = field(default_factory=FilesSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    thumbnail: ThumbnailSettings = field(default_factory=ThumbnailSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    def path(self, value: str) -> Path:
+        """A configured path; relative ones are taken from the project root, not the cwd."""
+        path = Path(value)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+class ConfigError(ValueError):
+    """The config file or an override names an unknown key or a value of the wrong type."""
+
+
+def _coerce(value: object, kind: type, where: str) -> object:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if value is None and kind is str:
+        return ""
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _section(cls: type, raw: dict[str, object], env: typing.Mapping[str, str], name: str) -> object:
+    hints = typing.get_type_hints(cls)
+    unknown = set(raw) - set(hints)
+    if unknown:
+        raise ConfigError(f"{name}: unknown keys {sorted(unknown)}")
+    values: dict[str, object] = {}
+    for key, kind in hints.items():
+        env_name = f"{ENV_PREFIX}{name}_{key}".upper()
+        if env_name in env:
+            text = env[env_name]
+            # Strings stay verbatim (an API key "0123" must not become 83); others parse as YAML.
+            value: object = text if kind is str else yaml.safe_load(text)
+            values[key] = _coerce(value, kind, env_name)
+        elif key in raw:
+            values[key] = _coerce(raw[key], kind, f"{name}.{key}")
+    return cls(**values)
+
+
+def load_settings(env: typing.Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML file, apply THUMBNAILIFY_<SECTION>_<KEY> overrides, validate types."""
+    env = os.environ if env is None else env
+    path = Path(env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_FILE)
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    hints = typing.get_type_hints(Settings)
+    unknown = set(raw) - set(hints)
+    if unknown:
+        raise ConfigError(f"{path}: unknown sections {sorted(unknown)}")
+    sections = {
+        f.name: _section(hints[f.name], raw.get(f.name) or {}, env, f.name)
+        for f in dataclasses.fields(Settings)
+    }
+    return Settings(**sections)  # type: ignore[arg-type]

@@ -1,0 +1,38 @@
+"""Redis key names and the scripts that change a record only in the state we expect.
+
+Both the async server store and the sync worker store use these, so the layout cannot drift.
+"""
+
+from __future__ import annotations
+
+
+def media_key(prefix: str, media_id: str) -> str:
+    return f"{prefix}media:{media_id}"
+
+
+def index_key(prefix: str) -> str:
+    return f"{prefix}index"
+
+
+# KEYS[1] record; ARGV[1] expected state; ARGV[2..] field, value pairs.
+# A missing record (deleted) never matches, so a late worker cannot bring it back.
+TRANSITION_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'state') == ARGV[1] then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] record. Counts a delivery attempt only on a record that still exists.
+ATTEMPT_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+end
+return 0
+"""
+
+
+def dead_letter_queue(queue: str) -> str:
+    """Where jobs go that failed on every retry, for an operator to inspect or replay."""
+    return f"{queue}.dead"

@@ -1,0 +1,201 @@
+"""The embedded backends: state and job queue in one local SQLite file, no server process.
+
+Both are synchronous; the worker calls them directly and the server through a thread. The file
+survives restarts, and a job is only deleted when acked, so a killed service loses nothing: a
+claimed job whose lease runs out is handed out again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS media (
+    media_id TEXT PRIMARY KEY,
+    score REAL NOT NULL,
+    state TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS media_by_score ON media (score DESC, media_id DESC);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    media_id TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    enqueued REAL NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0,
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    dead INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (dead, lease_until, id);
+"""
+
+
+class Database:
+    """One SQLite file; a connection per thread, WAL so readers never wait for the writer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection().executescript(SCHEMA)  # executescript commits on its own
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class SQLiteStore:
+    """Media records, keyed by media_id and ordered by creation time for listing."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def ping(self) -> None:
+        self.db.query("SELECT 1")
+
+    def create(self, media_id: str, record: dict[str, str], score: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO media (media_id, score, state, record) VALUES (?, ?, ?, ?)",
+                (media_id, score, record["state"], json.dumps(record)),
+            )
+
+    def get(self, media_id: str) -> dict[str, str] | None:
+        rows = self.db.query("SELECT record FROM media WHERE media_id = ?", (media_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def delete(self, media_id: str) -> bool:
+        with self.db.transaction() as conn:
+            return conn.execute("DELETE FROM media WHERE media_id = ?", (media_id,)).rowcount > 0
+
+    def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+        """Apply fields only if the record exists and is still in expected_state."""
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT record FROM media WHERE media_id = ? AND state = ?",
+                (media_id, expected_state),
+            ).fetchone()
+            if row is None:
+                return False
+            record = json.loads(row[0]) | fields
+            conn.execute(
+                "UPDATE media SET state = ?, record = ? WHERE media_id = ?",
+                (record["state"], json.dumps(record), media_id),
+            )
+            return True
+
+    def add_attempt(self, media_id: str) -> int:
+        """Count one more delivery of an existing record; 0 when the record is gone."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
+            if row is None:
+                return 0
+            record = json.loads(row[0])
+            attempts = int(record.get("attempts", "0")) + 1
+            record["attempts"] = str(attempts)
+            conn.execute(
+                "UPDATE media SET record = ? WHERE media_id = ?", (json.dumps(record), media_id)
+            )
+            return attempts
+
+    def page(
+        self, limit: int, after: tuple[float, str] | None, state: str | None
+    ) -> list[tuple[str, float, dict[str, str]]]:
+        """Newest first, strictly after the (score, media_id) cursor, optionally one state."""
+        where, params = [], []
+        if after is not None:
+            where.append("(score, media_id) < (?, ?)")
+            params.extend(after)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        sql = "SELECT media_id, score, record FROM media"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY score DESC, media_id DESC LIMIT ?"
+        rows = self.db.query(sql, (*params, limit))
+        return [(media_id, score, json.loads(record)) for media_id, score, record in rows]
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    job_id: int
+    media_id: str
+    media_type: str
+    deliveries: int
+    enqueued: float
+
+
+class SQLiteQueue:
+    """A durable FIFO with leases: claim hands a job out, ack deletes it, a lapsed lease returns it."""
+
+    def __init__(self, db: Database, lease_seconds: float) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+
+    def put(self, media_id: str, media_type: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO jobs (media_id, media_type, enqueued) VALUES (?, ?, ?)",
+                (media_id, media_type, time.time()),
+            )
+
+    def claim(self) -> ClaimedJob | None:
+        now = time.time()
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET lease_until = ?, deliveries = deliveries + 1 WHERE id = ("
+                " SELECT id FROM jobs WHERE dead = 0 AND lease_until <= ? ORDER BY id LIMIT 1)"
+                " RETURNING id, media_id, media_type, deliveries, enqueued",
+                (now + self.lease_seconds, now),
+            ).fetchone()
+        return ClaimedJob(*row) if row else None
+
+    def ack(self, job_id: int) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def dead_letter(self, job_id: int, reason: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE jobs SET dead = 1, reason = ? WHERE id = ?", (reason, job_id))
+
+    def release_all(self) -> int:
+        """Hand out again every claimed job; only safe when no worker is running."""
+        with self.db.transaction() as conn:
+            return conn.execute("UPDATE jobs SET lease_until = 0 WHERE dead = 0").rowcount
+
+    def depth(self) -> int:
+        return self.db.query("SELECT COUNT(*) FROM jobs WHERE dead = 0")[0][0]

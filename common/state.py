@@ -1,0 +1,115 @@
+"""A media item's state record: its fields, its life cycle, and how it reads over HTTP.
+
+The record is a flat mapping of strings (a Redis hash, an SQLite row) so that every backend stores
+exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+
+class State(enum.StrEnum):
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
+    ERROR = "Error"
+
+
+class Service(enum.StrEnum):
+    WEBSERVER = "webserver"
+    WORKER = "worker"
+
+
+# Error codes a worker stores; GET /images/<id> answers with them.
+UNDECODABLE = 422  # truncated, corrupt, or crashed/timed out the decoder on every attempt
+UNSUPPORTED = 415  # the coder refused it: not a format we read
+TOO_MANY_PIXELS = 413  # over limits.max_pixels, refused from the header alone
+GAVE_UP = 503  # our own infrastructure failed on every retry; the image itself may be fine
+
+FIELDS = (
+    "media_type", "service", "state", "message", "code", "created_at", "updated_at",
+    "thumbnail_type", "width", "height",
+)
+PUBLIC_FIELDS = ("media_type", "state", "service", "message", "created_at", "updated_at")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def accepted(media_type: str, moment: datetime) -> dict[str, str]:
+    """The record the server writes before publishing the job."""
+    stamp = iso(moment)
+    return {
+        "media_type": media_type,
+        "service": Service.WEBSERVER,
+        "state": State.PROCESSING,
+        "message": "Accepted; waiting for a worker",
+        "code": "202",
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+
+
+def taken(moment: datetime) -> dict[str, str]:
+    """A worker has started on the item."""
+    return {
+        "service": Service.WORKER,
+        "state": State.PROCESSING,
+        "message": "A worker is making the thumbnail",
+        "updated_at": iso(moment),
+    }
+
+
+def completed(thumbnail_type: str, width: int, height: int, moment: datetime) -> dict[str, str]:
+    return {
+        "service": Service.WORKER,
+        "state": State.COMPLETED,
+        "message": f"Thumbnail ready ({width}x{height})",
+        "code": "200",
+        "thumbnail_type": thumbnail_type,
+        "width": str(width),
+        "height": str(height),
+        "updated_at": iso(moment),
+    }
+
+
+def failed(code: int, message: str, moment: datetime) -> dict[str, str]:
+    return {
+        "service": Service.WORKER,
+        "state": State.ERROR,
+        "message": message,
+        "code": str(code),
+        "updated_at": iso(moment),
+    }
+
+
+def is_terminal(record: dict[str, str]) -> bool:
+    return record.get("state") in (State.COMPLETED, State.ERROR)
+
+
+def http_status(record: dict[str, str]) -> int:
+    """202 while Processing, 200 Completed, the worker's code on Error."""
+    state = record.get("state")
+    if state == State.COMPLETED:
+        return 200
+    if state == State.ERROR:
+        return int(record.get("code") or UNDECODABLE)
+    return 202
+
+
+def status_body(media_id: str, record: dict[str, str]) -> dict[str, str]:
+    body = {"media_id": media_id}
+    body.update({name: record.get(name, "") for name in PUBLIC_FIELDS})
+    if record.get("state") == State.COMPLETED:
+        body["thumbnail"] = f"/images/{media_id}/thumbnail"
+    return body

@@ -1,0 +1,88 @@
+"""Run a set of child processes, restart any that dies, stop them all on SIGINT or SIGTERM.
+
+This is what `make run` and a multi-process server use on one machine; under docker compose or
+Kubernetes each container runs one process and the orchestrator restarts it instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 60.0  # a child that ran this long before dying restarts without delay
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    failures: int = 0
+    restart_at: float = 0.0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, env=os.environ | self.env)
+        self.started = time.monotonic()
+        log.info("started %s (pid %d)", self.name, self.process.pid)
+
+
+class Supervisor:
+    def __init__(self, children: list[Child], grace_seconds: float = 60.0) -> None:
+        self.children = children
+        self.grace_seconds = grace_seconds
+        self.stopping = False
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        if not self.stopping:
+            log.info("received %s, stopping children", signal.Signals(signum).name)
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)
+        for child in self.children:
+            child.start()
+        while not self.stopping:
+            time.sleep(0.2)
+            for child in self.children:
+                self._tend(child)
+        return self._shutdown()
+
+    def _tend(self, child: Child) -> None:
+        now = time.monotonic()
+        if child.process is None:
+            if now >= child.restart_at:
+                child.start()
+            return
+        code = child.process.poll()
+        if code is None:
+            return
+        child.failures = 0 if now - child.started > STABLE_AFTER else child.failures + 1
+        delay = min(MAX_BACKOFF, 0.5 * 2 ** child.failures) if child.failures else 0.0
+        log.warning("%s (pid %d) exited with %s; restarting in %.1fs", child.name, child.process.pid, code, delay)
+        child.process = None
+        child.restart_at = now + delay
+
+    def _shutdown(self) -> int:
+        alive = [c.process for c in self.children if c.process is not None and c.process.poll() is None]
+        for process in alive:
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_seconds
+        for process in alive:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("pid %d did not stop in time; killing it", process.pid)
+                process.kill()
+                process.wait()
+        log.info("all children stopped")
+        return 0

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the Debian packages a target needs, only those missing. Usage: install-system.sh run|test
+set -euo pipefail
+need=()
+has_lib() { ldconfig -p | grep -q "$1"; }
+has_lib libMagickWand-6.Q16.so || need+=(libmagickwand-6.q16-6)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [ "${1:-run}" != run ]; then
+  command -v redis-server >/dev/null || need+=(redis-server)
+  command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
+  command -v docker-compose >/dev/null || need+=(docker-compose)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "installing Debian packages: ${need[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"

@@ -1,0 +1,51 @@
+"""The server's backends by name, as config/config.yaml chooses them (see common.loader)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from common.config import Settings
+
+TABLE: dict[str, dict[str, str]] = {
+    "store": {
+        "redis": "server.store.redis:RedisStore",
+        "sqlite": "server.store.sqlite:SQLiteStore",
+    },
+    "queue": {
+        "rabbitmq": "server.queue.rabbitmq:RabbitMQPublisher",
+        "sqlite": "server.queue.sqlite:SQLitePublisher",
+    },
+    "files": {
+        "filesystem": "server.files:FilesystemFiles",
+    },
+}
+
+Page = list[tuple[str, float, dict[str, str]]]
+
+
+class Store(Protocol):
+    """Media records. Every method raises BackendUnavailable when the store cannot answer."""
+
+    name: str
+
+    def __init__(self, settings: Settings) -> None: ...
+    async def open(self) -> None: ...
+    async def ping(self) -> None: ...
+    async def create(self, media_id: str, record: dict[str, str], score: float) -> None: ...
+    async def get(self, media_id: str) -> dict[str, str] | None: ...
+    async def delete(self, media_id: str) -> bool: ...
+    async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page: ...
+    async def close(self) -> None: ...
+
+
+class Publisher(Protocol):
+    """The job queue's sending end; publish returns only once the queue has the job."""
+
+    name: str
+
+    def __init__(self, settings: Settings) -> None: ...
+    async def open(self) -> None: ...
+    async def ping(self) -> None: ...
+    async def publish(self, media_id: str, media_type: str) -> None: ...
+    async def depth(self) -> int: ...
+    async def close(self) -> None: ...

@@ -1,0 +1,74 @@
+"""Cross-cutting request handling: JSON errors, API-key auth, metrics and the access log."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import hdrs, web
+
+from server.errors import ApiError
+from server.resources import resources
+
+log = logging.getLogger("server.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OPEN_PATHS = frozenset({"/health", "/ready"})
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"message": message}, status=status, headers=headers)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as {"message": ...} JSON; aiohttp's own 404/405/413 included."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k != hdrs.CONTENT_TYPE}
+        headers.pop(hdrs.CONTENT_LENGTH, None)
+        return error_response(exc.status, exc.reason, headers)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return error_response(500, "internal error; it has been logged")
+
+
+@web.middleware
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """When auth.api_key is set, every route but /health and /ready needs the Bearer key."""
+    key = resources(request).settings.auth.api_key
+    if key and request.path not in OPEN_PATHS:
+        given = request.headers.get(hdrs.AUTHORIZATION, "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+            raise ApiError(401, "missing or wrong API key", {hdrs.WWW_AUTHENTICATE: "Bearer"})
+    return await handler(request)
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time each request by route pattern (not raw path, which holds ids)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        info = request.match_info.route.resource
+        route = info.canonical if info is not None else "unmatched"
+        metrics = resources(request).metrics
+        metrics.requests.labels(route, request.method, str(status)).inc()
+        metrics.latency.labels(route, request.method).observe(elapsed)
+        log.info(
+            "%s %s", request.method, request.path,
+            extra={"status": status, "ms": round(elapsed * 1000, 2), "route": route},
+        )

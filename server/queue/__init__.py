@@ -1,0 +1,1 @@
+"""Job publishers for the server: `rabbitmq` (distributed) and `sqlite` (embedded)."""

@@ -1,0 +1,1 @@
+"""State stores for the server: `redis` (distributed) and `sqlite` (embedded)."""

@@ -1,0 +1,98 @@
+"""Media records in Redis hashes, listed through a sorted set by creation time (redis.asyncio)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from common.config import Settings
+from common.keys import index_key, media_key
+from server.backends import Page
+from server.errors import BackendUnavailable
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _unavailable_on_error(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    @wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except RedisError as exc:
+            raise BackendUnavailable("redis", str(exc) or type(exc).__name__) from exc
+
+    return wrapper
+
+
+class RedisStore:
+    name = "redis"
+
+    def __init__(self, settings: Settings) -> None:
+        conf = settings.redis
+        self.prefix = conf.prefix
+        self.index = index_key(conf.prefix)
+        self.client = aioredis.Redis.from_url(
+            conf.url,
+            decode_responses=True,
+            socket_timeout=conf.timeout,
+            socket_connect_timeout=conf.timeout,
+            health_check_interval=10,
+        )
+
+    async def open(self) -> None:
+        return None
+
+    @_unavailable_on_error
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    @_unavailable_on_error
+    async def create(self, media_id: str, record: dict[str, str], score: float) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(media_key(self.prefix, media_id), mapping=record)
+            pipe.zadd(self.index, {media_id: score})
+            await pipe.execute()
+
+    @_unavailable_on_error
+    async def get(self, media_id: str) -> dict[str, str] | None:
+        return await self.client.hgetall(media_key(self.prefix, media_id)) or None
+
+    @_unavailable_on_error
+    async def delete(self, media_id: str) -> bool:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(media_key(self.prefix, media_id))
+            pipe.zrem(self.index, media_id)
+            deleted, _ = await pipe.execute()
+        return deleted > 0
+
+    @_unavailable_on_error
+    async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
+        """Newest first after the (score, id) cursor; Redis orders equal scores by id, as we do."""
+        found: Page = []
+        high: float | str = "+inf" if after is None else after[0]
+        batch = limit if state is None else max(limit, 200)
+        offset = 0
+        while len(found) < limit:
+            members = await self.client.zrevrangebyscore(
+                self.index, high, "-inf", start=offset, num=batch, withscores=True
+            )
+            if not members:
+                break
+            offset += len(members)
+            fresh = [(m, s) for m, s in members if after is None or (s, m) < after]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for media_id, _ in fresh:
+                    pipe.hgetall(media_key(self.prefix, media_id))
+                records = await pipe.execute()
+            for (media_id, score), record in zip(fresh, records, strict=True):
+                if record and (state is None or record.get("state") == state):
+                    found.append((media_id, score, record))
+        return found[:limit]
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,57 @@
+"""Media records in the embedded SQLite file; the sync store runs in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
+
+from common.config import Settings
+from common.sqlite import Database
+from common.sqlite import SQLiteStore as SyncStore
+from server.backends import Page
+from server.errors import BackendUnavailable
+
+R = TypeVar("R")
+
+
+class SQLiteStore:
+    name = "sqlite"
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.path(settings.sqlite.path)
+        self.store: SyncStore | None = None
+
+    async def _run(self, call: Callable[..., R], *args: object) -> R:
+        try:
+            return await asyncio.to_thread(call, *args)
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(self.name, str(exc)) from exc
+
+    async def open(self) -> None:
+        self.store = SyncStore(await self._run(Database, self.path))
+
+    @property
+    def _store(self) -> SyncStore:
+        assert self.store is not None, "open() first"
+        return self.store
+
+    async def ping(self) -> None:
+        await self._run(self._store.ping)
+
+    async def create(self, media_id: str, record: dict[str, str], score: float) -> None:
+        await self._run(self._store.create, media_id, record, score)
+
+    async def get(self, media_id: str) -> dict[str, str] | None:
+        return await self._run(self._store.get, media_id)
+
+    async def delete(self, media_id: str) -> bool:
+        return await self._run(self._store.delete, media_id)
+
+    async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
+        return await self._run(self._store.page, limit, after, state)
+
+    async def close(self) -> None:
+        if self.store is not None:
+            self.store.db.close()

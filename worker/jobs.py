@@ -1,0 +1,149 @@
+"""One job from delivery to ack: the worker's state machine.
+
+Every step is idempotent, so a delivery may be repeated after a crash at any point:
+  record gone or terminal -> ack and skip (a duplicate, or deleted meanwhile)
+  too many attempts        -> Error 422 (the image crashed or timed out the worker each time)
+  Processing (by worker)   -> thumbnail written under a temp name and renamed into place
+  Completed / Error        -> written only while the record is still Processing, then raw removed
+A record deleted while we worked makes the final transition fail; we then remove our thumbnail,
+so nothing comes back after a DELETE. Outages of the store or the volume are retried with backoff;
+when the retries run out the job is dead-lettered and, if the store answers, marked Error 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+from redis.exceptions import RedisError
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from common import media, state
+from common.config import Settings
+from common.volume import Volume, is_media_id
+from worker.backends import Delivery, Store
+from worker.metrics import WorkerMetrics
+from worker.thumbnails import ImageRejected, ThumbHandler, Thumbnail
+
+log = logging.getLogger(__name__)
+
+# Faults of our own infrastructure, worth retrying; anything else about a job is final.
+TRANSIENT = (RedisError, sqlite3.OperationalError, OSError)
+
+
+class Outcome(Enum):
+    COMPLETED = "completed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class SourceMissing(Exception):
+    """The upload is not on the volume although the volume itself is fine."""
+
+
+@dataclass
+class JobRunner:
+    settings: Settings
+    store: Store
+    volume: Volume
+    handler: ThumbHandler
+    metrics: WorkerMetrics
+
+    def run(self, delivery: Delivery) -> tuple[Outcome, str]:
+        """Decide and record the job's outcome; returns it with a reason. Never raises for a job."""
+        conf = self.settings.worker
+        counted: list[bool] = []  # one attempt per delivery, however many retries it takes
+        retrying = Retrying(
+            stop=stop_after_attempt(conf.max_retries),
+            wait=wait_exponential(multiplier=conf.retry_base_delay, max=conf.retry_max_delay),
+            retry=retry_if_exception_type(TRANSIENT),
+            before_sleep=lambda rs: log.warning(
+                "transient fault, retrying",
+                extra={"media_id": delivery.media_id, "error": repr(rs.outcome.exception())},
+            ),
+        )
+        try:
+            return retrying(self._attempt, delivery, counted)
+        except RetryError as exc:
+            reason = f"gave up after {conf.max_retries} tries: {exc.last_attempt.exception()!r}"
+            self._record_gave_up(delivery.media_id, reason)
+            return Outcome.DEAD_LETTERED, reason
+
+    def _attempt(self, delivery: Delivery, counted: list[bool]) -> tuple[Outcome, str]:  # noqa: PLR0911
+        media_id = delivery.media_id
+        if not is_media_id(media_id):
+            return Outcome.SKIPPED, "message body is not a media id"
+        record = self.store.get(media_id)
+        if record is None:
+            return Outcome.SKIPPED, "no record: deleted, or never accepted"
+        if state.is_terminal(record):
+            if record["state"] == state.State.COMPLETED:
+                self.volume.raw_path(media_id).unlink(missing_ok=True)
+            return Outcome.SKIPPED, f"already {record['state']}"
+        media_type = media.BY_NAME.get(record.get("media_type", ""))
+        if media_type is None:
+            unknown = record.get("media_type")
+            return self._finish_error(media_id, state.UNSUPPORTED, f"unsupported media type {unknown!r}")
+        if not counted:
+            attempts = self.store.add_attempt(media_id)
+            counted.append(True)
+            if attempts > self.settings.worker.max_attempts:
+                return self._finish_error(
+                    media_id, state.UNDECODABLE,
+                    f"gave up after {attempts - 1} attempts: the image crashed or timed out the worker each time",
+                )
+        if not self.store.transition(media_id, state.State.PROCESSING, state.taken(state.now())):
+            return Outcome.SKIPPED, "record changed meanwhile"
+        self.metrics.observe_wait(record)
+        try:
+            thumbnail = self._make(media_id, media_type)
+        except ImageRejected as exc:
+            return self._finish_error(media_id, exc.code, exc.message)
+        except SourceMissing as exc:
+            return self._finish_error(media_id, state.UNDECODABLE, str(exc))
+        self.volume.write_thumbnail(media_id, thumbnail.media_type, thumbnail.data)
+        done = state.completed(thumbnail.media_type.name, thumbnail.width, thumbnail.height, state.now())
+        if not self.store.transition(media_id, state.State.PROCESSING, done):
+            # Deleted (or finished by a twin delivery) while we worked: leave nothing behind.
+            if self.store.get(media_id) is None:
+                self.volume.remove(media_id, thumbnail.media_type)
+            return Outcome.SKIPPED, "record deleted or finished meanwhile"
+        self.volume.raw_path(media_id).unlink(missing_ok=True)
+        return Outcome.COMPLETED, f"{thumbnail.width}x{thumbnail.height}, {thumbnail.frames} frame(s)"
+
+    def _make(self, media_id: str, media_type: media.MediaType) -> Thumbnail:
+        source = self.volume.raw_path(media_id)
+        if not source.exists():
+            self.volume.check_writable()  # an unreachable volume is an outage, not a missing file
+            raise SourceMissing("the upload is missing from the volume")
+        started = time.perf_counter()
+        # ImageMagick's own time limit is fatal and counts from process start; this bounds one
+        # job instead. SIGALRM's default action ends the process even inside C code; the job is
+        # redelivered and counted as an attempt, and max_attempts ends it as an Error.
+        signal.alarm(self.settings.worker.job_timeout)
+        try:
+            return self.handler.make(source, media_type)
+        finally:
+            signal.alarm(0)
+            self.metrics.processing.observe(time.perf_counter() - started)
+
+    def _finish_error(self, media_id: str, code: int, message: str) -> tuple[Outcome, str]:
+        if self.store.transition(media_id, state.State.PROCESSING, state.failed(code, message, state.now())):
+            self.volume.raw_path(media_id).unlink(missing_ok=True)
+        return Outcome.ERROR, f"{code} {message}"
+
+    def _record_gave_up(self, media_id: str, reason: str) -> None:
+        try:
+            if is_media_id(media_id):
+                self.store.transition(
+                    media_id, state.State.PROCESSING, state.failed(state.GAVE_UP, reason, state.now())
+                )
+        except TRANSIENT as exc:
+            # The store is still down: the record stays Processing with its upload kept, and the
+            # server's start-up recovery pass re-queues it.
+            log.warning("could not mark Error either", extra={"media_id": media_id, "error": repr(exc)})

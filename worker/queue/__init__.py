@@ -1,0 +1,1 @@
+"""Job consumers for the worker: `rabbitmq` (distributed) and `sqlite` (embedded)."""

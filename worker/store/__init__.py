@@ -1,0 +1,1 @@
+"""State stores for the worker: `redis` (distributed) and `sqlite` (embedded)."""

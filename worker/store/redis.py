@@ -1,0 +1,38 @@
+"""Media records in Redis, changed only from the state the worker expects (redis-py, blocking)."""
+
+from __future__ import annotations
+
+import redis
+
+from common.config import Settings
+from common.keys import ATTEMPT_SCRIPT, TRANSITION_SCRIPT, media_key
+
+
+class RedisStore:
+    def __init__(self, settings: Settings) -> None:
+        conf = settings.redis
+        self.prefix = conf.prefix
+        self.client = redis.Redis.from_url(
+            conf.url,
+            decode_responses=True,
+            socket_timeout=conf.timeout,
+            socket_connect_timeout=conf.timeout,
+            health_check_interval=10,
+        )
+        self._transition = self.client.register_script(TRANSITION_SCRIPT)
+        self._attempt = self.client.register_script(ATTEMPT_SCRIPT)
+
+    def get(self, media_id: str) -> dict[str, str] | None:
+        return self.client.hgetall(media_key(self.prefix, media_id)) or None
+
+    def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+        args = [expected_state]
+        for name, value in fields.items():
+            args += [name, value]
+        return bool(self._transition(keys=[media_key(self.prefix, media_id)], args=args))
+
+    def add_attempt(self, media_id: str) -> int:
+        return int(self._attempt(keys=[media_key(self.prefix, media_id)]))
+
+    def close(self) -> None:
+        self.client.close()
