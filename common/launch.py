@@ -26,8 +26,9 @@ def main() -> int:
     args = parser.parse_args()
     settings = load_settings()
     setup_logging(settings.log, "launch")
-    workers = args.workers if args.workers is not None else settings.worker.processes
-    workers = workers or os.cpu_count() or 1
+    workers = args.workers
+    if workers is None:
+        workers = settings.worker.processes or os.cpu_count() or 1
     if settings.backends.queue == "sqlite":
         db = Database(settings.path(settings.sqlite.path))
         released = SQLiteQueue(db, settings.sqlite.lease_seconds).release_all()

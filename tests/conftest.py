@@ -1,0 +1,52 @@
+"""Fixtures: the real Redis and RabbitMQ must answer (a missing one fails the run, never skips it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+import redis
+
+from tests.harness import AMQP_URL, MODES, REDIS_URL, Service
+
+PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_services() -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not answering at {REDIS_URL} (run `make services`): {exc}")
+    try:
+        pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close()
+    except pika.exceptions.AMQPError as exc:
+        pytest.fail(f"RabbitMQ is not answering at {AMQP_URL} (run `make services`): {exc!r}")
+
+
+def running(service: Service) -> Iterator[Service]:
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+        service.cleanup()
+
+
+@pytest.fixture(scope="module", params=MODES)
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The whole service with two workers, in each mode: behaviour must not differ between them."""
+    yield from running(Service(request.param, tmp_path_factory.mktemp(request.param)))
+
+
+@pytest.fixture(scope="module", params=MODES)
+def idle_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """No workers: every accepted job stays Processing."""
+    yield from running(Service(request.param, tmp_path_factory.mktemp(f"idle-{request.param}"), workers=0))
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(PHOTOS.iterdir()) if p.suffix in (".jpg", ".png")}

@@ -1,0 +1,210 @@
+"""Start the real service as processes, the way `make run` / `make stack` do, and talk HTTP to it.
+
+Each Service gets its own volume, SQLite file, Redis key prefix and RabbitMQ queue, so tests never
+see each other's jobs even on one shared Redis and RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pika
+import psutil
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = "redis://127.0.0.1:6379/0"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+MODES = ("embedded", "distributed")
+TERMINAL = ("Completed", "Error")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        "THUMBNAILIFY_SERVER_PORT": str(free_port()),
+        "THUMBNAILIFY_FILES_ROOT": str(workdir / "media"),
+        "THUMBNAILIFY_SQLITE_PATH": str(workdir / "state.db"),
+        "THUMBNAILIFY_REDIS_URL": REDIS_URL,
+        "THUMBNAILIFY_REDIS_PREFIX": f"test-{tag}:",
+        "THUMBNAILIFY_RABBITMQ_URL": AMQP_URL,
+        "THUMBNAILIFY_RABBITMQ_QUEUE": f"test-{tag}",
+        "THUMBNAILIFY_BACKENDS_STORE": "sqlite" if mode == "embedded" else "redis",
+        "THUMBNAILIFY_BACKENDS_QUEUE": "sqlite" if mode == "embedded" else "rabbitmq",
+        "THUMBNAILIFY_LOG_LEVEL": "INFO",
+    }
+    env.update(overrides)
+    return env
+
+
+class Service:
+    """`python -m common.launch` (server + supervised workers) with its own backends' namespace."""
+
+    def __init__(self, mode: str, workdir: Path, workers: int = 2, **overrides: str) -> None:
+        self.mode = mode
+        self.workdir = workdir
+        self.workers = workers
+        self.env = service_env(mode, workdir, **overrides)
+        self.port = int(self.env["THUMBNAILIFY_SERVER_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "service.log"
+        self.http = requests.Session()
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self, timeout: float = 30) -> Service:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "common.launch", "--workers", str(self.workers)],
+            cwd=ROOT, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is None or self.process.poll() is None, self.logs()
+            try:
+                if self.http.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"service not ready after {timeout}s:\n{self.logs()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
+        if self.process is None:
+            return 0
+        process, self.process = self.process, None
+        if process.poll() is None:
+            process.send_signal(sig)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            for child in psutil.Process(process.pid).children(recursive=True):
+                child.kill()
+            process.kill()
+            return process.wait()
+
+    def kill_all(self) -> None:
+        """SIGKILL the launcher and every process under it, as a power cut would."""
+        if self.process is None:
+            return
+        family = [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children(recursive=True)]
+        for proc in family:
+            proc.kill()
+        psutil.wait_procs(family, timeout=10)
+        self.process.wait()
+        self.process = None
+
+    def worker_pids(self) -> list[int]:
+        assert self.process is not None
+        children = psutil.Process(self.process.pid).children()
+        return [c.pid for c in children if "worker" in c.cmdline()]
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cleanup(self) -> None:
+        """Remove this service's Redis keys and RabbitMQ queues."""
+        if self.mode != "distributed":
+            return
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        queue = self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        channel = connection.channel()
+        for name in (queue, f"{queue}.dead"):
+            channel.queue_delete(name)
+        connection.close()
+
+    # -- HTTP -------------------------------------------------------------------------------
+    def post(self, data: bytes, content_type: str | None, *, raw: bool = False, **kwargs: object) -> requests.Response:
+        body = data if raw else base64.b64encode(data)
+        headers = {"Content-Type": content_type} if content_type is not None else {}
+        headers |= kwargs.pop("headers", {})  # type: ignore[operator]
+        return self.http.post(f"{self.url}/images", data=body, headers=headers, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs: object) -> requests.Response:
+        return self.http.get(f"{self.url}{path}", timeout=30, **kwargs)
+
+    def delete(self, path: str, **kwargs: object) -> requests.Response:
+        return self.http.delete(f"{self.url}{path}", timeout=30, **kwargs)
+
+    def upload(self, data: bytes, content_type: str) -> str:
+        response = self.post(data, content_type)
+        assert response.status_code == 202, response.text
+        return response.json()["media_id"]
+
+    def wait(self, media_id: str, timeout: float = 60) -> dict:
+        """Poll until the media is Completed or Error; returns the body with the HTTP status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.get(f"/images/{media_id}")
+            body = response.json()
+            if body.get("state") in TERMINAL or time.monotonic() > deadline:
+                return body | {"http_status": response.status_code}
+            time.sleep(0.05)
+
+    def thumbnail(self, media_id: str) -> tuple[bytes, str]:
+        response = self.get(f"/images/{media_id}/thumbnail", params={"encoding": "binary"})
+        assert response.status_code == 200, response.text
+        return response.content, response.headers["Content-Type"]
+
+    # -- what is stored ---------------------------------------------------------------------
+    def files_of(self, media_id: str) -> list[Path]:
+        root = Path(self.env["THUMBNAILIFY_FILES_ROOT"])
+        return sorted(p for p in root.rglob(f"*{media_id}*"))
+
+    def record(self, media_id: str) -> dict[str, str] | None:
+        """The stored state record, read straight from the backend (not through the API)."""
+        if self.mode == "distributed":
+            client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+            try:
+                return client.hgetall(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}") or None
+            finally:
+                client.close()
+        conn = sqlite3.connect(self.env["THUMBNAILIFY_SQLITE_PATH"])
+        try:
+            row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
+        finally:
+            conn.close()
+        return json.loads(row[0]) if row else None
+
+    def indexed(self, media_id: str) -> bool:
+        if self.mode == "distributed":
+            client = redis.Redis.from_url(REDIS_URL)
+            try:
+                return client.zscore(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}index", media_id) is not None
+            finally:
+                client.close()
+        return self.record(media_id) is not None
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's high-water resident set (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")

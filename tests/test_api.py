@@ -1,0 +1,213 @@
+"""The HTTP API end to end, against the real service in both modes (CONTRACT.md, "HTTP API")."""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+
+import pytest
+from PIL import Image
+
+from tests.harness import Service
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def decoded(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def test_photo_round_trip(service: Service, photos: dict[str, bytes]) -> None:
+    for name, data in photos.items():
+        content_type = "image/png" if name.endswith(".png") else "image/jpeg"
+        response = service.post(data, content_type)
+        assert response.status_code == 202, response.text
+        body = response.json()
+        media_id = body["media_id"]
+        assert response.headers["Location"] == f"/images/{media_id}"
+        assert uuid.UUID(media_id).version == 4
+        assert body["state"] == "Processing" and body["service"] == "webserver"
+        assert body["media_type"] == content_type
+
+        status = service.wait(media_id)
+        assert status["state"] == "Completed", status
+        assert status["http_status"] == 200
+        assert status["thumbnail"] == f"/images/{media_id}/thumbnail"
+        assert status["service"] == "worker"
+
+        thumb = service.get(f"/images/{media_id}/thumbnail")
+        assert thumb.status_code == 200
+        assert thumb.headers["Content-Type"] == content_type
+        image = decoded(base64.b64decode(thumb.content, validate=True))
+        source = decoded(data)
+        assert image.format == ("PNG" if content_type == "image/png" else "JPEG")
+        assert max(image.size) == 100 and min(image.size) <= 100
+        exact = min(100 / source.width, 100 / source.height)
+        assert abs(image.width - source.width * exact) <= 1, (name, image.size, source.size)
+        assert abs(image.height - source.height * exact) <= 1, (name, image.size, source.size)
+
+
+def test_small_image_is_not_enlarged(service: Service) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buffer, "PNG")
+    media_id = service.upload(buffer.getvalue(), "image/png")
+    assert service.wait(media_id)["state"] == "Completed"
+    data, content_type = service.thumbnail(media_id)
+    assert content_type == "image/png"
+    assert decoded(data).size == (40, 30)
+
+
+def test_binary_thumbnail_is_cacheable(service: Service, photos: dict[str, bytes]) -> None:
+    media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
+    service.wait(media_id)
+    response = service.get(f"/images/{media_id}/thumbnail", params={"encoding": "binary"})
+    assert response.status_code == 200
+    assert response.content.startswith(b"\xff\xd8\xff")
+    etag = response.headers["ETag"]
+    assert "max-age" in response.headers["Cache-Control"]
+    again = service.get(
+        f"/images/{media_id}/thumbnail", params={"encoding": "binary"}, headers={"If-None-Match": etag}
+    )
+    assert again.status_code == 304
+    assert service.get(f"/images/{media_id}/thumbnail", params={"encoding": "hex"}).status_code == 400
+
+
+def test_line_broken_base64_is_accepted(service: Service, photos: dict[str, bytes]) -> None:
+    body = base64.encodebytes(photos["chelsea.png"])  # 76-column lines, as the base64 CLI prints
+    assert b"\n" in body
+    response = service.post(body, "image/png", raw=True)
+    assert response.status_code == 202, response.text
+    assert service.wait(response.json()["media_id"])["state"] == "Completed"
+
+
+def test_jpg_alias_and_parameters(service: Service, photos: dict[str, bytes]) -> None:
+    response = service.post(photos["coffee.jpg"], "IMAGE/JPG; charset=binary")
+    assert response.status_code == 202, response.text
+    assert response.json()["media_type"] == "image/jpeg"
+
+
+def test_delete_removes_every_trace(service: Service, photos: dict[str, bytes]) -> None:
+    media_id = service.upload(photos["astronaut.jpg"], "image/jpeg")
+    assert service.wait(media_id)["state"] == "Completed"
+    assert [p.parent.name for p in service.files_of(media_id)] == ["thumbs"]
+    assert service.record(media_id) is not None
+    response = service.delete(f"/images/{media_id}")
+    assert response.status_code == 204
+    assert service.files_of(media_id) == []
+    assert service.record(media_id) is None
+    assert not service.indexed(media_id)
+    assert service.get(f"/images/{media_id}").status_code == 404
+    assert service.get(f"/images/{media_id}/thumbnail").status_code == 404
+    assert service.delete(f"/images/{media_id}").status_code == 404
+
+
+def test_processing_state_and_conflict(idle_service: Service, photos: dict[str, bytes]) -> None:
+    media_id = idle_service.upload(photos["coffee.jpg"], "image/jpeg")
+    response = idle_service.get(f"/images/{media_id}")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["state"] == "Processing" and "thumbnail" not in body
+    assert body["created_at"].endswith("Z")
+    thumb = idle_service.get(f"/images/{media_id}/thumbnail")
+    assert thumb.status_code == 409
+    assert "Processing" in thumb.json()["message"]
+    assert [p.parent.name for p in idle_service.files_of(media_id)] == ["raw"]
+    assert idle_service.delete(f"/images/{media_id}").status_code == 204
+    assert idle_service.files_of(media_id) == []
+
+
+def test_error_state_answers_with_worker_code(service: Service, photos: dict[str, bytes]) -> None:
+    truncated = photos["chelsea.png"][:400]
+    media_id = service.upload(truncated, "image/png")
+    status = service.wait(media_id)
+    assert status["state"] == "Error", status
+    assert status["http_status"] == 422
+    assert status["message"]
+    assert service.get(f"/images/{media_id}/thumbnail").status_code == 409
+    assert service.files_of(media_id) == []  # nothing to keep of a refused upload
+
+
+def test_list_newest_first_with_pagination(idle_service: Service, photos: dict[str, bytes]) -> None:
+    ids = [idle_service.upload(photos["coffee.jpg"], "image/jpeg") for _ in range(7)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        response = idle_service.get("/images", params=params)
+        assert response.status_code == 200
+        page = response.json()
+        assert len(page["items"]) <= 3
+        seen += [item["media_id"] for item in page["items"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    ours = [media_id for media_id in seen if media_id in ids]
+    assert ours == list(reversed(ids))
+    assert len(seen) == len(set(seen))
+    processing = idle_service.get("/images", params={"state": "Processing", "limit": 1000}).json()["items"]
+    assert set(ids) <= {item["media_id"] for item in processing}
+    assert idle_service.get("/images", params={"state": "Completed"}).json() == {"items": [], "next": None}
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [({"limit": 0}, 400), ({"limit": 1001}, 400), ({"limit": "x"}, 400), ({"state": "Done"}, 400),
+     ({"cursor": "not-a-cursor"}, 400), ({"limit": 1000}, 200)],
+)
+def test_list_rejects_bad_queries(service: Service, params: dict, status: int) -> None:
+    response = service.get("/images", params=params)
+    assert response.status_code == status
+    if status == 400:
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.json()["message"]
+
+
+def test_client_errors(service: Service, photos: dict[str, bytes]) -> None:
+    png = photos["chelsea.png"]
+    unpadded = base64.b64encode(png + b"\0" * (len(png) % 3 == 0)).rstrip(b"=")
+    cases = [
+        (service.post(png, None), 400, "Content-Type"),
+        (service.post(b"", "image/png", raw=True), 400, "empty"),
+        (service.post(b"\n\n", "image/png", raw=True), 400, "empty"),
+        (service.post(b"iVBORw0KGgo*", "image/png", raw=True), 400, "base64"),
+        (service.post(unpadded, "image/png", raw=True), 400, "padding"),
+        (service.post(png, "image/tiff"), 415, "image/tiff"),
+        (service.post(png, "text/plain"), 415, "text/plain"),
+        (service.post(png, "image/jpeg"), 415, "image/png"),
+        (service.post(b"%!PS-Adobe-3.0\n%%EOF\n", "image/jpeg"), 415, "postscript"),
+        (service.get("/images/not-a-uuid"), 404, "no such media"),
+        (service.get(f"/images/{uuid.uuid4()}"), 404, "no such media"),
+        (service.get(f"/images/{uuid.uuid4()}/thumbnail"), 404, "no such media"),
+        (service.delete(f"/images/{uuid.uuid4()}"), 404, "no such media"),
+        (service.get("/images/../../etc/passwd"), 404, ""),
+        (service.get("/nowhere"), 404, ""),
+        (service.http.put(f"{service.url}/images"), 405, ""),
+    ]
+    for response, status, fragment in cases:
+        assert response.status_code == status, (response.request.method, response.request.url, response.text)
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert fragment.lower() in response.json()["message"].lower()
+
+
+def test_too_large_upload_is_refused_early(service: Service) -> None:
+    limit = 20 * 1024 * 1024
+    body = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(limit))
+    response = service.post(body, "image/png", raw=True)
+    assert response.status_code == 413
+    assert "larger than" in response.json()["message"]
+    assert list((service.workdir / "media" / "raw").iterdir()) == []
+
+
+def test_operations_endpoints(service: Service) -> None:
+    assert service.get("/health").json() == {"status": "ok"}
+    ready = service.get("/ready")
+    assert ready.status_code == 200
+    expected = ["sqlite", "sqlite", "volume"] if service.mode == "embedded" else ["redis", "rabbitmq", "volume"]
+    assert ready.json()["backends"] == expected
+    metrics = service.get("/metrics")
+    assert metrics.status_code == 200
+    assert "thumbnailify_http_requests_total" in metrics.text
+    assert service.get("/openapi.json").json()["openapi"].startswith("3.1")
