@@ -8,6 +8,7 @@ claimed job whose lease runs out is handed out again.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     enqueued REAL NOT NULL,
     lease_until REAL NOT NULL DEFAULT 0,
     deliveries INTEGER NOT NULL DEFAULT 0,
+    owner INTEGER NOT NULL DEFAULT 0,
     dead INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT ''
 );
@@ -159,8 +161,22 @@ class ClaimedJob:
     enqueued: float
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class SQLiteQueue:
-    """A durable FIFO with leases: claim hands a job out, ack deletes it, a lapsed lease returns it."""
+    """A durable FIFO with leases: claim hands a job out, ack deletes it, a lapsed lease returns it.
+
+    Embedded means one machine, so a job held by a process that no longer exists (a worker killed
+    mid-job) is handed out again at once rather than when its lease runs out.
+    """
 
     def __init__(self, db: Database, lease_seconds: float) -> None:
         self.db = db
@@ -177,10 +193,10 @@ class SQLiteQueue:
         now = time.time()
         with self.db.transaction() as conn:
             row = conn.execute(
-                "UPDATE jobs SET lease_until = ?, deliveries = deliveries + 1 WHERE id = ("
+                "UPDATE jobs SET lease_until = ?, deliveries = deliveries + 1, owner = ? WHERE id = ("
                 " SELECT id FROM jobs WHERE dead = 0 AND lease_until <= ? ORDER BY id LIMIT 1)"
                 " RETURNING id, media_id, media_type, deliveries, enqueued",
-                (now + self.lease_seconds, now),
+                (now + self.lease_seconds, os.getpid(), now),
             ).fetchone()
         return ClaimedJob(*row) if row else None
 
@@ -191,6 +207,18 @@ class SQLiteQueue:
     def dead_letter(self, job_id: int, reason: str) -> None:
         with self.db.transaction() as conn:
             conn.execute("UPDATE jobs SET dead = 1, reason = ? WHERE id = ?", (reason, job_id))
+
+    def release_orphans(self) -> int:
+        """Hand out again the jobs whose claiming process has died."""
+        held = self.db.query("SELECT DISTINCT owner FROM jobs WHERE dead = 0 AND lease_until > ?", (time.time(),))
+        dead_owners = [owner for (owner,) in held if not _alive(owner)]
+        if not dead_owners:
+            return 0
+        marks = ",".join("?" * len(dead_owners))
+        with self.db.transaction() as conn:
+            return conn.execute(
+                f"UPDATE jobs SET lease_until = 0 WHERE dead = 0 AND owner IN ({marks})", dead_owners
+            ).rowcount
 
     def release_all(self) -> int:
         """Hand out again every claimed job; only safe when no worker is running."""

@@ -57,6 +57,7 @@ class Volume:
     def write_thumbnail(self, media_id: str, media_type: MediaType, data: bytes) -> Path:
         final = self.thumb_path(media_id, media_type)
         temp = self.temp_path(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
         try:
             temp.write_bytes(data)
             os.replace(temp, final)

@@ -27,12 +27,8 @@ def real_services() -> None:
 
 
 def running(service: Service) -> Iterator[Service]:
-    service.start()
-    try:
+    with service:
         yield service
-    finally:
-        service.stop()
-        service.cleanup()
 
 
 @pytest.fixture(scope="module", params=MODES)

@@ -58,6 +58,7 @@ class Service:
     """`python -m common.launch` (server + supervised workers) with its own backends' namespace."""
 
     def __init__(self, mode: str, workdir: Path, workers: int = 2, **overrides: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.mode = mode
         self.workdir = workdir
         self.workers = workers
@@ -69,24 +70,34 @@ class Service:
         self.http = requests.Session()
 
     # -- life cycle -------------------------------------------------------------------------
+    def __enter__(self) -> Service:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.cleanup()
+
     def start(self, timeout: float = 30) -> Service:
+        seen_before = self.logs().count("worker ready")
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "common.launch", "--workers", str(self.workers)],
             cwd=ROOT, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
         )
-        self.wait_ready(timeout)
+        self.wait_ready(timeout, seen_before)
         return self
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float, seen_before: int) -> None:
+        """Until /ready answers 200 and every worker of this start has said it is ready."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is None or self.process.poll() is None, self.logs()
             try:
-                if self.http.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return
+                ready = self.http.get(f"{self.url}/ready", timeout=2).status_code == 200
             except requests.ConnectionError:
-                pass
+                ready = False
+            if ready and self.logs().count("worker ready") - seen_before >= self.workers:
+                return
             time.sleep(0.1)
         raise AssertionError(f"service not ready after {timeout}s:\n{self.logs()}")
 
@@ -117,8 +128,14 @@ class Service:
 
     def worker_pids(self) -> list[int]:
         assert self.process is not None
-        children = psutil.Process(self.process.pid).children()
-        return [c.pid for c in children if "worker" in c.cmdline()]
+        pids = []
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "worker" in child.cmdline():
+                    pids.append(child.pid)
+            except psutil.Error:
+                continue  # exited meanwhile
+        return pids
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -127,7 +144,7 @@ class Service:
         """Remove this service's Redis keys and RabbitMQ queues."""
         if self.mode != "distributed":
             return
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(self.redis_url)
         keys = list(client.scan_iter(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}*"))
         if keys:
             client.delete(*keys)
@@ -173,6 +190,17 @@ class Service:
         return response.content, response.headers["Content-Type"]
 
     # -- what is stored ---------------------------------------------------------------------
+    @property
+    def queue(self) -> str:
+        return self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
+
+    @property
+    def redis_url(self) -> str:
+        return self.env["THUMBNAILIFY_REDIS_URL"]
+
+    def media_dir(self, kind: str) -> Path:
+        return Path(self.env["THUMBNAILIFY_FILES_ROOT"]) / kind
+
     def files_of(self, media_id: str) -> list[Path]:
         root = Path(self.env["THUMBNAILIFY_FILES_ROOT"])
         return sorted(p for p in root.rglob(f"*{media_id}*"))
@@ -180,7 +208,7 @@ class Service:
     def record(self, media_id: str) -> dict[str, str] | None:
         """The stored state record, read straight from the backend (not through the API)."""
         if self.mode == "distributed":
-            client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+            client = redis.Redis.from_url(self.redis_url, decode_responses=True)
             try:
                 return client.hgetall(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}") or None
             finally:
@@ -194,7 +222,7 @@ class Service:
 
     def indexed(self, media_id: str) -> bool:
         if self.mode == "distributed":
-            client = redis.Redis.from_url(REDIS_URL)
+            client = redis.Redis.from_url(self.redis_url)
             try:
                 return client.zscore(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}index", media_id) is not None
             finally:
@@ -208,3 +236,66 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmHWM")
+
+
+def queue_depth(queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        return connection.channel().queue_declare(queue, durable=True, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def publish_raw(queue: str, body: bytes, headers: dict | None) -> None:
+    """Put a message on the work queue as a foreign or broken producer would."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True)
+        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, headers=headers))
+    finally:
+        connection.close()
+
+
+def wait_until(predicate: object, timeout: float, message: str = "condition", interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class PrivateRedis:
+    """A Redis of the test's own (append-only file, so data survives its restarts) to stop at will."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        subprocess.run(
+            ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(self.port),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir),
+             "--pidfile", str(self.workdir / "redis.pid")],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        wait_until(self.answers, 10, "private redis to start")
+
+    def stop(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown"], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: not self.answers(), 10, "private redis to stop")
+
+    def answers(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+
+def rabbitmq_app(action: str) -> None:
+    """`stop_app` closes the AMQP listener (connections refused); `start_app` brings it back."""
+    subprocess.run(["rabbitmqctl", "-q", action], check=True, stdout=subprocess.DEVNULL, timeout=120)
+    if action == "start_app":
+        subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, stdout=subprocess.DEVNULL, timeout=120)

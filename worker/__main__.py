@@ -56,7 +56,10 @@ def build(settings: Settings) -> tuple[JobRunner, Consumer, Store]:
     store: Store = load_backend(TABLE, "store", names.store)(settings)
     consumer: Consumer = load_backend(TABLE, "queue", names.queue)(settings)
     volume = Volume(settings.path(settings.files.root))
-    volume.prepare()
+    try:
+        volume.prepare()
+    except OSError as exc:  # not fatal: each job checks the volume and retries through outages
+        log.warning("media volume not usable yet: %s", exc)
     runner = JobRunner(settings, store, volume, ThumbHandler(settings.thumbnail, settings.limits), WorkerMetrics())
     return runner, consumer, store
 

@@ -8,15 +8,21 @@ from common.config import Settings
 from common.sqlite import Database, SQLiteQueue
 from worker.backends import Delivery
 
+REAP_INTERVAL = 1.0
+
 
 class SQLiteConsumer:
     def __init__(self, settings: Settings) -> None:
         self.queue = SQLiteQueue(Database(settings.path(settings.sqlite.path)), settings.sqlite.lease_seconds)
         self.poll_interval = settings.worker.poll_interval
+        self.next_reap = 0.0
 
     def next(self, timeout: float) -> Delivery | None:
         deadline = time.monotonic() + timeout
         while True:
+            if time.monotonic() >= self.next_reap:
+                self.queue.release_orphans()  # jobs of killed workers go back without waiting
+                self.next_reap = time.monotonic() + REAP_INTERVAL
             job = self.queue.claim()
             if job is not None:
                 return Delivery(job.media_id, job.media_type, job.deliveries > 1, job.job_id)

@@ -1,0 +1,309 @@
+"""Delivery guarantees under faults, on the real services: a 202 always ends Completed or Error.
+
+These tests kill workers, stop RabbitMQ and a Redis of their own, and race DELETEs against
+workers. Each restores what it stopped in a `finally`, so the machine is left as it was. Figures
+are printed (run with -s to see them) for the closing note.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from contextlib import closing
+from pathlib import Path
+
+import pika
+import psutil
+import pytest
+import redis
+import requests
+from PIL import Image
+
+from tests.harness import (
+    AMQP_URL,
+    MODES,
+    ROOT,
+    PrivateRedis,
+    Service,
+    publish_raw,
+    queue_depth,
+    rabbitmq_app,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
+
+
+def camera_jpeg(seed: int, photo: bytes) -> bytes:
+    """A 12 MP JPEG made from a real photo, so a job takes a camera-sized decode."""
+    image = Image.open(io.BytesIO(photo)).convert("RGB").resize((4000, 3000), Image.Resampling.BILINEAR)
+    noise = Image.effect_noise((4000, 3000), 12 + seed % 5).convert("RGB")
+    buffer = io.BytesIO()
+    Image.blend(image, noise, 0.08).save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def big_jpeg(photos: dict[str, bytes]) -> bytes:
+    return camera_jpeg(1, photos["coffee.jpg"])
+
+
+def report(name: str, **figures: object) -> None:
+    print(f"\nFAULT-FIGURES {name}: " + json.dumps(figures))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_kill_9_worker_mid_stream_loses_nothing(mode: str, tmp_path: Path, big_jpeg: bytes) -> None:
+    with Service(mode, tmp_path) as service:
+        ids = [service.upload(big_jpeg, "image/jpeg") for _ in range(100)]
+        kills = 0
+        for _ in range(2):
+            time.sleep(0.4)
+            victim = service.worker_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            kills += 1
+        states = Counter(service.wait(media_id, timeout=120)["state"] for media_id in ids)
+        listed = service.get("/images", params={"limit": 1000}).json()["items"]
+        listed_ids = [item["media_id"] for item in listed]
+        report(f"kill-9-{mode}", sent=len(ids), kills=kills, completed=states["Completed"],
+               error=states["Error"], stuck=states["Processing"], listed=len(listed_ids))
+        assert states == {"Completed": 100}
+        assert sorted(listed_ids) == sorted(ids)
+        assert all(len(service.files_of(media_id)) == 1 for media_id in ids)
+        assert "exited with -9" in service.logs()
+
+
+def post_stream(service: Service, payload: bytes, stop: threading.Event, results: list) -> None:
+    session = requests.Session()
+    while not stop.is_set():
+        try:
+            response = session.post(
+                f"{service.url}/images", data=payload, headers={"Content-Type": "image/jpeg"}, timeout=30
+            )
+            media_id = response.json().get("media_id") if response.status_code == 202 else None
+            results.append((response.status_code, response.headers.get("Retry-After"), media_id))
+        except requests.RequestException as exc:
+            results.append((0, None, repr(exc)))
+        time.sleep(0.02)
+
+
+def outage(service: Service, photo: bytes, toggles: tuple[object, object], failing: str, name: str) -> None:
+    """POST continuously through an outage; every answer 202 or 503, every 202 completes."""
+    results: list = []
+    stop = threading.Event()
+    poster = threading.Thread(target=post_stream, args=(service, base64.b64encode(photo), stop, results))
+    poster.start()
+    try:
+        time.sleep(1.0)
+        down, up = toggles
+        down()  # type: ignore[operator]
+        try:
+            time.sleep(1.0)
+            ready = service.get("/ready")
+            assert ready.status_code == 503, ready.text
+            assert failing in ready.json()["failing"]
+            time.sleep(2.0)
+        finally:
+            up()  # type: ignore[operator]
+        wait_until(lambda: service.get("/ready").status_code == 200, 60, "ready again")
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        poster.join()
+    statuses = Counter(status for status, _, _ in results)
+    accepted = [media_id for status, _, media_id in results if status == 202]
+    assert set(statuses) <= {202, 503}, statuses
+    assert statuses[503] > 0, "the outage was not seen"
+    assert all(retry == "5" for status, retry, _ in results if status == 503)
+    finals = Counter(service.wait(media_id, timeout=120)["state"] for media_id in accepted)
+    listed = service.get("/images", params={"limit": 1000}).json()["items"]
+    report(name, posts=len(results), accepted=len(accepted), unavailable=statuses[503],
+           other_5xx=sum(n for s, n in statuses.items() if s >= 500 and s != 503),
+           completed=finals["Completed"], error=finals["Error"], stuck=finals["Processing"],
+           lost=len(accepted) - sum(finals.values()))
+    assert finals == {"Completed": len(accepted)}
+    # Nothing of a 503'd upload was kept: exactly the accepted ones are listed and on disk.
+    assert sorted(item["media_id"] for item in listed) == sorted(accepted)
+    assert list(service.media_dir("raw").iterdir()) == []
+    assert len(list(service.media_dir("thumbs").iterdir())) == len(accepted)
+
+
+def test_rabbitmq_outage_during_uploads(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    with Service("distributed", tmp_path) as service:
+        toggles = (lambda: rabbitmq_app("stop_app"), lambda: rabbitmq_app("start_app"))
+        outage(service, photos["coffee.jpg"], toggles, "rabbitmq", "rabbitmq-outage")
+
+
+def test_redis_outage_during_uploads(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    private = PrivateRedis(tmp_path)
+    private.start()
+    try:
+        service = Service("distributed", tmp_path / "svc", THUMBNAILIFY_REDIS_URL=private.url)
+        with service as running:
+            outage(running, photos["coffee.jpg"], (private.stop, private.start), "redis", "redis-outage")
+    finally:
+        private.stop()
+
+
+def test_sigterm_lets_a_busy_worker_finish(tmp_path: Path) -> None:
+    """A standalone worker gets SIGTERM in the middle of a slow job: job Completed, acked, exit 0."""
+    service = Service("distributed", tmp_path, workers=0)
+    with service as running:
+        buffer = io.BytesIO()
+        Image.linear_gradient("L").resize((7000, 7000)).convert("RGB").save(buffer, "PNG", compress_level=1)
+        media_id = running.upload(buffer.getvalue(), "image/png")
+        log = (tmp_path / "worker.log").open("wb")
+        worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=os.environ | running.env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: (running.record(media_id) or {}).get("service") == "worker", 30, "the worker to start")
+            assert running.record(media_id)["state"] == "Processing"
+            worker.send_signal(signal.SIGTERM)
+            code = worker.wait(90)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        assert code == 0
+        assert running.record(media_id)["state"] == "Completed"
+        assert queue_depth(running.queue) == 0  # acked, not waiting for redelivery
+        assert "finishing the current job" in (tmp_path / "worker.log").read_text()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_delete_racing_workers_resurrects_nothing(mode: str, tmp_path: Path, photos: dict[str, bytes]) -> None:
+    rng = random.Random(7)
+    with Service(mode, tmp_path) as service:
+        ids = []
+        for index in range(40):
+            media_id = service.upload(photos["astronaut.jpg" if index % 2 else "chelsea.png"],
+                                      "image/jpeg" if index % 2 else "image/png")
+            time.sleep(rng.uniform(0, 0.06))
+            assert service.delete(f"/images/{media_id}").status_code == 204
+            ids.append(media_id)
+        time.sleep(3)  # let every worker finish whatever it had
+        leftovers = [media_id for media_id in ids if service.record(media_id) or service.files_of(media_id)]
+        report(f"delete-race-{mode}", deleted=len(ids), resurrected=len(leftovers))
+        assert leftovers == []
+        assert not any(service.indexed(media_id) for media_id in ids)
+
+
+def test_poison_messages_are_acked_and_logged(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    with Service("distributed", tmp_path) as service:
+        workers = sorted(service.worker_pids())
+        prefix = service.env["THUMBNAILIFY_REDIS_PREFIX"]
+        client = redis.Redis.from_url(service.redis_url, decode_responses=True)
+        no_file = str(uuid.uuid4())
+        unknown_type = str(uuid.uuid4())
+        record = {"media_type": "image/jpeg", "service": "webserver", "state": "Processing", "message": "",
+                  "code": "202", "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z"}
+        client.hset(f"{prefix}media:{no_file}", mapping=record)
+        client.hset(f"{prefix}media:{unknown_type}", mapping=record | {"media_type": "image/bmp"})
+        service.media_dir("raw").joinpath(unknown_type).write_bytes(b"BM....")
+        poison = [
+            (b"not-a-media-id", {"media_type": "image/png"}),
+            (str(uuid.uuid4()).encode(), {"media_type": "image/png"}),  # no state
+            (no_file.encode(), {"media_type": "image/jpeg"}),
+            (b"\xff\xfe\x00garbage", None),
+            (str(uuid.uuid4()).encode(), {"media_type": 12345, "other": ["x"]}),
+            (unknown_type.encode(), {"media_type": "image/bmp"}),
+        ]
+        for body, headers in poison:
+            publish_raw(service.queue, body, headers)
+        wait_until(lambda: queue_depth(service.queue) == 0, 30, "the poison to be consumed")
+        time.sleep(1)
+        assert client.hget(f"{prefix}media:{no_file}", "state") == "Error"
+        assert "missing" in client.hget(f"{prefix}media:{no_file}", "message")
+        assert client.hget(f"{prefix}media:{unknown_type}", "code") == "415"
+        client.close()
+        assert sorted(service.worker_pids()) == workers  # nobody crashed or restarted
+        logs = service.logs()
+        assert logs.count("job skipped") >= 3 and "message body is not a media id" in logs
+        # and the service still works
+        media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
+        assert service.wait(media_id)["state"] == "Completed"
+
+
+def test_volume_outage_retries_then_dead_letters(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    service = Service("distributed", tmp_path, THUMBNAILIFY_WORKER_MAX_RETRIES="3",
+                      THUMBNAILIFY_WORKER_RETRY_BASE_DELAY="0.1")
+    with service as running:
+        thumbs = running.media_dir("thumbs")
+        thumbs.rename(thumbs.with_name("thumbs-away"))
+        thumbs.write_bytes(b"")  # a file where the folder was: every thumbnail write fails
+        try:
+            media_id = running.upload(photos["coffee.jpg"], "image/jpeg")
+            status = running.wait(media_id, timeout=60)
+        finally:
+            thumbs.unlink()
+            thumbs.with_name("thumbs-away").rename(thumbs)
+        assert status["state"] == "Error" and status["http_status"] == 503, status
+        assert "gave up after 3 tries" in status["message"]
+        assert queue_depth(f"{running.queue}.dead") == 1
+        assert running.logs().count("transient fault, retrying") >= 2
+        again = running.upload(photos["coffee.jpg"], "image/jpeg")
+        assert running.wait(again)["state"] == "Completed"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_recovery_pass_requeues_lost_jobs(mode: str, tmp_path: Path, photos: dict[str, bytes]) -> None:
+    """A Processing record with its upload but no message (lost before the fix) is re-queued at start."""
+    service = Service(mode, tmp_path, workers=0)
+    service.start()
+    try:
+        media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
+        service.stop()
+        lose_messages(service)
+        backdate(service, media_id)
+        service.workers = 1
+        service.start()
+        assert service.wait(media_id)["state"] == "Completed"
+        assert "1 stale jobs re-queued" in service.logs()
+    finally:
+        service.stop()
+        service.cleanup()
+
+
+def lose_messages(service: Service) -> None:
+    if service.mode == "distributed":
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        connection.channel().queue_purge(service.queue)
+        connection.close()
+        return
+    with closing(sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"])) as conn, conn:
+        conn.execute("DELETE FROM jobs")
+
+
+def backdate(service: Service, media_id: str) -> None:
+    """Make the record look untouched for two minutes, past server.recovery_min_age."""
+    old = "2026-01-01T00:00:00.000Z"
+    if service.mode == "distributed":
+        client = redis.Redis.from_url(service.redis_url)
+        client.hset(f"{service.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}", "updated_at", old)
+        client.close()
+        return
+    with closing(sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"])) as conn, conn:
+        conn.execute("UPDATE media SET record = json_set(record, '$.updated_at', ?) WHERE media_id = ?",
+                     (old, media_id))
+
+
+def test_worker_survives_its_process_being_killed_repeatedly(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    """The supervisor restarts killed workers; jobs keep flowing (no crash loop takes the service down)."""
+    with Service("distributed", tmp_path, workers=1) as service:
+        for _ in range(3):
+            pid = service.worker_pids()[0]
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda p=pid: service.worker_pids() and service.worker_pids()[0] != p, 30, "a restart")
+        wait_until(lambda: all(psutil.Process(p).is_running() for p in service.worker_pids()), 10, "workers")
+        media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
+        assert service.wait(media_id, timeout=60)["state"] == "Completed"
