@@ -36,7 +36,13 @@ def main() -> int:
         if released:
             log.info("%d queued jobs from an earlier run are ready again", released)
     children = [Child("server", [sys.executable, "-m", "server"])]
-    children += [Child(f"worker-{i}", [sys.executable, "-m", "worker"]) for i in range(workers)]
+    # Workers on one machine cannot share a metrics port: worker i serves on metrics_port + i.
+    base_port = settings.worker.metrics_port
+    children += [
+        Child(f"worker-{i}", [sys.executable, "-m", "worker"],
+              {"THUMBNAILIFY_WORKER_METRICS_PORT": str(base_port + i)} if base_port else {})
+        for i in range(workers)
+    ]
     log.info(
         "starting server on http://%s:%d with %d workers (store=%s, queue=%s)",
         settings.server.host, settings.server.port, workers, settings.backends.store, settings.backends.queue,
