@@ -7,28 +7,42 @@ code the state record keeps: 413 too many pixels, 415 not a format we read, 422 
 
 from __future__ import annotations
 
-import warnings
+import ctypes
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from wand.api import library
-from wand.exceptions import (
-    CorruptImageWarning,
-    MissingDelegateError,
-    PolicyError,
-    ResourceLimitError,
-    WandException,
-)
+import imagesize
+from wand.api import libmagick, library
+from wand.exceptions import MissingDelegateError, PolicyError, ResourceLimitError, WandException
 from wand.image import COLORSPACE_TYPES, Image
 from wand.resource import limits
 
 from common import state
 from common.config import LimitsSettings, ThumbnailSettings
-from common.media import JPEG, MediaType
+from common.media import GIF, JPEG, MediaType
 
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
-# EXIF orientations 5-8 turn the stored image a quarter: width and height trade places.
-SWAPPED_ORIENTATIONS = frozenset({"left_top", "right_top", "right_bottom", "left_bottom"})
+CORRUPT_IMAGE_WARNING = 325  # MagickCore's ExceptionType value
+
+
+class _ExceptionInfo(ctypes.Structure):
+    """The leading fields of MagickCore's ExceptionInfo."""
+
+    _fields_ = (
+        ("severity", ctypes.c_int),
+        ("error_number", ctypes.c_int),
+        ("reason", ctypes.c_char_p),
+        ("description", ctypes.c_char_p),
+    )
+
+
+library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
+library.GetImageFromMagickWand.restype = ctypes.c_void_p
+libmagick.AcquireExceptionInfo.restype = ctypes.POINTER(_ExceptionInfo)
+libmagick.GetImageException.argtypes = [ctypes.c_void_p, ctypes.POINTER(_ExceptionInfo)]
+libmagick.DestroyExceptionInfo.argtypes = [ctypes.POINTER(_ExceptionInfo)]
+libmagick.DestroyExceptionInfo.restype = ctypes.c_void_p
 
 
 class ImageRejected(Exception):
@@ -70,6 +84,37 @@ def _bytes(text: str) -> int:
     return int(text)
 
 
+def header_size(source: Path, media_type: MediaType) -> tuple[int, int] | None:
+    """Width and height as the file's header declares them, upright, without decoding pixels.
+
+    imagesize turns a JPEG's size by its EXIF orientation; it reads a GIF's size as signed
+    16-bit numbers (65535 becomes -1), so a GIF's logical screen is read here.
+    """
+    try:
+        if media_type is GIF:
+            with source.open("rb") as file:
+                head = file.read(10)
+            return struct.unpack("<HH", head[6:10]) if len(head) == 10 else None
+        width, height = imagesize.get(source)
+    except (OSError, ValueError, struct.error):
+        return None
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def corrupt_image_warning(img: Image) -> str | None:
+    """The CorruptImageWarning a successful read left on the image (a JPEG cut mid-scan decodes
+    "fine" with grey rows). ImageMagick 6 files it on the image, where Wand never looks."""
+    info = libmagick.AcquireExceptionInfo()
+    try:
+        libmagick.GetImageException(library.GetImageFromMagickWand(img.wand), info)
+        found = info.contents
+        if found.severity != CORRUPT_IMAGE_WARNING:
+            return None
+        return " ".join(part.decode(errors="replace") for part in (found.reason, found.description) if part)
+    finally:
+        libmagick.DestroyExceptionInfo(info)
+
+
 def _colorspace(img: Image) -> str:
     # Wand's img.colorspace raises IndexError on enum values it does not list (linear gray PNGs).
     value = library.MagickGetImageColorspace(img.wand)
@@ -89,51 +134,38 @@ class ThumbHandler:
         if method is None:
             raise ImageRejected(state.UNSUPPORTED, f"no thumbnails for {media_type.name} yet")
         try:
-            with warnings.catch_warnings():
-                # A truncated file decodes "with a warning" into grey rows; we refuse it instead.
-                warnings.simplefilter("error", CorruptImageWarning)
-                return method(source, media_type)
+            return method(source, media_type)
         except ResourceLimitError as exc:
             raise ImageRejected(state.TOO_MANY_PIXELS, f"image exceeds a size limit: {exc}") from exc
         except (PolicyError, MissingDelegateError) as exc:
             raise ImageRejected(state.UNSUPPORTED, f"format not supported: {exc}") from exc
-        except (WandException, CorruptImageWarning) as exc:
+        except WandException as exc:
             raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {exc}") from exc
 
     def _make_image(self, source: Path, media_type: MediaType) -> Thumbnail:
-        frames, width, height = self._inspect(source, media_type)
+        size = header_size(source, media_type)
+        if size is not None and size[0] * size[1] > self.max_pixels:
+            raise ImageRejected(
+                state.TOO_MANY_PIXELS,
+                f"{size[0]}x{size[1]} image ({size[0] * size[1]} pixels) is over the {self.max_pixels} pixel limit",
+            )
         spec = f"{media_type.coder}:{source}"
         if media_type.animated:
-            spec += f"[0-{frames - 1}]"
+            spec += f"[0-{self.max_frames - 1}]"
         with Image() as img:
             if media_type is JPEG:
                 # Shrink-on-load: libjpeg decodes at 1/2..1/8 scale, still at least twice the box.
                 side = 2 * max(self.box)
                 img.options["jpeg:size"] = f"{side}x{side}"
             img.read(filename=spec)
+            warning = corrupt_image_warning(img)
+            if warning:
+                raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {warning}")
             img.auto_orient()
             if _colorspace(img) not in KEEP_COLORSPACES:
                 img.transform_colorspace("srgb")
-            return self._encode(img, media_type, fit(width, height, *self.box))
-
-    def _inspect(self, source: Path, media_type: MediaType) -> tuple[int, int, int]:
-        """Frames to read and the upright canvas size, from the header alone: pixel bombs stop here."""
-        with Image.ping(filename=f"{media_type.coder}:{source}") as probe:
-            frames = len(probe.sequence) if media_type.animated else 1
-            width, height = probe.width, probe.height
-            page_width, page_height = probe.page[:2]
-            frame_sizes = [(f.width, f.height) for f in probe.sequence[:frames]]
-            turned = probe.orientation in SWAPPED_ORIENTATIONS
-        frames = min(frames, self.max_frames)
-        width, height = max(width, page_width), max(height, page_height)
-        pixels = max(width * height, sum(w * h for w, h in frame_sizes[:frames]))
-        if pixels > self.max_pixels:
-            raise ImageRejected(
-                state.TOO_MANY_PIXELS,
-                f"{width}x{height} image ({pixels} pixels to decode) is over the "
-                f"{self.max_pixels} pixel limit",
-            )
-        return (frames, height, width) if turned else (frames, width, height)
+            upright = size or (img.page_width or img.width, img.page_height or img.height)
+            return self._encode(img, media_type, fit(*upright, *self.box))
 
     def _encode(self, img: Image, media_type: MediaType, target: tuple[int, int]) -> Thumbnail:
         width, height = target
