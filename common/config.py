@@ -82,8 +82,8 @@ class LimitsSettings:
     magick_memory: str = "96MiB"
     magick_map: str = "128MiB"
     magick_disk: str = "1GiB"
-    magick_width: int = 16384
-    magick_height: int = 16384
+    magick_width: int = 16000
+    magick_height: int = 16000
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from wand.resource import limits
 
 from common import state
 from common.config import LimitsSettings, ThumbnailSettings
-from common.media import GIF, JPEG, MediaType
+from common.media import GIF, JPEG, SNIFF_BYTES, MediaType, sniff
 
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
 CORRUPT_IMAGE_WARNING = 325  # MagickCore's ExceptionType value
@@ -91,10 +91,12 @@ def header_size(source: Path, media_type: MediaType) -> tuple[int, int] | None:
     16-bit numbers (65535 becomes -1), so a GIF's logical screen is read here.
     """
     try:
+        with source.open("rb") as file:
+            head = file.read(SNIFF_BYTES)
+        if sniff(head) is not media_type:
+            return None  # not what it claims: the decoder will refuse it
         if media_type is GIF:
-            with source.open("rb") as file:
-                head = file.read(10)
-            return struct.unpack("<HH", head[6:10]) if len(head) == 10 else None
+            return struct.unpack("<HH", head[6:10])
         width, height = imagesize.get(source)
     except (OSError, ValueError, struct.error):
         return None

@@ -1,0 +1,65 @@
+"""The worker's ImageMagick security policy is in force (ImageTragick, CVE-2016-3714).
+
+These run in-process: importing `worker` points MAGICK_CONFIGURE_PATH at worker/imagemagick,
+exactly as every worker process does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from wand.exceptions import PolicyError
+from wand.image import Image
+
+import worker  # noqa: F401  (sets the policy before Wand loads)
+from common import state
+from common.config import Settings
+from common.media import GIF, JPEG, PNG
+from worker.thumbnails import ImageRejected, ThumbHandler, apply_limits
+
+MVG = b"push graphic-context\nviewbox 0 0 640 480\nfill 'url(https://example.com/image.jpg)'\npop graphic-context\n"
+SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="10" height="10">'
+       b'<image xlink:href="https://example.com/x.png" width="10" height="10"/></svg>')
+
+
+@pytest.fixture
+def handler() -> ThumbHandler:
+    settings = Settings()
+    apply_limits(settings.limits)
+    return ThumbHandler(settings.thumbnail, settings.limits)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "spec"),
+    [("x.mvg", MVG, "mvg:{}"), ("x.svg", SVG, "svg:{}"), ("x.svg", SVG, "{}"), ("x.txt", b"hello", "txt:{}"),
+     ("x.ps", b"%!PS-Adobe-3.0\nshowpage\n", "ps:{}"), ("list", b"/etc/passwd\n", "@{}"),
+     ("x.png", b"", "https://example.com/x.png"), ("x.png", b"", "xc:red")],
+)
+def test_policy_refuses_dangerous_coders(tmp_path: Path, name: str, data: bytes, spec: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(PolicyError), Image(filename=spec.format(path)):
+        pass
+
+
+@pytest.mark.parametrize("media_type", [PNG, JPEG, GIF])
+@pytest.mark.parametrize("payload", [MVG, SVG])
+def test_explicit_coder_never_reads_another_format(tmp_path: Path, handler: ThumbHandler, media_type, payload) -> None:
+    """Even if the magic check were bypassed, a script named .png is read as PNG and refused."""
+    path = tmp_path / "upload"
+    path.write_bytes(payload)
+    with pytest.raises(ImageRejected) as refused:
+        handler.make(path, media_type)
+    assert refused.value.code == state.UNDECODABLE
+
+
+def test_limits_are_lowered_per_process() -> None:
+    from wand.resource import limits
+
+    settings = Settings()
+    apply_limits(settings.limits)
+    assert limits["memory"] == 96 * 1024 * 1024
+    assert limits["area"] == settings.limits.max_pixels
+    assert limits["width"] == settings.limits.magick_width
+    assert limits["time"] > 10**12  # no time limit: it would kill a long-lived worker
