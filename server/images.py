@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
-import time
 
 from aiohttp import hdrs, web
 
@@ -14,10 +12,9 @@ from common import media, state
 from common.volume import is_media_id, new_media_id
 from server.errors import ApiError
 from server.files import Upload
+from server.middleware import LOG_EXTRA
 from server.resources import Resources, resources
 from server.upload import Base64Decoder, InvalidBase64, TooLarge
-
-log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 256 * 1024
 DEFAULT_PAGE = 50
@@ -89,7 +86,6 @@ async def create_image(request: web.Request) -> web.Response:
     if declared is None:
         raise ApiError(415, f"unsupported Content-Type {header!r}; use one of " + ", ".join(media.ACCEPTED))
     media_id = new_media_id()
-    started = time.perf_counter()
     upload, size = await _receive(request, res, media_id, declared)
     moment = state.now()
     record = state.accepted(declared.name, moment)
@@ -107,11 +103,7 @@ async def create_image(request: web.Request) -> web.Response:
             await upload.discard()
         raise
     res.metrics.uploads.inc()
-    log.info(
-        "accepted",
-        extra={"media_id": media_id, "media_type": declared.name, "bytes": size,
-               "ms": round((time.perf_counter() - started) * 1000, 2)},
-    )
+    request[LOG_EXTRA] = {"media_id": media_id, "media_type": declared.name, "bytes": size}
     return web.json_response(
         state.status_body(media_id, record),
         status=202,
@@ -161,7 +153,7 @@ async def delete_image(request: web.Request) -> web.Response:
     if not await res.store.delete(media_id):
         raise ApiError(404, "no such media")
     await res.files.remove(media_id, media.BY_NAME.get(record.get("media_type", "")))
-    log.info("deleted", extra={"media_id": media_id})
+    request[LOG_EXTRA] = {"media_id": media_id}
     return web.Response(status=204)
 
 

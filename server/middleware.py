@@ -16,6 +16,8 @@ log = logging.getLogger("server.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/health", "/ready"})
+# A handler may put fields here (media_id, bytes, ...) for the request's one access-log line.
+LOG_EXTRA = "thumbnailify.log_extra"
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -70,5 +72,5 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.latency.labels(route, request.method).observe(elapsed)
         log.info(
             "%s %s", request.method, request.path,
-            extra={"status": status, "ms": round(elapsed * 1000, 2), "route": route},
+            extra={"status": status, "ms": round(elapsed * 1000, 2), "route": route, **request.get(LOG_EXTRA, {})},
         )

@@ -63,7 +63,7 @@ def test_json_log_lines_carry_media_id_and_timings(tmp_path: Path, photos: dict[
     assert len(lines) >= 5
     job = next(line for line in lines if line["message"] == "job completed")
     assert job["media_id"] == media_id and job["service"] == "worker" and job["ms"] > 0
-    access = [line for line in lines if line.get("route") == "/images" and line.get("status") == 202]
-    assert access and access[0]["ms"] > 0 and access[0]["level"] == "INFO"
-    accepted = next(line for line in lines if line["message"] == "accepted")
-    assert accepted["media_id"] == media_id and accepted["bytes"] == len(photos["coffee.jpg"])
+    accepted = [line for line in lines if line.get("route") == "/images" and line.get("status") == 202]
+    assert len(accepted) == 1, "one line per request"
+    assert accepted[0]["ms"] > 0 and accepted[0]["level"] == "INFO" and accepted[0]["message"] == "POST /images"
+    assert accepted[0]["media_id"] == media_id and accepted[0]["bytes"] == len(photos["coffee.jpg"])
