@@ -1,40 +1,53 @@
-"""`python -m server`: serve the API, in one process or several sharing the port (SO_REUSEPORT)."""
+"""`python -m server`: serve the API, in one process or several sharing the port (SO_REUSEPORT).
+
+On SIGTERM or SIGINT a process stops listening, lets the requests in flight finish (up to
+server.shutdown_timeout), then closes. aiohttp's own shutdown stops reading request bodies at
+once, which would cut off uploads still streaming in, so the drain comes first.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
-import os
 import shutil
+import signal
 import sys
 import tempfile
 
 import uvloop
 from aiohttp import web
 
-from common.config import load_settings
+from common.config import Settings, load_settings
 from common.logs import setup_logging
 from common.supervisor import Child, Supervisor
 from server.app import create_app
+from server.resources import IN_FLIGHT
 
 log = logging.getLogger("server")
 
 
-def serve(index: int, shared_port: bool) -> None:
-    settings = load_settings()
-    setup_logging(settings.log, "server")
+async def serve(settings: Settings, index: int, shared_port: bool) -> None:
     conf = settings.server
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(
-        create_app(settings, run_recovery_pass=index == 0),
-        host=conf.host,
-        port=conf.port,
-        reuse_port=shared_port,
-        shutdown_timeout=conf.shutdown_timeout,
-        access_log=None,
-        print=lambda _: log.info("serving on http://%s:%d", conf.host, conf.port),
-    )
+    app = create_app(settings, run_recovery_pass=index == 0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=conf.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, conf.host, conf.port, reuse_port=shared_port)
+    await site.start()
+    log.info("serving on http://%s:%d", conf.host, conf.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    in_flight = app[IN_FLIGHT]
+    log.info("stopping: no new connections, %d requests in flight", in_flight.count)
+    await site.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(in_flight.idle.wait(), conf.shutdown_timeout)
+    await runner.cleanup()
+    log.info("stopped")
 
 
 def main() -> int:
@@ -42,11 +55,11 @@ def main() -> int:
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = load_settings()
+    setup_logging(settings.log, "server")
     processes = max(1, settings.server.processes)
     if args.child is not None or processes == 1:
-        serve(args.child or 0, shared_port=processes > 1)
+        uvloop.run(serve(settings, args.child or 0, shared_port=processes > 1))
         return 0
-    setup_logging(settings.log, "server")
     metrics_dir = tempfile.mkdtemp(prefix="thumbnailify-metrics-")
     children = [
         Child(f"server-{i}", [sys.executable, "-m", "server", "--child", str(i)],
@@ -60,5 +73,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

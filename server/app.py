@@ -12,7 +12,7 @@ from server import images, middleware, ops
 from server.backends import TABLE
 from server.metrics import ServerMetrics
 from server.recovery import run_recovery
-from server.resources import RESOURCES, Resources
+from server.resources import IN_FLIGHT, RESOURCES, InFlight, Resources
 
 RUN_RECOVERY = web.AppKey("run_recovery", bool)
 
@@ -20,6 +20,7 @@ RUN_RECOVERY = web.AppKey("run_recovery", bool)
 def create_app(settings: Settings, run_recovery_pass: bool = True) -> web.Application:
     app = web.Application(middlewares=[middleware.observe, middleware.errors, middleware.auth])
     app[RUN_RECOVERY] = run_recovery_pass
+    app[IN_FLIGHT] = InFlight()
     app.cleanup_ctx.append(_backends(settings))
     images.add_routes(app)
     ops.add_routes(app)

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 
-from aiohttp import hdrs, web
+from aiohttp import ClientPayloadError, hdrs, web
 
 from common import media, state
 from common.volume import is_media_id, new_media_id
@@ -60,6 +60,9 @@ async def _receive(
     except InvalidBase64 as exc:
         await upload.discard()
         raise ApiError(400, f"the body is not valid base64: {exc}") from exc
+    except (ClientPayloadError, ConnectionResetError) as exc:
+        await upload.discard()
+        raise ApiError(400, f"the upload was cut off: {exc}") from exc
     except TooLarge as exc:
         await upload.discard()
         raise ApiError(413, str(exc)) from exc

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 
 from server.errors import ApiError
-from server.resources import resources
+from server.resources import IN_FLIGHT, resources
 
 log = logging.getLogger("server.access")
 
@@ -60,7 +60,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        with request.app[IN_FLIGHT]:
+            response = await handler(request)
         status = response.status
         return response
     finally:

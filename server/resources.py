@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -21,7 +22,26 @@ class Resources:
     metrics: ServerMetrics
 
 
+class InFlight:
+    """Requests being handled, so a shutdown can wait for them while it still reads their bodies."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def __enter__(self) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self.idle.set()
+
+
 RESOURCES = web.AppKey("resources", Resources)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 
 
 def resources(request: web.Request) -> Resources:

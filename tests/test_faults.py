@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -307,3 +308,33 @@ def test_worker_survives_its_process_being_killed_repeatedly(tmp_path: Path, pho
         wait_until(lambda: all(psutil.Process(p).is_running() for p in service.worker_pids()), 10, "workers")
         media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
         assert service.wait(media_id, timeout=60)["state"] == "Completed"
+
+
+def test_sigterm_lets_the_server_finish_requests_in_flight(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    """An upload still streaming in when the server gets SIGTERM is answered 202 and its job done."""
+    body = base64.b64encode(photos["chelsea.png"])
+    half = len(body) // 2
+    sent_half = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield body[:half]
+        sent_half.set()
+        time.sleep(1.5)
+        yield body[half:]
+
+    with Service("distributed", tmp_path) as service:
+        server = next(c for c in psutil.Process(service.process.pid).children() if "server" in c.cmdline())
+        answer: list[requests.Response] = []
+        upload = threading.Thread(target=lambda: answer.append(requests.post(
+            f"{service.url}/images", data=slow_body(), headers={"Content-Type": "image/png"}, timeout=30)))
+        upload.start()
+        assert sent_half.wait(10)
+        time.sleep(0.2)
+        server.send_signal(signal.SIGTERM)
+        upload.join(30)
+        assert answer and answer[0].status_code == 202, answer and answer[0].text
+        media_id = answer[0].json()["media_id"]
+        server.wait(30)  # not our child: the supervisor reports its exit code
+        wait_until(lambda: f"server (pid {server.pid}) exited with 0" in service.logs(), 10, "a clean exit")
+        service.wait_ready(30, service.logs().count("worker ready"))  # the supervisor restarted it
+        assert service.wait(media_id)["state"] == "Completed"
