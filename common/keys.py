@@ -14,6 +14,19 @@ def index_key(prefix: str) -> str:
     return f"{prefix}index"
 
 
+def pairs(fields: dict[str, str]) -> list[str]:
+    """field, value, field, value... as the scripts below take them in ARGV."""
+    return [item for pair in fields.items() for item in pair]
+
+
+# KEYS[1] record, KEYS[2] index; ARGV[1] score, ARGV[2] media_id, ARGV[3..] field, value pairs.
+# Record and index entry in one atomic round trip.
+CREATE_SCRIPT = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
 # KEYS[1] record; ARGV[1] expected state; ARGV[2..] field, value pairs.
 # A missing record (deleted) never matches, so a late worker cannot bring it back.
 TRANSITION_SCRIPT = """

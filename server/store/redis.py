@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from common.config import Settings
-from common.keys import index_key, media_key
+from common.keys import CREATE_SCRIPT, index_key, media_key, pairs
 from server.backends import Page
 from server.errors import BackendUnavailable
 
@@ -43,6 +43,7 @@ class RedisStore:
             socket_connect_timeout=conf.timeout,
             health_check_interval=10,
         )
+        self._create = self.client.register_script(CREATE_SCRIPT)
 
     async def open(self) -> None:
         return None
@@ -53,10 +54,8 @@ class RedisStore:
 
     @_unavailable_on_error
     async def create(self, media_id: str, record: dict[str, str], score: float) -> None:
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(media_key(self.prefix, media_id), mapping=record)
-            pipe.zadd(self.index, {media_id: score})
-            await pipe.execute()
+        keys = [media_key(self.prefix, media_id), self.index]
+        await self._create(keys=keys, args=[score, media_id, *pairs(record)])
 
     @_unavailable_on_error
     async def get(self, media_id: str) -> dict[str, str] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from common.config import Settings
-from common.keys import ATTEMPT_SCRIPT, TRANSITION_SCRIPT, media_key
+from common.keys import ATTEMPT_SCRIPT, TRANSITION_SCRIPT, media_key, pairs
 
 
 class RedisStore:
@@ -26,10 +26,8 @@ class RedisStore:
         return self.client.hgetall(media_key(self.prefix, media_id)) or None
 
     def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
-        args = [expected_state]
-        for name, value in fields.items():
-            args += [name, value]
-        return bool(self._transition(keys=[media_key(self.prefix, media_id)], args=args))
+        keys = [media_key(self.prefix, media_id)]
+        return bool(self._transition(keys=keys, args=[expected_state, *pairs(fields)]))
 
     def add_attempt(self, media_id: str) -> int:
         return int(self._attempt(keys=[media_key(self.prefix, media_id)]))
