@@ -39,7 +39,7 @@ class WorkerSettings:
     retry_base_delay: float = 0.5
     retry_max_delay: float = 10.0
     metrics_port: int = 0
-    poll_interval: float = 0.05
+    poll_interval: float = 0.02
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,370 @@
+"""Helpers shared by the bench scripts: an isolated real service, a camera-like corpus, a table.
+
+The service runs as real processes (`python -m common.launch` or `python -m server`) with its own
+volume, SQLite file, Redis key prefix and RabbitMQ queue, like tests/harness.py does, so a bench
+never touches `make run`'s data and cleans every trace of itself up afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+
+import pika
+import pika.exceptions
+import psutil
+import redis
+import requests
+from PIL import Image, ImageChops, ImageOps
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = ROOT / "tests" / "data" / "photos"
+CORPUS_DIR = ROOT / "var" / "bench-corpus"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+TERMINAL = ("Completed", "Error")
+
+JPEG_SIZE = (4000, 3000)  # 12 MP, a phone camera's 4:3 frame
+PNG_SIZES = ((2000, 1500), (2400, 1600))  # 3 MP and 3.84 MP
+JPEG_NOISE = 12  # +-levels of uniform noise: q90 files of ~3 MB, as a camera writes
+PNG_NOISE = 4  # milder: lossless PNG keeps all of it
+
+
+def on_sigterm_raise() -> None:
+    """SIGTERM and SIGINT raise KeyboardInterrupt, so a script's `finally` stops its services.
+
+    SIGINT too, explicitly: a script started in the background by a non-interactive shell
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt on its own.
+    """
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+
+# -- the service ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
+    """THUMBNAILIFY_* overrides giving the service a namespace of its own (as tests/harness.py)."""
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        "THUMBNAILIFY_SERVER_HOST": "127.0.0.1",
+        "THUMBNAILIFY_SERVER_PORT": str(free_port()),
+        "THUMBNAILIFY_FILES_ROOT": str(workdir / "media"),
+        "THUMBNAILIFY_SQLITE_PATH": str(workdir / "state.db"),
+        "THUMBNAILIFY_REDIS_URL": REDIS_URL,
+        "THUMBNAILIFY_REDIS_PREFIX": f"bench-{tag}:",
+        "THUMBNAILIFY_RABBITMQ_URL": AMQP_URL,
+        "THUMBNAILIFY_RABBITMQ_QUEUE": f"bench-{tag}",
+        "THUMBNAILIFY_BACKENDS_STORE": "sqlite" if mode == "embedded" else "redis",
+        "THUMBNAILIFY_BACKENDS_QUEUE": "sqlite" if mode == "embedded" else "rabbitmq",
+        # Per-request INFO lines would cost the server CPU we are trying to measure.
+        "THUMBNAILIFY_LOG_LEVEL": "WARNING",
+    }
+    env.update(overrides)
+    return env
+
+
+class BenchService:
+    """`python -m common.launch --workers N`, or `python -m server` alone when workers is None."""
+
+    def __init__(self, mode: str, workers: int | None, **overrides: str) -> None:
+        self.mode = mode
+        self.workers = workers
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"thumbnailify-bench-{mode}-"))
+        self.env = service_env(mode, self.workdir, **overrides)
+        self.port = int(self.env["THUMBNAILIFY_SERVER_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.workdir / "service.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.extra_workers: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> BenchService:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def start(self, timeout: float = 30) -> BenchService:
+        argv = [sys.executable, "-m", "server"]
+        if self.workers is not None:
+            argv = [sys.executable, "-m", "common.launch", "--workers", str(self.workers)]
+        with self.log_path.open("ab") as log:
+            # Own session: a Ctrl-C in the terminal reaches only us; our finally stops the service.
+            self.process = subprocess.Popen(
+                argv, cwd=ROOT, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def start_workers(self, count: int) -> None:
+        """Extra `python -m worker` processes beside a server-only service (to drain a backlog)."""
+        with self.log_path.open("ab") as log:
+            for _ in range(count):
+                self.extra_workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "worker"], cwd=ROOT, env=os.environ | self.env,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                ))
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                if requests.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"service not ready after {timeout}s:\n{self.logs()}")
+
+    def family(self) -> list[psutil.Process]:
+        """The launcher, every process under it, and the extra workers."""
+        family: list[psutil.Process] = []
+        for process in [self.process, *self.extra_workers]:
+            if process is None:
+                continue
+            try:
+                top = psutil.Process(process.pid)
+                family += [top, *top.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        return family
+
+    def worker_pids(self) -> list[int]:
+        """Workers are the processes started as `python -m worker` (by the launcher or by us)."""
+        pids = []
+        for proc in self.family():
+            try:
+                if "worker" in proc.cmdline():
+                    pids.append(proc.pid)
+            except psutil.NoSuchProcess:
+                pass
+        return pids
+
+    def stop(self, timeout: float = 20) -> None:
+        family = self.family()
+        processes = [p for p in (self.process, *self.extra_workers) if p is not None]
+        self.process, self.extra_workers = None, []
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.1, deadline - time.monotonic()))
+        # Whatever outlived the grace period (or was orphaned by a crash) is killed, never left behind.
+        for proc in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(family, timeout=5)
+
+    def purge(self, patience: float = 15.0) -> None:
+        """Delete this service's Redis keys and RabbitMQ queues (distributed mode only).
+
+        Retried for a while: Redis or RabbitMQ may be briefly down (another test stops them).
+        """
+        if self.mode != "distributed":
+            return
+        deadline = time.monotonic() + patience
+        for step in (self._purge_redis, self._purge_rabbitmq):
+            while True:
+                try:
+                    step()
+                    break
+                except (redis.RedisError, pika.exceptions.AMQPError) as exc:
+                    if time.monotonic() > deadline:
+                        print(f"warning: could not clean up {self.env['THUMBNAILIFY_REDIS_PREFIX']}* keys / "
+                              f"{self.env['THUMBNAILIFY_RABBITMQ_QUEUE']} queues: {exc!r}", file=sys.stderr)
+                        return
+                    time.sleep(1.0)
+
+    def _purge_redis(self) -> None:
+        client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+        try:
+            keys = list(client.scan_iter(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start:start + 1000])
+        finally:
+            client.close()
+
+    def _purge_rabbitmq(self) -> None:
+        queue = self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            channel = connection.channel()
+            for name in (queue, f"{queue}.dead"):
+                channel.queue_delete(name)
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            try:
+                self.purge()
+            finally:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """A process's high-water resident set (VmHWM from /proc), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# -- other load on the machine -------------------------------------------------------------------
+# Redis and RabbitMQ work for us during a bench; any other busy process skews its figures.
+SHARED_INFRA = frozenset({"redis-server", "beam.smp", "epmd", "erl_child_setup", "inet_gethost"})
+
+
+def _foreign_cpu_seconds() -> dict[int, float]:
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
+    seconds: dict[int, float] = {}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if proc.pid in mine or proc.info["name"] in SHARED_INFRA or times is None:
+            continue
+        seconds[proc.pid] = times.user + times.system
+    return seconds
+
+
+def wait_for_quiet(max_wait: float = 20.0, busy_percent: float = 25.0) -> float:
+    """Wait (bounded) until the machine's CPU is mostly idle; returns the last busy percentage."""
+    deadline = time.monotonic() + max_wait
+    busy = psutil.cpu_percent(interval=1.0)
+    while busy > busy_percent and time.monotonic() < deadline:
+        busy = psutil.cpu_percent(interval=1.0)
+    return busy
+
+
+class ForeignLoad:
+    """CPU time used by processes that are neither ours nor Redis/RabbitMQ, over a bench."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.before = _foreign_cpu_seconds()
+
+    def summary(self) -> str:
+        after = _foreign_cpu_seconds()
+        used = sum(max(0.0, t - self.before.get(pid, 0.0)) for pid, t in after.items())
+        wall = max(1e-9, time.monotonic() - self.started)
+        note = " -- figures are skewed, rerun on a quiet machine" if used / wall > 0.15 else ""
+        return f"other processes used {used:.1f} CPU-s in {wall:.0f}s ({100 * used / wall:.0f}% of a core){note}"
+
+
+# -- the corpus ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CorpusFile:
+    path: Path
+    media_type: str  # "image/jpeg" | "image/png"
+
+
+def _sources() -> list[Path]:
+    return sorted(p for p in PHOTOS.iterdir() if p.suffix in (".jpg", ".png"))
+
+
+def _noisy(photo: Image.Image, size: tuple[int, int], amplitude: int, seed: int) -> Image.Image:
+    """The photo cropped to the aspect and upscaled, plus seeded zero-mean noise of +-amplitude.
+
+    A plain LANCZOS upscale is so smooth it would compress (and decode) unrealistically well;
+    the noise gives it the entropy of a real sensor's output.
+    """
+    rng = random.Random(seed)
+    if rng.random() < 0.5:
+        photo = ImageOps.mirror(photo)  # same photo, other seed: a different file to decode
+    big = ImageOps.fit(photo.convert("RGB"), size, Image.Resampling.LANCZOS)
+    noise = Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
+    noise = noise.point([v * 2 * amplitude // 255 for v in range(256)] * 3)
+    return ImageChops.add(big, noise, 1.0, -amplitude)
+
+
+def make_corpus(jpegs: int = 12, pngs: int = 6) -> list[CorpusFile]:
+    """12 MP q90 JPEGs and 3-4 MP PNGs made from the test photos, cached in var/bench-corpus/."""
+    CORPUS_DIR.mkdir(parents=True, exist_ok=True)
+    sources = _sources()
+    corpus: list[CorpusFile] = []
+    for index in range(jpegs):
+        source = sources[index % len(sources)]
+        path = CORPUS_DIR / f"jpeg-{index:02d}-{source.stem}-{JPEG_SIZE[0]}x{JPEG_SIZE[1]}.jpg"
+        if not path.exists():
+            with Image.open(source) as photo:
+                image = _noisy(photo, JPEG_SIZE, JPEG_NOISE, seed=index)
+            _atomic_save(image, path, "JPEG", quality=90)
+        corpus.append(CorpusFile(path, "image/jpeg"))
+    for index in range(pngs):
+        source = sources[index % len(sources)]
+        size = PNG_SIZES[index % len(PNG_SIZES)]
+        path = CORPUS_DIR / f"png-{index:02d}-{source.stem}-{size[0]}x{size[1]}.png"
+        if not path.exists():
+            with Image.open(source) as photo:
+                image = _noisy(photo, size, PNG_NOISE, seed=1000 + index)
+            _atomic_save(image, path, "PNG")
+        corpus.append(CorpusFile(path, "image/png"))
+    return corpus
+
+
+def _atomic_save(image: Image.Image, path: Path, fmt: str, **params: int) -> None:
+    # Written aside then renamed: a run interrupted mid-save never leaves a truncated cache entry.
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    partial = path.with_suffix(path.suffix + ".part")
+    partial.write_bytes(buffer.getvalue())
+    partial.replace(path)
+
+
+# -- output --------------------------------------------------------------------------------------
+def print_table(headers: list[str], rows: list[list[str]], title: str = "") -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    line = "+-" + "-+-".join("-" * w for w in widths) + "-+"
+    if title:
+        print(f"\n{title}")
+    print(line)
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
+    print(line)
+    for row in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print(line)
+
+
+def met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]

@@ -1,0 +1,30 @@
+"""The locust file drives the real service without a single failed request (a short, bounded run)."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ROOT, Service
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_locust_thumbnail_flow_has_no_failures(tmp_path: Path) -> None:
+    with Service("distributed", tmp_path) as service:
+        result = subprocess.run(
+            [str(ROOT / ".venv/bin/locust"), "-f", str(ROOT / "stress/locustfile.py"), "ThumbnailUser",
+             "--headless", "-u", "8", "-r", "8", "-t", "10s", "--host", service.url,
+             "--csv", str(tmp_path / "run"), "--only-summary", "--stop-timeout", "10"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = {row["Name"]: row for row in csv.DictReader((tmp_path / "run_stats.csv").open())}
+    flows = int(rows["upload -> thumbnail -> delete"]["Request Count"])
+    print(f"\nlocust: {flows} flows, {rows['Aggregated']['Request Count']} requests, "
+          f"{rows['Aggregated']['Failure Count']} failures")
+    assert flows >= 8
+    assert rows["Aggregated"]["Failure Count"] == "0"
