@@ -15,7 +15,6 @@ import argparse
 import base64
 import contextlib
 import os
-import sys
 import threading
 import time
 import zlib
@@ -34,6 +33,7 @@ from bench.support import (
     on_sigterm_raise,
     percentile,
     print_table,
+    run_script,
     vm_hwm_mb,
     wait_for_quiet,
 )
@@ -195,8 +195,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; services stopped", file=sys.stderr)
-        sys.exit(130)
+    run_script(main)

@@ -28,7 +28,16 @@ from pathlib import Path
 
 import psutil
 
-from bench.support import ROOT, BenchService, ForeignLoad, met, on_sigterm_raise, print_table, wait_for_quiet
+from bench.support import (
+    ROOT,
+    BenchService,
+    ForeignLoad,
+    met,
+    on_sigterm_raise,
+    print_table,
+    run_script,
+    wait_for_quiet,
+)
 
 LOCUSTFILE = ROOT / "stress" / "locustfile.py"
 TARGET_RATE = 1000.0
@@ -209,8 +218,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; services stopped", file=sys.stderr)
-        sys.exit(130)
+    run_script(main)

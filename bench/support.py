@@ -13,12 +13,11 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -30,11 +29,12 @@ import redis
 import requests
 from PIL import Image, ImageChops, ImageOps
 
+from tests.harness import AMQP_URL, REDIS_URL
+from tests.harness import service_env as harness_env
+
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "photos"
 CORPUS_DIR = ROOT / "var" / "bench-corpus"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 TERMINAL = ("Completed", "Error")
 
 JPEG_SIZE = (4000, 3000)  # 12 MP, a phone camera's 4:3 frame
@@ -58,31 +58,19 @@ def on_sigterm_raise() -> None:
 
 
 # -- the service ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
-    """THUMBNAILIFY_* overrides giving the service a namespace of its own (as tests/harness.py)."""
-    tag = uuid.uuid4().hex[:10]
-    env = {
-        "THUMBNAILIFY_SERVER_HOST": "127.0.0.1",
-        "THUMBNAILIFY_SERVER_PORT": str(free_port()),
-        "THUMBNAILIFY_FILES_ROOT": str(workdir / "media"),
-        "THUMBNAILIFY_SQLITE_PATH": str(workdir / "state.db"),
-        "THUMBNAILIFY_REDIS_URL": REDIS_URL,
-        "THUMBNAILIFY_REDIS_PREFIX": f"bench-{tag}:",
-        "THUMBNAILIFY_RABBITMQ_URL": AMQP_URL,
-        "THUMBNAILIFY_RABBITMQ_QUEUE": f"bench-{tag}",
-        "THUMBNAILIFY_BACKENDS_STORE": "sqlite" if mode == "embedded" else "redis",
-        "THUMBNAILIFY_BACKENDS_QUEUE": "sqlite" if mode == "embedded" else "rabbitmq",
-        # Per-request INFO lines would cost the server CPU we are trying to measure.
-        "THUMBNAILIFY_LOG_LEVEL": "WARNING",
-    }
-    env.update(overrides)
-    return env
+    """The tests' isolated namespace (own volume, Redis prefix, queue), without per-request logs:
+    INFO lines would cost the server CPU we are trying to measure."""
+    return harness_env(mode, workdir, **({"THUMBNAILIFY_LOG_LEVEL": "WARNING"} | overrides))
+
+
+def run_script(main: Callable[[], int]) -> None:
+    """A bench script's entry point: its exit code, or 130 after Ctrl-C (services stopped)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; services stopped", file=sys.stderr)
+        sys.exit(130)
 
 
 class BenchService:

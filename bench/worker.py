@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -37,6 +36,7 @@ from bench.support import (
     met,
     on_sigterm_raise,
     print_table,
+    run_script,
     vm_hwm_mb,
     wait_for_quiet,
 )
@@ -230,8 +230,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; services stopped", file=sys.stderr)
-        sys.exit(130)
+    run_script(main)

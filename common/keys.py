@@ -1,9 +1,21 @@
-"""Redis key names and the scripts that change a record only in the state we expect.
+"""How both sides use Redis: key names, client options, and the scripts that change a record.
 
-Both the async server store and the sync worker store use these, so the layout cannot drift.
+The async server store and the sync worker store both use these, so the layout cannot drift.
 """
 
 from __future__ import annotations
+
+from common.config import RedisSettings
+
+
+def client_options(conf: RedisSettings) -> dict[str, object]:
+    """Strings in and out, bounded waits (an outage is an error, not a hang), stale sockets noticed."""
+    return {
+        "decode_responses": True,
+        "socket_timeout": conf.timeout,
+        "socket_connect_timeout": conf.timeout,
+        "health_check_interval": 10,
+    }
 
 
 def media_key(prefix: str, media_id: str) -> str:

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from common.config import Settings
-from common.keys import CREATE_SCRIPT, index_key, media_key, pairs
+from common.keys import CREATE_SCRIPT, client_options, index_key, media_key, pairs
 from server.backends import Page
 from server.errors import BackendUnavailable
 
@@ -36,13 +36,7 @@ class RedisStore:
         conf = settings.redis
         self.prefix = conf.prefix
         self.index = index_key(conf.prefix)
-        self.client = aioredis.Redis.from_url(
-            conf.url,
-            decode_responses=True,
-            socket_timeout=conf.timeout,
-            socket_connect_timeout=conf.timeout,
-            health_check_interval=10,
-        )
+        self.client = aioredis.Redis.from_url(conf.url, **client_options(conf))
         self._create = self.client.register_script(CREATE_SCRIPT)
 
     async def open(self) -> None:

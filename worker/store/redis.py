@@ -5,20 +5,14 @@ from __future__ import annotations
 import redis
 
 from common.config import Settings
-from common.keys import ATTEMPT_SCRIPT, TRANSITION_SCRIPT, media_key, pairs
+from common.keys import ATTEMPT_SCRIPT, TRANSITION_SCRIPT, client_options, media_key, pairs
 
 
 class RedisStore:
     def __init__(self, settings: Settings) -> None:
         conf = settings.redis
         self.prefix = conf.prefix
-        self.client = redis.Redis.from_url(
-            conf.url,
-            decode_responses=True,
-            socket_timeout=conf.timeout,
-            socket_connect_timeout=conf.timeout,
-            health_check_interval=10,
-        )
+        self.client = redis.Redis.from_url(conf.url, **client_options(conf))
         self._transition = self.client.register_script(TRANSITION_SCRIPT)
         self._attempt = self.client.register_script(ATTEMPT_SCRIPT)
 
