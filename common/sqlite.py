@@ -158,7 +158,6 @@ class ClaimedJob:
     media_id: str
     media_type: str
     deliveries: int
-    enqueued: float
 
 
 def _alive(pid: int) -> bool:
@@ -195,7 +194,7 @@ class SQLiteQueue:
             row = conn.execute(
                 "UPDATE jobs SET lease_until = ?, deliveries = deliveries + 1, owner = ? WHERE id = ("
                 " SELECT id FROM jobs WHERE dead = 0 AND lease_until <= ? ORDER BY id LIMIT 1)"
-                " RETURNING id, media_id, media_type, deliveries, enqueued",
+                " RETURNING id, media_id, media_type, deliveries",
                 (now + self.lease_seconds, os.getpid(), now),
             ).fetchone()
         return ClaimedJob(*row) if row else None

@@ -27,10 +27,6 @@ UNSUPPORTED = 415  # the coder refused it: not a format we read
 TOO_MANY_PIXELS = 413  # over limits.max_pixels, refused from the header alone
 GAVE_UP = 503  # our own infrastructure failed on every retry; the image itself may be fine
 
-FIELDS = (
-    "media_type", "service", "state", "message", "code", "created_at", "updated_at",
-    "thumbnail_type", "width", "height",
-)
 PUBLIC_FIELDS = ("media_type", "state", "service", "message", "created_at", "updated_at")
 
 
