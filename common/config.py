@@ -33,7 +33,7 @@ class ServerSettings:
 class WorkerSettings:
     processes: int = 0
     prefetch: int = 1
-    job_timeout: int = 60
+    job_timeout: float = 60.0
     max_attempts: int = 3
     max_retries: int = 6
     retry_base_delay: float = 0.5

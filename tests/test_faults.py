@@ -338,3 +338,23 @@ def test_sigterm_lets_the_server_finish_requests_in_flight(tmp_path: Path, photo
         wait_until(lambda: f"server (pid {server.pid}) exited with 0" in service.logs(), 10, "a clean exit")
         service.wait_ready(30, 0)  # the supervisor restarted the server
         assert service.wait(media_id)["state"] == "Completed"
+
+
+def test_a_job_over_its_time_limit_ends_as_error_not_a_crash_loop(tmp_path: Path) -> None:
+    """worker.job_timeout ends the worker process mid-decode (ImageMagick cannot be interrupted);
+    the job is redelivered and counted, and after max_attempts it is an Error 422, while the
+    supervisor keeps a worker running and later jobs still complete."""
+    service = Service("distributed", tmp_path, workers=1, THUMBNAILIFY_WORKER_JOB_TIMEOUT="0.1",
+                      THUMBNAILIFY_WORKER_MAX_ATTEMPTS="2")
+    with service:
+        buffer = io.BytesIO()
+        Image.linear_gradient("L").resize((7000, 7000)).convert("RGB").save(buffer, "PNG", compress_level=1)
+        slow = service.upload(buffer.getvalue(), "image/png")
+        status = service.wait(slow, timeout=120)
+        assert status["state"] == "Error" and status["http_status"] == 422, status
+        assert "crashed or timed out the worker" in status["message"]
+        assert service.logs().count("exited with -14") == 2  # SIGALRM, once per attempt
+        quick = service.upload(base64.b64decode(
+            "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
+        ), "image/png")
+        assert service.wait(quick, timeout=60)["state"] == "Completed"

@@ -125,11 +125,11 @@ class JobRunner:
         # ImageMagick's own time limit is fatal and counts from process start; this bounds one
         # job instead. SIGALRM's default action ends the process even inside C code; the job is
         # redelivered and counted as an attempt, and max_attempts ends it as an Error.
-        signal.alarm(self.settings.worker.job_timeout)
+        signal.setitimer(signal.ITIMER_REAL, self.settings.worker.job_timeout)
         try:
             return self.handler.make(source, media_type)
         finally:
-            signal.alarm(0)
+            signal.setitimer(signal.ITIMER_REAL, 0)
             self.metrics.processing.observe(time.perf_counter() - started)
 
     def _finish_error(self, media_id: str, code: int, message: str) -> tuple[Outcome, str]:

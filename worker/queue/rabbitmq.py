@@ -30,7 +30,7 @@ class RabbitMQConsumer:
         conf = settings.rabbitmq
         self.parameters = pika.URLParameters(conf.url)
         # A job may run up to job_timeout without touching the socket; heartbeats must outlast it.
-        self.parameters.heartbeat = max(60, settings.worker.job_timeout * 2)
+        self.parameters.heartbeat = max(60, int(settings.worker.job_timeout * 2))
         self.parameters.blocked_connection_timeout = 30
         self.queue = conf.queue
         self.prefetch = settings.worker.prefetch
