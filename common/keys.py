@@ -22,8 +22,9 @@ def media_key(prefix: str, media_id: str) -> str:
     return f"{prefix}media:{media_id}"
 
 
-def index_key(prefix: str) -> str:
-    return f"{prefix}index"
+def index_key(prefix: str, state: str | None = None) -> str:
+    """All media by creation time, or (with a state) only those in that state, for ?state= lists."""
+    return f"{prefix}index" if state is None else f"{prefix}index:{state}"
 
 
 def pairs(fields: dict[str, str]) -> list[str]:
@@ -31,22 +32,31 @@ def pairs(fields: dict[str, str]) -> list[str]:
     return [item for pair in fields.items() for item in pair]
 
 
-# KEYS[1] record, KEYS[2] index; ARGV[1] score, ARGV[2] media_id, ARGV[3..] field, value pairs.
-# Record and index entry in one atomic round trip.
+# KEYS[1] record, KEYS[2] index, KEYS[3] its state's index; ARGV[1] score, ARGV[2] media_id,
+# ARGV[3..] field, value pairs. Record and index entries in one atomic round trip.
 CREATE_SCRIPT = """
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
 return 1
 """
 
-# KEYS[1] record; ARGV[1] expected state; ARGV[2..] field, value pairs.
+# KEYS[1] record, KEYS[2] index, KEYS[3] old state's index, KEYS[4] new state's index;
+# ARGV[1] expected state, ARGV[2] media_id, ARGV[3..] field, value pairs.
 # A missing record (deleted) never matches, so a late worker cannot bring it back.
 TRANSITION_SCRIPT = """
-if redis.call('HGET', KEYS[1], 'state') == ARGV[1] then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-  return 1
+if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then
+  return 0
 end
-return 0
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if KEYS[3] ~= KEYS[4] then
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  if score then
+    redis.call('ZADD', KEYS[4], score, ARGV[2])
+  end
+end
+return 1
 """
 
 # KEYS[1] record. Counts a delivery attempt only on a record that still exists.

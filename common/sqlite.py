@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS media (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS media_by_score ON media (score DESC, media_id DESC);
+CREATE INDEX IF NOT EXISTS media_by_state ON media (state, score DESC, media_id DESC);
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     media_id TEXT NOT NULL,

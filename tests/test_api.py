@@ -152,6 +152,22 @@ def test_list_newest_first_with_pagination(idle_service: Service, photos: dict[s
     assert idle_service.get("/images", params={"state": "Completed"}).json() == {"items": [], "next": None}
 
 
+def test_list_by_state(service: Service, photos: dict[str, bytes]) -> None:
+    done = service.upload(photos["coffee.jpg"], "image/jpeg")
+    failed = service.upload(photos["chelsea.png"][:300], "image/png")
+    assert service.wait(done)["state"] == "Completed" and service.wait(failed)["state"] == "Error"
+
+    def listed(state: str) -> set[str]:
+        items = service.get("/images", params={"state": state, "limit": 1000}).json()["items"]
+        assert {item["state"] for item in items} <= {state}
+        return {item["media_id"] for item in items}
+
+    assert done in listed("Completed") and done not in listed("Error") | listed("Processing")
+    assert failed in listed("Error") and failed not in listed("Completed") | listed("Processing")
+    assert service.delete(f"/images/{failed}").status_code == 204
+    assert failed not in listed("Error")
+
+
 @pytest.mark.parametrize(
     ("params", "status"),
     [({"limit": 0}, 400), ({"limit": 1001}, 400), ({"limit": "x"}, 400), ({"state": "Done"}, 400),

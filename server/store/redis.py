@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from common.config import Settings
 from common.keys import CREATE_SCRIPT, client_options, index_key, media_key, pairs
+from common.state import State
 from server.backends import Page
 from server.errors import BackendUnavailable
 
@@ -48,7 +49,7 @@ class RedisStore:
 
     @_unavailable_on_error
     async def create(self, media_id: str, record: dict[str, str], score: float) -> None:
-        keys = [media_key(self.prefix, media_id), self.index]
+        keys = [media_key(self.prefix, media_id), self.index, index_key(self.prefix, record["state"])]
         await self._create(keys=keys, args=[score, media_id, *pairs(record)])
 
     @_unavailable_on_error
@@ -59,20 +60,25 @@ class RedisStore:
     async def delete(self, media_id: str) -> bool:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(media_key(self.prefix, media_id))
-            pipe.zrem(self.index, media_id)
-            deleted, _ = await pipe.execute()
+            for index in (self.index, *(index_key(self.prefix, name) for name in State)):
+                pipe.zrem(index, media_id)
+            deleted, *_ = await pipe.execute()
         return deleted > 0
 
     @_unavailable_on_error
     async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
-        """Newest first after the (score, id) cursor; Redis orders equal scores by id, as we do."""
+        """Newest first after the (score, id) cursor; Redis orders equal scores by id, as we do.
+
+        A state has an index of its own, so a filtered page reads only matching entries; a record
+        that changed state or was deleted between the index read and its own is skipped.
+        """
         found: Page = []
+        index = self.index if state is None else index_key(self.prefix, state)
         high: float | str = "+inf" if after is None else after[0]
-        batch = limit if state is None else max(limit, 200)
         offset = 0
         while len(found) < limit:
             members = await self.client.zrevrangebyscore(
-                self.index, high, "-inf", start=offset, num=batch, withscores=True
+                index, high, "-inf", start=offset, num=limit, withscores=True
             )
             if not members:
                 break
