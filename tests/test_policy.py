@@ -63,3 +63,25 @@ def test_limits_are_lowered_per_process() -> None:
     assert limits["area"] == settings.limits.max_pixels
     assert limits["width"] == settings.limits.magick_width
     assert limits["time"] > 10**12  # no time limit: it would kill a long-lived worker
+
+
+def test_linear_gray_png_does_not_trip_wand(tmp_path: Path, handler: ThumbHandler) -> None:
+    """A gAMA 1.0 gray PNG is LinearGRAY, which Wand's img.colorspace cannot name (IndexError)."""
+    import io
+    import struct
+
+    from PIL import Image as PILImage
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"gAMA", struct.pack(">I", 100000))
+    buffer = io.BytesIO()
+    PILImage.linear_gradient("L").resize((200, 150)).save(buffer, "PNG", pnginfo=info)
+    path = tmp_path / "linear-gray.png"
+    path.write_bytes(buffer.getvalue())
+    with Image(filename=f"PNG:{path}") as img, pytest.raises(IndexError):
+        _ = img.colorspace  # the trap itself, so this test notices if Wand ever fixes it
+    thumbnail = handler.make(path, PNG)
+    assert (thumbnail.width, thumbnail.height) == (100, 75)
+    with PILImage.open(io.BytesIO(thumbnail.data)) as made:
+        assert made.mode in ("L", "LA", "I", "I;16")
