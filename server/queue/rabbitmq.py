@@ -58,6 +58,7 @@ class RabbitMQPublisher:
         self.channels = conf.channels
         self.connection: Connection | None = None
         self._connecting = asyncio.Lock()
+        self._closing = False  # our own close is not worth a warning
 
     async def open(self) -> None:
         try:
@@ -105,7 +106,8 @@ class RabbitMQPublisher:
             return self.connection
 
     def _on_error(self, exc: BaseException) -> None:
-        log.warning("RabbitMQ connection lost: %s", exc)
+        if not self._closing:
+            log.warning("RabbitMQ connection lost: %s", exc)
 
     async def _drop(self) -> None:
         conn, self.connection = self.connection, None
@@ -151,4 +153,5 @@ class RabbitMQPublisher:
         return int(reply["message_count"])
 
     async def close(self) -> None:
+        self._closing = True
         await self._drop()
