@@ -67,7 +67,7 @@ class RabbitMQSettings:
 @dataclass(frozen=True)
 class SQLiteSettings:
     path: str = "var/thumbnailify.db"
-    lease_seconds: float = 120.0
+    lease_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
