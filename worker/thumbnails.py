@@ -15,7 +15,7 @@ from pathlib import Path
 import imagesize
 from wand.api import libmagick, library
 from wand.exceptions import MissingDelegateError, PolicyError, ResourceLimitError, WandException
-from wand.image import COLORSPACE_TYPES, Image
+from wand.image import COLORSPACE_TYPES, BaseImage, Image
 from wand.resource import limits
 
 from common import state
@@ -123,6 +123,19 @@ def _colorspace(img: Image) -> str:
     return COLORSPACE_TYPES[value] if 0 <= value < len(COLORSPACE_TYPES) else "other"
 
 
+def _shrink(img: BaseImage, width: int, height: int) -> None:
+    """Resize to exactly width x height (already aspect-correct), as fast as looks right.
+
+    Over 5x, ImageMagick's thumbnail() samples down first, far faster than filtering every source
+    pixel; at 5x or less (a JPEG after shrink-on-load) a triangle filter takes 2/3 of the time of
+    thumbnail()'s Lanczos for the same area-weighted result at this size.
+    """
+    if img.width <= 5 * width and img.height <= 5 * height:
+        img.resize(width, height, filter="triangle")
+    else:
+        img.thumbnail(width, height)
+
+
 class ThumbHandler:
     def __init__(self, thumbnail: ThumbnailSettings, limits_conf: LimitsSettings) -> None:
         self.box = (thumbnail.width, thumbnail.height)
@@ -175,10 +188,10 @@ class ThumbHandler:
             img.coalesce()
             for index in range(len(img.sequence)):
                 with img.sequence[index] as frame:
-                    frame.thumbnail(width, height)
+                    _shrink(frame, width, height)
                     frame.page = (width, height, 0, 0)  # else the frame keeps its old canvas
         else:
-            img.thumbnail(width, height)
+            _shrink(img, width, height)
             img.page = (width, height, 0, 0)
         img.strip()
         img.depth = 8
