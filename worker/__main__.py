@@ -16,7 +16,7 @@ from common import state
 from common.config import Settings, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
-from common.volume import Volume, is_media_id
+from common.volume import Volume
 from worker.backends import TABLE, Consumer, Delivery, Store
 from worker.jobs import JobRunner, Outcome
 from worker.metrics import WorkerMetrics
@@ -27,18 +27,14 @@ log = logging.getLogger("worker")
 IDLE_SECONDS = 1.0
 
 
-def handle(runner: JobRunner, consumer: Consumer, store: Store, delivery: Delivery) -> None:
+def handle(runner: JobRunner, consumer: Consumer, delivery: Delivery) -> None:
     started = time.perf_counter()
     try:
         outcome, reason = runner.run(delivery)
     except Exception as exc:  # a bug of ours must not make a job loop forever or the worker exit
         log.exception("unexpected error", extra={"media_id": delivery.media_id})
         outcome, reason = Outcome.ERROR, f"internal error: {exc!r}"
-        try:
-            if is_media_id(delivery.media_id):
-                store.transition(delivery.media_id, state.State.PROCESSING, state.failed(422, reason, state.now()))
-        except Exception:
-            log.exception("could not record the error", extra={"media_id": delivery.media_id})
+        runner.record_failure(delivery.media_id, state.UNDECODABLE, reason)
     if outcome is Outcome.DEAD_LETTERED:
         consumer.dead_letter(delivery, reason)
     else:
@@ -84,7 +80,7 @@ def main() -> int:
     while not stopping.is_set():
         delivery = consumer.next(IDLE_SECONDS)
         if delivery is not None:
-            handle(runner, consumer, store, delivery)
+            handle(runner, consumer, delivery)
     consumer.close()
     store.close()
     log.info("worker stopped")

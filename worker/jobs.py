@@ -71,7 +71,7 @@ class JobRunner:
             return retrying(self._attempt, delivery, counted)
         except RetryError as exc:
             reason = f"gave up after {conf.max_retries} tries: {exc.last_attempt.exception()!r}"
-            self._record_gave_up(delivery.media_id, reason)
+            self.record_failure(delivery.media_id, state.GAVE_UP, reason)
             return Outcome.DEAD_LETTERED, reason
 
     def _attempt(self, delivery: Delivery, counted: list[bool]) -> tuple[Outcome, str]:  # noqa: PLR0911
@@ -137,13 +137,14 @@ class JobRunner:
             self.volume.raw_path(media_id).unlink(missing_ok=True)
         return Outcome.ERROR, f"{code} {message}"
 
-    def _record_gave_up(self, media_id: str, reason: str) -> None:
+    def record_failure(self, media_id: str, code: int, reason: str) -> None:
+        """Best effort, never raises: mark a job Error when its own run could not.
+
+        If the store is still down, the record stays Processing with its upload kept, and the
+        server's start-up recovery pass re-queues it.
+        """
         try:
             if is_media_id(media_id):
-                self.store.transition(
-                    media_id, state.State.PROCESSING, state.failed(state.GAVE_UP, reason, state.now())
-                )
-        except TRANSIENT as exc:
-            # The store is still down: the record stays Processing with its upload kept, and the
-            # server's start-up recovery pass re-queues it.
+                self.store.transition(media_id, state.State.PROCESSING, state.failed(code, reason, state.now()))
+        except Exception as exc:
             log.warning("could not mark Error either", extra={"media_id": media_id, "error": repr(exc)})
