@@ -44,30 +44,28 @@ async def _receive(
     upload = res.files.upload(media_id)
     head = b""
     try:
-        async for chunk in request.content.iter_chunked(CHUNK_BYTES):
-            decoded = decoder.feed(chunk)
-            if len(head) < media.SNIFF_BYTES:
-                head += decoded[: media.SNIFF_BYTES]
-                if len(head) >= media.SNIFF_BYTES:
-                    _check_magic(head, declared)
-            if decoded:
-                await upload.write(decoded)
-        decoder.finish()
+        try:
+            async for chunk in request.content.iter_chunked(CHUNK_BYTES):
+                decoded = decoder.feed(chunk)
+                if len(head) < media.SNIFF_BYTES:
+                    head += decoded[: media.SNIFF_BYTES]
+                    if len(head) >= media.SNIFF_BYTES:
+                        _check_magic(head, declared)
+                if decoded:
+                    await upload.write(decoded)
+            decoder.finish()
+        except InvalidBase64 as exc:
+            raise ApiError(400, f"the body is not valid base64: {exc}") from exc
+        except (ClientPayloadError, ConnectionResetError) as exc:
+            raise ApiError(400, f"the upload was cut off: {exc}") from exc
+        except TooLarge as exc:
+            raise ApiError(413, str(exc)) from exc
         if decoder.size == 0:
             raise ApiError(400, "the body is empty; send the media as base64")
         _check_magic(head, declared)
         await upload.commit()
-    except InvalidBase64 as exc:
-        await upload.discard()
-        raise ApiError(400, f"the body is not valid base64: {exc}") from exc
-    except (ClientPayloadError, ConnectionResetError) as exc:
-        await upload.discard()
-        raise ApiError(400, f"the upload was cut off: {exc}") from exc
-    except TooLarge as exc:
-        await upload.discard()
-        raise ApiError(413, str(exc)) from exc
     except BaseException:
-        await upload.discard()
+        await upload.discard()  # whatever went wrong, nothing of this upload stays
         raise
     return upload, decoder.size
 
