@@ -25,7 +25,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+AMQP_PORT = 5672
+AMQP_URL = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/%2F"
 MODES = ("embedded", "distributed")
 TERMINAL = ("Completed", "Error")
 
@@ -292,10 +293,3 @@ class PrivateRedis:
             return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
         except redis.RedisError:
             return False
-
-
-def rabbitmq_app(action: str) -> None:
-    """`stop_app` closes the AMQP listener (connections refused); `start_app` brings it back."""
-    subprocess.run(["rabbitmqctl", "-q", action], check=True, stdout=subprocess.DEVNULL, timeout=120)
-    if action == "start_app":
-        subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, stdout=subprocess.DEVNULL, timeout=120)

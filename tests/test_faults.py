@@ -32,6 +32,7 @@ import requests
 from PIL import Image
 
 from tests.harness import (
+    AMQP_PORT,
     AMQP_URL,
     MODES,
     ROOT,
@@ -39,9 +40,9 @@ from tests.harness import (
     Service,
     publish_raw,
     queue_depth,
-    rabbitmq_app,
     wait_until,
 )
+from tests.proxy import TcpProxy
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
@@ -141,9 +142,11 @@ def outage(service: Service, photo: bytes, toggles: tuple[object, object], faili
 
 
 def test_rabbitmq_outage_during_uploads(tmp_path: Path, photos: dict[str, bytes]) -> None:
-    with Service("distributed", tmp_path) as service:
-        toggles = (lambda: rabbitmq_app("stop_app"), lambda: rabbitmq_app("start_app"))
-        outage(service, photos["coffee.jpg"], toggles, "rabbitmq", "rabbitmq-outage")
+    """RabbitMQ unreachable (behind a proxy that drops and refuses connections), then back."""
+    with TcpProxy(AMQP_PORT) as broker:
+        url = f"amqp://guest:guest@127.0.0.1:{broker.port}/%2F"
+        with Service("distributed", tmp_path, THUMBNAILIFY_RABBITMQ_URL=url) as service:
+            outage(service, photos["coffee.jpg"], (broker.cut, broker.restore), "rabbitmq", "rabbitmq-outage")
 
 
 def test_redis_outage_during_uploads(tmp_path: Path, photos: dict[str, bytes]) -> None:
