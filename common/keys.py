@@ -27,6 +27,10 @@ def index_key(prefix: str, state: str | None = None) -> str:
     return f"{prefix}index" if state is None else f"{prefix}index:{state}"
 
 
+def lock_key(prefix: str, name: str) -> str:
+    return f"{prefix}lock:{name}"
+
+
 def pairs(fields: dict[str, str]) -> list[str]:
     """field, value, field, value... as the scripts below take them in ARGV."""
     return [item for pair in fields.items() for item in pair]
@@ -63,6 +67,15 @@ return 1
 ATTEMPT_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+end
+return 0
+"""
+
+
+# KEYS[1] lock; ARGV[1] owner. Only the owner releases a lock (it may have expired and been taken).
+RELEASE_LOCK_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
 end
 return 0
 """

@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (dead, lease_until, id);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
 
 
@@ -151,6 +156,20 @@ class SQLiteStore:
         sql += " ORDER BY score DESC, media_id DESC LIMIT ?"
         rows = self.db.query(sql, (*params, limit))
         return [(media_id, score, json.loads(record)) for media_id, score, record in rows]
+
+
+    def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
+        """Take the named lock unless another owner holds it unexpired."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM locks WHERE name = ? AND expires <= ?", (name, now))
+            return conn.execute(
+                "INSERT OR IGNORE INTO locks (name, owner, expires) VALUES (?, ?, ?)", (name, owner, now + seconds)
+            ).rowcount > 0
+
+    def release_lock(self, name: str, owner: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,15 @@ def taken(moment: datetime) -> dict[str, str]:
     }
 
 
+def requeued(moment: datetime) -> dict[str, str]:
+    """The recovery pass sent the job again (its message had been lost)."""
+    return {
+        "service": Service.WEBSERVER,
+        "message": "Re-queued: the job's message had been lost",
+        "updated_at": iso(moment),
+    }
+
+
 def completed(thumbnail_type: str, width: int, height: int, moment: datetime) -> dict[str, str]:
     return {
         "service": Service.WORKER,

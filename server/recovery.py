@@ -1,14 +1,21 @@
-"""The start-up recovery pass: re-queue jobs whose message was lost, so none waits forever.
+"""The recovery pass: re-queue jobs whose message was lost, so none waits forever.
 
 A record that has sat in Processing longer than server.recovery_min_age with its upload still on
-the volume gets its job published again (a duplicate of a job still queued is harmless: the worker
-skips a record that is already terminal). One with no upload left was never acknowledged with a
-202 (the server removes the file when it answers 503), so it is deleted.
+the files backend gets its job published again (a duplicate of a job still queued is harmless:
+the worker skips a record that is already terminal). One with no upload left was never
+acknowledged with a 202 (the server removes the file when it answers 503), so it is deleted.
+
+It runs in the background once a server process has started, a page at a time with the checks
+and publishes of a page done concurrently, and under a lock in the store, so of several server
+processes (or replicas) only one runs it at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+import uuid
 
 from common import state
 from server.errors import BackendUnavailable
@@ -17,34 +24,64 @@ from server.resources import Resources
 log = logging.getLogger(__name__)
 
 PAGE = 500
+CONCURRENCY = 64
+LOCK = "recovery"
+LOCK_SECONDS = 600.0
 
 
-async def requeue_stale(res: Resources) -> tuple[int, int]:
-    """Returns (requeued, removed)."""
+async def _recover(res: Resources, media_id: str, media_type: str) -> str:
+    if await res.files.raw_exists(media_id):
+        # Touched first, so a pass of another process that starts after this one ends finds
+        # the job fresh and does not send it a second time.
+        if not await res.store.transition(media_id, state.State.PROCESSING, state.requeued(state.now())):
+            return "finished meanwhile"
+        await res.publisher.publish(media_id, media_type)
+        return "requeued"
+    if (await res.store.get(media_id) or {}).get("state") == state.State.PROCESSING:
+        await res.store.delete(media_id)
+        return "removed"
+    return "finished meanwhile"
+
+
+async def requeue_stale(res: Resources) -> dict[str, int]:
+    """Counts of what happened to the stale jobs: requeued, removed, finished meanwhile."""
     cutoff = state.now().timestamp() - res.settings.server.recovery_min_age
-    requeued = removed = 0
+    counts = {"requeued": 0, "removed": 0, "finished meanwhile": 0}
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(media_id: str, media_type: str) -> None:
+        async with gate:
+            counts[await _recover(res, media_id, media_type)] += 1
+
     after = None
     while True:
         rows = await res.store.page(PAGE, after, state.State.PROCESSING)
-        for media_id, _score, record in rows:
-            if state.parse_iso(record["updated_at"]).timestamp() > cutoff:
-                continue
-            if await res.files.raw_exists(media_id):
-                await res.publisher.publish(media_id, record["media_type"])
-                requeued += 1
-            elif (await res.store.get(media_id) or {}).get("state") == state.State.PROCESSING:
-                await res.store.delete(media_id)
-                removed += 1
+        stale = [
+            (media_id, record["media_type"])
+            for media_id, _score, record in rows
+            if state.parse_iso(record["updated_at"]).timestamp() <= cutoff
+        ]
+        await asyncio.gather(*(one(*job) for job in stale))
         if len(rows) < PAGE:
-            break
+            return counts
         after = (rows[-1][1], rows[-1][0])
-    return requeued, removed
 
 
 async def run_recovery(res: Resources) -> None:
+    owner = uuid.uuid4().hex
     try:
-        requeued, removed = await requeue_stale(res)
+        if not await res.store.acquire_lock(LOCK, owner, LOCK_SECONDS):
+            log.info("recovery pass: another server process is running it")
+            return
+        started = time.perf_counter()
+        try:
+            counts = await requeue_stale(res)
+        finally:
+            await res.store.release_lock(LOCK, owner)
     except BackendUnavailable as exc:
-        log.warning("recovery pass skipped: %s", exc.message)
+        log.warning("recovery pass skipped: %s unavailable: %s", exc.backend, exc.detail)
         return
-    log.info("recovery pass: %d stale jobs re-queued, %d records without upload removed", requeued, removed)
+    log.info(
+        "recovery pass: %d stale jobs re-queued, %d records without upload removed in %.2fs",
+        counts["requeued"], counts["removed"], time.perf_counter() - started,
+    )

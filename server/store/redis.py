@@ -10,7 +10,16 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from common.config import Settings
-from common.keys import CREATE_SCRIPT, client_options, index_key, media_key, pairs
+from common.keys import (
+    CREATE_SCRIPT,
+    RELEASE_LOCK_SCRIPT,
+    TRANSITION_SCRIPT,
+    client_options,
+    index_key,
+    lock_key,
+    media_key,
+    pairs,
+)
 from common.state import State
 from server.backends import Page
 from server.errors import BackendUnavailable
@@ -37,8 +46,15 @@ class RedisStore:
         conf = settings.redis
         self.prefix = conf.prefix
         self.index = index_key(conf.prefix)
-        self.client = aioredis.Redis.from_url(conf.url, **client_options(conf))
+        # A burst of requests past max_connections waits for a free connection (up to
+        # pool_timeout) instead of failing: a burst is not an outage.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            conf.url, max_connections=conf.max_connections, timeout=conf.pool_timeout, **client_options(conf)
+        )
+        self.client = aioredis.Redis.from_pool(pool)
         self._create = self.client.register_script(CREATE_SCRIPT)
+        self._transition = self.client.register_script(TRANSITION_SCRIPT)
+        self._release_lock = self.client.register_script(RELEASE_LOCK_SCRIPT)
 
     async def open(self) -> None:
         return None
@@ -55,6 +71,12 @@ class RedisStore:
     @_unavailable_on_error
     async def get(self, media_id: str) -> dict[str, str] | None:
         return await self.client.hgetall(media_key(self.prefix, media_id)) or None
+
+    @_unavailable_on_error
+    async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+        keys = [media_key(self.prefix, media_id), self.index, index_key(self.prefix, expected_state),
+                index_key(self.prefix, fields.get("state", expected_state))]
+        return bool(await self._transition(keys=keys, args=[expected_state, media_id, *pairs(fields)]))
 
     @_unavailable_on_error
     async def delete(self, media_id: str) -> bool:
@@ -92,6 +114,14 @@ class RedisStore:
                 if record and (state is None or record.get("state") == state):
                     found.append((media_id, score, record))
         return found[:limit]
+
+    @_unavailable_on_error
+    async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
+        return bool(await self.client.set(lock_key(self.prefix, name), owner, nx=True, px=int(seconds * 1000)))
+
+    @_unavailable_on_error
+    async def release_lock(self, name: str, owner: str) -> None:
+        await self._release_lock(keys=[lock_key(self.prefix, name)], args=[owner])
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -46,11 +46,20 @@ class SQLiteStore:
     async def get(self, media_id: str) -> dict[str, str] | None:
         return await self._run(self._store.get, media_id)
 
+    async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+        return await self._run(self._store.transition, media_id, expected_state, fields)
+
     async def delete(self, media_id: str) -> bool:
         return await self._run(self._store.delete, media_id)
 
     async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
         return await self._run(self._store.page, limit, after, state)
+
+    async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
+        return await self._run(self._store.acquire_lock, name, owner, seconds)
+
+    async def release_lock(self, name: str, owner: str) -> None:
+        await self._run(self._store.release_lock, name, owner)
 
     async def close(self) -> None:
         if self.store is not None:
