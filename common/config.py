@@ -27,6 +27,12 @@ class ServerSettings:
     processes: int = 1
     shutdown_timeout: float = 30.0
     recovery_min_age: float = 60.0
+    backlog: int = 1024
+    cors_origins: str = ""
+
+    @property
+    def cors_origin_set(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class RedisSettings:
     url: str = "redis://127.0.0.1:6379/0"
     prefix: str = "thumbnailify:"
     timeout: float = 2.0
+    max_connections: int = 64
+    pool_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,9 @@ class FilesSettings:
 @dataclass(frozen=True)
 class LimitsSettings:
     max_upload_bytes: int = 20 * 1024 * 1024
+    upload_idle_timeout: float = 30.0
+    upload_timeout: float = 300.0
+    upload_memory: str = "64MiB"
     max_pixels: int = 50_000_000
     magick_memory: str = "96MiB"
     magick_map: str = "128MiB"
@@ -123,6 +134,17 @@ class Settings:
         """A configured path; relative ones are taken from the project root, not the cwd."""
         path = Path(value)
         return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+BYTE_UNITS = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def byte_size(text: str) -> int:
+    """A size as config writes it ("96MiB", "1GiB", or plain bytes) in bytes."""
+    for unit, factor in BYTE_UNITS.items():
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(text)
 
 
 class ConfigError(ValueError):

@@ -11,7 +11,7 @@ import os
 import uuid
 from pathlib import Path
 
-from common.media import MediaType
+from common.media import BY_NAME, MediaType
 
 
 def is_media_id(text: str) -> bool:
@@ -65,8 +65,8 @@ class Volume:
             temp.unlink(missing_ok=True)
         return final
 
-    def remove(self, media_id: str, media_type: MediaType | None) -> None:
-        """Remove every file of an item; missing ones are fine (idempotent)."""
+    def remove(self, media_id: str) -> None:
+        """Remove every file of an item, whatever its type; missing ones are fine (idempotent)."""
         self.raw_path(media_id).unlink(missing_ok=True)
-        if media_type is not None:
+        for media_type in BY_NAME.values():
             self.thumb_path(media_id, media_type).unlink(missing_ok=True)

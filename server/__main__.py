@@ -23,17 +23,18 @@ from common.config import Settings, load_settings
 from common.logs import setup_logging
 from common.supervisor import Child, Supervisor
 from server.app import create_app
+from server.http import AppRunner
 from server.resources import IN_FLIGHT
 
 log = logging.getLogger("server")
 
 
-async def serve(settings: Settings, index: int, shared_port: bool) -> None:
+async def serve(settings: Settings, shared_port: bool) -> None:
     conf = settings.server
-    app = create_app(settings, run_recovery_pass=index == 0)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=conf.shutdown_timeout)
+    app = create_app(settings)
+    runner = AppRunner(app, access_log=None, shutdown_timeout=conf.shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, conf.host, conf.port, reuse_port=shared_port)
+    site = web.TCPSite(runner, conf.host, conf.port, reuse_port=shared_port, backlog=conf.backlog)
     await site.start()
     log.info("serving on http://%s:%d", conf.host, conf.port)
     stop = asyncio.Event()
@@ -58,7 +59,7 @@ def main() -> int:
     setup_logging(settings.log, "server")
     processes = max(1, settings.server.processes)
     if args.child is not None or processes == 1:
-        uvloop.run(serve(settings, args.child or 0, shared_port=processes > 1))
+        uvloop.run(serve(settings, shared_port=processes > 1))
         return 0
     metrics_dir = tempfile.mkdtemp(prefix="thumbnailify-metrics-")
     children = [

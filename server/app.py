@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from common.config import Settings
+from common.config import Settings, byte_size
 from common.loader import load_backend
-from server import images, middleware, ops
+from server import cors, images, middleware, ops
 from server.backends import TABLE
+from server.files import Upload
+from server.intake import UploadSlots
 from server.metrics import ServerMetrics
 from server.recovery import run_recovery
 from server.resources import IN_FLIGHT, RESOURCES, InFlight, Resources
 
-RUN_RECOVERY = web.AppKey("run_recovery", bool)
+# What one upload in flight may hold in memory: its own buffer and aiohttp's read buffer.
+UPLOAD_MEMORY = Upload.BUFFER_BYTES + 128 * 1024
 
 
-def create_app(settings: Settings, run_recovery_pass: bool = True) -> web.Application:
-    app = web.Application(middlewares=[middleware.observe, middleware.errors, middleware.auth])
-    app[RUN_RECOVERY] = run_recovery_pass
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[middleware.observe, middleware.errors, cors.preflight, middleware.auth])
     app[IN_FLIGHT] = InFlight()
     app.cleanup_ctx.append(_backends(settings))
+    app.cleanup_ctx.append(_recovery)
+    app.on_response_prepare.append(cors.add_headers)
     images.add_routes(app)
     ops.add_routes(app)
     return app
@@ -36,16 +42,24 @@ def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context s
             publisher=load_backend(TABLE, "queue", names.queue)(settings),
             files=load_backend(TABLE, "files", names.files)(settings),
             metrics=ServerMetrics(),
+            upload_slots=UploadSlots(byte_size(settings.limits.upload_memory), UPLOAD_MEMORY),
         )
         await res.files.open()
         await res.store.open()
         await res.publisher.open()
         app[RESOURCES] = res
-        if app[RUN_RECOVERY]:
-            await run_recovery(res)
         yield
         await res.publisher.close()
         await res.store.close()
         await res.files.close()
 
     return context
+
+
+async def _recovery(app: web.Application) -> AsyncIterator[None]:
+    """The recovery pass runs beside the serving process, never delaying it."""
+    task = asyncio.create_task(run_recovery(app[RESOURCES]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

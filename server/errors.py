@@ -14,14 +14,19 @@ class ApiError(Exception):
 
 
 class BackendUnavailable(ApiError):
-    """A backend (state store, queue, volume) cannot take or give data right now: 503."""
+    """A backend (state store, queue, files) cannot take or give data right now: 503.
+
+    The client is told which backend, never the detail (paths, addresses, connection strings):
+    that goes to the log.
+    """
 
     RETRY_AFTER_SECONDS = 5
 
     def __init__(self, backend: str, detail: str) -> None:
         super().__init__(
             503,
-            f"{backend} is unavailable, try again later: {detail}",
+            f"{backend} is unavailable, try again later",
             {"Retry-After": str(self.RETRY_AFTER_SECONDS)},
         )
         self.backend = backend
+        self.detail = detail

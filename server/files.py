@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
 
 import aiofiles
@@ -16,64 +17,76 @@ from server.errors import BackendUnavailable
 
 
 class Upload:
-    """An upload's decoded bytes: kept in memory up to SPILL_BYTES, then streamed to the file.
+    """An upload's bytes: kept in memory up to BUFFER_BYTES, then streamed to a temporary file.
 
-    A typical photo is then written in one thread-pool call instead of one per operation (open,
-    each write, close), which is most of the cost of an upload. The worker sees the file only
-    after the job is published, so it is written under its final name.
+    A typical photo is written in one thread-pool call instead of one per operation (open, each
+    write, close), which is most of the cost of an upload. The bytes go to a temporary name and
+    `commit` renames them into place, so a server killed mid-upload never leaves a file under a
+    final name (the retention sweep removes stale temporary files).
     """
 
-    SPILL_BYTES = 1024 * 1024
+    BUFFER_BYTES = 256 * 1024
 
     def __init__(self, volume: Volume, media_id: str) -> None:
         self.path = volume.raw_path(media_id)
+        self.temp = volume.temp_path(self.path)
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._file: aiofiles.threadpool.binary.AsyncBufferedIOBase | None = None
 
     async def write(self, data: bytes) -> None:
-        if self._file is None and self._buffered + len(data) <= self.SPILL_BYTES:
+        if self._file is None and self._buffered + len(data) <= self.BUFFER_BYTES:
             self._buffer.append(data)
             self._buffered += len(data)
             return
         try:
             if self._file is None:
-                self._file = await aiofiles.open(self.path, "wb")
+                self._file = await aiofiles.open(self.temp, "wb")
                 await self._file.write(b"".join(self._buffer))
-                self._buffer = []
+                self._buffer, self._buffered = [], 0
             await self._file.write(data)
         except OSError as exc:
-            raise BackendUnavailable("volume", str(exc)) from exc
+            raise BackendUnavailable("files", str(exc)) from exc
 
     async def commit(self) -> None:
         try:
             if self._file is None:
-                await _write_file(self.path, b"".join(self._buffer))
-                self._buffer = []
+                await _write_and_rename(self.temp, self.path, b"".join(self._buffer))
+                self._buffer, self._buffered = [], 0
             else:
                 await self._file.close()
                 self._file = None
+                await aiofiles.os.replace(self.temp, self.path)
         except OSError as exc:
-            raise BackendUnavailable("volume", str(exc)) from exc
+            raise BackendUnavailable("files", str(exc)) from exc
 
     async def discard(self) -> None:
-        """Remove whatever this upload wrote; never raises."""
-        self._buffer = []
+        """Remove whatever this upload wrote, committed or not; never raises."""
+        self._buffer, self._buffered = [], 0
         if self._file is not None:
             with contextlib.suppress(OSError):
                 await self._file.close()
             self._file = None
-        with contextlib.suppress(OSError):
-            await aiofiles.os.remove(self.path)
+        await asyncio.to_thread(_unlink_quietly, self.temp, self.path)
 
 
 @aiofiles.os.wrap
-def _write_file(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
+def _write_and_rename(temp: Path, final: Path, data: bytes) -> None:
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, final)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _unlink_quietly(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 class FilesystemFiles:
-    name = "volume"
+    name = "files"
 
     def __init__(self, settings: Settings) -> None:
         self.volume = Volume(settings.path(settings.files.root))
@@ -102,9 +115,10 @@ class FilesystemFiles:
         except OSError as exc:
             raise BackendUnavailable(self.name, str(exc)) from exc
 
-    async def remove(self, media_id: str, media_type: MediaType | None) -> None:
+    async def remove(self, media_id: str) -> None:
+        """Every file of the item, whatever state its record is in (or if it has none)."""
         try:
-            await asyncio.to_thread(self.volume.remove, media_id, media_type)
+            await asyncio.to_thread(self.volume.remove, media_id)
         except OSError as exc:
             raise BackendUnavailable(self.name, str(exc)) from exc
 

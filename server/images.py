@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import math
 
 from aiohttp import ClientPayloadError, hdrs, web
+from aiohttp.helpers import ETAG_ANY
 
 from common import media, state
 from common.volume import is_media_id, new_media_id
+from server.bodies import BodyTimeout, BodyTooLarge, InvalidBase64, ReadLimits, base64_chunks, base64_wire_bytes
 from server.errors import ApiError
 from server.files import Upload
+from server.intake import Intake, Received, take_in
 from server.middleware import LOG_EXTRA
 from server.resources import Resources, resources
-from server.upload import Base64Decoder, InvalidBase64, TooLarge
 
-CHUNK_BYTES = 256 * 1024
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
-THUMBNAIL_CACHE = "public, max-age=31536000, immutable"  # a media_id's thumbnail never changes
+# A media_id's thumbnail never changes. Behind an API key no shared cache may keep it: it would
+# hand it to anyone, and a DELETE could never evict it.
+PUBLIC_THUMBNAIL = "public, max-age=31536000, immutable"
+PRIVATE_THUMBNAIL = "private, max-age=31536000, immutable"
 
 
 def _media_id(request: web.Request) -> str:
@@ -36,58 +42,66 @@ async def _record(res: Resources, media_id: str) -> dict[str, str]:
     return record
 
 
-async def _receive(
-    request: web.Request, res: Resources, media_id: str, declared: media.MediaType
-) -> tuple[Upload, int]:
-    """Decode the body into the volume; check its magic bytes before keeping anything."""
-    decoder = Base64Decoder(res.settings.limits.max_upload_bytes)
-    upload = res.files.upload(media_id)
-    head = b""
-    try:
-        try:
-            async for chunk in request.content.iter_chunked(CHUNK_BYTES):
-                decoded = decoder.feed(chunk)
-                if len(head) < media.SNIFF_BYTES:
-                    head += decoded[: media.SNIFF_BYTES]
-                    if len(head) >= media.SNIFF_BYTES:
-                        _check_magic(head, declared)
-                if decoded:
-                    await upload.write(decoded)
-            decoder.finish()
-        except InvalidBase64 as exc:
-            raise ApiError(400, f"the body is not valid base64: {exc}") from exc
-        except (ClientPayloadError, ConnectionResetError) as exc:
-            raise ApiError(400, f"the upload was cut off: {exc}") from exc
-        except TooLarge as exc:
-            raise ApiError(413, str(exc)) from exc
-        if decoder.size == 0:
-            raise ApiError(400, "the body is empty; send the media as base64")
-        _check_magic(head, declared)
-        await upload.commit()
-    except BaseException:
-        await upload.discard()  # whatever went wrong, nothing of this upload stays
-        raise
-    return upload, decoder.size
-
-
-def _check_magic(head: bytes, declared: media.MediaType) -> None:
-    if media.sniff(head) is not declared:
-        raise ApiError(
-            415,
-            f"the body is not {declared.name}: its first bytes look like {media.describe(head)}",
-        )
-
-
-async def create_image(request: web.Request) -> web.Response:
-    res = resources(request)
+def _declared_upload(request: web.Request, res: Resources) -> media.MediaType:
+    """What the headers alone decide, before any of the body is read (or 100 Continue sent)."""
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
+    if encoding != "identity":
+        raise ApiError(415, f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed")
     header = request.headers.get(hdrs.CONTENT_TYPE)
     if not header:
         raise ApiError(400, "missing Content-Type; send one of " + ", ".join(media.ACCEPTED))
     declared = media.parse_content_type(header)
     if declared is None:
         raise ApiError(415, f"unsupported Content-Type {header!r}; use one of " + ", ".join(media.ACCEPTED))
+    wire_limit = base64_wire_bytes(res.settings.limits.max_upload_bytes)
+    if request.content_length is not None and request.content_length > wire_limit:
+        raise ApiError(413, f"the body is larger than {wire_limit} bytes")
+    expect = request.headers.get(hdrs.EXPECT)
+    if expect is not None and expect.lower() != "100-continue":
+        raise ApiError(417, f"unsupported Expect: {expect!r}")
+    return declared
+
+
+async def defer_continue(request: web.Request) -> None:
+    """aiohttp would answer "100 Continue" before any check; create_image does, after them."""
+
+
+async def _send_continue(request: web.Request) -> None:
+    if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the response proper has not started
+
+
+async def _receive(request: web.Request, res: Resources, upload: Upload, declared: media.MediaType) -> Received:
+    """The body through the upload chain into the files backend; client faults become 4xx."""
+    conf = res.settings.limits
+    loop = asyncio.get_running_loop()
+    limits = ReadLimits(
+        max_bytes=base64_wire_bytes(conf.max_upload_bytes),
+        idle_timeout=conf.upload_idle_timeout,
+        deadline=loop.time() + conf.upload_timeout,
+    )
+    async with res.upload_slots.slot(min(conf.upload_idle_timeout, conf.upload_timeout)):
+        await _send_continue(request)
+        intake = Intake(upload, declared, conf.max_upload_bytes)
+        try:
+            return await take_in(base64_chunks(request.content, limits), intake)
+        except InvalidBase64 as exc:
+            raise ApiError(400, f"the body is not valid base64: {exc}") from exc
+        except BodyTooLarge as exc:
+            raise ApiError(413, str(exc)) from exc
+        except BodyTimeout as exc:
+            raise ApiError(408, str(exc)) from exc
+        except (ClientPayloadError, ConnectionResetError) as exc:
+            raise ApiError(400, f"the upload was cut off: {exc}") from exc
+
+
+async def create_image(request: web.Request) -> web.Response:
+    res = resources(request)
+    declared = _declared_upload(request, res)
     media_id = new_media_id()
-    upload, size = await _receive(request, res, media_id, declared)
+    upload = res.files.upload(media_id)
+    received = await _receive(request, res, upload, declared)
     moment = state.now()
     record = state.accepted(declared.name, moment)
     try:
@@ -104,7 +118,7 @@ async def create_image(request: web.Request) -> web.Response:
             await upload.discard()
         raise
     res.metrics.uploads.inc()
-    request[LOG_EXTRA] = {"media_id": media_id, "media_type": declared.name, "bytes": size}
+    request[LOG_EXTRA] = {"media_id": media_id, "media_type": declared.name, "bytes": received.size}
     return web.json_response(
         state.status_body(media_id, record),
         status=202,
@@ -119,6 +133,11 @@ async def get_image(request: web.Request) -> web.Response:
     return web.json_response(state.status_body(media_id, record), status=state.http_status(record))
 
 
+def _etag_matches(request: web.Request, tag: str) -> bool:
+    """If-None-Match names this ETag (weakly compared, as RFC 9110 says for it) or is "*"."""
+    return any(given.value in (tag, ETAG_ANY) for given in request.if_none_match or ())
+
+
 async def get_thumbnail(request: web.Request) -> web.Response:
     res = resources(request)
     media_id = _media_id(request)
@@ -131,29 +150,31 @@ async def get_thumbnail(request: web.Request) -> web.Response:
     thumb_type = media.BY_NAME.get(record.get("thumbnail_type", ""))
     if thumb_type is None:
         raise ApiError(409, "no thumbnail: the record names no thumbnail type")
-    etag = f'"{media_id}"'
-    if encoding == "binary" and etag in request.headers.get(hdrs.IF_NONE_MATCH, ""):
-        return web.Response(status=304, headers={hdrs.ETAG: etag, hdrs.CACHE_CONTROL: THUMBNAIL_CACHE})
+    tag = media_id
+    cache = {
+        hdrs.ETAG: f'"{tag}"',
+        hdrs.CACHE_CONTROL: PRIVATE_THUMBNAIL if res.settings.auth.api_key else PUBLIC_THUMBNAIL,
+    }
+    if encoding == "binary" and _etag_matches(request, tag):
+        return web.Response(status=304, headers=cache)
     data = await res.files.read_thumbnail(media_id, thumb_type)
     if data is None:
         raise ApiError(404, "no such media")
     if encoding == "binary":
-        return web.Response(
-            body=data,
-            content_type=thumb_type.name,
-            headers={hdrs.ETAG: etag, hdrs.CACHE_CONTROL: THUMBNAIL_CACHE},
-        )
+        return web.Response(body=data, content_type=thumb_type.name, headers=cache)
     return web.Response(body=base64.b64encode(data), content_type=thumb_type.name)
 
 
 async def delete_image(request: web.Request) -> web.Response:
     res = resources(request)
     media_id = _media_id(request)
-    record = await _record(res, media_id)
     # State first: a worker that finishes later finds no record and removes its own thumbnail.
-    if not await res.store.delete(media_id):
+    deleted = await res.store.delete(media_id)
+    # Files go even when the record is already gone, so a DELETE that met a files outage (503)
+    # is finished by its retry instead of leaving them behind.
+    await res.files.remove(media_id)
+    if not deleted:
         raise ApiError(404, "no such media")
-    await res.files.remove(media_id, media.BY_NAME.get(record.get("media_type", "")))
     request[LOG_EXTRA] = {"media_id": media_id}
     return web.Response(status=204)
 
@@ -165,7 +186,7 @@ def _encode_cursor(score: float, media_id: str) -> str:
 def _decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         score, media_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(media_id, str) or not isinstance(score, (int, float)):
+        if not isinstance(media_id, str) or not isinstance(score, (int, float)) or not math.isfinite(score):
             raise ValueError("wrong shape")
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise ApiError(400, "cursor is not one this server handed out") from exc
@@ -194,7 +215,7 @@ async def list_images(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/images", create_image)
+    app.router.add_post("/images", create_image, expect_handler=defer_continue)
     app.router.add_get("/images", list_images)
     app.router.add_get("/images/{media_id}", get_image)
     app.router.add_delete("/images/{media_id}", delete_image)

@@ -1,4 +1,4 @@
-"""Cross-cutting request handling: JSON errors, API-key auth, metrics and the access log."""
+"""Cross-cutting request handling: metrics and the access log, JSON errors, API-key auth."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
-from server.errors import ApiError
+from server.errors import ApiError, BackendUnavailable
 from server.resources import IN_FLIGHT, resources
 
 log = logging.getLogger("server.access")
@@ -17,7 +17,7 @@ log = logging.getLogger("server.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/health", "/ready"})
 # A handler may put fields here (media_id, bytes, ...) for the request's one access-log line.
-LOG_EXTRA = "thumbnailify.log_extra"
+LOG_EXTRA = web.RequestKey("log_extra", dict)
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -29,6 +29,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error leaves as {"message": ...} JSON; aiohttp's own 404/405/413 included."""
     try:
         return await handler(request)
+    except BackendUnavailable as exc:
+        log.warning("%s unavailable: %s", exc.backend, exc.detail, extra={"path": request.path})
+        return error_response(exc.status, exc.message, exc.headers)
     except ApiError as exc:
         return error_response(exc.status, exc.message, exc.headers)
     except web.HTTPException as exc:
@@ -42,15 +45,24 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(500, "internal error; it has been logged")
 
 
+def check_api_key(request: web.Request) -> None:
+    """401 unless the request carries the configured Bearer key (when one is set).
+
+    Compared as bytes in constant time: a header that is not UTF-8 is just a wrong key.
+    """
+    key = resources(request).settings.auth.api_key
+    if not key or request.path in OPEN_PATHS:
+        return
+    scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    given = token.strip().encode("utf-8", "surrogateescape")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given, key.encode()):
+        raise ApiError(401, "missing or wrong API key", {hdrs.WWW_AUTHENTICATE: "Bearer"})
+
+
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """When auth.api_key is set, every route but /health and /ready needs the Bearer key."""
-    key = resources(request).settings.auth.api_key
-    if key and request.path not in OPEN_PATHS:
-        given = request.headers.get(hdrs.AUTHORIZATION, "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-            raise ApiError(401, "missing or wrong API key", {hdrs.WWW_AUTHENTICATE: "Bearer"})
+    check_api_key(request)
     return await handler(request)
 
 

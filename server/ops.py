@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from pathlib import Path
 
 import yaml
@@ -12,6 +13,8 @@ from aiohttp import web
 
 from server.errors import BackendUnavailable
 from server.resources import resources
+
+log = logging.getLogger(__name__)
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
 OPENAPI = web.AppKey("openapi", bytes)
@@ -28,6 +31,7 @@ async def ready(request: web.Request) -> web.Response:
     failing = {}
     for backend, result in zip(backends, results, strict=True):
         if isinstance(result, BackendUnavailable):
+            log.warning("not ready: %s unavailable: %s", result.backend, result.detail)
             failing[backend.name] = result.message
         elif isinstance(result, BaseException):
             raise result

@@ -10,6 +10,7 @@ from aiohttp import web
 from common.config import Settings
 from server.backends import Publisher, Store
 from server.files import FilesystemFiles
+from server.intake import UploadSlots
 from server.metrics import ServerMetrics
 
 
@@ -20,6 +21,7 @@ class Resources:
     publisher: Publisher
     files: FilesystemFiles
     metrics: ServerMetrics
+    upload_slots: UploadSlots
 
 
 class InFlight:

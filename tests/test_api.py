@@ -221,7 +221,7 @@ def test_operations_endpoints(service: Service) -> None:
     assert service.get("/health").json() == {"status": "ok"}
     ready = service.get("/ready")
     assert ready.status_code == 200
-    expected = ["sqlite", "sqlite", "volume"] if service.mode == "embedded" else ["redis", "rabbitmq", "volume"]
+    expected = ["sqlite", "sqlite", "files"] if service.mode == "embedded" else ["redis", "rabbitmq", "files"]
     assert ready.json()["backends"] == expected
     metrics = service.get("/metrics")
     assert metrics.status_code == 200

@@ -29,7 +29,7 @@ def test_embedded_needs_no_redis_or_rabbitmq(tmp_path: Path, photos: dict[str, b
         ids = [service.upload(data, "image/png" if name.endswith(".png") else "image/jpeg")
                for name, data in photos.items()]
         assert {service.wait(media_id)["state"] for media_id in ids} == {"Completed"}
-        assert service.get("/ready").json()["backends"] == ["sqlite", "sqlite", "volume"]
+        assert service.get("/ready").json()["backends"] == ["sqlite", "sqlite", "files"]
         family = [psutil.Process(service.process.pid), *psutil.Process(service.process.pid).children(recursive=True)]
         ports = {conn.raddr.port for proc in family for conn in proc.net_connections("tcp") if conn.raddr}
         assert not ports & {6379, 5672, closed}, ports

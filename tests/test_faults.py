@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -273,6 +274,63 @@ def test_recovery_pass_requeues_lost_jobs(mode: str, tmp_path: Path, photos: dic
         service.start()
         assert service.wait(media_id)["state"] == "Completed"
         assert "1 stale jobs re-queued" in service.logs()
+    finally:
+        service.stop()
+        service.cleanup()
+
+
+def plant_stale_jobs(service: Service, count: int) -> list[str]:
+    """Processing records untouched for long, each with its upload, whose messages were lost."""
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    raw = service.media_dir("raw")
+    raw.mkdir(parents=True, exist_ok=True)
+    old = "2026-01-01T00:00:00.000Z"
+    record = {"media_type": "image/png", "service": "webserver", "state": "Processing", "message": "planted",
+              "code": "202", "created_at": old, "updated_at": old}
+    for media_id in ids:
+        (raw / media_id).write_bytes(b"\x89PNG\r\n\x1a\n")
+    if service.mode == "distributed":
+        prefix = service.env["THUMBNAILIFY_REDIS_PREFIX"]
+        client = redis.Redis.from_url(service.redis_url)
+        with client.pipeline() as pipe:
+            for score, media_id in enumerate(ids):
+                pipe.hset(f"{prefix}media:{media_id}", mapping=record)
+                pipe.zadd(f"{prefix}index", {media_id: score})
+                pipe.zadd(f"{prefix}index:Processing", {media_id: score})
+            pipe.execute()
+        client.close()
+    else:
+        with closing(sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"])) as conn, conn:
+            conn.executemany("INSERT INTO media (media_id, score, state, record) VALUES (?, ?, 'Processing', ?)",
+                             [(media_id, score, json.dumps(record)) for score, media_id in enumerate(ids)])
+    return ids
+
+
+def queued_jobs(service: Service) -> int:
+    if service.mode == "distributed":
+        return queue_depth(service.queue)
+    with closing(sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"])) as conn:
+        return conn.execute("SELECT COUNT(*) FROM jobs WHERE dead = 0").fetchone()[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_recovery_runs_beside_serving_and_once_across_processes(mode: str, tmp_path: Path) -> None:
+    """2,000 lost jobs: the server serves at once, and of two processes one re-queues each job once."""
+    service = Service(mode, tmp_path, workers=0, THUMBNAILIFY_SERVER_PROCESSES="2")
+    service.start()  # creates the schema / queue
+    service.stop()
+    plant_stale_jobs(service, 2000)
+    earlier = len(service.logs())
+    try:
+        service.start()
+        wait_until(lambda: service.logs()[earlier:].count("recovery pass:") >= 2, 60, "both processes' recovery line")
+        logs = service.logs()[earlier:]
+        serving = [m.start() for m in re.finditer("serving on", logs)]
+        passes = re.findall(r"recovery pass: (\d+) stale jobs re-queued.* in ([\d.]+)s", logs)
+        report(f"recovery-{mode}", jobs=2000, passes=passes)
+        assert logs.index("recovery pass: 2000 stale jobs re-queued") > serving[-1]  # serving did not wait
+        assert sum(int(n) for n, _ in passes) == 2000  # the other process found nothing left, or waited
+        assert queued_jobs(service) == 2000
     finally:
         service.stop()
         service.cleanup()

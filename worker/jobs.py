@@ -111,7 +111,7 @@ class JobRunner:
         if not self.store.transition(media_id, state.State.PROCESSING, done):
             # Deleted (or finished by a twin delivery) while we worked: leave nothing behind.
             if self.store.get(media_id) is None:
-                self.volume.remove(media_id, thumbnail.media_type)
+                self.volume.remove(media_id)
             return Outcome.SKIPPED, "record deleted or finished meanwhile"
         self.volume.raw_path(media_id).unlink(missing_ok=True)
         return Outcome.COMPLETED, f"{thumbnail.width}x{thumbnail.height}, {thumbnail.frames} frame(s)"

@@ -19,7 +19,7 @@ from wand.image import COLORSPACE_TYPES, BaseImage, Image
 from wand.resource import limits
 
 from common import state
-from common.config import LimitsSettings, ThumbnailSettings
+from common.config import LimitsSettings, ThumbnailSettings, byte_size
 from common.media import GIF, JPEG, SNIFF_BYTES, MediaType, sniff
 
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
@@ -70,18 +70,10 @@ def fit(width: int, height: int, box_width: int, box_height: int) -> tuple[int, 
 def apply_limits(conf: LimitsSettings) -> None:
     """Per-process ImageMagick caps, below the policy file's (a program may only lower them)."""
     for name in ("memory", "map", "disk"):
-        limits[name] = _bytes(getattr(conf, f"magick_{name}"))
+        limits[name] = byte_size(getattr(conf, f"magick_{name}"))
     limits["width"] = conf.magick_width
     limits["height"] = conf.magick_height
     limits["area"] = conf.max_pixels
-
-
-def _bytes(text: str) -> int:
-    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
-    for unit, factor in units.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * factor)
-    return int(text)
 
 
 def header_size(source: Path, media_type: MediaType) -> tuple[int, int] | None:

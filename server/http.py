@@ -1,0 +1,59 @@
+"""How aiohttp's HTTP protocol layer is set up for us, below the application.
+
+- Request bodies are never inflated (`auto_decompress=False`): an upload that names a
+  Content-Encoding is refused with 415 before any of it is read (a gzip bomb costs nothing).
+- After an early answer (413, 415, 401 ...) the connection is closed instead of draining
+  whatever body the client still sends (`lingering_time=0`).
+- A request aiohttp cannot even parse gets a JSON error like every other, and one INFO log
+  line instead of an ERROR with a traceback: malformed requests are the client's problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from common.logs import escape
+from server.middleware import error_response
+
+log = logging.getLogger("server.access")
+
+PROTOCOL_OPTIONS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 0}
+
+
+class JsonErrorsProtocol(RequestHandler):
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response has started; cannot send an error instead")
+        if status >= 500:
+            log.error("error handling request", exc_info=exc)
+            response = error_response(status, "internal error; it has been logged")
+        else:
+            reason = message or (str(exc) if exc else "") or "cannot parse the request"
+            log.info("malformed request from %s: %s", request.remote, escape(reason), extra={"status": status})
+            response = error_response(status, f"malformed request: {reason}")
+        response.force_close()
+        return response
+
+
+class JsonErrorsServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return JsonErrorsProtocol(self, loop=self._loop, **self._kwargs)
+
+
+class AppRunner(web.AppRunner):
+    """aiohttp's AppRunner serving through JsonErrorsServer, with PROTOCOL_OPTIONS."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        super().__init__(app, **PROTOCOL_OPTIONS, **kwargs)
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = JsonErrorsServer  # same state, our protocol factory
+        return server
