@@ -6,6 +6,7 @@ The async server store and the sync worker store both use these, so the layout c
 from __future__ import annotations
 
 from common.config import RedisSettings
+from common.state import HISTORY_LIMIT, State, history_entry
 
 
 def client_options(conf: RedisSettings) -> dict[str, object]:
@@ -36,23 +37,44 @@ def pairs(fields: dict[str, str]) -> list[str]:
     return [item for pair in fields.items() for item in pair]
 
 
+# Every change of a record is published on the events channel as one JSON message,
+# {"media_id": ..., "record": {...}} (or "deleted": true), in the same atomic step as the change,
+# so every server process can stream it (GET /events).
+_PUBLISH_RECORD = """
+local flat = redis.call('HGETALL', KEYS[1])
+local record = {}
+for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+redis.call('PUBLISH', ARGV[4], cjson.encode({media_id = ARGV[2], record = record}))
+"""
+
+# Appends ARGV[3] (one JSON entry) to the record's JSON 'history' field, keeping the last ARGV[5].
+_APPEND_HISTORY = """
+local history = cjson.decode(redis.call('HGET', KEYS[1], 'history') or '[]')
+table.insert(history, cjson.decode(ARGV[3]))
+while #history > tonumber(ARGV[5]) do table.remove(history, 1) end
+redis.call('HSET', KEYS[1], 'history', cjson.encode(history))
+"""
+
 # KEYS[1] record, KEYS[2] index, KEYS[3] its state's index; ARGV[1] score, ARGV[2] media_id,
-# ARGV[3..] field, value pairs. Record and index entries in one atomic round trip.
+# ARGV[3] history entry, ARGV[4] events channel, ARGV[5] history limit, ARGV[6..] field, value
+# pairs. Record, index entries, history and event in one atomic round trip.
 CREATE_SCRIPT = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
+""" + _APPEND_HISTORY + _PUBLISH_RECORD + """
 return 1
 """
 
 # KEYS[1] record, KEYS[2] index, KEYS[3] old state's index, KEYS[4] new state's index;
-# ARGV[1] expected state, ARGV[2] media_id, ARGV[3..] field, value pairs.
+# ARGV[1] expected state, ARGV[2] media_id, ARGV[3] history entry, ARGV[4] events channel,
+# ARGV[5] history limit, ARGV[6..] field, value pairs.
 # A missing record (deleted) never matches, so a late worker cannot bring it back.
 TRANSITION_SCRIPT = """
 if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 if KEYS[3] ~= KEYS[4] then
   local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
   redis.call('ZREM', KEYS[3], ARGV[2])
@@ -60,8 +82,50 @@ if KEYS[3] ~= KEYS[4] then
     redis.call('ZADD', KEYS[4], score, ARGV[2])
   end
 end
+""" + _APPEND_HISTORY + _PUBLISH_RECORD + """
 return 1
 """
+
+# KEYS[1] record, KEYS[2..] every index; ARGV[1] media_id, ARGV[2] events channel.
+DELETE_SCRIPT = """
+local existed = redis.call('DEL', KEYS[1])
+for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+if existed == 1 then
+  redis.call('PUBLISH', ARGV[2], cjson.encode({media_id = ARGV[1], deleted = true}))
+end
+return existed
+"""
+
+
+def events_channel(prefix: str) -> str:
+    return f"{prefix}events"
+
+
+Call = dict[str, list]  # keys= and args= of a registered script
+
+
+def create_call(prefix: str, media_id: str, record: dict[str, str], score: float) -> Call:
+    keys = [media_key(prefix, media_id), index_key(prefix), index_key(prefix, record["state"])]
+    entry = history_entry(record, record["state"])
+    return {"keys": keys, "args": [score, media_id, entry, events_channel(prefix), HISTORY_LIMIT, *pairs(record)]}
+
+
+def transition_call(prefix: str, media_id: str, expected_state: str, fields: dict[str, str]) -> Call:
+    keys = [
+        media_key(prefix, media_id),
+        index_key(prefix),
+        index_key(prefix, expected_state),
+        index_key(prefix, fields.get("state", expected_state)),
+    ]
+    entry = history_entry(fields, expected_state)
+    return {"keys": keys, "args": [expected_state, media_id, entry, events_channel(prefix), HISTORY_LIMIT,
+                                   *pairs(fields)]}
+
+
+def delete_call(prefix: str, media_id: str) -> Call:
+    keys = [media_key(prefix, media_id), index_key(prefix), *(index_key(prefix, name) for name in State)]
+    return {"keys": keys, "args": [media_id, events_channel(prefix)]}
+
 
 # KEYS[1] record. Counts a delivery attempt only on a record that still exists.
 ATTEMPT_SCRIPT = """

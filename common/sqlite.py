@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.state import append_history, history_entry
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS media (
     media_id TEXT PRIMARY KEY,
@@ -38,6 +40,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (dead, lease_until, id);
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    media_id TEXT NOT NULL,
+    record TEXT,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS locks (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -85,6 +93,11 @@ class Database:
             self._local.conn = None
 
 
+def _log_change(conn: sqlite3.Connection, media_id: str, record: str | None) -> None:
+    """Every change goes to the changes table in its own transaction; servers stream it from there."""
+    conn.execute("INSERT INTO changes (media_id, record, at) VALUES (?, ?, ?)", (media_id, record, time.time()))
+
+
 class SQLiteStore:
     """Media records, keyed by media_id and ordered by creation time for listing."""
 
@@ -95,11 +108,13 @@ class SQLiteStore:
         self.db.query("SELECT 1")
 
     def create(self, media_id: str, record: dict[str, str], score: float) -> None:
+        text = json.dumps(record | {"history": append_history({}, history_entry(record, record["state"]))})
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO media (media_id, score, state, record) VALUES (?, ?, ?, ?)",
-                (media_id, score, record["state"], json.dumps(record)),
+                (media_id, score, record["state"], text),
             )
+            _log_change(conn, media_id, text)
 
     def get(self, media_id: str) -> dict[str, str] | None:
         rows = self.db.query("SELECT record FROM media WHERE media_id = ?", (media_id,))
@@ -107,7 +122,10 @@ class SQLiteStore:
 
     def delete(self, media_id: str) -> bool:
         with self.db.transaction() as conn:
-            return conn.execute("DELETE FROM media WHERE media_id = ?", (media_id,)).rowcount > 0
+            deleted = conn.execute("DELETE FROM media WHERE media_id = ?", (media_id,)).rowcount > 0
+            if deleted:
+                _log_change(conn, media_id, None)
+            return deleted
 
     def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
         """Apply fields only if the record exists and is still in expected_state."""
@@ -118,12 +136,28 @@ class SQLiteStore:
             ).fetchone()
             if row is None:
                 return False
-            record = json.loads(row[0]) | fields
+            record = json.loads(row[0])
+            history = append_history(record, history_entry(fields, expected_state))
+            text = json.dumps(record | fields | {"history": history})
             conn.execute(
                 "UPDATE media SET state = ?, record = ? WHERE media_id = ?",
-                (record["state"], json.dumps(record), media_id),
+                (fields.get("state", expected_state), text, media_id),
             )
+            _log_change(conn, media_id, text)
             return True
+
+    def changes_after(self, last_id: int, limit: int) -> list[tuple[int, str, str | None]]:
+        """(id, media_id, record JSON or None when deleted) of changes after last_id, oldest first."""
+        return self.db.query(
+            "SELECT id, media_id, record FROM changes WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+        )
+
+    def last_change(self) -> int:
+        return self.db.query("SELECT COALESCE(MAX(id), 0) FROM changes")[0][0]
+
+    def prune_changes(self, older_than: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM changes WHERE at < ?", (older_than,))
 
     def add_attempt(self, media_id: str) -> int:
         """Count one more delivery of an existing record; 0 when the record is gone."""

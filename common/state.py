@@ -7,6 +7,7 @@ exactly the same thing.
 from __future__ import annotations
 
 import enum
+import json
 from datetime import UTC, datetime
 
 
@@ -28,6 +29,8 @@ TOO_MANY_PIXELS = 413  # over limits.max_pixels, refused from the header alone
 GAVE_UP = 503  # our own infrastructure failed on every retry; the image itself may be fine
 
 PUBLIC_FIELDS = ("media_type", "state", "service", "message", "created_at", "updated_at")
+HISTORY_LIMIT = 50  # entries a record keeps, the newest
+HISTORY_FIELDS = ("state", "service", "message", "code", "at")
 
 
 def now() -> datetime:
@@ -62,6 +65,7 @@ def taken(moment: datetime) -> dict[str, str]:
         "service": Service.WORKER,
         "state": State.PROCESSING,
         "message": "A worker is making the thumbnail",
+        "code": "202",
         "updated_at": iso(moment),
     }
 
@@ -71,6 +75,7 @@ def requeued(moment: datetime) -> dict[str, str]:
     return {
         "service": Service.WEBSERVER,
         "message": "Re-queued: the job's message had been lost",
+        "code": "202",
         "updated_at": iso(moment),
     }
 
@@ -98,6 +103,20 @@ def failed(code: int, message: str, moment: datetime) -> dict[str, str]:
     }
 
 
+def history_entry(fields: dict[str, str], current_state: str) -> str:
+    """The history line a change adds, as JSON: what the record says after the change."""
+    values = (fields.get("state", current_state), fields.get("service", ""), fields.get("message", ""),
+              int(fields.get("code") or 0), fields.get("updated_at", ""))
+    return json.dumps(dict(zip(HISTORY_FIELDS, values, strict=True)))
+
+
+def append_history(record: dict[str, str], entry: str) -> str:
+    """The record's history with one more entry, the oldest dropped past HISTORY_LIMIT."""
+    history = json.loads(record.get("history") or "[]")
+    history.append(json.loads(entry))
+    return json.dumps(history[-HISTORY_LIMIT:])
+
+
 def is_terminal(record: dict[str, str]) -> bool:
     return record.get("state") in (State.COMPLETED, State.ERROR)
 
@@ -112,9 +131,12 @@ def http_status(record: dict[str, str]) -> int:
     return 202
 
 
-def status_body(media_id: str, record: dict[str, str]) -> dict[str, str]:
-    body = {"media_id": media_id}
+def status_body(media_id: str, record: dict[str, str]) -> dict[str, object]:
+    body: dict[str, object] = {"media_id": media_id}
     body.update({name: record.get(name, "") for name in PUBLIC_FIELDS})
     if record.get("state") == State.COMPLETED:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
+    # Re-ordered: Redis' Lua side keeps each entry as an unordered table.
+    body["history"] = [{key: entry.get(key) for key in HISTORY_FIELDS}
+                       for entry in json.loads(record.get("history") or "[]")]
     return body

@@ -24,7 +24,7 @@ from common.logs import setup_logging
 from common.supervisor import Child, Supervisor
 from server.app import create_app
 from server.http import AppRunner
-from server.resources import IN_FLIGHT
+from server.resources import IN_FLIGHT, RESOURCES
 
 log = logging.getLogger("server")
 
@@ -45,6 +45,7 @@ async def serve(settings: Settings, shared_port: bool) -> None:
     in_flight = app[IN_FLIGHT]
     log.info("stopping: no new connections, %d requests in flight", in_flight.count)
     await site.stop()
+    app[RESOURCES].events.close()  # event streams would never finish on their own
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(in_flight.idle.wait(), conf.shutdown_timeout)
     await runner.cleanup()

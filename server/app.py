@@ -10,9 +10,10 @@ from aiohttp import web
 
 from common.config import Settings, byte_size
 from common.loader import load_backend
-from server import cors, images, middleware, ops
+from server import cors, events, images, middleware, ops
 from server.backends import TABLE
 from server.files import Upload
+from server.hub import EventHub
 from server.intake import UploadSlots
 from server.metrics import ServerMetrics
 from server.recovery import run_recovery
@@ -26,9 +27,10 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[middleware.observe, middleware.errors, cors.preflight, middleware.auth])
     app[IN_FLIGHT] = InFlight()
     app.cleanup_ctx.append(_backends(settings))
-    app.cleanup_ctx.append(_recovery)
+    app.cleanup_ctx.append(_background)
     app.on_response_prepare.append(cors.add_headers)
     images.add_routes(app)
+    events.add_routes(app)
     ops.add_routes(app)
     return app
 
@@ -43,6 +45,7 @@ def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context s
             files=load_backend(TABLE, "files", names.files)(settings),
             metrics=ServerMetrics(),
             upload_slots=UploadSlots(byte_size(settings.limits.upload_memory), UPLOAD_MEMORY),
+            events=EventHub(),
         )
         await res.files.open()
         await res.store.open()
@@ -56,10 +59,14 @@ def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context s
     return context
 
 
-async def _recovery(app: web.Application) -> AsyncIterator[None]:
-    """The recovery pass runs beside the serving process, never delaying it."""
-    task = asyncio.create_task(run_recovery(app[RESOURCES]))
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """What runs beside serving: the recovery pass (never delaying start-up) and the event hub."""
+    res = app[RESOURCES]
+    tasks = [asyncio.create_task(run_recovery(res)), asyncio.create_task(res.events.run(res.store.changes()))]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    res.events.close()
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

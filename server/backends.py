@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from common.config import Settings
@@ -21,6 +22,7 @@ TABLE: dict[str, dict[str, str]] = {
 }
 
 Page = list[tuple[str, float, dict[str, str]]]
+Change = tuple[str, dict[str, str] | None]  # media_id and its record after the change (None: deleted)
 
 
 class Store(Protocol):
@@ -38,6 +40,8 @@ class Store(Protocol):
     async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page: ...
     async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool: ...
     async def release_lock(self, name: str, owner: str) -> None: ...
+    def changes(self) -> AsyncIterator[Change]:
+        """Every change of every record from now on, whoever made it; survives outages."""
     async def close(self) -> None: ...
 
 

@@ -28,14 +28,14 @@ PUBLIC_THUMBNAIL = "public, max-age=31536000, immutable"
 PRIVATE_THUMBNAIL = "private, max-age=31536000, immutable"
 
 
-def _media_id(request: web.Request) -> str:
+def path_media_id(request: web.Request) -> str:
     media_id = request.match_info["media_id"]
     if not is_media_id(media_id):
         raise ApiError(404, "no such media")
     return media_id
 
 
-async def _record(res: Resources, media_id: str) -> dict[str, str]:
+async def existing_record(res: Resources, media_id: str) -> dict[str, str]:
     record = await res.store.get(media_id)
     if record is None:
         raise ApiError(404, "no such media")
@@ -128,8 +128,8 @@ async def create_image(request: web.Request) -> web.Response:
 
 async def get_image(request: web.Request) -> web.Response:
     res = resources(request)
-    media_id = _media_id(request)
-    record = await _record(res, media_id)
+    media_id = path_media_id(request)
+    record = await existing_record(res, media_id)
     return web.json_response(state.status_body(media_id, record), status=state.http_status(record))
 
 
@@ -140,11 +140,11 @@ def _etag_matches(request: web.Request, tag: str) -> bool:
 
 async def get_thumbnail(request: web.Request) -> web.Response:
     res = resources(request)
-    media_id = _media_id(request)
+    media_id = path_media_id(request)
     encoding = request.query.get("encoding", "base64")
     if encoding not in ("base64", "binary"):
         raise ApiError(400, "encoding must be 'base64' or 'binary'")
-    record = await _record(res, media_id)
+    record = await existing_record(res, media_id)
     if record.get("state") != state.State.COMPLETED:
         raise ApiError(409, f"no thumbnail: the media is {record.get('state', 'unknown')}")
     thumb_type = media.BY_NAME.get(record.get("thumbnail_type", ""))
@@ -167,7 +167,7 @@ async def get_thumbnail(request: web.Request) -> web.Response:
 
 async def delete_image(request: web.Request) -> web.Response:
     res = resources(request)
-    media_id = _media_id(request)
+    media_id = path_media_id(request)
     # State first: a worker that finishes later finds no record and removes its own thumbnail.
     deleted = await res.store.delete(media_id)
     # Files go even when the record is already gone, so a DELETE that met a files outage (503)

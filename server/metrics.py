@@ -37,6 +37,10 @@ class ServerMetrics:
         self.uploads = Counter(
             "thumbnailify_uploads_accepted_total", "Uploads answered 202", registry=self.registry,
         )
+        self.event_streams = Gauge(
+            "thumbnailify_event_streams", "Server-sent event streams open, read at scrape time",
+            registry=self.registry, multiprocess_mode="livesum",
+        )
         self.queue_depth = Gauge(
             "thumbnailify_queue_depth", "Jobs waiting in the work queue, read at scrape time",
             registry=self.registry, multiprocess_mode="mostrecent",

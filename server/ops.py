@@ -46,6 +46,7 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     res = resources(request)
+    res.metrics.event_streams.set(res.events.streams)
     # On an outage the depth keeps its last reading; /ready reports the outage.
     with contextlib.suppress(BackendUnavailable):
         res.metrics.queue_depth.set(await res.publisher.depth())

@@ -10,6 +10,7 @@ from aiohttp import web
 from common.config import Settings
 from server.backends import Publisher, Store
 from server.files import FilesystemFiles
+from server.hub import EventHub
 from server.intake import UploadSlots
 from server.metrics import ServerMetrics
 
@@ -22,6 +23,7 @@ class Resources:
     files: FilesystemFiles
     metrics: ServerMetrics
     upload_slots: UploadSlots
+    events: EventHub
 
 
 class InFlight:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
@@ -12,19 +15,25 @@ from redis.exceptions import RedisError
 from common.config import Settings
 from common.keys import (
     CREATE_SCRIPT,
+    DELETE_SCRIPT,
     RELEASE_LOCK_SCRIPT,
     TRANSITION_SCRIPT,
     client_options,
+    create_call,
+    delete_call,
+    events_channel,
     index_key,
     lock_key,
     media_key,
-    pairs,
+    transition_call,
 )
-from common.state import State
-from server.backends import Page
+from server.backends import Change, Page
 from server.errors import BackendUnavailable
 
+log = logging.getLogger(__name__)
+
 P = ParamSpec("P")
+RESUBSCRIBE_SECONDS = 1.0
 R = TypeVar("R")
 
 
@@ -54,6 +63,7 @@ class RedisStore:
         self.client = aioredis.Redis.from_pool(pool)
         self._create = self.client.register_script(CREATE_SCRIPT)
         self._transition = self.client.register_script(TRANSITION_SCRIPT)
+        self._delete = self.client.register_script(DELETE_SCRIPT)
         self._release_lock = self.client.register_script(RELEASE_LOCK_SCRIPT)
 
     async def open(self) -> None:
@@ -65,8 +75,7 @@ class RedisStore:
 
     @_unavailable_on_error
     async def create(self, media_id: str, record: dict[str, str], score: float) -> None:
-        keys = [media_key(self.prefix, media_id), self.index, index_key(self.prefix, record["state"])]
-        await self._create(keys=keys, args=[score, media_id, *pairs(record)])
+        await self._create(**create_call(self.prefix, media_id, record, score))
 
     @_unavailable_on_error
     async def get(self, media_id: str) -> dict[str, str] | None:
@@ -74,18 +83,11 @@ class RedisStore:
 
     @_unavailable_on_error
     async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
-        keys = [media_key(self.prefix, media_id), self.index, index_key(self.prefix, expected_state),
-                index_key(self.prefix, fields.get("state", expected_state))]
-        return bool(await self._transition(keys=keys, args=[expected_state, media_id, *pairs(fields)]))
+        return bool(await self._transition(**transition_call(self.prefix, media_id, expected_state, fields)))
 
     @_unavailable_on_error
     async def delete(self, media_id: str) -> bool:
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(media_key(self.prefix, media_id))
-            for index in (self.index, *(index_key(self.prefix, name) for name in State)):
-                pipe.zrem(index, media_id)
-            deleted, *_ = await pipe.execute()
-        return deleted > 0
+        return bool(await self._delete(**delete_call(self.prefix, media_id)))
 
     @_unavailable_on_error
     async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
@@ -122,6 +124,21 @@ class RedisStore:
     @_unavailable_on_error
     async def release_lock(self, name: str, owner: str) -> None:
         await self._release_lock(keys=[lock_key(self.prefix, name)], args=[owner])
+
+    async def changes(self) -> AsyncIterator[Change]:
+        """From the events channel the scripts publish on; a lost connection is re-subscribed."""
+        while True:
+            try:
+                async with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(events_channel(self.prefix))
+                    while True:
+                        message = await pubsub.get_message(timeout=10.0)
+                        if message is not None:
+                            change = json.loads(message["data"])
+                            yield change["media_id"], None if change.get("deleted") else change["record"]
+            except RedisError as exc:
+                log.warning("events subscription lost, subscribing again: %s", exc)
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from common.config import Settings
 from common.sqlite import Database
 from common.sqlite import SQLiteStore as SyncStore
-from server.backends import Page
+from server.backends import Change, Page
 from server.errors import BackendUnavailable
 
+log = logging.getLogger(__name__)
+
 R = TypeVar("R")
+POLL_SECONDS = 0.2  # how often a server process looks for changes others wrote
+CHANGES_BATCH = 500
+KEEP_CHANGES_SECONDS = 600.0  # the changes table is a short log, not history
 
 
 class SQLiteStore:
@@ -60,6 +68,27 @@ class SQLiteStore:
 
     async def release_lock(self, name: str, owner: str) -> None:
         await self._run(self._store.release_lock, name, owner)
+
+    async def changes(self) -> AsyncIterator[Change]:
+        """Polls the changes table every writer (servers and workers) appends to."""
+        last: int | None = None
+        next_prune = 0.0
+        while True:
+            try:
+                if last is None:
+                    last = await self._run(self._store.last_change)
+                rows = await self._run(self._store.changes_after, last, CHANGES_BATCH)
+                if time.monotonic() > next_prune:
+                    await self._run(self._store.prune_changes, time.time() - KEEP_CHANGES_SECONDS)
+                    next_prune = time.monotonic() + KEEP_CHANGES_SECONDS / 10
+            except BackendUnavailable as exc:
+                log.warning("cannot read changes: %s", exc.detail)
+                rows = []
+            for change_id, media_id, text in rows:
+                last = change_id
+                yield media_id, json.loads(text) if text else None
+            if len(rows) < CHANGES_BATCH:
+                await asyncio.sleep(POLL_SECONDS)
 
     async def close(self) -> None:
         if self.store is not None:

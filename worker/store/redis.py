@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from common.config import Settings
-from common.keys import ATTEMPT_SCRIPT, TRANSITION_SCRIPT, client_options, index_key, media_key, pairs
+from common.keys import ATTEMPT_SCRIPT, TRANSITION_SCRIPT, client_options, media_key, transition_call
 
 
 class RedisStore:
@@ -20,14 +20,7 @@ class RedisStore:
         return self.client.hgetall(media_key(self.prefix, media_id)) or None
 
     def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
-        new_state = fields.get("state", expected_state)
-        keys = [
-            media_key(self.prefix, media_id),
-            index_key(self.prefix),
-            index_key(self.prefix, expected_state),
-            index_key(self.prefix, new_state),
-        ]
-        return bool(self._transition(keys=keys, args=[expected_state, media_id, *pairs(fields)]))
+        return bool(self._transition(**transition_call(self.prefix, media_id, expected_state, fields)))
 
     def add_attempt(self, media_id: str) -> int:
         return int(self._attempt(keys=[media_key(self.prefix, media_id)]))
