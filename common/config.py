@@ -86,6 +86,7 @@ class FilesSettings:
 @dataclass(frozen=True)
 class LimitsSettings:
     max_upload_bytes: int = 20 * 1024 * 1024
+    max_files: int = 100
     upload_idle_timeout: float = 30.0
     upload_timeout: float = 300.0
     upload_memory: str = "64MiB"
@@ -111,6 +112,20 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class IdempotencySettings:
+    ttl_seconds: float = 86400.0
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    secret: str = ""
+    allowed_hosts: str = ""
+    timeout: float = 5.0
+    retry_base_delay: float = 5.0
+    max_attempts: int = 8
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "text"
@@ -128,6 +143,8 @@ class Settings:
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     thumbnail: ThumbnailSettings = field(default_factory=ThumbnailSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def path(self, value: str) -> Path:

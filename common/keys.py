@@ -28,6 +28,11 @@ def index_key(prefix: str, state: str | None = None) -> str:
     return f"{prefix}index" if state is None else f"{prefix}index:{state}"
 
 
+def request_key(prefix: str, key: str) -> str:
+    """An Idempotency-Key's in-flight marker or saved answer."""
+    return f"{prefix}request:{key}"
+
+
 def lock_key(prefix: str, name: str) -> str:
     return f"{prefix}lock:{name}"
 

@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS changes (
     record TEXT,
     at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS requests (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_expiry ON requests (expires);
 CREATE TABLE IF NOT EXISTS locks (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -191,6 +197,26 @@ class SQLiteStore:
         rows = self.db.query(sql, (*params, limit))
         return [(media_id, score, json.loads(record)) for media_id, score, record in rows]
 
+
+    def reserve_request(self, key: str, marker: str, seconds: float) -> str | None:
+        """Put marker under an Idempotency-Key unless it holds something: None, or what it holds."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM requests WHERE expires <= ?", (now,))
+            row = conn.execute("SELECT value FROM requests WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return row[0]
+            conn.execute("INSERT INTO requests (key, value, expires) VALUES (?, ?, ?)", (key, marker, now + seconds))
+            return None
+
+    def save_request(self, key: str, value: str, seconds: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO requests (key, value, expires) VALUES (?, ?, ?)",
+                         (key, value, time.time() + seconds))
+
+    def release_request(self, key: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM requests WHERE key = ?", (key,))
 
     def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
         """Take the named lock unless another owner holds it unexpired."""

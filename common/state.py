@@ -45,18 +45,29 @@ def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def accepted(media_type: str, moment: datetime) -> dict[str, str]:
+class Callback(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str | None = None) -> dict[str, str]:
     """The record the server writes before publishing the job."""
     stamp = iso(moment)
-    return {
+    record = {
         "media_type": media_type,
         "service": Service.WEBSERVER,
         "state": State.PROCESSING,
         "message": "Accepted; waiting for a worker",
         "code": "202",
+        "sha256": sha256,
         "created_at": stamp,
         "updated_at": stamp,
     }
+    if callback_url:
+        record |= {"callback_url": callback_url, "callback_state": Callback.PENDING, "callback_attempts": "0",
+                   "callback_last_status": ""}
+    return record
 
 
 def taken(moment: datetime) -> dict[str, str]:
@@ -134,8 +145,18 @@ def http_status(record: dict[str, str]) -> int:
 def status_body(media_id: str, record: dict[str, str]) -> dict[str, object]:
     body: dict[str, object] = {"media_id": media_id}
     body.update({name: record.get(name, "") for name in PUBLIC_FIELDS})
+    if record.get("sha256"):
+        body["sha256"] = record["sha256"]
     if record.get("state") == State.COMPLETED:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
+    if record.get("callback_url"):
+        last = record.get("callback_last_status")
+        body["callback"] = {
+            "url": record["callback_url"],
+            "state": record.get("callback_state", Callback.PENDING),
+            "attempts": int(record.get("callback_attempts") or 0),
+            "last_status": int(last) if last else None,
+        }
     # Re-ordered: Redis' Lua side keeps each entry as an unordered table.
     body["history"] = [{key: entry.get(key) for key in HISTORY_FIELDS}
                        for entry in json.loads(record.get("history") or "[]")]

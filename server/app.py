@@ -10,7 +10,7 @@ from aiohttp import web
 
 from common.config import Settings, byte_size
 from common.loader import load_backend
-from server import cors, events, images, middleware, ops
+from server import cors, events, images, middleware, ops, uploads
 from server.backends import TABLE
 from server.files import Upload
 from server.hub import EventHub
@@ -29,6 +29,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_backends(settings))
     app.cleanup_ctx.append(_background)
     app.on_response_prepare.append(cors.add_headers)
+    uploads.add_routes(app)
     images.add_routes(app)
     events.add_routes(app)
     ops.add_routes(app)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pybase64
 from aiohttp import StreamReader
+
+T = TypeVar("T")
 
 # Line breaks (as `base64` CLI output has) and stray blanks are tolerated, nothing else.
 WHITESPACE = b" \t\r\n"
@@ -38,20 +41,25 @@ class ReadLimits:
     idle_timeout: float  # seconds between two chunks
     deadline: float  # loop time by which the whole body must be in
 
-
-async def raw_chunks(stream: StreamReader, limits: ReadLimits) -> AsyncIterator[bytes]:
-    """The body as it arrives, within the byte cap and both timeouts."""
-    loop = asyncio.get_running_loop()
-    received = 0
-    while True:
-        remaining = limits.deadline - loop.time()
+    async def wait(self, read: Awaitable[T]) -> T:
+        """One read of the body, cut off at the idle timeout or the deadline."""
+        remaining = self.deadline - asyncio.get_running_loop().time()
         try:
             if remaining <= 0:
                 raise TimeoutError
-            async with asyncio.timeout(min(limits.idle_timeout, remaining)):
-                chunk = await stream.readany()
+            async with asyncio.timeout(min(self.idle_timeout, remaining)):
+                return await read
         except TimeoutError as exc:
+            if asyncio.iscoroutine(read):
+                read.close()
             raise BodyTimeout("the upload stalled or took too long; send it again") from exc
+
+
+async def raw_chunks(stream: StreamReader, limits: ReadLimits) -> AsyncIterator[bytes]:
+    """The body as it arrives, within the byte cap and both timeouts."""
+    received = 0
+    while True:
+        chunk = await limits.wait(stream.readany())
         if not chunk:
             return
         received += len(chunk)

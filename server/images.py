@@ -1,22 +1,18 @@
-"""HTTP handlers for /images: accept an upload, report state, serve and delete thumbnails."""
+"""HTTP handlers for /images: report state, list, serve and delete thumbnails (uploads: server/uploads.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import math
 
-from aiohttp import ClientPayloadError, hdrs, web
+from aiohttp import hdrs, web
 from aiohttp.helpers import ETAG_ANY
 
 from common import media, state
-from common.volume import is_media_id, new_media_id
-from server.bodies import BodyTimeout, BodyTooLarge, InvalidBase64, ReadLimits, base64_chunks, base64_wire_bytes
+from common.volume import is_media_id
 from server.errors import ApiError
-from server.files import Upload
-from server.intake import Intake, Received, take_in
 from server.middleware import LOG_EXTRA
 from server.resources import Resources, resources
 
@@ -40,90 +36,6 @@ async def existing_record(res: Resources, media_id: str) -> dict[str, str]:
     if record is None:
         raise ApiError(404, "no such media")
     return record
-
-
-def _declared_upload(request: web.Request, res: Resources) -> media.MediaType:
-    """What the headers alone decide, before any of the body is read (or 100 Continue sent)."""
-    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
-    if encoding != "identity":
-        raise ApiError(415, f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed")
-    header = request.headers.get(hdrs.CONTENT_TYPE)
-    if not header:
-        raise ApiError(400, "missing Content-Type; send one of " + ", ".join(media.ACCEPTED))
-    declared = media.parse_content_type(header)
-    if declared is None:
-        raise ApiError(415, f"unsupported Content-Type {header!r}; use one of " + ", ".join(media.ACCEPTED))
-    wire_limit = base64_wire_bytes(res.settings.limits.max_upload_bytes)
-    if request.content_length is not None and request.content_length > wire_limit:
-        raise ApiError(413, f"the body is larger than {wire_limit} bytes")
-    expect = request.headers.get(hdrs.EXPECT)
-    if expect is not None and expect.lower() != "100-continue":
-        raise ApiError(417, f"unsupported Expect: {expect!r}")
-    return declared
-
-
-async def defer_continue(request: web.Request) -> None:
-    """aiohttp would answer "100 Continue" before any check; create_image does, after them."""
-
-
-async def _send_continue(request: web.Request) -> None:
-    if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and request.version >= (1, 1):
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0  # the response proper has not started
-
-
-async def _receive(request: web.Request, res: Resources, upload: Upload, declared: media.MediaType) -> Received:
-    """The body through the upload chain into the files backend; client faults become 4xx."""
-    conf = res.settings.limits
-    loop = asyncio.get_running_loop()
-    limits = ReadLimits(
-        max_bytes=base64_wire_bytes(conf.max_upload_bytes),
-        idle_timeout=conf.upload_idle_timeout,
-        deadline=loop.time() + conf.upload_timeout,
-    )
-    async with res.upload_slots.slot(min(conf.upload_idle_timeout, conf.upload_timeout)):
-        await _send_continue(request)
-        intake = Intake(upload, declared, conf.max_upload_bytes)
-        try:
-            return await take_in(base64_chunks(request.content, limits), intake)
-        except InvalidBase64 as exc:
-            raise ApiError(400, f"the body is not valid base64: {exc}") from exc
-        except BodyTooLarge as exc:
-            raise ApiError(413, str(exc)) from exc
-        except BodyTimeout as exc:
-            raise ApiError(408, str(exc)) from exc
-        except (ClientPayloadError, ConnectionResetError) as exc:
-            raise ApiError(400, f"the upload was cut off: {exc}") from exc
-
-
-async def create_image(request: web.Request) -> web.Response:
-    res = resources(request)
-    declared = _declared_upload(request, res)
-    media_id = new_media_id()
-    upload = res.files.upload(media_id)
-    received = await _receive(request, res, upload, declared)
-    moment = state.now()
-    record = state.accepted(declared.name, moment)
-    try:
-        await res.store.create(media_id, record, moment.timestamp())
-    except BaseException:
-        await upload.discard()
-        raise
-    try:
-        await res.publisher.publish(media_id, declared.name)
-    except BaseException:
-        try:
-            await res.store.delete(media_id)
-        finally:
-            await upload.discard()
-        raise
-    res.metrics.uploads.inc()
-    request[LOG_EXTRA] = {"media_id": media_id, "media_type": declared.name, "bytes": received.size}
-    return web.json_response(
-        state.status_body(media_id, record),
-        status=202,
-        headers={hdrs.LOCATION: f"/images/{media_id}"},
-    )
 
 
 async def get_image(request: web.Request) -> web.Response:
@@ -215,7 +127,6 @@ async def list_images(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/images", create_image, expect_handler=defer_continue)
     app.router.add_get("/images", list_images)
     app.router.add_get("/images/{media_id}", get_image)
     app.router.add_delete("/images/{media_id}", delete_image)

@@ -13,10 +13,31 @@ import contextlib
 import hashlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from common import media
 from server.errors import ApiError
-from server.files import Upload
+
+
+class Sink(Protocol):
+    """Where the bytes go: a files backend's upload (server/files.py), or nowhere."""
+
+    async def write(self, data: bytes) -> None: ...
+    async def commit(self) -> None: ...
+    async def discard(self) -> None: ...
+
+
+class Discard:
+    """For a replayed request: its content is checked and hashed, but kept nowhere."""
+
+    async def write(self, data: bytes) -> None:
+        return None
+
+    async def commit(self) -> None:
+        return None
+
+    async def discard(self) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -26,7 +47,7 @@ class Received:
 
 
 class Intake:
-    def __init__(self, upload: Upload, declared: media.MediaType, max_bytes: int) -> None:
+    def __init__(self, upload: Sink, declared: media.MediaType, max_bytes: int) -> None:
         self.upload = upload
         self.declared = declared
         self.max_bytes = max_bytes

@@ -25,6 +25,7 @@ from common.keys import (
     index_key,
     lock_key,
     media_key,
+    request_key,
     transition_call,
 )
 from server.backends import Change, Page
@@ -124,6 +125,24 @@ class RedisStore:
     @_unavailable_on_error
     async def release_lock(self, name: str, owner: str) -> None:
         await self._release_lock(keys=[lock_key(self.prefix, name)], args=[owner])
+
+    @_unavailable_on_error
+    async def reserve_request(self, key: str, marker: str, seconds: float) -> str | None:
+        name = request_key(self.prefix, key)
+        while True:
+            if await self.client.set(name, marker, nx=True, px=int(seconds * 1000)):
+                return None
+            found = await self.client.get(name)
+            if found is not None:  # else it expired between the two calls: try again
+                return found
+
+    @_unavailable_on_error
+    async def save_request(self, key: str, value: str, seconds: float) -> None:
+        await self.client.set(request_key(self.prefix, key), value, px=int(seconds * 1000))
+
+    @_unavailable_on_error
+    async def release_request(self, key: str) -> None:
+        await self.client.delete(request_key(self.prefix, key))
 
     async def changes(self) -> AsyncIterator[Change]:
         """From the events channel the scripts publish on; a lost connection is re-subscribed."""

@@ -69,6 +69,15 @@ class SQLiteStore:
     async def release_lock(self, name: str, owner: str) -> None:
         await self._run(self._store.release_lock, name, owner)
 
+    async def reserve_request(self, key: str, marker: str, seconds: float) -> str | None:
+        return await self._run(self._store.reserve_request, key, marker, seconds)
+
+    async def save_request(self, key: str, value: str, seconds: float) -> None:
+        await self._run(self._store.save_request, key, value, seconds)
+
+    async def release_request(self, key: str) -> None:
+        await self._run(self._store.release_request, key)
+
     async def changes(self) -> AsyncIterator[Change]:
         """Polls the changes table every writer (servers and workers) appends to."""
         last: int | None = None
