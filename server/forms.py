@@ -11,16 +11,20 @@ yields the files one by one as the body streams in.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BodyPartReader, MultipartReader
 
 from common import media
 from common.config import LimitsSettings
 from server.bodies import ReadLimits, base64_chunks, base64_wire_bytes, raw_chunks
 from server.errors import ApiError
+
+T = TypeVar("T")
 
 PART_CHUNK = 64 * 1024
 PART_OVERHEAD = 16 * 1024  # boundary and part headers, per part
@@ -110,10 +114,7 @@ class MultipartForm(UploadForm):
             raise ApiError(400, "no 'file' part in the multipart body")
 
     async def _next_part(self) -> BodyPartReader | None:
-        try:
-            part = await self.reader.next()
-        except ValueError as exc:
-            raise ApiError(400, f"malformed multipart body: {exc}") from exc
+        part = await _parsed(self.reader.next())
         if part is not None and not isinstance(part, BodyPartReader):
             raise ApiError(400, "nested multipart parts are not accepted")
         return part
@@ -121,7 +122,7 @@ class MultipartForm(UploadForm):
     @staticmethod
     async def _text(part: BodyPartReader, limits: ReadLimits) -> str:
         data = b""
-        while chunk := await limits.wait(part.read_chunk(MAX_TEXT_PART)):
+        while chunk := await limits.wait(_parsed(part.read_chunk(MAX_TEXT_PART))):
             data += chunk
             if len(data) > MAX_TEXT_PART:
                 raise ApiError(400, f"the {part.name!r} part is longer than {MAX_TEXT_PART} bytes")
@@ -132,8 +133,17 @@ class MultipartForm(UploadForm):
 
 
 async def _part_chunks(part: BodyPartReader, limits: ReadLimits) -> AsyncGenerator[bytes, None]:
-    while chunk := await limits.wait(part.read_chunk(PART_CHUNK)):
+    while chunk := await limits.wait(_parsed(part.read_chunk(PART_CHUNK))):
         yield chunk
+
+
+async def _parsed(read: Awaitable[T]) -> T:
+    """aiohttp's multipart parser's complaints (a line too long, no boundary) as a 400."""
+    try:
+        return await read
+    except (ValueError, HttpProcessingError) as exc:
+        reason = getattr(exc, "message", None) or str(exc)
+        raise ApiError(400, f"malformed multipart body: {reason.strip()[:200]}") from exc
 
 
 def upload_form(request: web.Request, conf: LimitsSettings) -> UploadForm:

@@ -3,7 +3,8 @@
 - Request bodies are never inflated (`auto_decompress=False`): an upload that names a
   Content-Encoding is refused with 415 before any of it is read (a gzip bomb costs nothing).
 - After an early answer (413, 415, 401 ...) the connection is closed instead of draining
-  whatever body the client still sends (`lingering_time=0`).
+  whatever body the client still sends (`lingering_time=0`), past the little the error
+  middleware reads so that a client sending a normal body still gets to read the answer.
 - A request aiohttp cannot even parse gets a JSON error like every other, and one INFO log
   line instead of an ERROR with a traceback: malformed requests are the client's problem.
 """

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import hdrs, web
+from aiohttp import ClientPayloadError, hdrs, web
 
 from server.errors import ApiError, BackendUnavailable
 from server.resources import IN_FLIGHT, resources
@@ -20,8 +21,37 @@ OPEN_PATHS = frozenset({"/health", "/ready"})
 LOG_EXTRA = web.RequestKey("log_extra", dict)
 
 
+# After an early error, what is left of the body is read (and dropped) up to this much, so a
+# client still sending a normal-sized body gets to read the answer; past it the connection is
+# closed (server/http.py) rather than drained.
+DRAIN_BYTES = 4 * 1024 * 1024
+DRAIN_SECONDS = 2.0
+DRAIN_IDLE_SECONDS = 0.25  # a client that is not sending is not waited for
+# Set once "100 Continue" was sent; before that a client sends no body, so there is none to drain.
+CONTINUED = web.RequestKey("continued", bool)
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"message": message}, status=status, headers=headers)
+
+
+async def _drain_a_little(request: web.Request) -> None:
+    waiting_for_continue = request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and not request.get(
+        CONTINUED
+    )
+    if waiting_for_continue or request.content.at_eof():
+        return
+    drained = 0
+    deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
+    try:
+        while drained <= DRAIN_BYTES:
+            async with asyncio.timeout_at(min(deadline, asyncio.get_running_loop().time() + DRAIN_IDLE_SECONDS)):
+                chunk = await request.content.readany()
+            if not chunk:
+                return
+            drained += len(chunk)
+    except (TimeoutError, OSError, ClientPayloadError):
+        return
 
 
 @web.middleware
@@ -31,18 +61,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except BackendUnavailable as exc:
         log.warning("%s unavailable: %s", exc.backend, exc.detail, extra={"path": request.path})
-        return error_response(exc.status, exc.message, exc.headers)
+        response = error_response(exc.status, exc.message, exc.headers)
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.headers)
+        response = error_response(exc.status, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k != hdrs.CONTENT_TYPE}
         headers.pop(hdrs.CONTENT_LENGTH, None)
-        return error_response(exc.status, exc.reason, headers)
+        response = error_response(exc.status, exc.reason, headers)
     except Exception:
         log.exception("unhandled error", extra={"path": request.path})
-        return error_response(500, "internal error; it has been logged")
+        response = error_response(500, "internal error; it has been logged")
+    await _drain_a_little(request)
+    return response
 
 
 def check_api_key(request: web.Request) -> None:

@@ -23,7 +23,7 @@ from server.callbacks import checked_callback
 from server.errors import ApiError
 from server.forms import UploadForm, upload_form
 from server.intake import Discard, Intake, Received, Sink, take_in
-from server.middleware import LOG_EXTRA
+from server.middleware import CONTINUED, LOG_EXTRA
 from server.resources import Resources, resources
 
 
@@ -44,6 +44,7 @@ async def _send_continue(request: web.Request) -> None:
     if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and request.version >= (1, 1):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the response proper has not started
+        request[CONTINUED] = True
 
 
 @contextlib.contextmanager
