@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from aiohttp import web
@@ -24,19 +25,21 @@ async def media_events(request: web.Request) -> web.StreamResponse:
     media_id = path_media_id(request)
     with res.events.subscribe(media_id) as subscription:
         record = await existing_record(res, media_id)  # after subscribing: no change can fall in between
+        # A client closing its stream is how most streams end, not an error.
         async with sse_response(request, ping_interval=KEEPALIVE_SECONDS) as stream:
-            await _send_status(stream, media_id, record)
-            while not state.is_terminal(record):
-                change = await subscription.next()
-                if change is None:
-                    break
-                _, changed = change
-                if changed is None:
-                    await stream.send(json.dumps({"media_id": media_id}), event="deleted")
-                    break
-                if changed.get("history") != record.get("history"):  # not the one already sent
-                    record = changed
-                    await _send_status(stream, media_id, record)
+            with contextlib.suppress(ConnectionResetError):
+                await _send_status(stream, media_id, record)
+                while not state.is_terminal(record):
+                    change = await subscription.next()
+                    if change is None:
+                        break
+                    _, changed = change
+                    if changed is None:
+                        await stream.send(json.dumps({"media_id": media_id}), event="deleted")
+                        break
+                    if changed.get("history") != record.get("history"):  # not the one already sent
+                        record = changed
+                        await _send_status(stream, media_id, record)
     return stream
 
 
@@ -45,12 +48,13 @@ async def all_events(request: web.Request) -> web.StreamResponse:
     res = resources(request)
     with res.events.subscribe() as subscription:
         async with sse_response(request, ping_interval=KEEPALIVE_SECONDS) as stream:
-            while (change := await subscription.next()) is not None:
-                media_id, record = change
-                if record is None:
-                    await stream.send(json.dumps({"media_id": media_id}), event="deleted")
-                else:
-                    await _send_status(stream, media_id, record)
+            with contextlib.suppress(ConnectionResetError):
+                while (change := await subscription.next()) is not None:
+                    media_id, record = change
+                    if record is None:
+                        await stream.send(json.dumps({"media_id": media_id}), event="deleted")
+                    else:
+                        await _send_status(stream, media_id, record)
     return stream
 
 

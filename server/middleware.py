@@ -17,6 +17,7 @@ log = logging.getLogger("server.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/health", "/ready"})
+CLIENT_LEFT = 499  # logged when the client closed the connection before its answer (nginx's code)
 # A handler may put fields here (media_id, bytes, ...) for the request's one access-log line.
 LOG_EXTRA = web.RequestKey("log_extra", dict)
 
@@ -64,6 +65,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(exc.status, exc.message, exc.headers)
     except ApiError as exc:
         response = error_response(exc.status, exc.message, exc.headers)
+    except ConnectionResetError:
+        raise  # the client left; there is no one to answer
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -102,7 +105,7 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count and time each request by route pattern (not raw path, which holds ids)."""
     started = time.perf_counter()
-    status = 500
+    status = CLIENT_LEFT
     try:
         with request.app[IN_FLIGHT]:
             response = await handler(request)
