@@ -29,8 +29,8 @@ class RedisStore:
         ]
         return bool(self._transition(keys=keys, args=[expected_state, media_id, *pairs(fields)]))
 
-    def add_attempt(self, media_id: str) -> int:
-        return int(self._attempt(keys=[media_key(self.prefix, media_id)]))
+    def add_attempt(self, media_id: str, delivery_token: str) -> int:
+        return int(self._attempt(keys=[media_key(self.prefix, media_id)], args=[delivery_token]))
 
     def close(self) -> None:
         self.client.close()
