@@ -46,6 +46,10 @@ class WorkerSettings:
     retry_max_delay: float = 10.0
     metrics_port: int = 0
     poll_interval: float = 0.02
+    stall_margin: float = 30.0
+    temp_dir: str = ""
+    dead_letter_max_length: int = 10000
+    dead_letter_max_age: float = 1209600.0
 
 
 @dataclass(frozen=True)

@@ -132,12 +132,18 @@ def delete_call(prefix: str, media_id: str) -> Call:
     return {"keys": keys, "args": [media_id, events_channel(prefix)]}
 
 
-# KEYS[1] record. Counts a delivery attempt only on a record that still exists.
+# KEYS[1] record; ARGV[1] the delivery's token. Counts a delivery attempt only on a record that
+# still exists, and only once per delivery: a call repeated after its reply was lost (a stall over
+# the client timeout) finds its token already recorded and returns the count unchanged.
 ATTEMPT_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
 end
-return 0
+if redis.call('HGET', KEYS[1], 'counted_delivery') == ARGV[1] then
+  return tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+end
+redis.call('HSET', KEYS[1], 'counted_delivery', ARGV[1])
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 """
 
 

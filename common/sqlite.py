@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     deliveries INTEGER NOT NULL DEFAULT 0,
     owner INTEGER NOT NULL DEFAULT 0,
     dead INTEGER NOT NULL DEFAULT 0,
-    reason TEXT NOT NULL DEFAULT ''
+    reason TEXT NOT NULL DEFAULT '',
+    dead_at REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (dead, lease_until, id);
 CREATE TABLE IF NOT EXISTS changes (
@@ -58,6 +59,8 @@ CREATE TABLE IF NOT EXISTS locks (
     expires REAL NOT NULL
 );
 """
+# Columns added since the first release, for files created before them.
+MIGRATIONS = {("jobs", "dead_at"): "ALTER TABLE jobs ADD COLUMN dead_at REAL NOT NULL DEFAULT 0"}
 
 
 class Database:
@@ -67,7 +70,11 @@ class Database:
         self.path = path
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection().executescript(SCHEMA)  # executescript commits on its own
+        conn = self._connection()
+        conn.executescript(SCHEMA)  # executescript commits on its own
+        for (table, column), sql in MIGRATIONS.items():
+            if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(sql)
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -165,15 +172,19 @@ class SQLiteStore:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM changes WHERE at < ?", (older_than,))
 
-    def add_attempt(self, media_id: str) -> int:
-        """Count one more delivery of an existing record; 0 when the record is gone."""
+    def add_attempt(self, media_id: str, delivery_token: str) -> int:
+        """Count one more delivery of an existing record, once per delivery; 0 when the record is gone."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
             if row is None:
                 return 0
             record = json.loads(row[0])
-            attempts = int(record.get("attempts", "0")) + 1
+            attempts = int(record.get("attempts", "0"))
+            if record.get("counted_delivery") == delivery_token:
+                return attempts
+            attempts += 1
             record["attempts"] = str(attempts)
+            record["counted_delivery"] = delivery_token
             conn.execute(
                 "UPDATE media SET record = ? WHERE media_id = ?", (json.dumps(record), media_id)
             )
@@ -240,6 +251,14 @@ class ClaimedJob:
     deliveries: int
 
 
+@dataclass(frozen=True)
+class DeadJob:
+    job_id: int
+    media_id: str
+    media_type: str
+    reason: str
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -285,7 +304,39 @@ class SQLiteQueue:
 
     def dead_letter(self, job_id: int, reason: str) -> None:
         with self.db.transaction() as conn:
-            conn.execute("UPDATE jobs SET dead = 1, reason = ? WHERE id = ?", (reason, job_id))
+            conn.execute(
+                "UPDATE jobs SET dead = 1, reason = ?, dead_at = ? WHERE id = ?", (reason, time.time(), job_id)
+            )
+
+    def prune_dead(self, max_length: int, max_age: float) -> int:
+        """Remove dead letters older than max_age seconds and all but the newest max_length (0: no bound)."""
+        with self.db.transaction() as conn:
+            removed = 0
+            if max_age > 0:
+                removed += conn.execute(
+                    "DELETE FROM jobs WHERE dead = 1 AND dead_at < ?", (time.time() - max_age,)
+                ).rowcount
+            if max_length > 0:
+                removed += conn.execute(
+                    "DELETE FROM jobs WHERE dead = 1 AND id NOT IN"
+                    " (SELECT id FROM jobs WHERE dead = 1 ORDER BY id DESC LIMIT ?)", (max_length,)
+                ).rowcount
+            return removed
+
+    def dead_jobs(self) -> list[DeadJob]:
+        rows = self.db.query("SELECT id, media_id, media_type, reason FROM jobs WHERE dead = 1 ORDER BY id")
+        return [DeadJob(*row) for row in rows]
+
+    def revive(self, job_id: int) -> None:
+        """Put a dead letter back at the end of the queue as a fresh job."""
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "DELETE FROM jobs WHERE id = ? AND dead = 1 RETURNING media_id, media_type", (job_id,)
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    "INSERT INTO jobs (media_id, media_type, enqueued) VALUES (?, ?, ?)", (*row, time.time())
+                )
 
     def release_orphans(self) -> int:
         """Hand out again the jobs whose claiming process has died."""

@@ -128,8 +128,31 @@ def append_history(record: dict[str, str], entry: str) -> str:
     return json.dumps(history[-HISTORY_LIMIT:])
 
 
+def replayed(moment: datetime) -> dict[str, str]:
+    """An operator put the job back on the queue (`python -m worker.replay`): a fresh start."""
+    return {
+        "service": Service.WORKER,
+        "state": State.PROCESSING,
+        "message": "Re-queued after an outage; waiting for a worker",
+        "code": "202",
+        "attempts": "0",
+        "counted_delivery": "",
+        "updated_at": iso(moment),
+    }
+
+
 def is_terminal(record: dict[str, str]) -> bool:
     return record.get("state") in (State.COMPLETED, State.ERROR)
+
+
+def awaits_replay(record: dict[str, str]) -> bool:
+    """Error 503: our infrastructure failed on every retry; the job is a dead letter to replay."""
+    return record.get("state") == State.ERROR and record.get("code") == str(GAVE_UP)
+
+
+def keeps_upload(record: dict[str, str] | None) -> bool:
+    """Whether the raw upload is still needed: the job may run (Processing) or be replayed (Error 503)."""
+    return record is not None and (not is_terminal(record) or awaits_replay(record))
 
 
 def http_status(record: dict[str, str]) -> int:

@@ -1,22 +1,44 @@
-"""Run a set of child processes, restart any that dies, stop them all on SIGINT or SIGTERM.
+"""Run a set of child processes, restart any that dies, stop them all on SIGINT, SIGTERM or SIGHUP.
 
 This is what `make run` and a multi-process server use on one machine; under docker compose or
-Kubernetes each container runs one process and the orchestrator restarts it instead.
+Kubernetes each container runs one process and the orchestrator restarts it instead. Children die
+with the supervisor even when it cannot stop them (SIGKILL, a crash): on Linux the kernel sends
+each one SIGTERM when its parent ends (PR_SET_PDEATHSIG), so none is left holding the port or
+taking jobs, and the next start finds the port free.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
 STABLE_AFTER = 60.0  # a child that ran this long before dying restarts without delay
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal was closed
+PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent: int) -> Callable[[], None] | None:
+    """What a child runs before exec to get SIGTERM when `parent` ends (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arm() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent ended before the line above: nobody will tell us
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 @dataclass
@@ -30,7 +52,8 @@ class Child:
     restart_at: float = 0.0
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=os.environ | self.env)
+        arm = die_with(os.getpid())
+        self.process = subprocess.Popen(self.argv, env=os.environ | self.env, preexec_fn=arm)  # noqa: PLW1509 (no threads here)
         self.started = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
@@ -47,8 +70,8 @@ class Supervisor:
         self.stopping = True
 
     def run(self) -> int:
-        signal.signal(signal.SIGINT, self._stop)
-        signal.signal(signal.SIGTERM, self._stop)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._stop)
         for child in self.children:
             child.start()
         while not self.stopping:

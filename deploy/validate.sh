@@ -55,6 +55,9 @@ for name in ("server", "worker"):
 for name in ("redis", "rabbitmq"):
     assert "healthcheck" in svcs[name], f"{name}: no healthcheck"
 assert svcs["worker"].get("deploy", {}).get("replicas") == 2, "worker: deploy.replicas is not 2"
+# The metrics thread answers while a worker hangs: only /health tells the main loop is alive.
+assert "/health" in " ".join(svcs["worker"]["healthcheck"]["test"]), "worker: healthcheck does not ask /health"
+assert svcs["worker"].get("restart") in ("always", "unless-stopped"), "worker: no restart policy"
 assert {"media", "redis-data", "rabbitmq-data"} <= set(cfg.get("volumes") or {}), "named volumes missing"
 print("OK   compose services", ", ".join(sorted(svcs)), "| depends_on healthy | worker replicas=2 | named volumes")
 '
@@ -84,6 +87,7 @@ for path in sys.argv[1:]:
         if not has(r"libmagickwand-6\.q16-6"): problems.append("libmagickwand-6.q16-6 not installed")
         if not has(r"COPY\s+worker/imagemagick/policy\.xml\s+/etc/ImageMagick-6/policy\.xml"): problems.append("policy.xml not installed")
         if not has(r'CMD \["python", "-m", "worker"\]'): problems.append("CMD is not python -m worker")
+        if not has(r"^HEALTHCHECK .*:9100/health"): problems.append("HEALTHCHECK does not ask :9100/health")
     else:
         if has(r"magick"): problems.append("server image should not install ImageMagick")
         if not has(r'CMD \["python", "-m", "server"\]'): problems.append("CMD is not python -m server")
@@ -190,6 +194,10 @@ for (kind, name), (path, d) in sorted(docs.items()):
             for ref_kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
                 if key in src and src[key]["name"] not in names(ref_kind):
                     sys.exit(f"FAIL {path}: {ref_kind} {src[key]['name']} not defined")
+    if name == "thumbnailify-worker":
+        probe = spec["containers"][0].get("livenessProbe", {}).get("httpGet", {}).get("path")
+        if probe != "/health":
+            sys.exit(f"FAIL {path}: worker liveness probe asks {probe!r}, want /health (the main loop's progress)")
     for v in spec.get("volumes", []):
         claim = v.get("persistentVolumeClaim", {}).get("claimName")
         if claim and claim not in names("PersistentVolumeClaim"):

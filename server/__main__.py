@@ -1,6 +1,6 @@
 """`python -m server`: serve the API, in one process or several sharing the port (SO_REUSEPORT).
 
-On SIGTERM or SIGINT a process stops listening, lets the requests in flight finish (up to
+On SIGTERM, SIGINT or SIGHUP a process stops listening, lets the requests in flight finish (up to
 server.shutdown_timeout), then closes. aiohttp's own shutdown stops reading request bodies at
 once, which would cut off uploads still streaming in, so the drain comes first.
 """
@@ -39,7 +39,7 @@ async def serve(settings: Settings, shared_port: bool) -> None:
     log.info("serving on http://%s:%d", conf.host, conf.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal was closed
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     in_flight = app[IN_FLIGHT]

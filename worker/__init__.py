@@ -2,7 +2,8 @@
 
 ImageMagick reads these variables once, when Wand is first imported, so they are set here, before
 any worker module can import it: one thread per process (we scale with processes), and our own
-security policy (imagemagick/policy.xml) in force.
+security policy (imagemagick/policy.xml) in force. MAGICK_TEMPORARY_PATH is different: ImageMagick
+reads it each time it makes a temporary file, and worker.scratch sets it per process at start.
 """
 
 import os

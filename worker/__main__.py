@@ -1,7 +1,8 @@
 """`python -m worker`: one worker process; take a job, make its thumbnail, record it, ack, repeat.
 
-SIGTERM or SIGINT lets the current job finish and be acked, then the process exits 0. Scale by
-running more processes (`make run` starts one per core; compose and Kubernetes use replicas).
+SIGTERM, SIGINT or SIGHUP lets the current job finish and be acked, then the process exits 0. Scale
+by running more processes (`make run` starts one per core; compose and Kubernetes use replicas).
+A main loop that stops making progress ends the process (see liveness), so it is restarted too.
 """
 
 from __future__ import annotations
@@ -9,17 +10,22 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 from common import state
 from common.config import Settings, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
 from common.volume import Volume
+from worker import liveness
 from worker.backends import TABLE, Consumer, Delivery, Store
 from worker.jobs import JobRunner, Outcome
+from worker.liveness import Heartbeat
 from worker.metrics import WorkerMetrics
+from worker.scratch import ScratchDir
 from worker.thumbnails import ThumbHandler, apply_limits
 
 log = logging.getLogger("worker")
@@ -47,7 +53,7 @@ def handle(runner: JobRunner, consumer: Consumer, delivery: Delivery) -> None:
     )
 
 
-def build(settings: Settings) -> tuple[JobRunner, Consumer, Store]:
+def build(settings: Settings, heartbeat: Heartbeat) -> tuple[JobRunner, Consumer, Store]:
     names = settings.backends
     store: Store = load_backend(TABLE, "store", names.store)(settings)
     consumer: Consumer = load_backend(TABLE, "queue", names.queue)(settings)
@@ -56,31 +62,47 @@ def build(settings: Settings) -> tuple[JobRunner, Consumer, Store]:
         volume.prepare()
     except OSError as exc:  # not fatal: each job checks the volume and retries through outages
         log.warning("media volume not usable yet: %s", exc)
-    runner = JobRunner(settings, store, volume, ThumbHandler(settings.thumbnail, settings.limits), WorkerMetrics())
+    runner = JobRunner(settings, store, volume, ThumbHandler(settings.thumbnail, settings.limits), WorkerMetrics(),
+                       heartbeat)
     return runner, consumer, store
+
+
+def scratch_dir(settings: Settings) -> ScratchDir:
+    """This process's folder for ImageMagick's temporary files; those of ended workers are removed."""
+    conf = settings.worker
+    base = settings.path(conf.temp_dir) if conf.temp_dir else Path(tempfile.gettempdir()) / "thumbnailify"
+    scratch = ScratchDir(base)
+    scratch.sweep()
+    return scratch
 
 
 def main() -> int:
     settings = load_settings()
     setup_logging(settings.log, "worker")
+    heartbeat = Heartbeat(settings.worker.job_timeout + settings.worker.stall_margin)
+    liveness.start_watchdog(heartbeat)  # first: start-up touches the volume too
     apply_limits(settings.limits)
+    scratch = scratch_dir(settings)
     stopping = threading.Event()
 
     def stop(signum: int, _frame: object) -> None:
         log.info("received %s: finishing the current job, then exiting", signal.Signals(signum).name)
         stopping.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # see JobRunner._make: a job's hard time limit
-    runner, consumer, store = build(settings)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # see jobs.time_limit: a job's hard time limit
+    runner, consumer, store = build(settings, heartbeat)
     if settings.worker.metrics_port:
-        runner.metrics.serve(settings.worker.metrics_port)
+        liveness.serve(settings.worker.metrics_port, runner.metrics.registry, heartbeat)
     log.info("worker ready", extra={"store": settings.backends.store, "queue": settings.backends.queue})
     while not stopping.is_set():
+        heartbeat.beat()
         delivery = consumer.next(IDLE_SECONDS)
+        heartbeat.beat()
         if delivery is not None:
             handle(runner, consumer, delivery)
+            scratch.empty()
     consumer.close()
     store.close()
     log.info("worker stopped")

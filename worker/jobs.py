@@ -1,13 +1,16 @@
 """One job from delivery to ack: the worker's state machine.
 
 Every step is idempotent, so a delivery may be repeated after a crash at any point:
-  record gone or terminal -> ack and skip (a duplicate, or deleted meanwhile)
+  record gone or terminal -> ack and skip (a duplicate, or deleted meanwhile); a terminal record's
+                             upload is removed unless it is an Error 503 waiting for a replay
   too many attempts        -> Error 422 (the image crashed or timed out the worker each time)
   Processing (by worker)   -> thumbnail written under a temp name and renamed into place
   Completed / Error        -> written only while the record is still Processing, then raw removed
 A record deleted while we worked makes the final transition fail; we then remove our thumbnail,
 so nothing comes back after a DELETE. Outages of the store or the volume are retried with backoff;
-when the retries run out the job is dead-lettered and, if the store answers, marked Error 503.
+when the retries run out the job is dead-lettered and, if the store answers, marked Error 503 with
+its upload kept for `python -m worker.replay`. Attempts are counted once per delivery (by its
+token), so a store call repeated after a lost reply does not count again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import logging
 import signal
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 
@@ -26,6 +31,7 @@ from common import media, state
 from common.config import Settings
 from common.volume import Volume, is_media_id
 from worker.backends import Delivery, Store
+from worker.liveness import Heartbeat
 from worker.metrics import WorkerMetrics
 from worker.thumbnails import ImageRejected, ThumbHandler, Thumbnail
 
@@ -46,6 +52,22 @@ class SourceMissing(Exception):
     """The upload is not on the volume although the volume itself is fine."""
 
 
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Bound work on the volume and in ImageMagick, which nothing else can interrupt.
+
+    ImageMagick's own time limit is fatal and counts from process start; this bounds one try of a
+    job instead. SIGALRM's default action ends the process even inside C code (a decode, a call on
+    a hung NFS mount); the job is redelivered and counted as an attempt, and max_attempts ends it
+    as an Error.
+    """
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 @dataclass
 class JobRunner:
     settings: Settings
@@ -53,50 +75,55 @@ class JobRunner:
     volume: Volume
     handler: ThumbHandler
     metrics: WorkerMetrics
+    heartbeat: Heartbeat
 
     def run(self, delivery: Delivery) -> tuple[Outcome, str]:
         """Decide and record the job's outcome; returns it with a reason. Never raises for a job."""
         conf = self.settings.worker
-        counted: list[bool] = []  # one attempt per delivery, however many retries it takes
         retrying = Retrying(
             stop=stop_after_attempt(conf.max_retries),
             wait=wait_exponential(multiplier=conf.retry_base_delay, max=conf.retry_max_delay),
             retry=retry_if_exception_type(TRANSIENT),
+            before=lambda _: self.heartbeat.beat(),  # each try is progress, however long the outage
             before_sleep=lambda rs: log.warning(
                 "transient fault, retrying",
                 extra={"media_id": delivery.media_id, "error": repr(rs.outcome.exception())},
             ),
         )
         try:
-            return retrying(self._attempt, delivery, counted)
+            return retrying(self._attempt, delivery)
         except RetryError as exc:
             reason = f"gave up after {conf.max_retries} tries: {exc.last_attempt.exception()!r}"
             self.record_failure(delivery.media_id, state.GAVE_UP, reason)
             return Outcome.DEAD_LETTERED, reason
 
-    def _attempt(self, delivery: Delivery, counted: list[bool]) -> tuple[Outcome, str]:  # noqa: PLR0911
+    def _attempt(self, delivery: Delivery) -> tuple[Outcome, str]:
         media_id = delivery.media_id
         if not is_media_id(media_id):
             return Outcome.SKIPPED, "message body is not a media id"
         record = self.store.get(media_id)
         if record is None:
             return Outcome.SKIPPED, "no record: deleted, or never accepted"
+        # Armed before the volume is first touched: a hung mount must not hang the worker.
+        with time_limit(self.settings.worker.job_timeout):
+            return self._work(delivery, record)
+
+    def _work(self, delivery: Delivery, record: dict[str, str]) -> tuple[Outcome, str]:  # noqa: PLR0911
+        media_id = delivery.media_id
         if state.is_terminal(record):
-            if record["state"] == state.State.COMPLETED:
-                self.volume.raw_path(media_id).unlink(missing_ok=True)
+            # Also a retry of our own final write whose reply was lost: the upload goes either way.
+            self._discard_upload(media_id, record)
             return Outcome.SKIPPED, f"already {record['state']}"
         media_type = media.BY_NAME.get(record.get("media_type", ""))
         if media_type is None:
             unknown = record.get("media_type")
             return self._finish_error(media_id, state.UNSUPPORTED, f"unsupported media type {unknown!r}")
-        if not counted:
-            attempts = self.store.add_attempt(media_id)
-            counted.append(True)
-            if attempts > self.settings.worker.max_attempts:
-                return self._finish_error(
-                    media_id, state.UNDECODABLE,
-                    f"gave up after {attempts - 1} attempts: the image crashed or timed out the worker each time",
-                )
+        attempts = self.store.add_attempt(media_id, delivery.token)
+        if attempts > self.settings.worker.max_attempts:
+            return self._finish_error(
+                media_id, state.UNDECODABLE,
+                f"gave up after {attempts - 1} attempts: the image crashed or timed out the worker each time",
+            )
         if not self.store.transition(media_id, state.State.PROCESSING, state.taken(state.now())):
             return Outcome.SKIPPED, "record changed meanwhile"
         self.metrics.observe_wait(record)
@@ -109,9 +136,13 @@ class JobRunner:
         self.volume.write_thumbnail(media_id, thumbnail.media_type, thumbnail.data)
         done = state.completed(thumbnail.media_type.name, thumbnail.width, thumbnail.height, state.now())
         if not self.store.transition(media_id, state.State.PROCESSING, done):
-            # Deleted (or finished by a twin delivery) while we worked: leave nothing behind.
-            if self.store.get(media_id) is None:
+            # Deleted or finished meanwhile (by a twin delivery, or by our own write whose reply was
+            # lost and that the client retried): leave nothing behind that the record does not need.
+            record_now = self.store.get(media_id)
+            if record_now is None:
                 self.volume.remove(media_id)
+            else:
+                self._discard_upload(media_id, record_now)
             return Outcome.SKIPPED, "record deleted or finished meanwhile"
         self.volume.raw_path(media_id).unlink(missing_ok=True)
         return Outcome.COMPLETED, f"{thumbnail.width}x{thumbnail.height}, {thumbnail.frames} frame(s)"
@@ -122,29 +153,33 @@ class JobRunner:
             self.volume.check_writable()  # an unreachable volume is an outage, not a missing file
             raise SourceMissing("the upload is missing from the volume")
         started = time.perf_counter()
-        # ImageMagick's own time limit is fatal and counts from process start; this bounds one
-        # job instead. SIGALRM's default action ends the process even inside C code; the job is
-        # redelivered and counted as an attempt, and max_attempts ends it as an Error.
-        signal.setitimer(signal.ITIMER_REAL, self.settings.worker.job_timeout)
         try:
             return self.handler.make(source, media_type)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
             self.metrics.processing.observe(time.perf_counter() - started)
 
     def _finish_error(self, media_id: str, code: int, message: str) -> tuple[Outcome, str]:
         if self.store.transition(media_id, state.State.PROCESSING, state.failed(code, message, state.now())):
             self.volume.raw_path(media_id).unlink(missing_ok=True)
+        else:  # changed meanwhile, perhaps by this very write whose reply was lost
+            self._discard_upload(media_id, self.store.get(media_id))
         return Outcome.ERROR, f"{code} {message}"
+
+    def _discard_upload(self, media_id: str, record: dict[str, str] | None) -> None:
+        if not state.keeps_upload(record):
+            self.volume.raw_path(media_id).unlink(missing_ok=True)
 
     def record_failure(self, media_id: str, code: int, reason: str) -> None:
         """Best effort, never raises: mark a job Error when its own run could not.
 
         If the store is still down, the record stays Processing with its upload kept, and the
-        server's start-up recovery pass re-queues it.
+        server's start-up recovery pass re-queues it. An Error 503 keeps its upload for a replay.
         """
         try:
-            if is_media_id(media_id):
-                self.store.transition(media_id, state.State.PROCESSING, state.failed(code, reason, state.now()))
+            if is_media_id(media_id) and self.store.transition(
+                media_id, state.State.PROCESSING, state.failed(code, reason, state.now())
+            ) and code != state.GAVE_UP:
+                with time_limit(self.settings.worker.job_timeout):
+                    self.volume.raw_path(media_id).unlink(missing_ok=True)
         except Exception as exc:
             log.warning("could not mark Error either", extra={"media_id": media_id, "error": repr(exc)})

@@ -1,8 +1,8 @@
-"""Prometheus metrics of one worker process, served on worker.metrics_port when it is set."""
+"""Prometheus metrics of one worker process, served on worker.metrics_port when it is set (see liveness)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from common import state
 
@@ -24,9 +24,6 @@ class WorkerMetrics:
             "thumbnailify_job_queue_wait_seconds", "Time from the 202 to a worker taking the job",
             buckets=SECONDS_BUCKETS, registry=self.registry,
         )
-
-    def serve(self, port: int) -> None:
-        start_http_server(port, registry=self.registry)
 
     def observe_wait(self, record: dict[str, str]) -> None:
         created = record.get("created_at")

@@ -17,7 +17,6 @@ from aioamqp.channel import Channel
 from aioamqp.protocol import OPEN, AmqpProtocol
 
 from common.config import Settings
-from common.keys import dead_letter_queue
 from server.errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -80,8 +79,8 @@ class RabbitMQPublisher:
         conn = Connection(transport, protocol)
         try:
             conn.control = await protocol.channel()
-            for queue in (self.queue, dead_letter_queue(self.queue)):
-                await conn.control.queue_declare(queue, durable=True)
+            # Only the work queue: the dead queue is the worker's, declared with its bounds there.
+            await conn.control.queue_declare(self.queue, durable=True)
             for _ in range(self.channels):
                 channel = await protocol.channel()
                 await channel.confirm_select()

@@ -1,7 +1,14 @@
 """Jobs from RabbitMQ's durable work queue (pika, blocking), acked only after the outcome is stored.
 
 A lost connection is reopened on the next call; whatever was delivered but not acked on the old
-one goes back to the queue by itself, which is why every step of a job is idempotent.
+one goes back to the queue by itself, which is why every step of a job is idempotent. A consumer
+the broker cancels (its queue deleted, or the node holding it lost) is handled the same way: the
+queue is declared again and consumed again.
+
+Dead letters go to `<queue>.dead`, declared here (only the worker writes to it) with the bounds of
+worker.dead_letter_max_length / dead_letter_max_age as queue arguments. RabbitMQ refuses to declare
+an existing queue with other arguments; the queue then keeps the bounds it was created with (see
+the README, Operations, to change them).
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 
 import pika
@@ -17,12 +25,40 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from common.config import Settings
 from common.keys import dead_letter_queue
-from worker.backends import Delivery
+from worker.backends import DeadLetter, Delivery
 
 log = logging.getLogger(__name__)
 
 Message = tuple[object, object, bytes] | tuple[None, None, None]
 FAILURES = (pika.exceptions.AMQPError, OSError)
+PRECONDITION_FAILED = 406
+
+
+def dead_letter_arguments(settings: Settings) -> dict[str, int]:
+    """The dead queue's bounds as RabbitMQ queue arguments: the oldest letters go first."""
+    conf = settings.worker
+    arguments = {}
+    if conf.dead_letter_max_length > 0:
+        arguments["x-max-length"] = conf.dead_letter_max_length
+    if conf.dead_letter_max_age > 0:
+        arguments["x-message-ttl"] = int(conf.dead_letter_max_age * 1000)
+    return arguments
+
+
+def declare_queues(connection: pika.BlockingConnection, settings: Settings) -> BlockingChannel:
+    """Declare the work queue and its dead queue; returns a usable channel."""
+    queue = settings.rabbitmq.queue
+    channel = connection.channel()
+    channel.queue_declare(queue, durable=True)
+    try:
+        channel.queue_declare(dead_letter_queue(queue), durable=True, arguments=dead_letter_arguments(settings))
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != PRECONDITION_FAILED:
+            raise
+        log.warning("%s exists with other bounds than configured; it keeps them (%s)",
+                    dead_letter_queue(queue), exc.reply_text)
+        channel = connection.channel()  # the refusal closed the channel, not the connection
+    return channel
 
 
 class RabbitMQConsumer:
@@ -32,18 +68,19 @@ class RabbitMQConsumer:
         # A job may run up to job_timeout without touching the socket; heartbeats must outlast it.
         self.parameters.heartbeat = max(60, int(settings.worker.job_timeout * 2))
         self.parameters.blocked_connection_timeout = 30
+        self.settings = settings
         self.queue = conf.queue
         self.prefetch = settings.worker.prefetch
         self.connection: pika.BlockingConnection | None = None
         self.channel: BlockingChannel | None = None
         self.stream: Iterator[Message] | None = None
+        self.session = ""  # names the connection: its delivery tags start again from 1
         self.retry_delay = 0.5
 
     def _connect(self, idle_timeout: float) -> None:
         self.connection = pika.BlockingConnection(self.parameters)
-        self.channel = self.connection.channel()
-        for queue in (self.queue, dead_letter_queue(self.queue)):
-            self.channel.queue_declare(queue, durable=True)
+        self.session = uuid.uuid4().hex
+        self.channel = declare_queues(self.connection, self.settings)
         self.channel.confirm_delivery()
         self.channel.basic_qos(prefetch_count=self.prefetch)
         self.stream = self.channel.consume(self.queue, inactivity_timeout=idle_timeout)
@@ -61,13 +98,19 @@ class RabbitMQConsumer:
             if self.stream is None:
                 self._connect(timeout)
             assert self.stream is not None
-            method, properties, body = next(self.stream)
+            message = next(self.stream, None)
         except FAILURES as exc:
             log.warning("RabbitMQ unavailable (%s); retrying in %.1fs", exc or type(exc).__name__, self.retry_delay)
             self._drop()
             time.sleep(self.retry_delay)
             self.retry_delay = min(self.retry_delay * 2, 10.0)
             return None
+        if message is None:  # the stream ended: the broker cancelled our consumer
+            log.warning("RabbitMQ cancelled the consumer of %s (queue deleted or its node lost); consuming again",
+                        self.queue)
+            self._drop()
+            return None
+        method, properties, body = message
         if method is None:
             return None
         headers = getattr(properties, "headers", None) or {}
@@ -77,6 +120,7 @@ class RabbitMQConsumer:
             media_type=media_type if isinstance(media_type, str) else None,
             redelivered=bool(method.redelivered),  # type: ignore[attr-defined]
             tag=(self.channel, method.delivery_tag),  # type: ignore[attr-defined]
+            token=f"{self.session}:{method.delivery_tag}",  # type: ignore[attr-defined]
         )
 
     def ack(self, delivery: Delivery) -> None:
@@ -114,3 +158,47 @@ class RabbitMQConsumer:
             with contextlib.suppress(FAILURES):
                 self.channel.cancel()
         self._drop()
+
+
+class RabbitMQDeadLetters:
+    """`<queue>.dead`, as many letters as it held when opened (a letter dead again meanwhile waits)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.queue = settings.rabbitmq.queue
+        self.connection = pika.BlockingConnection(pika.URLParameters(settings.rabbitmq.url))
+        self.channel = declare_queues(self.connection, settings)
+        self.channel.confirm_delivery()
+        declared = self.channel.queue_declare(dead_letter_queue(self.queue), passive=True)
+        self.remaining: int = declared.method.message_count
+
+    def take(self) -> DeadLetter | None:
+        if self.remaining <= 0:
+            return None
+        self.remaining -= 1
+        method, properties, body = self.channel.basic_get(dead_letter_queue(self.queue))
+        if method is None:
+            return None
+        headers = getattr(properties, "headers", None) or {}
+        media_type, reason = headers.get("media_type"), headers.get("reason")
+        return DeadLetter(
+            media_id=bytes(body or b"").decode("utf-8", "replace").strip(),
+            media_type=media_type if isinstance(media_type, str) else "",
+            reason=reason if isinstance(reason, str) else "",
+            tag=method.delivery_tag,
+        )
+
+    def requeue(self, letter: DeadLetter) -> None:
+        # Confirmed and mandatory: the letter is acked only once the work queue holds the job.
+        self.channel.basic_publish(
+            "", self.queue, letter.media_id.encode(),
+            pika.BasicProperties(delivery_mode=2, headers={"media_type": letter.media_type}), mandatory=True,
+        )
+        self.drop(letter)
+
+    def drop(self, letter: DeadLetter) -> None:
+        self.channel.basic_ack(letter.tag)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self.connection.is_open:
+            with contextlib.suppress(FAILURES):
+                self.connection.close()

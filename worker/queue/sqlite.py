@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from common.config import Settings
 from common.sqlite import Database, SQLiteQueue
-from worker.backends import Delivery
+from worker.backends import DeadLetter, Delivery
 
 REAP_INTERVAL = 1.0
 
 
+def open_queue(settings: Settings) -> SQLiteQueue:
+    return SQLiteQueue(Database(settings.path(settings.sqlite.path)), settings.sqlite.lease_seconds)
+
+
 class SQLiteConsumer:
     def __init__(self, settings: Settings) -> None:
-        self.queue = SQLiteQueue(Database(settings.path(settings.sqlite.path)), settings.sqlite.lease_seconds)
+        self.queue = open_queue(settings)
         self.poll_interval = settings.worker.poll_interval
+        self.dead_bounds = (settings.worker.dead_letter_max_length, settings.worker.dead_letter_max_age)
         self.next_reap = 0.0
 
     def next(self, timeout: float) -> Delivery | None:
@@ -25,7 +31,9 @@ class SQLiteConsumer:
                 self.next_reap = time.monotonic() + REAP_INTERVAL
             job = self.queue.claim()
             if job is not None:
-                return Delivery(job.media_id, job.media_type, job.deliveries > 1, job.job_id)
+                # A job's id and its delivery count name this delivery: a re-claim counts again.
+                return Delivery(job.media_id, job.media_type, job.deliveries > 1, job.job_id,
+                                token=f"{job.job_id}:{job.deliveries}")
             if time.monotonic() >= deadline:
                 return None
             time.sleep(self.poll_interval)
@@ -35,6 +43,31 @@ class SQLiteConsumer:
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         self.queue.dead_letter(int(delivery.tag), reason)  # type: ignore[call-overload]
+        self.queue.prune_dead(*self.dead_bounds)
+
+    def close(self) -> None:
+        self.queue.db.close()
+
+
+class SQLiteDeadLetters:
+    """The dead rows of the embedded queue, as they were when opened."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.queue = open_queue(settings)
+        self.queue.prune_dead(settings.worker.dead_letter_max_length, settings.worker.dead_letter_max_age)
+        self.pending = deque(self.queue.dead_jobs())
+
+    def take(self) -> DeadLetter | None:
+        if not self.pending:
+            return None
+        job = self.pending.popleft()
+        return DeadLetter(job.media_id, job.media_type, job.reason, job.job_id)
+
+    def requeue(self, letter: DeadLetter) -> None:
+        self.queue.revive(int(letter.tag))  # type: ignore[call-overload]
+
+    def drop(self, letter: DeadLetter) -> None:
+        self.queue.ack(int(letter.tag))  # type: ignore[call-overload]
 
     def close(self) -> None:
         self.queue.db.close()

@@ -22,8 +22,8 @@ class RedisStore:
     def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
         return bool(self._transition(**transition_call(self.prefix, media_id, expected_state, fields)))
 
-    def add_attempt(self, media_id: str) -> int:
-        return int(self._attempt(keys=[media_key(self.prefix, media_id)]))
+    def add_attempt(self, media_id: str, delivery_token: str) -> int:
+        return int(self._attempt(keys=[media_key(self.prefix, media_id)], args=[delivery_token]))
 
     def close(self) -> None:
         self.client.close()
