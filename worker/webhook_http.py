@@ -8,6 +8,7 @@ the status line and headers are read, and the whole attempt has a hard deadline.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -86,7 +87,5 @@ def post(url: str, body: bytes, event_id: str, conf: WebhookSettings) -> Attempt
 
 
 def _shut(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
