@@ -7,6 +7,7 @@ exactly the same thing.
 from __future__ import annotations
 
 import enum
+import json
 from datetime import UTC, datetime
 
 
@@ -26,6 +27,8 @@ UNDECODABLE = 422  # truncated, corrupt, or crashed/timed out the decoder on eve
 UNSUPPORTED = 415  # the coder refused it: not a format we read
 TOO_MANY_PIXELS = 413  # over limits.max_pixels, refused from the header alone
 GAVE_UP = 503  # our own infrastructure failed on every retry; the image itself may be fine
+
+LEGACY_SIZE = "default"  # the one size of a record made before `thumbnail.sizes` existed
 
 PUBLIC_FIELDS = ("media_type", "state", "service", "message", "created_at", "updated_at")
 
@@ -66,17 +69,30 @@ def taken(moment: datetime) -> dict[str, str]:
     }
 
 
-def completed(thumbnail_type: str, width: int, height: int, moment: datetime) -> dict[str, str]:
+def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: datetime) -> dict[str, str]:
+    """`sizes` maps each size's name to its width and height, in config order; width and height
+    stay the first size's, as records had them before there were several."""
+    width, height = next(iter(sizes.values()))
+    made = ", ".join(f"{name} {w}x{h}" for name, (w, h) in sizes.items())
     return {
         "service": Service.WORKER,
         "state": State.COMPLETED,
-        "message": f"Thumbnail ready ({width}x{height})",
+        "message": f"Thumbnail ready ({width}x{height})" if len(sizes) == 1 else f"Thumbnails ready ({made})",
         "code": "200",
         "thumbnail_type": thumbnail_type,
         "width": str(width),
         "height": str(height),
+        "sizes": json.dumps({name: [w, h] for name, (w, h) in sizes.items()}),
         "updated_at": iso(moment),
     }
+
+
+def thumbnail_sizes(record: dict[str, str]) -> dict[str, list[int]]:
+    """The sizes a Completed record names, first = default. A record written before there were
+    several sizes has one thumbnail, its width and height, which reads as the size "default"."""
+    if "sizes" in record:
+        return json.loads(record["sizes"])
+    return {LEGACY_SIZE: [int(record.get("width") or 0), int(record.get("height") or 0)]}
 
 
 def failed(code: int, message: str, moment: datetime) -> dict[str, str]:
@@ -103,9 +119,10 @@ def http_status(record: dict[str, str]) -> int:
     return 202
 
 
-def status_body(media_id: str, record: dict[str, str]) -> dict[str, str]:
-    body = {"media_id": media_id}
+def status_body(media_id: str, record: dict[str, str]) -> dict[str, object]:
+    body: dict[str, object] = {"media_id": media_id}
     body.update({name: record.get(name, "") for name in PUBLIC_FIELDS})
     if record.get("state") == State.COMPLETED:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
+        body["sizes"] = thumbnail_sizes(record)
     return body

@@ -71,7 +71,7 @@ async def _receive(
 
 
 def _check_magic(head: bytes, declared: media.MediaType) -> None:
-    if media.sniff(head) is not declared:
+    if not media.looks_like(head, declared):
         raise ApiError(
             415,
             f"the body is not {declared.name}: its first bytes look like {media.describe(head)}",
@@ -131,10 +131,14 @@ async def get_thumbnail(request: web.Request) -> web.Response:
     thumb_type = media.BY_NAME.get(record.get("thumbnail_type", ""))
     if thumb_type is None:
         raise ApiError(409, "no thumbnail: the record names no thumbnail type")
-    etag = f'"{media_id}"'
+    sizes = list(state.thumbnail_sizes(record))
+    size = request.query.get("size", sizes[0])
+    if size not in sizes:
+        raise ApiError(400, f"no size {size!r}; this media has " + ", ".join(sizes))
+    etag = f'"{media_id}-{size}"'
     if encoding == "binary" and etag in request.headers.get(hdrs.IF_NONE_MATCH, ""):
         return web.Response(status=304, headers={hdrs.ETAG: etag, hdrs.CACHE_CONTROL: THUMBNAIL_CACHE})
-    data = await res.files.read_thumbnail(media_id, thumb_type)
+    data = await res.files.read_thumbnail(media_id, thumb_type, None if "sizes" not in record else size)
     if data is None:
         raise ApiError(404, "no such media")
     if encoding == "binary":
@@ -149,11 +153,11 @@ async def get_thumbnail(request: web.Request) -> web.Response:
 async def delete_image(request: web.Request) -> web.Response:
     res = resources(request)
     media_id = _media_id(request)
-    record = await _record(res, media_id)
+    await _record(res, media_id)
     # State first: a worker that finishes later finds no record and removes its own thumbnail.
     if not await res.store.delete(media_id):
         raise ApiError(404, "no such media")
-    await res.files.remove(media_id, media.BY_NAME.get(record.get("media_type", "")))
+    await res.files.remove(media_id)
     request[LOG_EXTRA] = {"media_id": media_id}
     return web.Response(status=204)
 
