@@ -350,6 +350,18 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img
 
 
+def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """Pixels converted from the embedded profile to sRGB, as a colour-managed viewer shows them."""
+    if not icc or img.mode not in ("RGB", "RGBA", "CMYK"):
+        return img
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError):
+        return img  # a profile no CMS can open: taken as sRGB
+    out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+    return ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"), outputMode=out_mode)
+
+
 def reference_thumbnail(case: Case) -> bytes:
     """What a correct worker produces, made with Pillow only: proves every Completed case is satisfiable."""
     assert case.body is not None and case.expect_size is not None and case.expect_type is not None
@@ -358,6 +370,7 @@ def reference_thumbnail(case: Case) -> bytes:
         frames = []
         for frame in ImageSequence.Iterator(src):
             img = _to_8bit(ImageOps.exif_transpose(frame.copy()) or frame.copy())
+            img = _to_srgb(img, src.info.get("icc_profile"))
             if img.mode == "CMYK":
                 img = img.convert("RGB")
             elif img.mode == "P" or (fmt == "GIF" and img.mode != "L"):
@@ -365,6 +378,8 @@ def reference_thumbnail(case: Case) -> bytes:
             small = img.resize(case.expect_size, Image.Resampling.LANCZOS)
             small.info = {}  # Pillow would otherwise write the JPEG comment back
             frames.append(small)
+    kept = next((check.n for check in case.checks if isinstance(check, FrameCount)), None)
+    frames = frames[:kept]  # an animation's frames past the configured limits are left out
     buf = io.BytesIO()
     if fmt == "GIF":
         frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], loop=0, disposal=2)

@@ -1,16 +1,18 @@
-"""The size a HEIF/AVIF file declares for its primary image, read from its boxes without decoding.
+"""What a HEIF/AVIF file declares about its primary image, read from its boxes without decoding.
 
 A HEIF file (ISO/IEC 23008-12) is a tree of ISO-BMFF boxes. The top-level `meta` box names the
 primary item (`pitm`) and lists item properties (`iprp`: the properties in `ipco`, which item has
 which in `ipma`). The primary item's `ispe` property is its width and height before any
-transformation; an `irot` of 90 or 270 degrees swaps them. Only the boxes on that path are read,
-each bounded by its parent, so a lying size or a truncated file gives None, never an exception.
+transformation (an `irot` of 90 or 270 degrees swaps them); its `colr` property of type `prof`
+or `rICC` is its ICC profile. Only the boxes on that path are read, each bounded by its parent,
+so a lying size or a truncated file gives None, never an exception.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 MAX_META_BYTES = 4 << 20  # an iPhone's meta box is a few KiB; anything near this is hostile
@@ -94,8 +96,14 @@ def _associations(data: bytes, start: int, end: int, item: int) -> list[int]:
     return found
 
 
-def primary_size(file: BinaryIO) -> tuple[int, int] | None:
-    """Upright (width, height) of the primary image as its `ispe` declares it; None if unknown."""
+@dataclass(frozen=True)
+class Primary:
+    size: tuple[int, int] | None  # upright width and height, None when no ispe says
+    icc: bytes | None  # the embedded ICC profile
+
+
+def read_primary(file: BinaryIO) -> Primary | None:
+    """The primary image's declared properties; None when the boxes to them are not there."""
     try:
         meta = _read_meta(file)
         if meta is None or len(meta) < 4:
@@ -117,6 +125,7 @@ def primary_size(file: BinaryIO) -> tuple[int, int] | None:
             for index in _associations(meta, payload, box_end, primary)
         ]
         size: tuple[int, int] | None = None
+        icc: bytes | None = None
         quarter_turns = 0
         for index in indexes:
             if not 1 <= index <= len(properties):
@@ -126,8 +135,10 @@ def primary_size(file: BinaryIO) -> tuple[int, int] | None:
                 size = struct.unpack_from(">II", meta, payload + 4)
             elif kind == b"irot" and box_end > payload:
                 quarter_turns = meta[payload] & 3
+            elif kind == b"colr" and meta[payload : payload + 4] in (b"prof", b"rICC"):
+                icc = meta[payload + 4 : box_end]
     except (struct.error, IndexError, OSError):
         return None
-    if size is None or 0 in size:
-        return None
-    return (size[1], size[0]) if quarter_turns % 2 else size
+    if size is not None and (0 in size or quarter_turns % 2):
+        size = None if 0 in size else (size[1], size[0])
+    return Primary(size, icc)

@@ -122,7 +122,8 @@ def header_size(source: Path, media_type: MediaType) -> tuple[int, int] | None:
             if media_type is GIF:
                 return struct.unpack("<HH", head[6:10])
             if media_type.magic in ("heif", "avif"):
-                return heif.primary_size(file)
+                primary = heif.read_primary(file)
+                return primary.size if primary else None
         width, height = imagesize.get(source)
     except (OSError, ValueError, struct.error):
         return None
@@ -188,6 +189,21 @@ def _to_srgb(img: Image, srgb_profile: bytes) -> None:
             img.transform_colorspace("srgb")
 
 
+def _restore_heif_profile(img: Image, source: Path) -> None:
+    """Attach the HEIF's ICC profile again (without converting), for _to_srgb to apply.
+
+    ImageMagick 6.9.11's HEIC reader reads the profile, then converts YCbCr to RGB with
+    TransformImageColorspace, which deletes every ICC profile of the image: an iPhone's Display P3
+    would be taken as sRGB.
+    """
+    if img.profiles["icc"] is not None:
+        return
+    with source.open("rb") as file:
+        primary = heif.read_primary(file)
+    if primary is not None and primary.icc:
+        img.profiles["icc"] = primary.icc
+
+
 def _optimize_gif(img: Image) -> None:
     """Smaller animated GIF, same look: each frame only where it differs from the one before
     (unchanged pixels transparent), then a palette per frame without dithering (ImageMagick's
@@ -247,6 +263,8 @@ class ThumbHandler:
             if warning:
                 raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {warning}")
             img.auto_orient()  # EXIF; a HEIF's irot/imir are applied by libheif as it decodes
+            if media_type.magic in ("heif", "avif"):
+                _restore_heif_profile(img, source)
             output = self._output_type(img, media_type)
             # A JPEG read at reduced scale and an animation's canvas (logical screen) are only
             # in the header; a HEIF's is the decoded one (irot, clap applied).
