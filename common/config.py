@@ -86,9 +86,9 @@ class FilesSettings:
 class LimitsSettings:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 50_000_000
-    max_animation_pixels: int = 10_000_000
+    max_animation_pixels: int = 8_000_000
     magick_memory: str = "96MiB"
-    magick_map: str = "128MiB"
+    magick_map: str = "0"
     magick_disk: str = "1GiB"
     magick_width: int = 16000
     magick_height: int = 16000

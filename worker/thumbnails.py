@@ -21,7 +21,7 @@ from wand.image import COLORSPACE_TYPES, BaseImage, Image
 from wand.resource import limits
 
 from common import state
-from common.config import LimitsSettings, SizeBox, ThumbnailSettings
+from common.config import LimitsSettings, ThumbnailSettings
 from common.media import GIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
 from worker import heif
 
@@ -254,10 +254,7 @@ class ThumbHandler:
             spec += f"[0-{self._frames_kept(declared) - 1}]"
         with Image() as img:
             if media_type is JPEG:
-                # Shrink-on-load for the largest box: libjpeg decodes at 1/2..1/8 scale, still at
-                # least twice that box; every size is then made from this one decode.
-                side = 2 * max(max(box.width, box.height) for box in self.boxes)
-                img.options["jpeg:size"] = f"{side}x{side}"
+                img.options["jpeg:size"] = self._jpeg_hint(declared)
             img.read(filename=spec)
             warning = corrupt_image_warning(img)
             if warning:
@@ -272,8 +269,7 @@ class ThumbHandler:
                 upright = declared or (img.page_width or img.width, img.page_height or img.height)
             else:
                 upright = (img.width, img.height)
-            sizes = tuple(self._render(img, output, box, upright) for box in self.boxes)
-            return Thumbnails(output, sizes, len(img.sequence))
+            return Thumbnails(output, self._render_all(img, output, upright), len(img.sequence))
 
     def _frames_kept(self, declared: tuple[int, int] | None) -> int:
         """Frames of an animation to decode: config's cap, fewer when its canvas is large, so the
@@ -288,11 +284,40 @@ class ThumbHandler:
             return media_type
         return PNG if img.alpha_channel else JPEG
 
-    def _render(self, img: Image, output: MediaType, box: SizeBox, upright: tuple[int, int]) -> SizedThumbnail:
-        """One size, from a copy of the decoded image (ImageMagick shares its pixels until written)."""
-        width, height = fit(*upright, box.width, box.height)
-        with img.clone() as small:
-            _shrink(small, width, height)
+    def _jpeg_hint(self, declared: tuple[int, int] | None) -> str:
+        """Shrink-on-load: libjpeg decodes at 1/8..8/8 scale, never below this size. At least twice
+        the smallest size (what one size needs for a clean last reduction) and the largest size,
+        so every size comes from this one decode."""
+        if declared is None:
+            sides = [max(box.width, box.height) for box in self.boxes]
+            side = max(2 * min(sides), *sides)
+            return f"{side}x{side}"
+        fitted = [fit(*declared, box.width, box.height) for box in self.boxes]
+        smallest, largest = min(fitted), max(fitted)
+        return f"{max(2 * smallest[0], largest[0])}x{max(2 * smallest[1], largest[1])}"
+
+    def _render_all(self, img: Image, output: MediaType, upright: tuple[int, int]) -> tuple[SizedThumbnail, ...]:
+        """Every size, largest first, each from the smallest image already made that is at least
+        twice its size (else from the decoded one): a second size costs a small resize, not a
+        second pass over the whole picture. ImageMagick shares a copy's pixels until it is written."""
+        made: dict[str, SizedThumbnail] = {}
+        sources: list[Image] = []
+        try:
+            for box in sorted(self.boxes, key=lambda box: box.width * box.height, reverse=True):
+                width, height = fit(*upright, box.width, box.height)
+                base = next((s for s in reversed(sources) if s.width >= 2 * width and s.height >= 2 * height), img)
+                resized = base.clone()
+                sources.append(resized)
+                _shrink(resized, width, height)
+                made[box.name] = self._encode(resized, output, box.name)
+        finally:
+            for source in sources:
+                source.close()
+        return tuple(made[box.name] for box in self.boxes)
+
+    def _encode(self, resized: Image, output: MediaType, name: str) -> SizedThumbnail:
+        """One size in sRGB, without metadata, in the thumbnail's format."""
+        with resized.clone() as small:
             _to_srgb(small, self.srgb_profile)
             if output is GIF:
                 _optimize_gif(small)
@@ -301,4 +326,4 @@ class ThumbHandler:
             small.format = output.coder
             if output is JPEG:
                 small.compression_quality = self.jpeg_quality
-            return SizedThumbnail(box.name, small.make_blob(), width, height)
+            return SizedThumbnail(name, small.make_blob(), resized.width, resized.height)
