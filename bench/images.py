@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pillow_heif
 import requests
-from PIL import Image, ImageSequence
+from PIL import Image, ImageSequence, ImageStat
 
 # worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
 import worker.thumbnails
@@ -206,8 +206,7 @@ def colour_rows() -> list[list[str]]:
 def _mean(img: Image.Image, box: tuple[float, float, float, float]) -> tuple[float, ...]:
     w, h = img.size
     crop = img.crop((int(box[0] * w), int(box[1] * h), round(box[2] * w), round(box[3] * h)))
-    pixels = list(crop.getdata())
-    return tuple(sum(p[i] for p in pixels) / len(pixels) for i in range(3))
+    return tuple(ImageStat.Stat(crop).mean)
 
 
 def main() -> int:
