@@ -53,6 +53,9 @@ libmagick.DestroyExceptionInfo.restype = ctypes.c_void_p
 # Wand has no binding for it: assigning a profile over an embedded one converts the pixels (LCMS).
 library.MagickProfileImage.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
 library.MagickProfileImage.restype = ctypes.c_int
+# glibc keeps freed heap memory for reuse; a decoder's large buffers then stay in the worker's RSS
+# and the next big image starts from there. malloc_trim hands them back after each job.
+_malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 class ImageRejected(Exception):
@@ -249,6 +252,9 @@ class ThumbHandler:
             raise ImageRejected(state.UNSUPPORTED, f"format not supported: {exc}") from exc
         except WandException as exc:
             raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {exc}") from exc
+        finally:
+            if _malloc_trim is not None:
+                _malloc_trim(0)
 
     def _make_image(self, source: Path, media_type: MediaType) -> Thumbnails:
         declared = header_size(source, media_type)
