@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,12 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "config.yaml"
 ENV_PREFIX = "THUMBNAILIFY_"
+SIZE_ENTRY = re.compile(r"([a-z0-9][a-z0-9_-]{0,31})=([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
+MAX_SIDE = 4096  # a thumbnail box larger than this is a typo, not a thumbnail
+
+
+class ConfigError(ValueError):
+    """The config file or an override names an unknown key or a value of the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -95,19 +102,50 @@ class LimitsSettings:
     upload_timeout: float = 300.0
     upload_memory: str = "64MiB"
     max_pixels: int = 50_000_000
+    max_animation_pixels: int = 8_000_000
     magick_memory: str = "96MiB"
-    magick_map: str = "128MiB"
+    magick_map: str = "0"
     magick_disk: str = "1GiB"
     magick_width: int = 16000
     magick_height: int = 16000
+
+
+class SizeBox(typing.NamedTuple):
+    name: str
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
 class ThumbnailSettings:
     width: int = 100
     height: int = 100
+    sizes: str = ""  # "name=WxH,..."; empty: the one size default=<width>x<height>
     max_frames: int = 100
     jpeg_quality: int = 85
+
+    def __post_init__(self) -> None:
+        self.boxes()  # a bad value fails at load, naming the key, not at the first job
+
+    def boxes(self) -> tuple[SizeBox, ...]:
+        """The named boxes every image is made in, in config order (the first is the default)."""
+        if not self.sizes.strip():
+            return (SizeBox("default", self.width, self.height),)
+        boxes: list[SizeBox] = []
+        for entry in self.sizes.split(","):
+            found = SIZE_ENTRY.fullmatch(entry.strip())
+            if found is None:
+                raise ConfigError(
+                    f"thumbnail.sizes: {entry.strip()!r} is not name=WIDTHxHEIGHT "
+                    "(name: a-z 0-9 _ -, e.g. default=100x100,large=400x400)"
+                )
+            box = SizeBox(found[1], int(found[2]), int(found[3]))
+            if max(box.width, box.height) > MAX_SIDE:
+                raise ConfigError(f"thumbnail.sizes: {box.name} is larger than {MAX_SIDE}x{MAX_SIDE}")
+            if any(known.name == box.name for known in boxes):
+                raise ConfigError(f"thumbnail.sizes: {box.name!r} is named twice")
+            boxes.append(box)
+        return tuple(boxes)
 
 
 @dataclass(frozen=True)
@@ -166,10 +204,6 @@ def byte_size(text: str) -> int:
         if text.endswith(unit):
             return int(float(text[: -len(unit)]) * factor)
     return int(text)
-
-
-class ConfigError(ValueError):
-    """The config file or an override names an unknown key or a value of the wrong type."""
 
 
 def _coerce(value: object, kind: type, where: str) -> object:

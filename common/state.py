@@ -28,6 +28,8 @@ UNSUPPORTED = 415  # the coder refused it: not a format we read
 TOO_MANY_PIXELS = 413  # over limits.max_pixels, refused from the header alone
 GAVE_UP = 503  # our own infrastructure failed on every retry; the image itself may be fine
 
+LEGACY_SIZE = "default"  # the one size of a record made before `thumbnail.sizes` existed
+
 PUBLIC_FIELDS = ("media_type", "state", "service", "message", "created_at", "updated_at")
 HISTORY_LIMIT = 50  # entries a record keeps, the newest
 HISTORY_FIELDS = ("state", "service", "message", "code", "at")
@@ -91,17 +93,30 @@ def requeued(moment: datetime) -> dict[str, str]:
     }
 
 
-def completed(thumbnail_type: str, width: int, height: int, moment: datetime) -> dict[str, str]:
+def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: datetime) -> dict[str, str]:
+    """`sizes` maps each size's name to its width and height, in config order; width and height
+    stay the first size's, as records had them before there were several."""
+    width, height = next(iter(sizes.values()))
+    made = ", ".join(f"{name} {w}x{h}" for name, (w, h) in sizes.items())
     return {
         "service": Service.WORKER,
         "state": State.COMPLETED,
-        "message": f"Thumbnail ready ({width}x{height})",
+        "message": f"Thumbnail ready ({width}x{height})" if len(sizes) == 1 else f"Thumbnails ready ({made})",
         "code": "200",
         "thumbnail_type": thumbnail_type,
         "width": str(width),
         "height": str(height),
+        "sizes": json.dumps({name: [w, h] for name, (w, h) in sizes.items()}),
         "updated_at": iso(moment),
     }
+
+
+def thumbnail_sizes(record: dict[str, str]) -> dict[str, list[int]]:
+    """The sizes a Completed record names, first = default. A record written before there were
+    several sizes has one thumbnail, its width and height, which reads as the size "default"."""
+    if "sizes" in record:
+        return json.loads(record["sizes"])
+    return {LEGACY_SIZE: [int(record.get("width") or 0), int(record.get("height") or 0)]}
 
 
 def failed(code: int, message: str, moment: datetime) -> dict[str, str]:
@@ -172,6 +187,7 @@ def status_body(media_id: str, record: dict[str, str]) -> dict[str, object]:
         body["sha256"] = record["sha256"]
     if record.get("state") == State.COMPLETED:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
+        body["sizes"] = thumbnail_sizes(record)
     if record.get("callback_url"):
         last = record.get("callback_last_status")
         body["callback"] = {

@@ -1,17 +1,21 @@
 """Where media lives on the shared volume, and the file operations both sides need.
 
-Layout under the root: `raw/<id>` holds an upload until its thumbnail exists, `thumbs/<id>.<ext>`
-the thumbnail. Files are written under a temporary name and renamed into place, so a reader never
-sees half a file and a retried write replaces rather than appends.
+Layout under the root: `raw/<id>` holds an upload until its thumbnails exist,
+`thumbs/<id>/<size name>.<ext>` each thumbnail (ext of the thumbnail type). Items made before
+there were several sizes have their one thumbnail at `thumbs/<id>.<ext>`, which stays readable.
+Files are written under a temporary name and renamed into place, so a reader never sees half a
+file and a retried write replaces rather than appends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import uuid
 from pathlib import Path
 
-from common.media import BY_NAME, MediaType
+from common.media import THUMBNAIL_TYPES, MediaType
 
 
 def is_media_id(text: str) -> bool:
@@ -40,7 +44,11 @@ class Volume:
     def raw_path(self, media_id: str) -> Path:
         return self.raw_dir / media_id
 
-    def thumb_path(self, media_id: str, media_type: MediaType) -> Path:
+    def thumb_path(self, media_id: str, media_type: MediaType, size: str) -> Path:
+        return self.thumb_dir / media_id / f"{size}.{media_type.extension}"
+
+    def legacy_thumb_path(self, media_id: str, media_type: MediaType) -> Path:
+        """Where the one thumbnail of a record without `sizes` is."""
         return self.thumb_dir / f"{media_id}.{media_type.extension}"
 
     @staticmethod
@@ -54,19 +62,32 @@ class Volume:
         probe.write_bytes(b"")
         probe.unlink()
 
-    def write_thumbnail(self, media_id: str, media_type: MediaType, data: bytes) -> Path:
-        final = self.thumb_path(media_id, media_type)
-        temp = self.temp_path(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            temp.write_bytes(data)
-            os.replace(temp, final)
-        finally:
-            temp.unlink(missing_ok=True)
-        return final
+    def write_thumbnails(self, media_id: str, media_type: MediaType, sizes: dict[str, bytes]) -> None:
+        """Every size of an item's thumbnail, each file replaced whole."""
+        for size, data in sizes.items():
+            final = self.thumb_path(media_id, media_type, size)
+            temp = self.temp_path(final)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                temp.write_bytes(data)
+                os.replace(temp, final)
+            finally:
+                temp.unlink(missing_ok=True)
 
     def remove(self, media_id: str) -> None:
-        """Remove every file of an item, whatever its type; missing ones are fine (idempotent)."""
+        """Remove every file of an item, knowing only its id; missing ones are fine (idempotent)."""
         self.raw_path(media_id).unlink(missing_ok=True)
-        for media_type in BY_NAME.values():
-            self.thumb_path(media_id, media_type).unlink(missing_ok=True)
+        folder = self.thumb_dir / media_id
+        with contextlib.suppress(FileNotFoundError):
+            for path in folder.iterdir():
+                path.unlink(missing_ok=True)
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            # A worker still writing into it finds the record gone and removes its own files.
+            if exc.errno != errno.ENOTEMPTY:
+                raise
+        for media_type in THUMBNAIL_TYPES:
+            self.legacy_thumb_path(media_id, media_type).unlink(missing_ok=True)

@@ -4,6 +4,8 @@ set -euo pipefail
 need=()
 has_lib() { ldconfig -p | grep -q "$1"; }
 has_lib libMagickWand-6.Q16.so || need+=(libmagickwand-6.q16-6)
+# ICC profiles (CC0): sRGB, the worker's colour target; Adobe RGB and ProPhoto for the tests.
+[ -f /usr/share/color/icc/colord/sRGB.icc ] || need+=(colord-data)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "${1:-run}" != run ]; then
   command -v redis-server >/dev/null || need+=(redis-server)

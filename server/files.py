@@ -106,9 +106,14 @@ class FilesystemFiles:
     async def raw_exists(self, media_id: str) -> bool:
         return await aiofiles.os.path.exists(self.volume.raw_path(media_id))
 
-    async def read_thumbnail(self, media_id: str, media_type: MediaType) -> bytes | None:
+    async def read_thumbnail(self, media_id: str, media_type: MediaType, size: str | None) -> bytes | None:
+        """One size of the thumbnail; size None is the one thumbnail of a record without sizes."""
+        if size is None:
+            path = self.volume.legacy_thumb_path(media_id, media_type)
+        else:
+            path = self.volume.thumb_path(media_id, media_type, size)
         try:
-            async with aiofiles.open(self.volume.thumb_path(media_id, media_type), "rb") as file:
+            async with aiofiles.open(path, "rb") as file:
                 return await file.read()
         except FileNotFoundError:
             return None

@@ -62,14 +62,18 @@ async def get_thumbnail(request: web.Request) -> web.Response:
     thumb_type = media.BY_NAME.get(record.get("thumbnail_type", ""))
     if thumb_type is None:
         raise ApiError(409, "no thumbnail: the record names no thumbnail type")
-    tag = media_id
+    sizes = list(state.thumbnail_sizes(record))
+    size = request.query.get("size", sizes[0])
+    if size not in sizes:
+        raise ApiError(400, f"no size {size!r}; this media has " + ", ".join(sizes))
+    tag = f"{media_id}-{size}"
     cache = {
         hdrs.ETAG: f'"{tag}"',
         hdrs.CACHE_CONTROL: PRIVATE_THUMBNAIL if res.settings.auth.api_key else PUBLIC_THUMBNAIL,
     }
     if encoding == "binary" and _etag_matches(request, tag):
         return web.Response(status=304, headers=cache)
-    data = await res.files.read_thumbnail(media_id, thumb_type)
+    data = await res.files.read_thumbnail(media_id, thumb_type, None if "sizes" not in record else size)
     if data is None:
         raise ApiError(404, "no such media")
     if encoding == "binary":

@@ -74,7 +74,7 @@ class Intake:
         return Received(self.size, self.hash.hexdigest())
 
     def _check_magic(self) -> None:
-        if media.sniff(self.head) is not self.declared:
+        if not media.looks_like(self.head, self.declared):
             raise ApiError(
                 415,
                 f"the body is not {self.declared.name}: its first bytes look like {media.describe(self.head)}",

@@ -73,9 +73,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image, ImageChops, ImageDraw, ImageSequence, ImageStat
+import pillow_heif
+from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageSequence, ImageStat
+
+from tests.colour import D50, SRGB_D50, delta_e, display_p3_profile, inverse3, srgb_to_lab
+
+pillow_heif.register_heif_opener()  # Pillow reads AVIF itself; HEIC through pillow-heif
 
 PHOTOS_DIR = Path(__file__).resolve().parent / "data" / "photos"
+ICC_DIR = Path("/usr/share/color/icc/colord")  # Debian colord-data, installed by scripts/install-system.sh
 MAX_BOX = 100
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -268,6 +274,30 @@ class NoMetadata:
 
 
 @dataclass(frozen=True)
+class DeltaE:
+    """CIEDE2000 between the mean colour of a fractional box and the sRGB colour it was authored as."""
+
+    box: tuple[float, float, float, float]
+    rgb: RGB
+    max_delta: float = 3.0
+
+    def check(self, img: Image.Image, raw: bytes) -> list[str]:
+        got = _mean(_rgb_frame(img), _frac_box(img.size, self.box))
+        found = delta_e(got, self.rgb)
+        if found > self.max_delta:
+            return [f"mean colour of {self.box} is {_fmt(got)}, want {self.rgb}: ΔE {found:.2f} > {self.max_delta}"]
+        return []
+
+
+@dataclass(frozen=True)
+class NoIccProfile:
+    """The embedded profile was applied and removed: no ICC profile left in the thumbnail."""
+
+    def check(self, img: Image.Image, raw: bytes) -> list[str]:
+        return ["thumbnail still carries an ICC profile"] if img.info.get("icc_profile") else []
+
+
+@dataclass(frozen=True)
 class BitDepth:
     """PNG thumbnails use at most ``max_bits`` per sample (IHDR byte 24); 16-bit input must come out 8-bit.
 
@@ -294,6 +324,8 @@ Check = (
     | NoExif
     | NoMetadata
     | BitDepth
+    | DeltaE
+    | NoIccProfile
 )
 
 
@@ -334,7 +366,7 @@ class Case:
         return f"Case({self.name!r}, {self.content_type!r}, {size} bytes, http={self.expect_http})"
 
 
-MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp", "AVIF": "image/avif"}
 # Content-Types the server accepts, and the media type each stands for.
 ALLOWED_TYPES = {
     "image/png": "image/png",
@@ -342,6 +374,9 @@ ALLOWED_TYPES = {
     "image/jpg": "image/jpeg",
     "image/gif": "image/gif",
     "image/webp": "image/webp",
+    "image/heic": "image/heic",
+    "image/heif": "image/heif",
+    "image/avif": "image/avif",
 }
 
 
@@ -420,6 +455,16 @@ MAGIC = {
     "image/gif": (b"GIF87a", b"GIF89a"),
     "image/webp": (b"RIFF",),  # plus b"WEBP" at offset 8
 }
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"}
+AVIF_BRANDS = {b"avif", b"avis"}
+
+
+def ftyp_brands(data: bytes) -> set[bytes]:
+    """Major and compatible brands of a leading ISO-BMFF ftyp box (empty if there is none)."""
+    if data[4:8] != b"ftyp":
+        return set()
+    end = min(struct.unpack(">I", data[:4])[0], len(data))
+    return {data[8:12]} | {data[i : i + 4] for i in range(16, end - 3, 4)}
 
 
 def has_magic(data: bytes, media_type: str) -> bool:
@@ -427,6 +472,10 @@ def has_magic(data: bytes, media_type: str) -> bool:
     media_type = "image/jpeg" if media_type == "image/jpg" else media_type
     if media_type == "image/webp":
         return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    if media_type == "image/avif":
+        return bool(ftyp_brands(data) & AVIF_BRANDS)
+    if media_type in ("image/heic", "image/heif"):  # AV1 inside makes it AVIF, whatever else it names
+        return bool(ftyp_brands(data) & HEIF_BRANDS) and not ftyp_brands(data) & AVIF_BRANDS
     return any(data.startswith(m) for m in MAGIC.get(media_type, ()))
 
 
@@ -581,6 +630,20 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
     return w, h
 
 
+def ispe_offsets(data: bytes) -> list[int]:
+    """Offsets of the width field of every HEIF `ispe` property (image spatial extents)."""
+    out, pos = [], data.find(b"ispe")
+    while pos >= 0:
+        out.append(pos + 8)  # past the type and the FullBox version/flags
+        pos = data.find(b"ispe", pos + 4)
+    return out
+
+
+def _heif_size(data: bytes) -> tuple[int, int] | None:
+    found = ispe_offsets(data)
+    return struct.unpack(">II", data[found[0] : found[0] + 8]) if found else None
+
+
 def declared_size(data: bytes) -> tuple[int, int] | None:
     """Width and height a file's header declares (GIF: logical screen), without decoding; None if unknown."""
     readers: list[tuple[Callable[[bytes], bool], Callable[[bytes], tuple[int, int] | None]]] = [
@@ -588,6 +651,7 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
         (lambda d: d[:6] in (b"GIF87a", b"GIF89a"), lambda d: struct.unpack("<HH", d[6:10])),
         (lambda d: d.startswith(b"\xff\xd8"), _jpeg_size),
         (lambda d: d[:4] == b"RIFF" and d[8:12] == b"WEBP", _webp_size),
+        (lambda d: bool(ftyp_brands(d)), _heif_size),
     ]
     for matches, read in readers:
         if matches(data):
@@ -602,21 +666,6 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
 # A tiny CMYK ICC profile (ICC v2 output profile, CMYK -> Lab lut8)
 # --------------------------------------------------------------------------
 
-_D50 = (0.9642, 1.0, 0.8249)
-_SRGB_D50 = ((0.4360747, 0.3850649, 0.1430804), (0.2225045, 0.7168786, 0.0606169), (0.0139322, 0.0971045, 0.7141733))
-
-
-def _srgb_to_lab(r: float, g: float, b: float) -> tuple[float, float, float]:
-    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
-    xyz = [sum(m * c for m, c in zip(row, lin, strict=True)) for row in _SRGB_D50]
-
-    def f(t: float) -> float:
-        return t ** (1 / 3) if t > (6 / 29) ** 3 else t / (3 * (6 / 29) ** 2) + 4 / 29
-
-    fx, fy, fz = (f(v / w) for v, w in zip(xyz, _D50, strict=True))
-    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
-
-
 def _lab_to_cmyk(lab: tuple[float, float, float]) -> tuple[float, float, float, float]:
     L, a, b = lab
     fy = (L + 16) / 116
@@ -625,8 +674,8 @@ def _lab_to_cmyk(lab: tuple[float, float, float]) -> tuple[float, float, float, 
     def finv(t: float) -> float:
         return t**3 if t > 6 / 29 else 3 * (6 / 29) ** 2 * (t - 4 / 29)
 
-    xyz = [finv(t) * w for t, w in zip((fx, fy, fz), _D50, strict=True)]
-    inv = _inverse3(_SRGB_D50)
+    xyz = [finv(t) * w for t, w in zip((fx, fy, fz), D50, strict=True)]
+    inv = inverse3(SRGB_D50)
     lin = [min(1.0, max(0.0, sum(m * c for m, c in zip(row, xyz, strict=True)))) for row in inv]
     rgb = [12.92 * c if c <= 0.0031308 else 1.055 * c ** (1 / 2.4) - 0.055 for c in lin]
     k = 1 - max(rgb)
@@ -634,16 +683,6 @@ def _lab_to_cmyk(lab: tuple[float, float, float]) -> tuple[float, float, float, 
         return 0.0, 0.0, 0.0, 1.0
     c, m, y = ((1 - v - k) / (1 - k) for v in rgb)
     return c, m, y, k
-
-
-def _inverse3(m: tuple[tuple[float, ...], ...]) -> list[list[float]]:
-    (a, b, c), (d, e, f), (g, h, i) = m
-    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
-    return [
-        [(e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det],
-        [(f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det],
-        [(d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det],
-    ]
 
 
 def _lut8(inputs: int, outputs: int, grid: int, fn: Callable[[tuple[float, ...]], Sequence[float]]) -> bytes:
@@ -671,7 +710,7 @@ def cmyk_icc_profile() -> bytes:
 
     def a2b(cmyk: tuple[float, ...]) -> Sequence[float]:
         c, m, y, k = cmyk
-        return _lab_bytes(_srgb_to_lab((1 - c) * (1 - k), (1 - m) * (1 - k), (1 - y) * (1 - k)))
+        return _lab_bytes(srgb_to_lab((1 - c) * (1 - k), (1 - m) * (1 - k), (1 - y) * (1 - k)))
 
     def b2a(lab01: tuple[float, ...]) -> Sequence[float]:
         return _lab_to_cmyk((lab01[0] * 100, lab01[1] * 255 - 128, lab01[2] * 255 - 128))
@@ -689,7 +728,7 @@ def cmyk_icc_profile() -> bytes:
         + bytes(67)
     )
     cprt = b"text" + bytes(4) + b"No copyright, test data\0"
-    wtpt = b"XYZ " + bytes(4) + struct.pack(">3i", *(round(v * 65536) for v in _D50))
+    wtpt = b"XYZ " + bytes(4) + struct.pack(">3i", *(round(v * 65536) for v in D50))
     tags = [
         (b"desc", desc),
         (b"cprt", cprt),
@@ -715,7 +754,7 @@ def cmyk_icc_profile() -> bytes:
         + b"acsp"
         + bytes(4 + 4 + 4 + 4 + 8)
         + struct.pack(">I", 0)
-        + struct.pack(">3i", *(round(v * 65536) for v in _D50))
+        + struct.pack(">3i", *(round(v * 65536) for v in D50))
         + bytes(4 + 16 + 28)
     )
     assert len(header) == 128
@@ -1357,6 +1396,226 @@ def _huge_cases() -> list[Case]:
     return cases
 
 
+# --------------------------------------------------------------------------
+# Phone photos: HEIC/HEIF/AVIF, wide-gamut profiles, long animations (issue 10)
+# --------------------------------------------------------------------------
+
+# Flat patches, each authored in sRGB; converted into a wide-gamut profile's numbers they differ
+# from sRGB by a CIEDE2000 of 3.5 or more even for Display P3, so a thumbnail that ignores the
+# profile fails its ΔE check.
+PATCHES: dict[tuple[float, float, float, float], RGB] = {
+    (0.1, 0.1, 0.4, 0.4): (230, 30, 30),
+    (0.6, 0.1, 0.9, 0.4): (40, 190, 60),
+    (0.1, 0.6, 0.4, 0.9): (20, 180, 180),
+    (0.6, 0.6, 0.9, 0.9): (240, 140, 30),
+}
+
+
+def wide_gamut_profiles() -> dict[str, bytes]:
+    """Display P3 (hand-made, see tests/colour.py), Adobe RGB and ProPhoto (colord-data)."""
+    return {
+        "display-p3": display_p3_profile(),
+        "adobe-rgb": (ICC_DIR / "AdobeRGB1998.icc").read_bytes(),
+        "prophoto": (ICC_DIR / "ProPhotoRGB.icc").read_bytes(),
+    }
+
+
+def patches(size: tuple[int, int] = (240, 180)) -> Image.Image:
+    """Four flat quadrants of the PATCHES colours, in sRGB."""
+    w, h = size
+    img = Image.new("RGB", size)
+    d = ImageDraw.Draw(img)
+    for (x0, y0, _, _), rgb in PATCHES.items():
+        left, top = w // 2 if x0 > 0.5 else 0, h // 2 if y0 > 0.5 else 0
+        d.rectangle((left, top, left + w // 2 - 1, top + h // 2 - 1), fill=rgb)
+    return img
+
+
+def in_profile(img: Image.Image, icc: bytes) -> Image.Image:
+    """The same colours as numbers of another RGB profile (relative colorimetric, LittleCMS)."""
+    target = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    transform = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), target, "RGB", "RGB", renderingIntent=1)
+    return ImageCms.applyTransform(img, transform)
+
+
+def patch_checks() -> tuple[Check, ...]:
+    return (*(DeltaE(box, rgb) for box, rgb in PATCHES.items()), NoIccProfile())
+
+
+def _colour_profile_cases() -> list[Case]:
+    """Flat patches tagged with wide-gamut profiles: converted to sRGB within ΔE 3, profile gone."""
+    cases = []
+    img = patches()
+    for label, icc in wide_gamut_profiles().items():
+        tagged = in_profile(img, icc)
+        bodies = {
+            "jpeg": _encode(tagged, "JPEG", quality=95, subsampling=0, icc_profile=icc),
+            "png": _encode(tagged, "PNG", icc_profile=icc),
+            "webp": _encode(tagged, "WEBP", quality=95, icc_profile=icc),
+        }
+        for ext, body in bodies.items():
+            ctype = f"image/{ext}"
+            cases.append(_good(f"{ext}-{label}", ctype, body, img.size, *patch_checks()))
+    p3 = display_p3_profile()
+    tagged = in_profile(img, p3)
+    cases.append(
+        _good(
+            "heic-display-p3",
+            "image/heic",
+            _encode(tagged, "HEIF", quality=95, icc_profile=p3),
+            img.size,
+            *patch_checks(),
+            out_type="image/jpeg",
+            note="as an iPhone writes them: HEVC, Display P3 profile",
+        )
+    )
+    cases.append(
+        _good(
+            "avif-display-p3",
+            "image/avif",
+            _encode(tagged, "AVIF", quality=95, icc_profile=p3),
+            img.size,
+            *patch_checks(),
+        )
+    )
+    cases.append(
+        _good(
+            "jpeg-icc-garbage",
+            "image/jpeg",
+            _encode(img, "JPEG", quality=95, subsampling=0, icc_profile=b"\0\0\1\0not a profile" * 8),
+            img.size,
+            *patch_checks(),
+            note="a profile LittleCMS cannot open: colours taken as sRGB",
+        )
+    )
+    return cases
+
+
+def _exif_orientation_6_without_irot(heic: bytes) -> bytes:
+    """A HEIC whose EXIF says "rotate 90" while the file has no irot: HEIF readers must ignore it."""
+    entry = b"\x01\x12\x00\x03\x00\x00\x00\x01\x00\x01"  # Orientation, SHORT, 1, value 1 (big-endian)
+    assert heic.count(entry) == 1 and b"irot" not in heic
+    return heic.replace(entry, entry[:-2] + b"\x00\x06")
+
+
+def _heif_cases(photos_dir: Path) -> list[Case]:
+    """HEIC, HEIF and AVIF: photos, orientation by irot/imir, transparency."""
+    cases = []
+    photo = Image.open(photos_dir / "coffee.jpg").convert("RGB")
+    mean = tuple(round(v) for v in ImageStat.Stat(photo).mean)
+    photo_checks = (MeanColour((0, 0, 1, 1), mean, 15), NoExif())  # type: ignore[arg-type]
+    heic = _encode(photo, "HEIF", quality=80)
+    cases.append(_good("heic-photo", "image/heic", heic, photo.size, *photo_checks, out_type="image/jpeg"))
+    cases.append(_good("heif-photo", "image/heif", heic, photo.size, *photo_checks, out_type="image/jpeg"))
+    cases.append(_good("avif-photo", "image/avif", _encode(photo, "AVIF", quality=80), photo.size, *photo_checks))
+
+    base = marked((160, 120))
+    for n in (2, 3, 5, 6, 8):
+        red_at, green_at = ORIENTATION_CORNERS[n]
+        checks: list[Check] = [Corner(red_at, RED), Corner(green_at, GREEN)]
+        checks += [Corner(p, BLUE) for p in _ALL_CORNERS if p not in (red_at, green_at)]
+        size = (160, 120) if n <= 4 else (120, 160)
+        body = _encode(base, "HEIF", quality=90, exif=_exif(n))  # pillow-heif writes irot/imir for it
+        cases.append(_good(f"heic-orientation-{n}", "image/heic", body, size, *checks, NoExif(), out_type="image/jpeg"))
+        if n in (5, 6):
+            body = _encode(base, "AVIF", quality=90, exif=_exif(n))
+            cases.append(_good(f"avif-orientation-{n}", "image/avif", body, size, *checks))
+    cases.append(
+        _good(
+            "heic-exif-orientation-without-irot",
+            "image/heic",
+            _exif_orientation_6_without_irot(_encode(base, "HEIF", quality=90, exif=_exif(1, rich=True))),
+            (160, 120),
+            *marked_checks(),
+            NoExif(),
+            out_type="image/jpeg",
+            note="HEIF orientation is irot/imir only; an EXIF Orientation tag is ignored",
+        )
+    )
+    rgba = Image.new("RGBA", (200, 150), (0, 0, 0, 0))
+    ImageDraw.Draw(rgba).rectangle((50, 37, 149, 112), fill=(255, 0, 0, 255))
+    for ext, fmt, out in (("heic", "HEIF", "image/jpeg"), ("avif", "AVIF", "image/avif")):
+        cases.append(
+            _good(
+                f"{ext}-with-alpha",
+                f"image/{ext}",
+                _encode(rgba, fmt, quality=90),
+                rgba.size,
+                MeanColour((0.35, 0.35, 0.65, 0.65), RED),
+                out_type=out,
+                note="ImageMagick 6.9.11's HEIC/AVIF reader decodes the colour planes only: opaque",
+            )
+        )
+    return cases
+
+
+def _patch_ispe(data: bytes, width: int, height: int) -> bytes:
+    out = bytearray(data)
+    for at in ispe_offsets(data):
+        struct.pack_into(">II", out, at, width, height)
+    return bytes(out)
+
+
+def _heif_hostile_cases() -> list[Case]:
+    """Broken or lying HEIF/AVIF containers: a clear 415 at POST, or Error 413/422."""
+    heic = _encode(marked((160, 120)), "HEIF", quality=90)
+    avif = _encode(marked((160, 120)), "AVIF", quality=90)
+    jpeg = _encode(marked((160, 120)), "JPEG", quality=90)
+    cases = []
+    for ext, body in (("heic", heic), ("avif", avif)):
+        mdat = body.index(b"mdat") - 4
+        meta = body.index(b"meta") - 4
+        cases.append(_worker_error(f"{ext}-truncated-in-mdat", f"image/{ext}", body[: (mdat + len(body)) // 2], 422))
+        cases.append(_worker_error(f"{ext}-truncated-in-meta", f"image/{ext}", body[: meta + 40], 422))
+        cases.append(
+            _worker_error(
+                f"{ext}-ispe-40000x40000",
+                f"image/{ext}",
+                _patch_ispe(body, 40_000, 40_000),
+                413,
+                note="1.6 GP declared by the primary item's ispe: refused before any decode",
+            )
+        )
+    ftyp_end = struct.unpack(">I", heic[:4])[0]
+    cases.append(
+        _worker_error(
+            "heic-ftyp-then-garbage", "image/heic", heic[:ftyp_end] + random.Random(10).randbytes(4096), 422
+        )
+    )
+    mp4 = struct.pack(">I", 24) + b"ftypmp42" + bytes(4) + b"isommp42" + bytes(64)
+    cases += [
+        _refused("heic-as-jpeg", "image/jpeg", 415, body=heic),
+        _refused("jpeg-as-heic", "image/heic", 415, body=jpeg),
+        _refused("avif-as-heic", "image/heic", 415, body=avif),
+        _refused("heic-as-avif", "image/avif", 415, body=heic),
+        _refused("mp4-ftyp-as-heif", "image/heif", 415, body=mp4, note="ISO-BMFF, but no HEIF brand"),
+    ]
+    return cases
+
+
+def long_gif(frames: int = 20, size: tuple[int, int] = (1000, 1000)) -> bytes:
+    """Full-canvas frames of distinct colours: frames x canvas is 2.5x limits.max_animation_pixels."""
+    colours = [ANIM_COLOURS[i % len(ANIM_COLOURS)] for i in range(frames)]
+    images = [Image.new("RGB", size, c) for c in colours]
+    for i, img in enumerate(images):  # a corner block per frame, so no frame is dropped as a duplicate
+        ImageDraw.Draw(img).rectangle((0, 0, 9 + i, 9), fill=WHITE)
+    return _encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=50, loop=0)
+
+
+def _long_animation_cases() -> list[Case]:
+    return [
+        _good(
+            "gif-animated-over-frame-budget",
+            "image/gif",
+            long_gif(),
+            (1000, 1000),
+            FrameCount(8),
+            FrameMeanColours((0.3, 0.3, 0.7, 0.7), tuple(ANIM_COLOURS[i % 5] for i in range(8))),
+            note="20 frames of 1000x1000: the first 8 fit in limits.max_animation_pixels (8 M)",
+        )
+    ]
+
+
 def build_cases(photos_dir: Path = PHOTOS_DIR) -> list[Case]:
     """Every case, in a fixed order, generated deterministically."""
     photos = sorted(p for p in photos_dir.iterdir() if p.suffix.lower() in (".jpg", ".png"))
@@ -1381,6 +1640,10 @@ def build_cases(photos_dir: Path = PHOTOS_DIR) -> list[Case]:
         + _truncated_cases(jpeg_src, png_src, gif_src, webp_src)
         + _corrupt_cases(jpeg_src, png_src, gif_src, webp_src)
         + _huge_cases()
+        + _colour_profile_cases()
+        + _heif_cases(photos_dir)
+        + _heif_hostile_cases()
+        + _long_animation_cases()
     )
     names = [c.name for c in cases]
     dupes = {n for n in names if names.count(n) > 1}
@@ -1395,6 +1658,9 @@ _EXT = {
     "image/jpg": "jpg",
     "image/gif": "gif",
     "image/webp": "webp",
+    "image/heic": "heic",
+    "image/heif": "heif",
+    "image/avif": "avif",
     "image/tiff": "tiff",
     "image/bmp": "bmp",
     "image/svg+xml": "svg",

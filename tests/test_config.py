@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.config import DEFAULT_CONFIG_FILE, PROJECT_ROOT, ConfigError, Settings, load_settings
+from common.config import DEFAULT_CONFIG_FILE, PROJECT_ROOT, ConfigError, Settings, SizeBox, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +87,26 @@ def test_relative_paths_are_from_the_project_root() -> None:
     settings = Settings()
     assert settings.path(settings.files.root) == PROJECT_ROOT / "var" / "media"
     assert settings.path("/data/media") == Path("/data/media")
+
+
+def test_thumbnail_sizes_default_to_width_and_height() -> None:
+    assert Settings().thumbnail.boxes() == (SizeBox("default", 100, 100),)
+    settings = load_settings({"THUMBNAILIFY_THUMBNAIL_WIDTH": "200", "THUMBNAILIFY_THUMBNAIL_HEIGHT": "150"})
+    assert settings.thumbnail.boxes() == (SizeBox("default", 200, 150),)
+
+
+def test_thumbnail_sizes_in_config_order() -> None:
+    settings = load_settings({"THUMBNAILIFY_THUMBNAIL_SIZES": " small=64x64, default=100x100,large=400x300 "})
+    assert settings.thumbnail.boxes() == (
+        SizeBox("small", 64, 64), SizeBox("default", 100, 100), SizeBox("large", 400, 300),
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["large", "large=400", "large=400x", "Large=400x400", "large=0x400", "large=400x400,large=100x100",
+     "a=100x100,,b=10x10", "big=5000x5000", "x=1e3x100", "sp ace=10x10"],
+)
+def test_bad_thumbnail_sizes_name_the_key(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"thumbnail\.sizes"):
+        load_settings({"THUMBNAILIFY_THUMBNAIL_SIZES": value})

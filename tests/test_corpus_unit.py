@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms, ImageOps, ImageSequence
 
-from tests import corpus
+from tests import colour, corpus
 from tests.corpus import (
     ALLOWED_TYPES,
     Case,
@@ -188,6 +188,20 @@ def test_required_cases_exist(by_name: dict[str, Case]) -> None:
         "gif-screen-65535x65535",
         "png-10000x5001-just-over-limit",
         "body-over-20mib",
+        *(f"{ext}-{label}" for ext in ("jpeg", "png", "webp") for label in ("display-p3", "adobe-rgb", "prophoto")),
+        "heic-display-p3",
+        "avif-display-p3",
+        "heic-photo",
+        "heif-photo",
+        "avif-photo",
+        "heic-orientation-6",
+        "avif-orientation-5",
+        "heic-truncated-in-mdat",
+        "heic-ftyp-then-garbage",
+        "heic-ispe-40000x40000",
+        "heic-as-jpeg",
+        "jpeg-as-heic",
+        "gif-animated-over-frame-budget",
     ]
     missing = [n for n in required if n not in by_name]
     assert not missing
@@ -350,6 +364,18 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img
 
 
+def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """Pixels converted from the embedded profile to sRGB, as a colour-managed viewer shows them."""
+    if not icc or img.mode not in ("RGB", "RGBA", "CMYK"):
+        return img
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError):
+        return img  # a profile no CMS can open: taken as sRGB
+    out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+    return ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"), outputMode=out_mode)
+
+
 def reference_thumbnail(case: Case) -> bytes:
     """What a correct worker produces, made with Pillow only: proves every Completed case is satisfiable."""
     assert case.body is not None and case.expect_size is not None and case.expect_type is not None
@@ -358,6 +384,7 @@ def reference_thumbnail(case: Case) -> bytes:
         frames = []
         for frame in ImageSequence.Iterator(src):
             img = _to_8bit(ImageOps.exif_transpose(frame.copy()) or frame.copy())
+            img = _to_srgb(img, src.info.get("icc_profile"))
             if img.mode == "CMYK":
                 img = img.convert("RGB")
             elif img.mode == "P" or (fmt == "GIF" and img.mode != "L"):
@@ -365,6 +392,8 @@ def reference_thumbnail(case: Case) -> bytes:
             small = img.resize(case.expect_size, Image.Resampling.LANCZOS)
             small.info = {}  # Pillow would otherwise write the JPEG comment back
             frames.append(small)
+    kept = next((check.n for check in case.checks if isinstance(check, FrameCount)), None)
+    frames = frames[:kept]  # an animation's frames past the configured limits are left out
     buf = io.BytesIO()
     if fmt == "GIF":
         frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], loop=0, disposal=2)
@@ -450,3 +479,40 @@ def test_write_corpus(tmp_path: Path, cases: list[Case]) -> None:
     assert [e["name"] for e in entries] == [c.name for c in cases]
     for entry, case in zip(entries, cases, strict=True):
         assert (tmp_path / entry["file"]).read_bytes() == (case.body if case.body is not None else case.raw_base64)
+
+
+# ---------------------------------------------------------------- colour
+
+
+@pytest.mark.parametrize(
+    ("lab1", "lab2", "want"),
+    [  # Sharma, Wu, Dalal (2005), the CIEDE2000 test data
+        ((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425),
+        ((50, 2.5, 0), (73, 25, -18), 27.1492),
+        ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+        ((22.7233, 20.0904, -46.694), (23.0331, 14.973, -42.5619), 2.0373),
+        ((90.8027, -2.0831, 1.441), (91.1528, -1.6435, 0.0447), 1.4441),
+    ],
+)
+def test_ciede2000_matches_the_reference_data(lab1, lab2, want) -> None:
+    assert abs(colour.ciede2000(lab1, lab2) - want) < 1e-4
+
+
+def test_display_p3_profile_has_the_published_colorants() -> None:
+    rows = colour.p3_colorants_d50()
+    apple = ((0.51512, 0.29198, 0.15710), (0.24120, 0.69225, 0.06657), (-0.00105, 0.04189, 0.78407))
+    assert all(abs(a - b) < 2e-4 for row, ref in zip(rows, apple, strict=True) for a, b in zip(row, ref, strict=True))
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(colour.display_p3_profile()))
+    assert "Display P3" in ImageCms.getProfileDescription(profile)
+
+
+def test_delta_e_check_catches_an_ignored_profile(by_name: dict[str, Case]) -> None:
+    """A worker that keeps the numbers but drops the profile fails every wide-gamut case."""
+    for label in corpus.wide_gamut_profiles():
+        for ext in ("jpeg", "png", "webp"):
+            case = by_name[f"{ext}-{label}"]
+            with Image.open(io.BytesIO(case.body or b"")) as src:
+                ignored = io.BytesIO()
+                src.convert("RGB").resize(case.expect_size or src.size).save(ignored, "PNG")
+            problems = run_checks(ignored.getvalue(), case)
+            assert sum("DeltaE" in p for p in problems) >= 3, (case.name, problems)

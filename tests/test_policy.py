@@ -81,7 +81,18 @@ def test_linear_gray_png_does_not_trip_wand(tmp_path: Path, handler: ThumbHandle
     path.write_bytes(buffer.getvalue())
     with Image(filename=f"PNG:{path}") as img, pytest.raises(IndexError):
         _ = img.colorspace  # the trap itself, so this test notices if Wand ever fixes it
-    thumbnail = handler.make(path, PNG)
+    thumbnail = handler.make(path, PNG).sizes[0]
     assert (thumbnail.width, thumbnail.height) == (100, 75)
     with PILImage.open(io.BytesIO(thumbnail.data)) as made:
         assert made.mode in ("L", "LA", "I", "I;16")
+
+
+def test_heic_is_read_never_written(tmp_path: Path) -> None:
+    """HEIC/HEIF thumbnails are JPEG or PNG, so the policy lets ImageMagick read HEIC only; AVIF
+    thumbnails stay AVIF, so that coder may also write."""
+    with Image(width=8, height=8, background="red") as img:
+        img.format = "AVIF"
+        assert img.make_blob()[4:8] == b"ftyp"
+        img.format = "HEIC"
+        with pytest.raises(PolicyError):
+            img.make_blob()

@@ -33,7 +33,7 @@ from common.volume import Volume, is_media_id
 from worker.backends import Delivery, Store
 from worker.liveness import Heartbeat
 from worker.metrics import WorkerMetrics
-from worker.thumbnails import ImageRejected, ThumbHandler, Thumbnail
+from worker.thumbnails import ImageRejected, ThumbHandler, Thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +128,13 @@ class JobRunner:
             return Outcome.SKIPPED, "record changed meanwhile"
         self.metrics.observe_wait(record)
         try:
-            thumbnail = self._make(media_id, media_type)
+            thumbnails = self._make(media_id, media_type)
         except ImageRejected as exc:
             return self._finish_error(media_id, exc.code, exc.message)
         except SourceMissing as exc:
             return self._finish_error(media_id, state.UNDECODABLE, str(exc))
-        self.volume.write_thumbnail(media_id, thumbnail.media_type, thumbnail.data)
-        done = state.completed(thumbnail.media_type.name, thumbnail.width, thumbnail.height, state.now())
+        self.volume.write_thumbnails(media_id, thumbnails.media_type, thumbnails.files())
+        done = state.completed(thumbnails.media_type.name, thumbnails.dimensions(), state.now())
         if not self.store.transition(media_id, state.State.PROCESSING, done):
             # Deleted or finished meanwhile (by a twin delivery, or by our own write whose reply was
             # lost and that the client retried): leave nothing behind that the record does not need.
@@ -145,9 +145,10 @@ class JobRunner:
                 self._discard_upload(media_id, record_now)
             return Outcome.SKIPPED, "record deleted or finished meanwhile"
         self.volume.raw_path(media_id).unlink(missing_ok=True)
-        return Outcome.COMPLETED, f"{thumbnail.width}x{thumbnail.height}, {thumbnail.frames} frame(s)"
+        made = ", ".join(f"{w}x{h}" for w, h in thumbnails.dimensions().values())
+        return Outcome.COMPLETED, f"{made}, {thumbnails.frames} frame(s)"
 
-    def _make(self, media_id: str, media_type: media.MediaType) -> Thumbnail:
+    def _make(self, media_id: str, media_type: media.MediaType) -> Thumbnails:
         source = self.volume.raw_path(media_id)
         if not source.exists():
             self.volume.check_writable()  # an unreachable volume is an outage, not a missing file

@@ -1,29 +1,36 @@
-"""Thumbnails with Wand (ImageMagick): fit the box, keep the aspect, never enlarge, same format.
+"""Thumbnails with Wand (ImageMagick): every configured size from one decode, aspect kept, never
+enlarged, colours converted to sRGB.
 
-`ThumbHandler.make` dispatches on the media's main type (`image/...` today), so a new kind of
-media is one new `_make_<kind>` method. Every refusal is an `ImageRejected` with the HTTP-style
-code the state record keeps: 413 too many pixels, 415 not a format we read, 422 cannot decode.
+`ThumbHandler.make` dispatches on the media's main type (`image/...` here), so a new kind of media
+is a new handler method or module. Every refusal is an `ImageRejected` with the HTTP-style code
+the state record keeps: 413 too many pixels, 415 not a format we read, 422 cannot decode.
 """
 
 from __future__ import annotations
 
 import ctypes
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import imagesize
 from wand.api import libmagick, library
 from wand.exceptions import MissingDelegateError, PolicyError, ResourceLimitError, WandException
-from wand.image import COLORSPACE_TYPES, BaseImage, Image
+from wand.image import COLORSPACE_TYPES, FILTER_TYPES, BaseImage, Image
 from wand.resource import limits
 
 from common import state
 from common.config import LimitsSettings, ThumbnailSettings, byte_size
-from common.media import GIF, JPEG, SNIFF_BYTES, MediaType, sniff
+from common.media import GIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
+from worker import heif
 
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
+TRIANGLE = FILTER_TYPES.index("triangle")
 CORRUPT_IMAGE_WARNING = 325  # MagickCore's ExceptionType value
+# The sRGB profile pixels are converted to, from Debian's colord-data (CC0), which
+# scripts/install-system.sh and the worker image install.
+SRGB_PROFILE = Path("/usr/share/color/icc/colord/sRGB.icc")
 
 
 class _ExceptionInfo(ctypes.Structure):
@@ -43,6 +50,12 @@ libmagick.AcquireExceptionInfo.restype = ctypes.POINTER(_ExceptionInfo)
 libmagick.GetImageException.argtypes = [ctypes.c_void_p, ctypes.POINTER(_ExceptionInfo)]
 libmagick.DestroyExceptionInfo.argtypes = [ctypes.POINTER(_ExceptionInfo)]
 libmagick.DestroyExceptionInfo.restype = ctypes.c_void_p
+# Wand has no binding for it: assigning a profile over an embedded one converts the pixels (LCMS).
+library.MagickProfileImage.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+library.MagickProfileImage.restype = ctypes.c_int
+# glibc keeps freed heap memory for reuse; a decoder's large buffers then stay in the worker's RSS
+# and the next big image starts from there. malloc_trim hands them back after each job.
+_malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 class ImageRejected(Exception):
@@ -53,12 +66,26 @@ class ImageRejected(Exception):
 
 
 @dataclass(frozen=True)
-class Thumbnail:
+class SizedThumbnail:
+    name: str
     data: bytes
-    media_type: MediaType
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class Thumbnails:
+    """Every size of one item's thumbnail, in config order (the first is the default)."""
+
+    media_type: MediaType
+    sizes: tuple[SizedThumbnail, ...]
     frames: int
+
+    def dimensions(self) -> dict[str, tuple[int, int]]:
+        return {size.name: (size.width, size.height) for size in self.sizes}
+
+    def files(self) -> dict[str, bytes]:
+        return {size.name: size.data for size in self.sizes}
 
 
 def fit(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int]:
@@ -80,15 +107,19 @@ def header_size(source: Path, media_type: MediaType) -> tuple[int, int] | None:
     """Width and height as the file's header declares them, upright, without decoding pixels.
 
     imagesize turns a JPEG's size by its EXIF orientation; it reads a GIF's size as signed
-    16-bit numbers (65535 becomes -1), so a GIF's logical screen is read here.
+    16-bit numbers (65535 becomes -1), so a GIF's logical screen is read here, as is the
+    primary image of a HEIF/AVIF file (which imagesize does not know).
     """
     try:
         with source.open("rb") as file:
             head = file.read(SNIFF_BYTES)
-        if sniff(head) is not media_type:
-            return None  # not what it claims: the decoder will refuse it
-        if media_type is GIF:
-            return struct.unpack("<HH", head[6:10])
+            if not looks_like(head, media_type):
+                return None  # not what it claims: the decoder will refuse it
+            if media_type is GIF:
+                return struct.unpack("<HH", head[6:10])
+            if media_type.magic in ("heif", "avif"):
+                primary = heif.read_primary(file)
+                return primary.size if primary else None
         width, height = imagesize.get(source)
     except (OSError, ValueError, struct.error):
         return None
@@ -115,27 +146,92 @@ def _colorspace(img: Image) -> str:
     return COLORSPACE_TYPES[value] if 0 <= value < len(COLORSPACE_TYPES) else "other"
 
 
+def _frames(img: Image) -> Iterator[int]:
+    """Make each frame in turn the one Wand's single-image calls act on."""
+    for index in range(library.MagickGetNumberImages(img.wand)):
+        library.MagickSetIteratorIndex(img.wand, index)
+        yield index
+
+
 def _shrink(img: BaseImage, width: int, height: int) -> None:
     """Resize to exactly width x height (already aspect-correct), as fast as looks right.
 
     Over 5x, ImageMagick's thumbnail() samples down first, far faster than filtering every source
     pixel; at 5x or less (a JPEG after shrink-on-load) a triangle filter takes 2/3 of the time of
-    thumbnail()'s Lanczos for the same area-weighted result at this size.
+    thumbnail()'s Lanczos for the same area-weighted result at this size; under 2x (a large size
+    from a JPEG's 1/8 decode) scale()'s area average is as good and takes 60% of the triangle's
+    time. Wand resizes every frame of an animation in one call (coalescing it first: each frame
+    becomes a whole picture).
     """
-    if img.width <= 5 * width and img.height <= 5 * height:
+    if library.MagickGetNumberImages(img.wand) > 1:
         img.resize(width, height, filter="triangle")
+    elif img.width < 2 * width and img.height < 2 * height:
+        if not library.MagickScaleImage(img.wand, width, height):
+            img.raise_exception()
+    elif img.width <= 5 * width and img.height <= 5 * height:
+        # Straight to ImageMagick: Wand's resize() first asks for the MIME type, ~1 ms a call.
+        if not library.MagickResizeImage(img.wand, width, height, TRIANGLE, 1.0):
+            img.raise_exception()
     else:
         img.thumbnail(width, height)
+    for _ in _frames(img):
+        library.MagickSetImagePage(img.wand, width, height, 0, 0)  # else it keeps its old canvas
+
+
+def _to_srgb(img: Image, srgb_profile: bytes) -> None:
+    """Pixels converted to sRGB: from an embedded ICC profile through LittleCMS, else by colour
+    space (CMYK, YCbCr from the HEIF reader, ...). Gray stays gray. Run on the small image."""
+    for _ in _frames(img):
+        space = _colorspace(img)
+        if space != "gray" and img.profiles["icc"] is not None:
+            if library.MagickProfileImage(img.wand, b"icc", srgb_profile, len(srgb_profile)):
+                continue
+            # A profile LittleCMS cannot use, or one for another colour space: as if untagged.
+            library.MagickClearException(img.wand)
+            del img.profiles["icc"]
+        if space not in KEEP_COLORSPACES:
+            img.transform_colorspace("srgb")
+
+
+def _restore_heif_profile(img: Image, source: Path) -> None:
+    """Attach the HEIF's ICC profile again (without converting), for _to_srgb to apply.
+
+    ImageMagick 6.9.11's HEIC reader reads the profile, then converts YCbCr to RGB with
+    TransformImageColorspace, which deletes every ICC profile of the image: an iPhone's Display P3
+    would be taken as sRGB.
+    """
+    if img.profiles["icc"] is not None:
+        return
+    with source.open("rb") as file:
+        primary = heif.read_primary(file)
+    if primary is not None and primary.icc:
+        img.profiles["icc"] = primary.icc
+
+
+def _optimize_gif(img: Image) -> None:
+    """Smaller animated GIF, same look: each frame only where it differs from the one before
+    (unchanged pixels transparent), then a palette per frame without dithering (ImageMagick's
+    default Riemersma dither takes ~0.1 s per 100x75 frame and makes the frames differ more)."""
+    if library.MagickGetNumberImages(img.wand) > 1:
+        img.optimize_layers()
+        img.optimize_transparency()
+    for _ in _frames(img):
+        library.MagickQuantizeImage(img.wand, 256, 0, 0, False, False)
 
 
 class ThumbHandler:
     def __init__(self, thumbnail: ThumbnailSettings, limits_conf: LimitsSettings) -> None:
-        self.box = (thumbnail.width, thumbnail.height)
+        self.boxes = thumbnail.boxes()
         self.max_frames = thumbnail.max_frames
         self.jpeg_quality = thumbnail.jpeg_quality
         self.max_pixels = limits_conf.max_pixels
+        self.max_animation_pixels = limits_conf.max_animation_pixels
+        try:
+            self.srgb_profile = SRGB_PROFILE.read_bytes()
+        except OSError as exc:
+            raise RuntimeError(f"no sRGB profile at {SRGB_PROFILE}: install Debian's colord-data") from exc
 
-    def make(self, source: Path, media_type: MediaType) -> Thumbnail:
+    def make(self, source: Path, media_type: MediaType) -> Thumbnails:
         kind = media_type.name.partition("/")[0]
         method = getattr(self, f"_make_{kind}", None)
         if method is None:
@@ -148,46 +244,93 @@ class ThumbHandler:
             raise ImageRejected(state.UNSUPPORTED, f"format not supported: {exc}") from exc
         except WandException as exc:
             raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {exc}") from exc
+        finally:
+            if _malloc_trim is not None:
+                _malloc_trim(0)
 
-    def _make_image(self, source: Path, media_type: MediaType) -> Thumbnail:
-        size = header_size(source, media_type)
-        if size is not None and size[0] * size[1] > self.max_pixels:
+    def _make_image(self, source: Path, media_type: MediaType) -> Thumbnails:
+        declared = header_size(source, media_type)
+        if declared is not None and declared[0] * declared[1] > self.max_pixels:
             raise ImageRejected(
                 state.TOO_MANY_PIXELS,
-                f"{size[0]}x{size[1]} image ({size[0] * size[1]} pixels) is over the {self.max_pixels} pixel limit",
+                f"{declared[0]}x{declared[1]} image ({declared[0] * declared[1]} pixels) is over the "
+                f"{self.max_pixels} pixel limit",
             )
         spec = f"{media_type.coder}:{source}"
         if media_type.animated:
-            spec += f"[0-{self.max_frames - 1}]"
+            spec += f"[0-{self._frames_kept(declared) - 1}]"
         with Image() as img:
             if media_type is JPEG:
-                # Shrink-on-load: libjpeg decodes at 1/2..1/8 scale, still at least twice the box.
-                side = 2 * max(self.box)
-                img.options["jpeg:size"] = f"{side}x{side}"
+                img.options["jpeg:size"] = self._jpeg_hint(declared)
             img.read(filename=spec)
             warning = corrupt_image_warning(img)
             if warning:
                 raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {warning}")
-            img.auto_orient()
-            if _colorspace(img) not in KEEP_COLORSPACES:
-                img.transform_colorspace("srgb")
-            upright = size or (img.page_width or img.width, img.page_height or img.height)
-            return self._encode(img, media_type, fit(*upright, *self.box))
+            img.auto_orient()  # EXIF; a HEIF's irot/imir are applied by libheif as it decodes
+            if media_type.magic in ("heif", "avif"):
+                _restore_heif_profile(img, source)
+            output = self._output_type(img, media_type)
+            # A JPEG read at reduced scale and an animation's canvas (logical screen) are only
+            # in the header; a HEIF's is the decoded one (irot, clap applied).
+            if media_type is JPEG or media_type.animated:
+                upright = declared or (img.page_width or img.width, img.page_height or img.height)
+            else:
+                upright = (img.width, img.height)
+            return Thumbnails(output, self._render_all(img, output, upright), len(img.sequence))
 
-    def _encode(self, img: Image, media_type: MediaType, target: tuple[int, int]) -> Thumbnail:
-        width, height = target
-        if len(img.sequence) > 1:
-            img.coalesce()
-            for index in range(len(img.sequence)):
-                with img.sequence[index] as frame:
-                    _shrink(frame, width, height)
-                    frame.page = (width, height, 0, 0)  # else the frame keeps its old canvas
-        else:
-            _shrink(img, width, height)
-            img.page = (width, height, 0, 0)
-        img.strip()
-        img.depth = 8
-        img.format = media_type.coder
-        if media_type is JPEG:
-            img.compression_quality = self.jpeg_quality
-        return Thumbnail(img.make_blob(), media_type, width, height, len(img.sequence))
+    def _frames_kept(self, declared: tuple[int, int] | None) -> int:
+        """Frames of an animation to decode: config's cap, fewer when its canvas is large, so the
+        decoded and coalesced frames stay within `limits.max_animation_pixels`."""
+        if declared is None:
+            return self.max_frames
+        return max(1, min(self.max_frames, self.max_animation_pixels // max(1, declared[0] * declared[1])))
+
+    @staticmethod
+    def _output_type(img: Image, media_type: MediaType) -> MediaType:
+        if media_type.keeps_format:
+            return media_type
+        return PNG if img.alpha_channel else JPEG
+
+    def _jpeg_hint(self, declared: tuple[int, int] | None) -> str:
+        """Shrink-on-load: libjpeg decodes at 1/8..8/8 scale, never below this size. At least twice
+        the smallest size (what one size needs for a clean last reduction) and the largest size,
+        so every size comes from this one decode."""
+        if declared is None:
+            sides = [max(box.width, box.height) for box in self.boxes]
+            side = max(2 * min(sides), *sides)
+            return f"{side}x{side}"
+        fitted = [fit(*declared, box.width, box.height) for box in self.boxes]
+        smallest, largest = min(fitted), max(fitted)
+        return f"{max(2 * smallest[0], largest[0])}x{max(2 * smallest[1], largest[1])}"
+
+    def _render_all(self, img: Image, output: MediaType, upright: tuple[int, int]) -> tuple[SizedThumbnail, ...]:
+        """Every size, largest first, each from the smallest image already made that is at least
+        twice its size (else from the decoded one): a second size costs a small resize, not a
+        second pass over the whole picture. ImageMagick shares a copy's pixels until it is written."""
+        made: dict[str, SizedThumbnail] = {}
+        sources: list[Image] = []
+        try:
+            for box in sorted(self.boxes, key=lambda box: box.width * box.height, reverse=True):
+                width, height = fit(*upright, box.width, box.height)
+                base = next((s for s in reversed(sources) if s.width >= 2 * width and s.height >= 2 * height), img)
+                resized = base.clone()
+                sources.append(resized)
+                _shrink(resized, width, height)
+                made[box.name] = self._encode(resized, output, box.name)
+        finally:
+            for source in sources:
+                source.close()
+        return tuple(made[box.name] for box in self.boxes)
+
+    def _encode(self, resized: Image, output: MediaType, name: str) -> SizedThumbnail:
+        """One size in sRGB, without metadata, in the thumbnail's format."""
+        with resized.clone() as small:
+            _to_srgb(small, self.srgb_profile)
+            if output is GIF:
+                _optimize_gif(small)
+            small.strip()
+            small.depth = 8
+            small.format = output.coder
+            if output is JPEG:
+                small.compression_quality = self.jpeg_quality
+            return SizedThumbnail(name, small.make_blob(), resized.width, resized.height)
