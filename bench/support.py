@@ -150,7 +150,7 @@ class BenchService:
         pids = []
         for proc in self.family():
             try:
-                if "worker" in proc.cmdline():
+                if proc.cmdline()[-2:] == ["--kind", "image"] or proc.cmdline()[-2:] == ["-m", "worker"]:
                     pids.append(proc.pid)
             except psutil.NoSuchProcess:
                 pass

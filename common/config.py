@@ -45,6 +45,7 @@ class ServerSettings:
 @dataclass(frozen=True)
 class WorkerSettings:
     processes: int = 0
+    webhook_processes: int = 1
     prefetch: int = 1
     job_timeout: float = 60.0
     max_attempts: int = 3

@@ -33,6 +33,11 @@ def request_key(prefix: str, key: str) -> str:
     return f"{prefix}request:{key}"
 
 
+def content_key(prefix: str, key: str) -> str:
+    """The media_id last made from some content with some thumbnail settings (see worker.jobs)."""
+    return f"{prefix}content:{key}"
+
+
 def lock_key(prefix: str, name: str) -> str:
     return f"{prefix}lock:{name}"
 
@@ -147,6 +152,16 @@ return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 """
 
 
+# KEYS[1] record; ARGV field, value pairs. Fields beside the state (a webhook's progress), only
+# on a record that still exists.
+SET_FIELDS_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
 # KEYS[1] lock; ARGV[1] owner. Only the owner releases a lock (it may have expired and been taken).
 RELEASE_LOCK_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -154,8 +169,3 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-def dead_letter_queue(queue: str) -> str:
-    """Where jobs go that failed on every retry, for an operator to inspect or replay."""
-    return f"{queue}.dead"

@@ -14,7 +14,7 @@ import sys
 
 from common.config import load_settings
 from common.logs import setup_logging
-from common.sqlite import Database, SQLiteQueue
+from common.sqlite import Database, release_all
 from common.supervisor import Child, Supervisor
 
 log = logging.getLogger("launch")
@@ -31,21 +31,24 @@ def main() -> int:
         workers = settings.worker.processes or os.cpu_count() or 1
     if settings.backends.queue == "sqlite":
         db = Database(settings.path(settings.sqlite.path))
-        released = SQLiteQueue(db, settings.sqlite.lease_seconds).release_all()
+        released = release_all(db)
         db.close()
         if released:
             log.info("%d queued jobs from an earlier run are ready again", released)
     children = [Child("server", [sys.executable, "-m", "server"])]
     # Workers on one machine cannot share a metrics port: worker i serves on metrics_port + i.
     base_port = settings.worker.metrics_port
+    kinds = ["image"] * workers + ["webhook"] * settings.worker.webhook_processes
     children += [
-        Child(f"worker-{i}", [sys.executable, "-m", "worker"],
+        Child(f"worker-{i}" if kind == "image" else f"{kind}-worker-{i}",
+              [sys.executable, "-m", "worker", "--kind", kind],
               {"THUMBNAILIFY_WORKER_METRICS_PORT": str(base_port + i)} if base_port else {})
-        for i in range(workers)
+        for i, kind in enumerate(kinds)
     ]
     log.info(
-        "starting server on http://%s:%d with %d workers (store=%s, queue=%s)",
-        settings.server.host, settings.server.port, workers, settings.backends.store, settings.backends.queue,
+        "starting server on http://%s:%d with %d photo workers and %d webhook workers (store=%s, queue=%s)",
+        settings.server.host, settings.server.port, workers, settings.worker.webhook_processes,
+        settings.backends.store, settings.backends.queue,
     )
     return Supervisor(children, grace_seconds=settings.worker.job_timeout + 5).run()
 

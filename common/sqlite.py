@@ -38,9 +38,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     owner INTEGER NOT NULL DEFAULT 0,
     dead INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '',
-    dead_at REAL NOT NULL DEFAULT 0
+    dead_at REAL NOT NULL DEFAULT 0,
+    queue TEXT NOT NULL DEFAULT 'image'
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (dead, lease_until, id);
+CREATE TABLE IF NOT EXISTS content (
+    key TEXT PRIMARY KEY,
+    media_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS changes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     media_id TEXT NOT NULL,
@@ -60,7 +65,11 @@ CREATE TABLE IF NOT EXISTS locks (
 );
 """
 # Columns added since the first release, for files created before them.
-MIGRATIONS = {("jobs", "dead_at"): "ALTER TABLE jobs ADD COLUMN dead_at REAL NOT NULL DEFAULT 0"}
+# Columns added since the first release, for files created before them (whose jobs are all photos).
+MIGRATIONS = {
+    ("jobs", "dead_at"): "ALTER TABLE jobs ADD COLUMN dead_at REAL NOT NULL DEFAULT 0",
+    ("jobs", "queue"): "ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'image'",
+}
 
 
 class Database:
@@ -190,6 +199,24 @@ class SQLiteStore:
             )
             return attempts
 
+    def set_fields(self, media_id: str, fields: dict[str, str]) -> bool:
+        """Fields beside the state (a webhook's progress), on a record that still exists."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE media SET record = ? WHERE media_id = ?", (json.dumps(json.loads(row[0]) | fields),
+                                                                          media_id))
+            return True
+
+    def find_content(self, key: str) -> str | None:
+        rows = self.db.query("SELECT media_id FROM content WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def remember_content(self, key: str, media_id: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO content (key, media_id) VALUES (?, ?)", (key, media_id))
+
     def page(
         self, limit: int, after: tuple[float, str] | None, state: str | None
     ) -> list[tuple[str, float, dict[str, str]]]:
@@ -272,19 +299,22 @@ def _alive(pid: int) -> bool:
 class SQLiteQueue:
     """A durable FIFO with leases: claim hands a job out, ack deletes it, a lapsed lease returns it.
 
-    Embedded means one machine, so a job held by a process that no longer exists (a worker killed
-    mid-job) is handed out again at once rather than when its lease runs out.
+    One table holds every queue, named by the kind of job (image, video, webhook). Embedded means
+    one machine, so a job held by a process that no longer exists (a worker killed mid-job) is
+    handed out again at once rather than when its lease runs out. A deferred job is one leased to
+    nobody (owner 0) until its time.
     """
 
-    def __init__(self, db: Database, lease_seconds: float) -> None:
+    def __init__(self, db: Database, lease_seconds: float, queue: str) -> None:
         self.db = db
         self.lease_seconds = lease_seconds
+        self.queue = queue
 
     def put(self, media_id: str, media_type: str) -> None:
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO jobs (media_id, media_type, enqueued) VALUES (?, ?, ?)",
-                (media_id, media_type, time.time()),
+                "INSERT INTO jobs (media_id, media_type, enqueued, queue) VALUES (?, ?, ?, ?)",
+                (media_id, media_type, time.time(), self.queue),
             )
 
     def claim(self) -> ClaimedJob | None:
@@ -292,15 +322,20 @@ class SQLiteQueue:
         with self.db.transaction() as conn:
             row = conn.execute(
                 "UPDATE jobs SET lease_until = ?, deliveries = deliveries + 1, owner = ? WHERE id = ("
-                " SELECT id FROM jobs WHERE dead = 0 AND lease_until <= ? ORDER BY id LIMIT 1)"
+                " SELECT id FROM jobs WHERE dead = 0 AND lease_until <= ? AND queue = ? ORDER BY id LIMIT 1)"
                 " RETURNING id, media_id, media_type, deliveries",
-                (now + self.lease_seconds, os.getpid(), now),
+                (now + self.lease_seconds, os.getpid(), now, self.queue),
             ).fetchone()
         return ClaimedJob(*row) if row else None
 
     def ack(self, job_id: int) -> None:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def defer(self, job_id: int, seconds: float) -> None:
+        """Hand the job out again in `seconds`, not before."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE jobs SET lease_until = ?, owner = 0 WHERE id = ?", (time.time() + seconds, job_id))
 
     def dead_letter(self, job_id: int, reason: str) -> None:
         with self.db.transaction() as conn:
@@ -314,33 +349,41 @@ class SQLiteQueue:
             removed = 0
             if max_age > 0:
                 removed += conn.execute(
-                    "DELETE FROM jobs WHERE dead = 1 AND dead_at < ?", (time.time() - max_age,)
+                    "DELETE FROM jobs WHERE dead = 1 AND queue = ? AND dead_at < ?",
+                    (self.queue, time.time() - max_age),
                 ).rowcount
             if max_length > 0:
                 removed += conn.execute(
-                    "DELETE FROM jobs WHERE dead = 1 AND id NOT IN"
-                    " (SELECT id FROM jobs WHERE dead = 1 ORDER BY id DESC LIMIT ?)", (max_length,)
+                    "DELETE FROM jobs WHERE dead = 1 AND queue = ? AND id NOT IN"
+                    " (SELECT id FROM jobs WHERE dead = 1 AND queue = ? ORDER BY id DESC LIMIT ?)",
+                    (self.queue, self.queue, max_length),
                 ).rowcount
             return removed
 
     def dead_jobs(self) -> list[DeadJob]:
-        rows = self.db.query("SELECT id, media_id, media_type, reason FROM jobs WHERE dead = 1 ORDER BY id")
+        rows = self.db.query(
+            "SELECT id, media_id, media_type, reason FROM jobs WHERE dead = 1 AND queue = ? ORDER BY id",
+            (self.queue,),
+        )
         return [DeadJob(*row) for row in rows]
 
     def revive(self, job_id: int) -> None:
         """Put a dead letter back at the end of the queue as a fresh job."""
         with self.db.transaction() as conn:
             row = conn.execute(
-                "DELETE FROM jobs WHERE id = ? AND dead = 1 RETURNING media_id, media_type", (job_id,)
+                "DELETE FROM jobs WHERE id = ? AND dead = 1 RETURNING media_id, media_type, queue", (job_id,)
             ).fetchone()
             if row is not None:
                 conn.execute(
-                    "INSERT INTO jobs (media_id, media_type, enqueued) VALUES (?, ?, ?)", (*row, time.time())
+                    "INSERT INTO jobs (media_id, media_type, queue, enqueued) VALUES (?, ?, ?, ?)",
+                    (*row, time.time()),
                 )
 
     def release_orphans(self) -> int:
         """Hand out again the jobs whose claiming process has died."""
-        held = self.db.query("SELECT DISTINCT owner FROM jobs WHERE dead = 0 AND lease_until > ?", (time.time(),))
+        held = self.db.query(
+            "SELECT DISTINCT owner FROM jobs WHERE dead = 0 AND owner != 0 AND lease_until > ?", (time.time(),)
+        )
         dead_owners = [owner for (owner,) in held if not _alive(owner)]
         if not dead_owners:
             return 0
@@ -350,10 +393,12 @@ class SQLiteQueue:
                 f"UPDATE jobs SET lease_until = 0 WHERE dead = 0 AND owner IN ({marks})", dead_owners
             ).rowcount
 
-    def release_all(self) -> int:
-        """Hand out again every claimed job; only safe when no worker is running."""
-        with self.db.transaction() as conn:
-            return conn.execute("UPDATE jobs SET lease_until = 0 WHERE dead = 0").rowcount
-
     def depth(self) -> int:
-        return self.db.query("SELECT COUNT(*) FROM jobs WHERE dead = 0")[0][0]
+        return self.db.query("SELECT COUNT(*) FROM jobs WHERE dead = 0 AND queue = ?", (self.queue,))[0][0]
+
+
+def release_all(db: Database) -> int:
+    """Hand out again every claimed job of every queue (deferred ones keep their time); only safe
+    when no worker runs."""
+    with db.transaction() as conn:
+        return conn.execute("UPDATE jobs SET lease_until = 0 WHERE dead = 0 AND owner != 0").rowcount

@@ -29,6 +29,7 @@ AMQP_PORT = 5672
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/%2F"
 MODES = ("embedded", "distributed")
 TERMINAL = ("Completed", "Error")
+PHOTO_WORKER_READY = "worker ready kind=image"
 
 
 def free_port() -> int:
@@ -79,7 +80,7 @@ class Service:
         self.cleanup()
 
     def start(self, timeout: float = 30) -> Service:
-        seen_before = self.logs().count("worker ready")
+        seen_before = self.logs().count(PHOTO_WORKER_READY)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "common.launch", "--workers", str(self.workers)],
@@ -97,7 +98,7 @@ class Service:
                 ready = self.http.get(f"{self.url}/ready", timeout=2).status_code == 200
             except requests.ConnectionError:
                 ready = False
-            if ready and self.logs().count("worker ready") - seen_before >= self.workers:
+            if ready and self.logs().count(PHOTO_WORKER_READY) - seen_before >= self.workers:
                 return
             time.sleep(0.1)
         raise AssertionError(f"service not ready after {timeout}s:\n{self.logs()}")
@@ -128,11 +129,12 @@ class Service:
         self.process = None
 
     def worker_pids(self) -> list[int]:
+        """The photo workers (not the webhook workers)."""
         assert self.process is not None
         pids = []
         for child in psutil.Process(self.process.pid).children():
             try:
-                if child.status() != psutil.STATUS_ZOMBIE and "worker" in child.cmdline():
+                if child.status() != psutil.STATUS_ZOMBIE and child.cmdline()[-2:] == ["--kind", "image"]:
                     pids.append(child.pid)
             except psutil.Error:
                 continue  # exited meanwhile

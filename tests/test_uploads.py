@@ -310,3 +310,25 @@ def test_the_all_media_stream_sees_every_change_and_deletes(svc: Service) -> Non
     for media_id in (first, second):
         mine = [body["state"] for name, body in seen if name == "status" and body["media_id"] == media_id]
         assert mine[0] == "Processing" and mine[-1] == "Completed", mine
+
+
+# -- duplicates -------------------------------------------------------------------------------
+def test_an_identical_upload_reuses_the_thumbnails_and_deleting_either_breaks_nothing(svc: Service) -> None:
+    data = jpeg((17, 171, 71))
+    first = svc.upload(data, "image/jpeg")
+    assert svc.wait(first)["state"] == "Completed"
+    second = svc.upload(data, "image/jpeg")
+    status = svc.wait(second)
+    assert status["state"] == "Completed"
+    assert f"reused from identical upload {first}" in status["message"]
+    assert status["sizes"] == svc.get(f"/images/{first}").json()["sizes"]
+    original, _ = svc.thumbnail(first)
+    assert svc.thumbnail(second)[0] == original
+    assert svc.delete(f"/images/{first}").status_code == 204
+    assert svc.thumbnail(second)[0] == original  # its own copy
+    third = svc.upload(data, "image/jpeg")
+    assert f"reused from identical upload {second}" in svc.wait(third)["message"]
+    assert svc.delete(f"/images/{second}").status_code == 204
+    assert svc.thumbnail(third)[0] == original
+    other = svc.upload(jpeg((171, 17, 71)), "image/jpeg")
+    assert "reused" not in svc.wait(other)["message"]

@@ -1,4 +1,5 @@
-"""`python -m worker`: one worker process; take a job, make its thumbnail, record it, ack, repeat.
+"""`python -m worker [--kind image|webhook]`: one worker process; take a job, do it, record the
+outcome, settle the job with the queue, repeat. Each kind takes jobs from a queue of its own.
 
 SIGTERM, SIGINT or SIGHUP lets the current job finish and be acked, then the process exits 0. Scale
 by running more processes (`make run` starts one per core; compose and Kubernetes use replicas).
@@ -7,6 +8,7 @@ A main loop that stops making progress ends the process (see liveness), so it is
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import sys
@@ -19,30 +21,32 @@ from common import state
 from common.config import Settings, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
-from common.volume import Volume
+from common.queues import KINDS
 from worker import liveness
 from worker.backends import TABLE, Consumer, Delivery, Store
-from worker.jobs import JobRunner, Outcome
+from worker.jobs import Outcome
+from worker.kinds import Runner, build_runner
 from worker.liveness import Heartbeat
-from worker.metrics import WorkerMetrics
 from worker.scratch import ScratchDir
-from worker.thumbnails import ThumbHandler, apply_limits
+from worker.thumbnails import apply_limits
 
 log = logging.getLogger("worker")
 
 IDLE_SECONDS = 1.0
 
 
-def handle(runner: JobRunner, consumer: Consumer, delivery: Delivery) -> None:
+def handle(runner: Runner, consumer: Consumer, delivery: Delivery) -> None:
     started = time.perf_counter()
     try:
-        outcome, reason = runner.run(delivery)
+        outcome, reason, retry_in = runner.run(delivery)
     except Exception as exc:  # a bug of ours must not make a job loop forever or the worker exit
         log.exception("unexpected error", extra={"media_id": delivery.media_id})
-        outcome, reason = Outcome.ERROR, f"internal error: {exc!r}"
+        outcome, reason, retry_in = Outcome.ERROR, f"internal error: {exc!r}", 0.0
         runner.record_failure(delivery.media_id, state.UNDECODABLE, reason)
     if outcome is Outcome.DEAD_LETTERED:
         consumer.dead_letter(delivery, reason)
+    elif outcome is Outcome.RETRY_LATER:
+        consumer.retry_later(delivery, retry_in)
     else:
         consumer.ack(delivery)
     runner.metrics.jobs.labels(outcome.value).inc()
@@ -53,17 +57,11 @@ def handle(runner: JobRunner, consumer: Consumer, delivery: Delivery) -> None:
     )
 
 
-def build(settings: Settings, heartbeat: Heartbeat) -> tuple[JobRunner, Consumer, Store]:
+def build(settings: Settings, kind: str, heartbeat: Heartbeat, scratch: Path) -> tuple[Runner, Consumer, Store]:
     names = settings.backends
     store: Store = load_backend(TABLE, "store", names.store)(settings)
-    consumer: Consumer = load_backend(TABLE, "queue", names.queue)(settings)
-    volume = Volume(settings.path(settings.files.root))
-    try:
-        volume.prepare()
-    except OSError as exc:  # not fatal: each job checks the volume and retries through outages
-        log.warning("media volume not usable yet: %s", exc)
-    runner = JobRunner(settings, store, volume, ThumbHandler(settings.thumbnail, settings.limits), WorkerMetrics(),
-                       heartbeat)
+    consumer: Consumer = load_backend(TABLE, "queue", names.queue)(settings, kind)
+    runner = build_runner(kind, settings, store=store, consumer=consumer, heartbeat=heartbeat, scratch=scratch)
     return runner, consumer, store
 
 
@@ -77,6 +75,9 @@ def scratch_dir(settings: Settings) -> ScratchDir:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker")
+    parser.add_argument("--kind", choices=KINDS, default="image", help="which jobs to take (default: image)")
+    kind = parser.parse_args().kind
     settings = load_settings()
     setup_logging(settings.log, "worker")
     heartbeat = Heartbeat(settings.worker.job_timeout + settings.worker.stall_margin)
@@ -92,10 +93,10 @@ def main() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, stop)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)  # see jobs.time_limit: a job's hard time limit
-    runner, consumer, store = build(settings, heartbeat)
+    runner, consumer, store = build(settings, kind, heartbeat, scratch.path)
     if settings.worker.metrics_port:
         liveness.serve(settings.worker.metrics_port, runner.metrics.registry, heartbeat)
-    log.info("worker ready", extra={"store": settings.backends.store, "queue": settings.backends.queue})
+    log.info("worker ready", extra={"kind": kind, "store": settings.backends.store, "queue": settings.backends.queue})
     while not stopping.is_set():
         heartbeat.beat()
         delivery = consumer.next(IDLE_SECONDS)

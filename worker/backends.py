@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from common.config import Settings
+from common.media import MediaType
 
 TABLE: dict[str, dict[str, str]] = {
     "store": {
@@ -15,6 +18,9 @@ TABLE: dict[str, dict[str, str]] = {
     "queue": {
         "rabbitmq": "worker.queue.rabbitmq:RabbitMQConsumer",
         "sqlite": "worker.queue.sqlite:SQLiteConsumer",
+    },
+    "files": {
+        "filesystem": "worker.files.filesystem:FilesystemFiles",
     },
     # by the queue's name: where that queue keeps its dead letters, for `python -m worker.replay`
     "dead_letters": {
@@ -31,6 +37,11 @@ class Store(Protocol):
     def get(self, media_id: str) -> dict[str, str] | None: ...
     def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool: ...
     def add_attempt(self, media_id: str, delivery_token: str) -> int: ...
+    def set_fields(self, media_id: str, fields: dict[str, str]) -> bool:
+        """Fields that are not the media's state (a webhook's progress), on a record that exists."""
+    def find_content(self, key: str) -> str | None:
+        """The media_id last made from this content and these thumbnail settings, if any."""
+    def remember_content(self, key: str, media_id: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -46,13 +57,39 @@ class Delivery:
 
 
 class Consumer(Protocol):
-    """The job queue's receiving end: at-least-once, one job at a time."""
+    """One kind's job queue, receiving end: at-least-once, one job at a time."""
 
-    def __init__(self, settings: Settings) -> None: ...
+    def __init__(self, settings: Settings, kind: str) -> None: ...
     def next(self, timeout: float) -> Delivery | None: ...
     def ack(self, delivery: Delivery) -> None: ...
     def dead_letter(self, delivery: Delivery, reason: str) -> None: ...
+    def retry_later(self, delivery: Delivery, seconds: float) -> None:
+        """Settle this delivery and have the job handed out again in `seconds`."""
+    def enqueue(self, kind: str, media_id: str, media_type: str) -> None:
+        """A job for another kind of worker; raises when the queue did not take it."""
     def close(self) -> None: ...
+
+
+class SourceMissing(Exception):
+    """The upload is not in the files backend although the backend itself answers."""
+
+
+class Files(Protocol):
+    """The media files as a worker sees them: uploads in, thumbnails out. Raises OSError (or the
+    backend's own errors, listed in its TRANSIENT) on outages."""
+
+    transient: tuple[type[BaseException], ...]
+
+    def __init__(self, settings: Settings, scratch: Path) -> None: ...
+    def prepare(self) -> None: ...
+    def source(self, media_id: str) -> AbstractContextManager[Path]:
+        """A local path to read the upload from, for the block's duration; SourceMissing if none."""
+    def write_thumbnails(self, media_id: str, media_type: MediaType, sizes: dict[str, bytes]) -> None: ...
+    def copy_thumbnails(self, source_id: str, media_id: str, media_type: MediaType, sizes: list[str]) -> bool:
+        """Another item's thumbnails as this one's; False when they are gone."""
+    def remove_upload(self, media_id: str) -> None: ...
+    def remove(self, media_id: str) -> None:
+        """Every file of the item, the upload and each thumbnail."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +105,7 @@ class DeadLetter:
 class DeadLetters(Protocol):
     """The dead letters present when opened, taken one at a time; each is then requeued or dropped."""
 
-    def __init__(self, settings: Settings) -> None: ...
+    def __init__(self, settings: Settings, kind: str) -> None: ...
     def take(self) -> DeadLetter | None: ...
     def requeue(self, letter: DeadLetter) -> None: ...
     def drop(self, letter: DeadLetter) -> None: ...

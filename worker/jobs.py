@@ -1,11 +1,13 @@
-"""One job from delivery to ack: the worker's state machine.
+"""One media job from delivery to ack: the worker's state machine, for photos and videos alike.
 
 Every step is idempotent, so a delivery may be repeated after a crash at any point:
   record gone or terminal -> ack and skip (a duplicate, or deleted meanwhile); a terminal record's
                              upload is removed unless it is an Error 503 waiting for a replay
   too many attempts        -> Error 422 (the image crashed or timed out the worker each time)
-  Processing (by worker)   -> thumbnail written under a temp name and renamed into place
+  same bytes made before   -> that item's thumbnails copied, nothing decoded
+  Processing (by worker)   -> thumbnails written under temp names and renamed into place
   Completed / Error        -> written only while the record is still Processing, then raw removed
+  a callback asked for     -> a job for the webhook workers, once the outcome is written
 A record deleted while we worked makes the final transition fail; we then remove our thumbnail,
 so nothing comes back after a DELETE. Outages of the store or the volume are retried with backoff;
 when the retries run out the job is dead-lettered and, if the store answers, marked Error 503 with
@@ -19,25 +21,28 @@ import logging
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
+from typing import NamedTuple, Protocol
 
 from redis.exceptions import RedisError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from common import media, state
 from common.config import Settings
-from common.volume import Volume, is_media_id
-from worker.backends import Delivery, Store
+from common.volume import is_media_id
+from worker.backends import Delivery, Files, SourceMissing, Store
 from worker.liveness import Heartbeat
 from worker.metrics import WorkerMetrics
-from worker.thumbnails import ImageRejected, ThumbHandler, Thumbnails
+from worker.thumbnails import ImageRejected, Thumbnails
 
 log = logging.getLogger(__name__)
 
-# Faults of our own infrastructure, worth retrying; anything else about a job is final.
+# Faults of our own infrastructure, worth retrying (with the files backend's own); anything else
+# about a job is final.
 TRANSIENT = (RedisError, sqlite3.OperationalError, OSError)
 
 
@@ -46,10 +51,23 @@ class Outcome(Enum):
     ERROR = "error"
     SKIPPED = "skipped"
     DEAD_LETTERED = "dead_lettered"
+    RETRY_LATER = "retry_later"
 
 
-class SourceMissing(Exception):
-    """The upload is not on the volume although the volume itself is fine."""
+class Verdict(NamedTuple):
+    """What became of a delivery, and so how the queue settles it (RETRY_LATER: after retry_in s)."""
+
+    outcome: Outcome
+    reason: str
+    retry_in: float = 0.0
+
+
+class Handler(Protocol):
+    """Makes every size of one item's thumbnail from its upload (photos: worker.thumbnails)."""
+
+    settings_key: str
+
+    def make(self, source: Path, media_type: media.MediaType) -> Thumbnails: ...
 
 
 @contextmanager
@@ -72,18 +90,19 @@ def time_limit(seconds: float) -> Iterator[None]:
 class JobRunner:
     settings: Settings
     store: Store
-    volume: Volume
-    handler: ThumbHandler
+    files: Files
+    handler: Handler
     metrics: WorkerMetrics
     heartbeat: Heartbeat
+    notify: Callable[[str, str], None]  # (media_id, media_type): a job for the webhook workers
 
-    def run(self, delivery: Delivery) -> tuple[Outcome, str]:
+    def run(self, delivery: Delivery) -> Verdict:
         """Decide and record the job's outcome; returns it with a reason. Never raises for a job."""
         conf = self.settings.worker
         retrying = Retrying(
             stop=stop_after_attempt(conf.max_retries),
             wait=wait_exponential(multiplier=conf.retry_base_delay, max=conf.retry_max_delay),
-            retry=retry_if_exception_type(TRANSIENT),
+            retry=retry_if_exception_type((*TRANSIENT, *self.files.transient)),
             before=lambda _: self.heartbeat.beat(),  # each try is progress, however long the outage
             before_sleep=lambda rs: log.warning(
                 "transient fault, retrying",
@@ -91,11 +110,11 @@ class JobRunner:
             ),
         )
         try:
-            return retrying(self._attempt, delivery)
+            return Verdict(*retrying(self._attempt, delivery))
         except RetryError as exc:
             reason = f"gave up after {conf.max_retries} tries: {exc.last_attempt.exception()!r}"
             self.record_failure(delivery.media_id, state.GAVE_UP, reason)
-            return Outcome.DEAD_LETTERED, reason
+            return Verdict(Outcome.DEAD_LETTERED, reason)
 
     def _attempt(self, delivery: Delivery) -> tuple[Outcome, str]:
         media_id = delivery.media_id
@@ -111,64 +130,95 @@ class JobRunner:
     def _work(self, delivery: Delivery, record: dict[str, str]) -> tuple[Outcome, str]:  # noqa: PLR0911
         media_id = delivery.media_id
         if state.is_terminal(record):
-            # Also a retry of our own final write whose reply was lost: the upload goes either way.
+            # Also a retry of our own final write whose reply was lost: the upload goes either way,
+            # and the webhook job, if one was due, is handed on (at least once).
             self._discard_upload(media_id, record)
+            self._notify(media_id, record)
             return Outcome.SKIPPED, f"already {record['state']}"
         media_type = media.BY_NAME.get(record.get("media_type", ""))
         if media_type is None:
             unknown = record.get("media_type")
-            return self._finish_error(media_id, state.UNSUPPORTED, f"unsupported media type {unknown!r}")
+            return self._finish_error(record, media_id, state.UNSUPPORTED, f"unsupported media type {unknown!r}")
         attempts = self.store.add_attempt(media_id, delivery.token)
         if attempts > self.settings.worker.max_attempts:
             return self._finish_error(
-                media_id, state.UNDECODABLE,
+                record, media_id, state.UNDECODABLE,
                 f"gave up after {attempts - 1} attempts: the image crashed or timed out the worker each time",
             )
         if not self.store.transition(media_id, state.State.PROCESSING, state.taken(state.now())):
             return Outcome.SKIPPED, "record changed meanwhile"
         self.metrics.observe_wait(record)
-        try:
-            thumbnails = self._make(media_id, media_type)
-        except ImageRejected as exc:
-            return self._finish_error(media_id, exc.code, exc.message)
-        except SourceMissing as exc:
-            return self._finish_error(media_id, state.UNDECODABLE, str(exc))
-        self.volume.write_thumbnails(media_id, thumbnails.media_type, thumbnails.files())
-        done = state.completed(thumbnails.media_type.name, thumbnails.dimensions(), state.now())
+        done = self._reuse(media_id, record)
+        if done is None:
+            try:
+                thumbnails = self._make(media_id, media_type)
+            except ImageRejected as exc:
+                return self._finish_error(record, media_id, exc.code, exc.message)
+            except SourceMissing as exc:
+                return self._finish_error(record, media_id, state.UNDECODABLE, str(exc))
+            self.files.write_thumbnails(media_id, thumbnails.media_type, thumbnails.files())
+            done = state.completed(thumbnails.media_type.name, thumbnails.dimensions(), state.now())
         if not self.store.transition(media_id, state.State.PROCESSING, done):
             # Deleted or finished meanwhile (by a twin delivery, or by our own write whose reply was
             # lost and that the client retried): leave nothing behind that the record does not need.
             record_now = self.store.get(media_id)
             if record_now is None:
-                self.volume.remove(media_id)
+                self.files.remove(media_id)
             else:
                 self._discard_upload(media_id, record_now)
             return Outcome.SKIPPED, "record deleted or finished meanwhile"
-        self.volume.raw_path(media_id).unlink(missing_ok=True)
-        made = ", ".join(f"{w}x{h}" for w, h in thumbnails.dimensions().values())
-        return Outcome.COMPLETED, f"{made}, {thumbnails.frames} frame(s)"
+        self.files.remove_upload(media_id)
+        if record.get("sha256"):
+            self.store.remember_content(self._content_key(record), media_id)
+        self._notify(media_id, record | done)
+        return Outcome.COMPLETED, done["message"]
+
+    def _content_key(self, record: dict[str, str]) -> str:
+        return f"{record['sha256']}:{self.handler.settings_key}"
+
+    def _reuse(self, media_id: str, record: dict[str, str]) -> dict[str, str] | None:
+        """The Completed fields of an identical upload made under the same settings, its thumbnails
+        copied as this item's own (so deleting either never breaks the other); None if there is none."""
+        if not record.get("sha256"):
+            return None
+        twin_id = self.store.find_content(self._content_key(record))
+        twin = self.store.get(twin_id) if twin_id and twin_id != media_id else None
+        if twin is None or twin.get("state") != state.State.COMPLETED:
+            return None
+        thumb_type = media.BY_NAME.get(twin.get("thumbnail_type", ""))
+        if thumb_type is None or "sizes" not in twin:
+            return None
+        sizes = {name: (w, h) for name, (w, h) in state.thumbnail_sizes(twin).items()}
+        if not self.files.copy_thumbnails(twin_id, media_id, thumb_type, list(sizes)):
+            return None  # deleted meanwhile: make them anew
+        done = state.completed(thumb_type.name, sizes, state.now())
+        return done | {"message": f"{done['message']}, reused from identical upload {twin_id}"}
+
+    def _notify(self, media_id: str, record: dict[str, str]) -> None:
+        """Hand the webhook on when the upload asked for one and it is not settled yet."""
+        if record.get("callback_url") and record.get("callback_state") == state.Callback.PENDING:
+            self.notify(media_id, record.get("media_type", ""))
 
     def _make(self, media_id: str, media_type: media.MediaType) -> Thumbnails:
-        source = self.volume.raw_path(media_id)
-        if not source.exists():
-            self.volume.check_writable()  # an unreachable volume is an outage, not a missing file
-            raise SourceMissing("the upload is missing from the volume")
-        started = time.perf_counter()
-        try:
-            return self.handler.make(source, media_type)
-        finally:
-            self.metrics.processing.observe(time.perf_counter() - started)
+        with self.files.source(media_id) as source:
+            started = time.perf_counter()
+            try:
+                return self.handler.make(source, media_type)
+            finally:
+                self.metrics.processing.observe(time.perf_counter() - started)
 
-    def _finish_error(self, media_id: str, code: int, message: str) -> tuple[Outcome, str]:
-        if self.store.transition(media_id, state.State.PROCESSING, state.failed(code, message, state.now())):
-            self.volume.raw_path(media_id).unlink(missing_ok=True)
+    def _finish_error(self, record: dict[str, str], media_id: str, code: int, message: str) -> tuple[Outcome, str]:
+        failed = state.failed(code, message, state.now())
+        if self.store.transition(media_id, state.State.PROCESSING, failed):
+            self.files.remove_upload(media_id)
+            self._notify(media_id, record | failed)
         else:  # changed meanwhile, perhaps by this very write whose reply was lost
             self._discard_upload(media_id, self.store.get(media_id))
         return Outcome.ERROR, f"{code} {message}"
 
     def _discard_upload(self, media_id: str, record: dict[str, str] | None) -> None:
         if not state.keeps_upload(record):
-            self.volume.raw_path(media_id).unlink(missing_ok=True)
+            self.files.remove_upload(media_id)
 
     def record_failure(self, media_id: str, code: int, reason: str) -> None:
         """Best effort, never raises: mark a job Error when its own run could not.
@@ -179,8 +229,10 @@ class JobRunner:
         try:
             if is_media_id(media_id) and self.store.transition(
                 media_id, state.State.PROCESSING, state.failed(code, reason, state.now())
-            ) and code != state.GAVE_UP:
-                with time_limit(self.settings.worker.job_timeout):
-                    self.volume.raw_path(media_id).unlink(missing_ok=True)
+            ):
+                self._notify(media_id, self.store.get(media_id) or {})
+                if code != state.GAVE_UP:
+                    with time_limit(self.settings.worker.job_timeout):
+                        self.files.remove_upload(media_id)
         except Exception as exc:
             log.warning("could not mark Error either", extra={"media_id": media_id, "error": repr(exc)})

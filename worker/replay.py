@@ -19,6 +19,7 @@ from common import state
 from common.config import Settings, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
+from common.queues import MEDIA_KINDS
 from worker.backends import TABLE, DeadLetter, DeadLetters, Store
 
 log = logging.getLogger("replay")
@@ -37,11 +38,11 @@ def replay_one(store: Store, dead: DeadLetters, letter: DeadLetter) -> bool:
     return True
 
 
-def replay(settings: Settings, limit: int | None) -> tuple[int, int]:
+def replay(settings: Settings, limit: int | None, kind: str = "image") -> tuple[int, int]:
     """Returns (re-queued, dropped)."""
     names = settings.backends
     store: Store = load_backend(TABLE, "store", names.store)(settings)
-    dead: DeadLetters = load_backend(TABLE, "dead_letters", names.queue)(settings)
+    dead: DeadLetters = load_backend(TABLE, "dead_letters", names.queue)(settings, kind)
     requeued = dropped = 0
     try:
         while limit is None or requeued + dropped < limit:
@@ -63,11 +64,12 @@ def replay(settings: Settings, limit: int | None) -> tuple[int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="replay at most this many dead letters")
+    parser.add_argument("--kind", choices=MEDIA_KINDS, default="image", help="whose dead letters (default: image)")
     args = parser.parse_args()
     settings = load_settings()
     setup_logging(settings.log, "replay")
     try:
-        requeued, dropped = replay(settings, args.limit)
+        requeued, dropped = replay(settings, args.limit, args.kind)
     except Exception:  # an outage, most likely: the letters not yet handled stay where they are
         log.exception("replay stopped")
         return 1

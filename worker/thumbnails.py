@@ -9,6 +9,8 @@ the state record keeps: 413 too many pixels, 415 not a format we read, 422 canno
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import json
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,10 +23,11 @@ from wand.image import COLORSPACE_TYPES, FILTER_TYPES, BaseImage, Image
 from wand.resource import limits
 
 from common import state
-from common.config import LimitsSettings, ThumbnailSettings, byte_size
+from common.config import LimitsSettings, Settings, ThumbnailSettings, byte_size
 from common.media import GIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
 from worker import heif
 
+RENDERING = "image-2"  # changed whenever a change of this module changes what thumbnails look like
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
 TRIANGLE = FILTER_TYPES.index("triangle")
 CORRUPT_IMAGE_WARNING = 325  # MagickCore's ExceptionType value
@@ -230,6 +233,17 @@ class ThumbHandler:
             self.srgb_profile = SRGB_PROFILE.read_bytes()
         except OSError as exc:
             raise RuntimeError(f"no sRGB profile at {SRGB_PROFILE}: install Debian's colord-data") from exc
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ThumbHandler:
+        return cls(settings.thumbnail, settings.limits)
+
+    @property
+    def settings_key(self) -> str:
+        """What decides the thumbnails besides the upload's bytes: an upload identical to an earlier
+        one whose thumbnails were made under the same key may reuse them."""
+        settings = [RENDERING, self.boxes, self.max_frames, self.jpeg_quality, self.max_animation_pixels]
+        return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
 
     def make(self, source: Path, media_type: MediaType) -> Thumbnails:
         kind = media_type.name.partition("/")[0]

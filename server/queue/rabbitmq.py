@@ -17,6 +17,7 @@ from aioamqp.channel import Channel
 from aioamqp.protocol import OPEN, AmqpProtocol
 
 from common.config import Settings
+from common.queues import MEDIA_KINDS, media_kind, queue_name
 from server.errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class RabbitMQPublisher:
     def __init__(self, settings: Settings) -> None:
         conf = settings.rabbitmq
         self.url = conf.url
-        self.queue = conf.queue
+        # One work queue per kind of media: a long video never holds up photos.
+        self.queues = {kind: queue_name(conf.queue, kind) for kind in MEDIA_KINDS}
         self.timeout = conf.publish_timeout
         self.channels = conf.channels
         self.connection: Connection | None = None
@@ -79,8 +81,9 @@ class RabbitMQPublisher:
         conn = Connection(transport, protocol)
         try:
             conn.control = await protocol.channel()
-            # Only the work queue: the dead queue is the worker's, declared with its bounds there.
-            await conn.control.queue_declare(self.queue, durable=True)
+            # Only the work queues: a dead queue is its workers', declared with its bounds there.
+            for queue in self.queues.values():
+                await conn.control.queue_declare(queue, durable=True)
             for _ in range(self.channels):
                 channel = await protocol.channel()
                 await channel.confirm_select()
@@ -124,7 +127,7 @@ class RabbitMQPublisher:
                 channel.publish(
                     media_id.encode(),
                     exchange_name="",
-                    routing_key=self.queue,
+                    routing_key=self.queues[media_kind(media_type)],
                     properties={"delivery_mode": 2, "headers": {"media_type": media_type}},
                 ),
                 self.timeout,
@@ -137,19 +140,22 @@ class RabbitMQPublisher:
         conn.pool.put_nowait(channel)
 
     async def depth(self) -> int:
+        """Jobs waiting, all kinds together."""
         conn = await self._connection()
+        waiting = 0
         try:
             assert conn.control is not None
             async with conn.control_lock:
-                reply = await asyncio.wait_for(
-                    conn.control.queue_declare(self.queue, durable=True, passive=True),
-                    self.timeout,
-                )
+                for queue in self.queues.values():
+                    reply = await asyncio.wait_for(
+                        conn.control.queue_declare(queue, durable=True, passive=True), self.timeout
+                    )
+                    waiting += int(reply["message_count"])
         except FAILURES as exc:
             if self.connection is conn:
                 await self._drop()
             raise BackendUnavailable(self.name, str(exc) or type(exc).__name__) from exc
-        return int(reply["message_count"])
+        return waiting
 
     async def close(self) -> None:
         self._closing = True

@@ -1,4 +1,4 @@
-"""Jobs into the embedded SQLite queue; the insert runs in a thread."""
+"""Jobs into the embedded SQLite queue (one queue per kind of media); inserts run in a thread."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 
 from common.config import Settings
+from common.queues import MEDIA_KINDS, media_kind
 from common.sqlite import Database, SQLiteQueue
 from server.errors import BackendUnavailable
 
@@ -16,32 +17,28 @@ class SQLitePublisher:
     def __init__(self, settings: Settings) -> None:
         self.path = settings.path(settings.sqlite.path)
         self.lease_seconds = settings.sqlite.lease_seconds
-        self.queue: SQLiteQueue | None = None
+        self.queues: dict[str, SQLiteQueue] = {}
 
     async def open(self) -> None:
         db = await asyncio.to_thread(Database, self.path)
-        self.queue = SQLiteQueue(db, self.lease_seconds)
-
-    @property
-    def _queue(self) -> SQLiteQueue:
-        assert self.queue is not None, "open() first"
-        return self.queue
+        self.queues = {kind: SQLiteQueue(db, self.lease_seconds, kind) for kind in MEDIA_KINDS}
 
     async def ping(self) -> None:
         await self.depth()
 
     async def publish(self, media_id: str, media_type: str) -> None:
         try:
-            await asyncio.to_thread(self._queue.put, media_id, media_type)
+            await asyncio.to_thread(self.queues[media_kind(media_type)].put, media_id, media_type)
         except sqlite3.Error as exc:
             raise BackendUnavailable(self.name, str(exc)) from exc
 
     async def depth(self) -> int:
+        """Jobs waiting, all kinds together."""
         try:
-            return await asyncio.to_thread(self._queue.depth)
+            return sum(await asyncio.gather(*(asyncio.to_thread(q.depth) for q in self.queues.values())))
         except sqlite3.Error as exc:
             raise BackendUnavailable(self.name, str(exc)) from exc
 
     async def close(self) -> None:
-        if self.queue is not None:
-            self.queue.db.close()
+        if self.queues:
+            next(iter(self.queues.values())).db.close()

@@ -24,7 +24,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from common.config import Settings
-from common.keys import dead_letter_queue
+from common.queues import dead_letter_queue, queue_name
 from worker.backends import DeadLetter, Delivery
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,8 @@ def dead_letter_arguments(settings: Settings) -> dict[str, int]:
     return arguments
 
 
-def declare_queues(connection: pika.BlockingConnection, settings: Settings) -> BlockingChannel:
-    """Declare the work queue and its dead queue; returns a usable channel."""
-    queue = settings.rabbitmq.queue
+def declare_queues(connection: pika.BlockingConnection, settings: Settings, queue: str) -> BlockingChannel:
+    """Declare a work queue and its dead queue; returns a usable channel."""
     channel = connection.channel()
     channel.queue_declare(queue, durable=True)
     try:
@@ -62,14 +61,16 @@ def declare_queues(connection: pika.BlockingConnection, settings: Settings) -> B
 
 
 class RabbitMQConsumer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, kind: str) -> None:
         conf = settings.rabbitmq
         self.parameters = pika.URLParameters(conf.url)
         # A job may run up to job_timeout without touching the socket; heartbeats must outlast it.
         self.parameters.heartbeat = max(60, int(settings.worker.job_timeout * 2))
         self.parameters.blocked_connection_timeout = 30
         self.settings = settings
-        self.queue = conf.queue
+        self.base = conf.queue
+        self.queue = queue_name(conf.queue, kind)
+        self.declared: set[str] = set()  # queues declared on this connection, besides ours
         self.prefetch = settings.worker.prefetch
         self.connection: pika.BlockingConnection | None = None
         self.channel: BlockingChannel | None = None
@@ -80,7 +81,8 @@ class RabbitMQConsumer:
     def _connect(self, idle_timeout: float) -> None:
         self.connection = pika.BlockingConnection(self.parameters)
         self.session = uuid.uuid4().hex
-        self.channel = declare_queues(self.connection, self.settings)
+        self.declared = set()
+        self.channel = declare_queues(self.connection, self.settings, self.queue)
         self.channel.confirm_delivery()
         self.channel.basic_qos(prefetch_count=self.prefetch)
         self.stream = self.channel.consume(self.queue, inactivity_timeout=idle_timeout)
@@ -153,6 +155,36 @@ class RabbitMQConsumer:
             return
         self.ack(delivery)
 
+    def enqueue(self, kind: str, media_id: str, media_type: str) -> None:
+        """Hand a follow-up job to another kind of worker (a webhook); raises when it was not taken."""
+        self._publish(queue_name(self.base, kind), media_id, media_type, {})
+
+    def retry_later(self, delivery: Delivery, seconds: float) -> None:
+        """Ack the delivery and have the job back in `seconds`: through a waiting queue whose
+        messages expire into ours (one such queue per delay, so no message waits behind a longer
+        one)."""
+        ms = max(1, int(seconds * 1000))
+        waiting = f"{self.queue}.wait.{ms}"
+        arguments = {"x-message-ttl": ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.queue}
+        try:
+            self._publish(waiting, delivery.media_id, delivery.media_type or "", arguments)
+        except FAILURES as exc:
+            log.warning("could not put the job aside (%s); it will be redelivered", exc)
+            self._drop()
+            return
+        self.ack(delivery)
+
+    def _publish(self, queue: str, media_id: str, media_type: str, arguments: dict[str, object]) -> None:
+        if self.channel is None:
+            raise pika.exceptions.AMQPConnectionError("not connected")
+        if queue not in self.declared:
+            self.channel.queue_declare(queue, durable=True, arguments=arguments)
+            self.declared.add(queue)
+        # Confirmed (the channel is in confirm mode) and mandatory: raises unless the queue has it.
+        self.channel.basic_publish("", queue, media_id.encode(),
+                                   pika.BasicProperties(delivery_mode=2, headers={"media_type": media_type}),
+                                   mandatory=True)
+
     def close(self) -> None:
         if self.channel is not None and self.channel.is_open:
             with contextlib.suppress(FAILURES):
@@ -163,10 +195,10 @@ class RabbitMQConsumer:
 class RabbitMQDeadLetters:
     """`<queue>.dead`, as many letters as it held when opened (a letter dead again meanwhile waits)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.queue = settings.rabbitmq.queue
+    def __init__(self, settings: Settings, kind: str) -> None:
+        self.queue = queue_name(settings.rabbitmq.queue, kind)
         self.connection = pika.BlockingConnection(pika.URLParameters(settings.rabbitmq.url))
-        self.channel = declare_queues(self.connection, settings)
+        self.channel = declare_queues(self.connection, settings, self.queue)
         self.channel.confirm_delivery()
         declared = self.channel.queue_declare(dead_letter_queue(self.queue), passive=True)
         self.remaining: int = declared.method.message_count

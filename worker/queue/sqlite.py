@@ -12,13 +12,13 @@ from worker.backends import DeadLetter, Delivery
 REAP_INTERVAL = 1.0
 
 
-def open_queue(settings: Settings) -> SQLiteQueue:
-    return SQLiteQueue(Database(settings.path(settings.sqlite.path)), settings.sqlite.lease_seconds)
+def open_queue(settings: Settings, kind: str) -> SQLiteQueue:
+    return SQLiteQueue(Database(settings.path(settings.sqlite.path)), settings.sqlite.lease_seconds, kind)
 
 
 class SQLiteConsumer:
-    def __init__(self, settings: Settings) -> None:
-        self.queue = open_queue(settings)
+    def __init__(self, settings: Settings, kind: str) -> None:
+        self.queue = open_queue(settings, kind)
         self.poll_interval = settings.worker.poll_interval
         self.dead_bounds = (settings.worker.dead_letter_max_length, settings.worker.dead_letter_max_age)
         self.next_reap = 0.0
@@ -45,6 +45,13 @@ class SQLiteConsumer:
         self.queue.dead_letter(int(delivery.tag), reason)  # type: ignore[call-overload]
         self.queue.prune_dead(*self.dead_bounds)
 
+    def enqueue(self, kind: str, media_id: str, media_type: str) -> None:
+        """Hand a follow-up job to another kind of worker (a webhook)."""
+        SQLiteQueue(self.queue.db, self.queue.lease_seconds, kind).put(media_id, media_type)
+
+    def retry_later(self, delivery: Delivery, seconds: float) -> None:
+        self.queue.defer(int(delivery.tag), seconds)  # type: ignore[call-overload]
+
     def close(self) -> None:
         self.queue.db.close()
 
@@ -52,8 +59,8 @@ class SQLiteConsumer:
 class SQLiteDeadLetters:
     """The dead rows of the embedded queue, as they were when opened."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.queue = open_queue(settings)
+    def __init__(self, settings: Settings, kind: str) -> None:
+        self.queue = open_queue(settings, kind)
         self.queue.prune_dead(settings.worker.dead_letter_max_length, settings.worker.dead_letter_max_age)
         self.pending = deque(self.queue.dead_jobs())
 

@@ -1,0 +1,49 @@
+"""The kinds of worker (`python -m worker --kind ...`): the queue each takes jobs from, and what
+it makes of them. Photos and videos share the media state machine (worker.jobs) with a handler of
+their own, loaded by name so a photo worker never imports a video decoder; webhooks have theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+from common.config import Settings
+from common.loader import load_backend
+from worker.backends import TABLE, Consumer, Delivery, Files, Store
+from worker.jobs import JobRunner, Verdict
+from worker.liveness import Heartbeat
+from worker.metrics import WorkerMetrics
+from worker.webhooks import WebhookRunner
+
+log = logging.getLogger(__name__)
+
+HANDLERS: dict[str, dict[str, str]] = {
+    "handler": {
+        "image": "worker.thumbnails:ThumbHandler",
+    },
+}
+
+
+class Runner(Protocol):
+    metrics: WorkerMetrics
+
+    def run(self, delivery: Delivery) -> Verdict: ...
+    def record_failure(self, media_id: str, code: int, reason: str) -> None: ...
+
+
+def build_runner(
+    kind: str, settings: Settings, *, store: Store, consumer: Consumer, heartbeat: Heartbeat, scratch: Path
+) -> Runner:
+    metrics = WorkerMetrics()
+    if kind == "webhook":
+        return WebhookRunner(settings, store, metrics, heartbeat)
+    files: Files = load_backend(TABLE, "files", settings.backends.files)(settings, scratch)
+    try:
+        files.prepare()
+    except OSError as exc:  # not fatal: each job checks the files backend and retries through outages
+        log.warning("media files not usable yet: %s", exc)
+    handler = load_backend(HANDLERS, "handler", kind).from_settings(settings)
+    return JobRunner(settings, store, files, handler, metrics, heartbeat,
+                     notify=lambda media_id, media_type: consumer.enqueue("webhook", media_id, media_type))
