@@ -38,8 +38,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)
 
-bench: $(STAMP) services
-	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images
+bench: $(STAMP) services  ## BEFORE=<checkout of older code> adds it as the hardening bench's baseline
+	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images \
+		&& $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

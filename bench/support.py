@@ -74,11 +74,16 @@ def run_script(main: Callable[[], int]) -> None:
 
 
 class BenchService:
-    """`python -m common.launch --workers N`, or `python -m server` alone when workers is None."""
+    """`python -m common.launch --workers N`, or `python -m server` alone when workers is None.
 
-    def __init__(self, mode: str, workers: int | None, **overrides: str) -> None:
+    The processes run the code of the checkout at `root` (this one by default): a bench can run
+    another commit's code beside this one's, with the same interpreter and isolated namespace.
+    """
+
+    def __init__(self, mode: str, workers: int | None, root: Path = ROOT, **overrides: str) -> None:
         self.mode = mode
         self.workers = workers
+        self.root = root
         self.workdir = Path(tempfile.mkdtemp(prefix=f"thumbnailify-bench-{mode}-"))
         self.env = service_env(mode, self.workdir, **overrides)
         self.port = int(self.env["THUMBNAILIFY_SERVER_PORT"])
@@ -94,15 +99,7 @@ class BenchService:
         self.close()
 
     def start(self, timeout: float = 30) -> BenchService:
-        argv = [sys.executable, "-m", "server"]
-        if self.workers is not None:
-            argv = [sys.executable, "-m", "common.launch", "--workers", str(self.workers)]
-        with self.log_path.open("ab") as log:
-            # Own session: a Ctrl-C in the terminal reaches only us; our finally stops the service.
-            self.process = subprocess.Popen(
-                argv, cwd=ROOT, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.spawn()
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -110,12 +107,24 @@ class BenchService:
             raise
         return self
 
+    def spawn(self) -> None:
+        """Start the processes without waiting for them to be ready (start() waits)."""
+        argv = [sys.executable, "-m", "server"]
+        if self.workers is not None:
+            argv = [sys.executable, "-m", "common.launch", "--workers", str(self.workers)]
+        with self.log_path.open("ab") as log:
+            # Own session: a Ctrl-C in the terminal reaches only us; our finally stops the service.
+            self.process = subprocess.Popen(
+                argv, cwd=self.root, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
     def start_workers(self, count: int) -> None:
         """Extra `python -m worker` processes beside a server-only service (to drain a backlog)."""
         with self.log_path.open("ab") as log:
             for _ in range(count):
                 self.extra_workers.append(subprocess.Popen(
-                    [sys.executable, "-m", "worker"], cwd=ROOT, env=os.environ | self.env,
+                    [sys.executable, "-m", "worker"], cwd=self.root, env=os.environ | self.env,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 ))
 
@@ -223,6 +232,14 @@ class BenchService:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # As tests.harness.Service has them, so the tests' helpers that plant data work on a bench service.
+    @property
+    def redis_url(self) -> str:
+        return self.env["THUMBNAILIFY_REDIS_URL"]
+
+    def media_dir(self, kind: str) -> Path:
+        return Path(self.env["THUMBNAILIFY_FILES_ROOT"]) / kind
 
 
 def vm_hwm_mb(pid: int) -> float:
