@@ -35,6 +35,7 @@ class ServerSettings:
     shutdown_timeout: float = 30.0
     recovery_min_age: float = 60.0
     backlog: int = 1024
+    keepalive_timeout: float = 60.0
     cors_origins: str = ""
 
     @property

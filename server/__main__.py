@@ -21,8 +21,10 @@ from aiohttp import web
 
 from common.config import Settings, load_settings
 from common.logs import setup_logging
+from common.memory import map_large_blocks
 from common.supervisor import Child, Supervisor
 from server.app import create_app
+from server.files import Upload
 from server.http import AppRunner
 from server.resources import IN_FLIGHT, RESOURCES
 
@@ -32,7 +34,8 @@ log = logging.getLogger("server")
 async def serve(settings: Settings, shared_port: bool) -> None:
     conf = settings.server
     app = create_app(settings)
-    runner = AppRunner(app, access_log=None, shutdown_timeout=conf.shutdown_timeout)
+    runner = AppRunner(app, keepalive_timeout=conf.keepalive_timeout, access_log=None,
+                       shutdown_timeout=conf.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, conf.host, conf.port, reuse_port=shared_port, backlog=conf.backlog)
     await site.start()
@@ -53,6 +56,7 @@ async def serve(settings: Settings, shared_port: bool) -> None:
 
 
 def main() -> int:
+    map_large_blocks(Upload.BUFFER_BYTES)  # an upload's buffer goes back to the system once freed
     parser = argparse.ArgumentParser(prog="python -m server")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

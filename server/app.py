@@ -13,14 +13,15 @@ from common.loader import load_backend
 from server import cors, events, images, middleware, ops, uploads
 from server.backends import TABLE
 from server.files import Upload
+from server.http import READ_AHEAD
 from server.hub import EventHub
 from server.intake import UploadSlots
 from server.metrics import ServerMetrics
 from server.recovery import run_recovery
 from server.resources import IN_FLIGHT, RESOURCES, InFlight, Resources
 
-# What one upload in flight may hold in memory: its own buffer and aiohttp's read buffer.
-UPLOAD_MEMORY = Upload.BUFFER_BYTES + 128 * 1024
+# What one upload in flight may hold in memory: its own buffer and what aiohttp reads ahead.
+UPLOAD_MEMORY = Upload.BUFFER_BYTES + READ_AHEAD
 
 
 def create_app(settings: Settings) -> web.Application:

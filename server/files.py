@@ -25,7 +25,7 @@ class Upload:
     final name (the retention sweep removes stale temporary files).
     """
 
-    BUFFER_BYTES = 256 * 1024
+    BUFFER_BYTES = 128 * 1024  # a 100 KB photo still goes in one call
 
     def __init__(self, volume: Volume, media_id: str) -> None:
         self.path = volume.raw_path(media_id)

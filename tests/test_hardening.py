@@ -117,6 +117,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Service:
         THUMBNAILIFY_LIMITS_UPLOAD_IDLE_TIMEOUT="1.5",
         THUMBNAILIFY_LIMITS_UPLOAD_TIMEOUT="6",
         THUMBNAILIFY_LIMITS_UPLOAD_MEMORY="400KiB",
+        THUMBNAILIFY_SERVER_KEEPALIVE_TIMEOUT="2",
     )
     service.http.headers["Authorization"] = "Bearer k3y"
     with service:
@@ -162,6 +163,14 @@ def test_a_stalled_upload_is_cut_off_with_408(keyed: Service) -> None:
         assert "stalled" in json.loads(payload)["message"]
         assert 1.0 < waited < 10, waited
         assert closed_by_server(sock)
+
+
+def test_a_request_whose_headers_never_end_is_closed(keyed: Service) -> None:
+    with socket.create_connection(("127.0.0.1", keyed.port), timeout=20) as sock:
+        sock.sendall(b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        started = time.monotonic()
+        assert closed_by_server(sock, within=10)
+        assert time.monotonic() - started < 6
 
 
 def test_a_trickling_upload_hits_the_total_timeout(keyed: Service) -> None:

@@ -25,6 +25,7 @@ from wand.resource import limits
 from common import state
 from common.config import LimitsSettings, Settings, ThumbnailSettings, byte_size
 from common.media import GIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
+from common.memory import release_freed
 from worker import heif
 
 RENDERING = "image-2"  # changed whenever a change of this module changes what thumbnails look like
@@ -56,9 +57,6 @@ libmagick.DestroyExceptionInfo.restype = ctypes.c_void_p
 # Wand has no binding for it: assigning a profile over an embedded one converts the pixels (LCMS).
 library.MagickProfileImage.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
 library.MagickProfileImage.restype = ctypes.c_int
-# glibc keeps freed heap memory for reuse; a decoder's large buffers then stay in the worker's RSS
-# and the next big image starts from there. malloc_trim hands them back after each job.
-_malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 class ImageRejected(Exception):
@@ -259,8 +257,7 @@ class ThumbHandler:
         except WandException as exc:
             raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {exc}") from exc
         finally:
-            if _malloc_trim is not None:
-                _malloc_trim(0)
+            release_freed()  # a decoder's large buffers must not stay in RSS for the next image
 
     def _make_image(self, source: Path, media_type: MediaType) -> Thumbnails:
         declared = header_size(source, media_type)
