@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -29,7 +30,8 @@ AMQP_PORT = 5672
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/%2F"
 MODES = ("embedded", "distributed")
 TERMINAL = ("Completed", "Error")
-PHOTO_WORKER_READY = "worker ready kind=image"
+# A photo worker's ready line, in text or JSON logs.
+PHOTO_WORKER_READY = re.compile(r'worker ready"?[^\n]*?kind"?[=:] ?"?image')
 
 
 def free_port() -> int:
@@ -80,7 +82,7 @@ class Service:
         self.cleanup()
 
     def start(self, timeout: float = 30) -> Service:
-        seen_before = self.logs().count(PHOTO_WORKER_READY)
+        seen_before = len(PHOTO_WORKER_READY.findall(self.logs()))
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "common.launch", "--workers", str(self.workers)],
@@ -98,7 +100,7 @@ class Service:
                 ready = self.http.get(f"{self.url}/ready", timeout=2).status_code == 200
             except requests.ConnectionError:
                 ready = False
-            if ready and self.logs().count(PHOTO_WORKER_READY) - seen_before >= self.workers:
+            if ready and len(PHOTO_WORKER_READY.findall(self.logs())) - seen_before >= self.workers:
                 return
             time.sleep(0.1)
         raise AssertionError(f"service not ready after {timeout}s:\n{self.logs()}")
@@ -231,6 +233,13 @@ class Service:
             finally:
                 client.close()
         return self.record(media_id) is not None
+
+
+def distinct_jpeg(data: bytes, index: int) -> bytes:
+    """The same picture with a comment of its own: other bytes, so no upload reuses another's
+    thumbnails and each one is really decoded."""
+    comment = f"copy {index}".encode()
+    return data[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + data[2:]
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.harness import Service, free_port
+from tests.harness import Service, distinct_jpeg, free_port
 from tests.test_faults import camera_jpeg
 
 pytestmark = pytest.mark.timeout(300)
@@ -42,7 +42,7 @@ def test_kill_everything_and_restart_loses_nothing(tmp_path: Path, photos: dict[
     service.start()
     try:
         with ThreadPoolExecutor(8) as pool:  # upload faster than two workers can keep up
-            ids = list(pool.map(lambda i: service.upload(payloads[i % 3], "image/jpeg"), range(80)))
+            ids = list(pool.map(lambda i: service.upload(distinct_jpeg(payloads[i % 3], i), "image/jpeg"), range(80)))
         before = Counter(service.wait(media_id, timeout=0)["state"] for media_id in ids)
         service.kill_all()
         restarted = time.monotonic()

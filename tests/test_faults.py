@@ -39,6 +39,7 @@ from tests.harness import (
     ROOT,
     PrivateRedis,
     Service,
+    distinct_jpeg,
     publish_raw,
     queue_depth,
     wait_until,
@@ -69,7 +70,7 @@ def report(name: str, **figures: object) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_kill_9_worker_mid_stream_loses_nothing(mode: str, tmp_path: Path, big_jpeg: bytes) -> None:
     with Service(mode, tmp_path) as service:
-        ids = [service.upload(big_jpeg, "image/jpeg") for _ in range(100)]
+        ids = [service.upload(distinct_jpeg(big_jpeg, i), "image/jpeg") for i in range(100)]
         kills = 0
         for _ in range(2):
             time.sleep(0.4)
