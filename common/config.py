@@ -156,6 +156,13 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    raw_hours: float = 0.0
+    media_days: float = 0.0
+    sweep_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class IdempotencySettings:
     ttl_seconds: float = 86400.0
 
@@ -187,6 +194,7 @@ class Settings:
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     thumbnail: ThumbnailSettings = field(default_factory=ThumbnailSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     log: LogSettings = field(default_factory=LogSettings)

@@ -162,6 +162,16 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
+# KEYS[1] lock; ARGV[1] owner, ARGV[2] milliseconds. Takes a free lock, or extends one's own.
+ACQUIRE_LOCK_SCRIPT = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 # KEYS[1] lock; ARGV[1] owner. Only the owner releases a lock (it may have expired and been taken).
 RELEASE_LOCK_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then

@@ -236,6 +236,10 @@ class SQLiteStore:
         return [(media_id, score, json.loads(record)) for media_id, score, record in rows]
 
 
+    def created_before(self, score: float, limit: int) -> list[str]:
+        rows = self.db.query("SELECT media_id FROM media WHERE score < ? ORDER BY score LIMIT ?", (score, limit))
+        return [media_id for (media_id,) in rows]
+
     def reserve_request(self, key: str, marker: str, seconds: float) -> str | None:
         """Put marker under an Idempotency-Key unless it holds something: None, or what it holds."""
         now = time.time()
@@ -257,10 +261,10 @@ class SQLiteStore:
             conn.execute("DELETE FROM requests WHERE key = ?", (key,))
 
     def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
-        """Take the named lock unless another owner holds it unexpired."""
+        """Take the named lock unless another owner holds it unexpired; extend it if it is ours."""
         now = time.time()
         with self.db.transaction() as conn:
-            conn.execute("DELETE FROM locks WHERE name = ? AND expires <= ?", (name, now))
+            conn.execute("DELETE FROM locks WHERE name = ? AND (expires <= ? OR owner = ?)", (name, now, owner))
             return conn.execute(
                 "INSERT OR IGNORE INTO locks (name, owner, expires) VALUES (?, ?, ?)", (name, owner, now + seconds)
             ).rowcount > 0

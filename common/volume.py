@@ -13,9 +13,21 @@ import contextlib
 import errno
 import os
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.media import THUMBNAIL_TYPES, MediaType
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One thing in the files backend, as the retention sweep sees it."""
+
+    kind: str  # "upload", "thumbnail" (all of an item's thumbnails) or "temp" (an unfinished write)
+    media_id: str | None  # None for a temporary file
+    name: str  # where it is, in the backend's own terms
+    modified: float  # seconds since the epoch
 
 
 def is_media_id(text: str) -> bool:
@@ -77,6 +89,9 @@ class Volume:
     def remove(self, media_id: str) -> None:
         """Remove every file of an item, knowing only its id; missing ones are fine (idempotent)."""
         self.raw_path(media_id).unlink(missing_ok=True)
+        self.remove_thumbnails(media_id)
+
+    def remove_thumbnails(self, media_id: str) -> None:
         folder = self.thumb_dir / media_id
         with contextlib.suppress(FileNotFoundError):
             for path in folder.iterdir():
@@ -91,3 +106,32 @@ class Volume:
                 raise
         for media_type in THUMBNAIL_TYPES:
             self.legacy_thumb_path(media_id, media_type).unlink(missing_ok=True)
+
+    def scan(self) -> Iterator[StoredFile]:
+        """Everything under raw/ and thumbs/ by item (names that are neither ids nor our temporary
+        files are left alone)."""
+        for entry, modified in _entries(self.raw_dir):
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                yield StoredFile("temp", None, entry.path, modified)
+            elif is_media_id(entry.name):
+                yield StoredFile("upload", entry.name, entry.path, modified)
+        for entry, modified in _entries(self.thumb_dir):
+            media_id = entry.name.split(".", 1)[0]  # a folder <id>, or a legacy <id>.<ext>
+            if is_media_id(media_id):
+                yield StoredFile("thumbnail", media_id, entry.path, modified)
+
+    def remove_stored(self, item: StoredFile) -> None:
+        if item.kind == "thumbnail" and item.media_id is not None:
+            self.remove_thumbnails(item.media_id)
+        else:
+            Path(item.name).unlink(missing_ok=True)
+
+
+def _entries(folder: Path) -> Iterator[tuple[os.DirEntry[str], float]]:
+    """A folder's entries with their modification times; one removed meanwhile is skipped."""
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                yield entry, entry.stat().st_mtime
+            except FileNotFoundError:
+                continue

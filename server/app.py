@@ -16,8 +16,8 @@ from server.files import Upload
 from server.http import READ_AHEAD
 from server.hub import EventHub
 from server.intake import UploadSlots
+from server.maintenance import maintain
 from server.metrics import ServerMetrics
-from server.recovery import run_recovery
 from server.resources import IN_FLIGHT, RESOURCES, InFlight, Resources
 
 # What one upload in flight may hold in memory: its own buffer and what aiohttp reads ahead.
@@ -62,9 +62,10 @@ def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context s
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """What runs beside serving: the recovery pass (never delaying start-up) and the event hub."""
+    """What runs beside serving: upkeep (recovery pass, retention sweep; never delaying start-up)
+    and the event hub."""
     res = app[RESOURCES]
-    tasks = [asyncio.create_task(run_recovery(res)), asyncio.create_task(res.events.run(res.store.changes()))]
+    tasks = [asyncio.create_task(maintain(res)), asyncio.create_task(res.events.run(res.store.changes()))]
     yield
     res.events.close()
     for task in tasks:

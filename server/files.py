@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiofiles
@@ -12,8 +14,10 @@ import aiofiles.os
 
 from common.config import Settings
 from common.media import MediaType
-from common.volume import Volume
+from common.volume import StoredFile, Volume
 from server.errors import BackendUnavailable
+
+SCAN_BATCH = 1000
 
 
 class Upload:
@@ -124,6 +128,19 @@ class FilesystemFiles:
         """Every file of the item, whatever state its record is in (or if it has none)."""
         try:
             await asyncio.to_thread(self.volume.remove, media_id)
+        except OSError as exc:
+            raise BackendUnavailable(self.name, str(exc)) from exc
+
+    async def scan(self) -> AsyncIterator[StoredFile]:
+        """Everything stored, a thousand entries per thread hop."""
+        entries = self.volume.scan()
+        while batch := await asyncio.to_thread(lambda: list(itertools.islice(entries, SCAN_BATCH))):
+            for item in batch:
+                yield item
+
+    async def remove_stored(self, item: StoredFile) -> None:
+        try:
+            await asyncio.to_thread(self.volume.remove_stored, item)
         except OSError as exc:
             raise BackendUnavailable(self.name, str(exc)) from exc
 

@@ -41,6 +41,11 @@ class ServerMetrics:
             "thumbnailify_event_streams", "Server-sent event streams open, read at scrape time",
             registry=self.registry, multiprocess_mode="livesum",
         )
+        self.swept = Counter(
+            "thumbnailify_swept_total",
+            "What the retention sweep removed: media (past retention.media_days), upload, thumbnail, temp",
+            ["what"], registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "thumbnailify_queue_depth", "Jobs waiting in the work queue, read at scrape time",
             registry=self.registry, multiprocess_mode="mostrecent",

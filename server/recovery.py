@@ -5,9 +5,8 @@ the files backend gets its job published again (a duplicate of a job still queue
 the worker skips a record that is already terminal). One with no upload left was never
 acknowledged with a 202 (the server removes the file when it answers 503), so it is deleted.
 
-It runs in the background once a server process has started, a page at a time with the checks
-and publishes of a page done concurrently, and under a lock in the store, so of several server
-processes (or replicas) only one runs it at a time.
+It runs in the background (server/maintenance.py: at start and with every sweep), a page at a
+time with the checks and publishes of a page done concurrently, holding the maintenance lease.
 """
 
 from __future__ import annotations
@@ -15,18 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
+from collections.abc import Awaitable, Callable
 
 from common import state
-from server.errors import BackendUnavailable
 from server.resources import Resources
 
 log = logging.getLogger(__name__)
 
 PAGE = 500
 CONCURRENCY = 64
-LOCK = "recovery"
-LOCK_SECONDS = 600.0
 
 
 async def _recover(res: Resources, media_id: str, media_type: str) -> str:
@@ -43,7 +39,7 @@ async def _recover(res: Resources, media_id: str, media_type: str) -> str:
     return "finished meanwhile"
 
 
-async def requeue_stale(res: Resources) -> dict[str, int]:
+async def requeue_stale(res: Resources, renew: Callable[[], Awaitable[None]]) -> dict[str, int]:
     """Counts of what happened to the stale jobs: requeued, removed, finished meanwhile."""
     cutoff = state.now().timestamp() - res.settings.server.recovery_min_age
     counts = {"requeued": 0, "removed": 0, "finished meanwhile": 0}
@@ -65,22 +61,12 @@ async def requeue_stale(res: Resources) -> dict[str, int]:
         if len(rows) < PAGE:
             return counts
         after = (rows[-1][1], rows[-1][0])
+        await renew()
 
 
-async def run_recovery(res: Resources) -> None:
-    owner = uuid.uuid4().hex
-    try:
-        if not await res.store.acquire_lock(LOCK, owner, LOCK_SECONDS):
-            log.info("recovery pass: another server process is running it")
-            return
-        started = time.perf_counter()
-        try:
-            counts = await requeue_stale(res)
-        finally:
-            await res.store.release_lock(LOCK, owner)
-    except BackendUnavailable as exc:
-        log.warning("recovery pass skipped: %s unavailable: %s", exc.backend, exc.detail)
-        return
+async def run_recovery(res: Resources, renew: Callable[[], Awaitable[None]]) -> None:
+    started = time.perf_counter()
+    counts = await requeue_stale(res, renew)
     log.info(
         "recovery pass: %d stale jobs re-queued, %d records without upload removed in %.2fs",
         counts["requeued"], counts["removed"], time.perf_counter() - started,

@@ -167,7 +167,7 @@ class JobRunner:
             else:
                 self._discard_upload(media_id, record_now)
             return Outcome.SKIPPED, "record deleted or finished meanwhile"
-        self.files.remove_upload(media_id)
+        self._retire_upload(media_id)
         if record.get("sha256"):
             self.store.remember_content(self._content_key(record), media_id)
         self._notify(media_id, record | done)
@@ -210,7 +210,7 @@ class JobRunner:
     def _finish_error(self, record: dict[str, str], media_id: str, code: int, message: str) -> tuple[Outcome, str]:
         failed = state.failed(code, message, state.now())
         if self.store.transition(media_id, state.State.PROCESSING, failed):
-            self.files.remove_upload(media_id)
+            self._retire_upload(media_id)
             self._notify(media_id, record | failed)
         else:  # changed meanwhile, perhaps by this very write whose reply was lost
             self._discard_upload(media_id, self.store.get(media_id))
@@ -218,6 +218,11 @@ class JobRunner:
 
     def _discard_upload(self, media_id: str, record: dict[str, str] | None) -> None:
         if not state.keeps_upload(record):
+            self._retire_upload(media_id)
+
+    def _retire_upload(self, media_id: str) -> None:
+        """An upload its item no longer needs: gone now, or kept retention.raw_hours for the sweep."""
+        if self.settings.retention.raw_hours <= 0:
             self.files.remove_upload(media_id)
 
     def record_failure(self, media_id: str, code: int, reason: str) -> None:
@@ -233,6 +238,6 @@ class JobRunner:
                 self._notify(media_id, self.store.get(media_id) or {})
                 if code != state.GAVE_UP:
                     with time_limit(self.settings.worker.job_timeout):
-                        self.files.remove_upload(media_id)
+                        self._retire_upload(media_id)
         except Exception as exc:
             log.warning("could not mark Error either", extra={"media_id": media_id, "error": repr(exc)})

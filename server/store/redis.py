@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from common.config import Settings
 from common.keys import (
+    ACQUIRE_LOCK_SCRIPT,
     CREATE_SCRIPT,
     DELETE_SCRIPT,
     RELEASE_LOCK_SCRIPT,
@@ -65,6 +66,7 @@ class RedisStore:
         self._create = self.client.register_script(CREATE_SCRIPT)
         self._transition = self.client.register_script(TRANSITION_SCRIPT)
         self._delete = self.client.register_script(DELETE_SCRIPT)
+        self._acquire_lock = self.client.register_script(ACQUIRE_LOCK_SCRIPT)
         self._release_lock = self.client.register_script(RELEASE_LOCK_SCRIPT)
 
     async def open(self) -> None:
@@ -119,8 +121,12 @@ class RedisStore:
         return found[:limit]
 
     @_unavailable_on_error
+    async def created_before(self, score: float, limit: int) -> list[str]:
+        return await self.client.zrangebyscore(self.index, "-inf", f"({score}", start=0, num=limit)
+
+    @_unavailable_on_error
     async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
-        return bool(await self.client.set(lock_key(self.prefix, name), owner, nx=True, px=int(seconds * 1000)))
+        return bool(await self._acquire_lock(keys=[lock_key(self.prefix, name)], args=[owner, int(seconds * 1000)]))
 
     @_unavailable_on_error
     async def release_lock(self, name: str, owner: str) -> None:

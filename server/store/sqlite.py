@@ -63,6 +63,9 @@ class SQLiteStore:
     async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
         return await self._run(self._store.page, limit, after, state)
 
+    async def created_before(self, score: float, limit: int) -> list[str]:
+        return await self._run(self._store.created_before, score, limit)
+
     async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
         return await self._run(self._store.acquire_lock, name, owner, seconds)
 

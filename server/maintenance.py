@@ -1,0 +1,53 @@
+"""Background upkeep of one server process: the recovery pass and the retention sweep, at start
+and every `retention.sweep_seconds`.
+
+Of several server processes or replicas only one works at a time: it holds a lease in the store,
+renewed as it goes, so a process killed mid-pass frees it within LEASE_SECONDS and the next round
+of another process (or of its own restart) takes over; nothing waits for a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from server.errors import BackendUnavailable
+from server.recovery import run_recovery
+from server.resources import Resources
+from server.sweep import run_sweep
+
+log = logging.getLogger(__name__)
+
+LEASE = "maintenance"
+LEASE_SECONDS = 60.0
+
+
+class LeaseLost(Exception):
+    pass
+
+
+async def maintain(res: Resources) -> None:
+    owner = uuid.uuid4().hex
+
+    async def renew() -> None:
+        if not await res.store.acquire_lock(LEASE, owner, LEASE_SECONDS):
+            raise LeaseLost
+
+    first = True
+    while True:
+        try:
+            if await res.store.acquire_lock(LEASE, owner, LEASE_SECONDS):
+                try:
+                    await run_recovery(res, renew)
+                    await run_sweep(res, renew)
+                finally:
+                    await res.store.release_lock(LEASE, owner)
+            else:
+                log.log(logging.INFO if first else logging.DEBUG, "recovery pass: another server process is running it")
+        except BackendUnavailable as exc:
+            log.warning("maintenance skipped: %s unavailable: %s", exc.backend, exc.detail)
+        except LeaseLost:
+            log.warning("maintenance stopped: its lease was taken over (the store was slow to answer)")
+        first = False
+        await asyncio.sleep(res.settings.retention.sweep_seconds)
