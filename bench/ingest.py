@@ -1,24 +1,25 @@
 #!/usr/bin/env python3
 """Ingest rate: how many ~100 KB JPEG uploads per second the server takes, and their p99.
 
-    bash bench/ingest.sh [--duration 20] [--users 64] [--locust-processes 1] [--server-processes 1 2 3]
+    bash bench/ingest.sh [--duration 20] [--connections 32] [--server-processes 1 2]
 
-Runs stress/locustfile.py's IngestOnlyUser (uploads back to back) against the distributed service
-(Redis + RabbitMQ): the server alone with 1, 2 and 3 processes, then the best of those with 2
-workers running too. While the load runs, the CPU used by the server, the workers, locust, Redis
-and RabbitMQ is measured, to show what is the bottleneck on this machine. Every run's queue and
-Redis keys are deleted afterwards.
+wrk (C, one thread: it must not take the server's cores the way a Python load generator does)
+POSTs one fixed ~100 KB JPEG back to back, as base64 (the default form) and as raw bytes
+(`?encoding=binary`), to the distributed service as `make stack` runs it (Redis + RabbitMQ) with
+the workers paused (server only), with 1 and 2 server processes. While the load runs, the CPU
+used by the server, wrk, Redis and RabbitMQ is measured, to show what the bottleneck is on this
+machine. Every run's queue and Redis keys are deleted afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
-import csv
-import os
+import io
+import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from PIL import Image
 
 from bench.support import (
-    ROOT,
+    PHOTOS,
     BenchService,
     ForeignLoad,
     met,
@@ -39,15 +41,22 @@ from bench.support import (
     wait_for_quiet,
 )
 
-LOCUSTFILE = ROOT / "stress" / "locustfile.py"
 TARGET_RATE = 1000.0
 TARGET_P99_MS = 50.0
+TARGET_BINARY_RATIO = 1.3
+PAYLOAD_BYTES = 100_000
+WRK_SCRIPT = """
+local file = io.open(os.getenv("BENCH_BODY"), "rb")
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "image/jpeg"
+"""
 
 
 @dataclass
 class IngestRun:
     label: str
-    locust_processes: int
     rate: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
@@ -55,6 +64,18 @@ class IngestRun:
     failures: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # % of one core, per group of processes
     error: str = ""
+
+
+def photo_payload() -> bytes:
+    """A real photo as a ~100 KB JPEG (the largest quality at or under the size)."""
+    with Image.open(PHOTOS / "coffee.jpg") as photo:
+        image = photo.convert("RGB").resize((1200, 800), Image.Resampling.LANCZOS)
+    for quality in range(95, 10, -5):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+        if buffer.tell() <= PAYLOAD_BYTES:
+            return buffer.getvalue()
+    return buffer.getvalue()
 
 
 def _tree(pid: int | None) -> list[psutil.Process]:
@@ -96,121 +117,101 @@ def measure_cpu(groups: dict[str, Callable[[], list[psutil.Process]]], start: fl
         into[name] = 100 * used / wall
 
 
-def run_locust(service: BenchService, run: IngestRun, args: argparse.Namespace, outdir: Path) -> None:
-    prefix = outdir / run.label.replace(" ", "_").replace(",", "")
-    argv = [
-        str(Path(sys.executable).parent / "locust"), "-f", str(LOCUSTFILE), "IngestOnlyUser",
-        "--headless", "-u", str(args.users), "-r", str(args.users), "-t", f"{args.duration}s",
-        "--host", service.url, "--csv", str(prefix), "--only-summary", "--stop-timeout", "2",
-    ]
-    if run.locust_processes > 1:
-        argv += ["--processes", str(run.locust_processes)]
-    env = os.environ | {"THUMBNAILIFY_API_KEY": ""}
-    with (outdir / f"{prefix.name}.log").open("wb") as log:
-        locust = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+def _milliseconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(service: BenchService, run: IngestRun, url: str, *, body: Path, args: argparse.Namespace,
+            workdir: Path) -> None:
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    argv = ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", str(script), url]
+    wrk = subprocess.Popen(argv, env={"BENCH_BODY": str(body)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, start_new_session=True)
     groups: dict[str, Callable[[], list[psutil.Process]]] = {
-        "server": lambda: [p for p in service.family() if p.pid not in service.worker_pids()],
-        "workers": lambda: [psutil.Process(pid) for pid in service.worker_pids()],
-        "locust": lambda: _tree(locust.pid),
+        "server": service.family,
+        "wrk": lambda: _tree(wrk.pid),
         "redis": lambda: _by_name("redis-server"),
         "rabbitmq": lambda: _by_name("beam.smp"),
     }
     stop = threading.Event()
-    # Steady state only: skip start-up and ramp-up, stop before the end.
-    sampler = threading.Thread(
-        target=measure_cpu, args=(groups, 4.0, max(5.0, args.duration - 3.0), run.cpu, stop), daemon=True
+    sampler = threading.Thread(  # steady state only: skip the start, stop before the end
+        target=measure_cpu, args=(groups, 3.0, max(4.0, args.duration - 2.0), run.cpu, stop), daemon=True
     )
     sampler.start()
     try:
-        locust.wait(timeout=args.duration + 30)
-    except BaseException:
-        for proc in _tree(locust.pid):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-        locust.wait()
-        raise
+        output, _ = wrk.communicate(timeout=args.duration + 30)
     finally:
         stop.set()
         sampler.join()
-    stats = Path(f"{prefix}_stats.csv")
-    if not stats.exists():
-        run.error = f"locust exited {locust.returncode} without stats; see its log"
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if wrk.returncode != 0 or rate is None:
+        run.error = f"wrk exited {wrk.returncode}: {output[-300:]}"
         return
-    with stats.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["Type"] == "POST" and row["Name"] == "/images":
-                run.rate = float(row["Requests/s"])
-                run.p50_ms = float(row["50%"])
-                run.p99_ms = float(row["99%"])
-                run.requests = int(row["Request Count"])
-                run.failures = int(row["Failure Count"])
+    run.rate = float(rate.group(1))
+    run.p50_ms = _milliseconds(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    run.p99_ms = _milliseconds(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    run.requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    run.failures = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
 
 
-def ingest(label: str, server_processes: int, workers: int | None, args: argparse.Namespace,
-           outdir: Path) -> IngestRun:
-    run = IngestRun(label, args.locust_processes)
-    overrides = {"THUMBNAILIFY_SERVER_PROCESSES": str(server_processes)}
-    with BenchService("distributed", workers=workers, **overrides) as service:
-        run_locust(service, run, args, outdir)
-        if run.error or run.failures:
-            run.error = (run.error + " " + _first_failure(outdir, label)).strip()
-    print(f"{label}: {run.rate:.0f} req/s, p99 {run.p99_ms:.0f} ms, {run.failures} failures, "
-          f"cpu {_cpu_text(run.cpu)}", flush=True)
+def ingest(form: str, processes: int, bodies: dict[str, Path], args: argparse.Namespace, workdir: Path) -> IngestRun:
+    run = IngestRun(f"{form}, server x{processes}")
+    with BenchService("distributed", workers=None, THUMBNAILIFY_SERVER_PROCESSES=str(processes)) as service:
+        url = f"{service.url}/images" + ("?encoding=binary" if form == "binary" else "")
+        run_wrk(service, run, url, body=bodies[form], args=args, workdir=workdir)
+    cpu = " ".join(f"{name} {value:.0f}%" for name, value in run.cpu.items() if value >= 1)
+    print(f"{run.label}: {run.rate:.0f} req/s, p99 {run.p99_ms:.1f} ms, {run.failures} failures, cpu {cpu}",
+          flush=True)
     return run
-
-
-def _first_failure(outdir: Path, label: str) -> str:
-    failures = outdir / f"{label.replace(' ', '_').replace(',', '')}_failures.csv"
-    if not failures.exists():
-        return ""
-    with failures.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            return f"{row.get('Occurrences')}x {row.get('Error', '')[:120]}"
-    return ""
-
-
-def _cpu_text(cpu: dict[str, float]) -> str:
-    return " ".join(f"{name} {value:.0f}%" for name, value in cpu.items() if value >= 1) or "-"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=20, help="seconds of load per run")
-    parser.add_argument("--users", type=int, default=64)
-    parser.add_argument("--locust-processes", type=int, default=1)
-    parser.add_argument("--server-processes", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--server-processes", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: `bash scripts/install-system.sh test` installs it")
     on_sigterm_raise()
     begun = time.perf_counter()
     busy = wait_for_quiet(max_wait=10)
     load = ForeignLoad()
-    print(f"machine CPU busy before start: {busy:.0f}%; {args.users} users, {args.duration}s per run, "
-          f"locust processes: {args.locust_processes}", flush=True)
-    outdir = Path(tempfile.mkdtemp(prefix="thumbnailify-ingest-"))
-    runs: list[IngestRun] = []
+    workdir = Path(tempfile.mkdtemp(prefix="thumbnailify-ingest-"))
+    photo = photo_payload()
+    bodies = {"base64": workdir / "body.b64", "binary": workdir / "body.jpg"}
+    bodies["base64"].write_bytes(base64.b64encode(photo))
+    bodies["binary"].write_bytes(photo)
+    print(f"machine CPU busy before start: {busy:.0f}%; a {len(photo)} byte JPEG, {args.connections} connections, "
+          f"{args.duration}s per run", flush=True)
+    runs: dict[tuple[str, int], IngestRun] = {}
     try:
         for processes in args.server_processes:
-            runs.append(ingest(f"server x{processes}, no workers", processes, None, args, outdir))
-        best = max(runs, key=lambda r: r.rate)
-        best_processes = args.server_processes[runs.index(best)]
-        runs.append(ingest(f"server x{best_processes}, 2 workers", best_processes, 2, args, outdir))
+            for form in ("base64", "binary"):
+                runs[form, processes] = ingest(form, processes, bodies, args, workdir)
     finally:
-        shutil.rmtree(outdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
     rows = []
-    for run in runs:
-        ok = run.rate >= TARGET_RATE and run.p99_ms <= TARGET_P99_MS and not run.failures and not run.error
-        rows.append([
-            run.label, str(run.locust_processes), f"{run.rate:.0f}", f"{run.p50_ms:.0f}", f"{run.p99_ms:.0f}",
-            f"{run.failures}/{run.requests}", _cpu_text(run.cpu), met(ok),
-        ])
-    print_table(
-        ["run", "locust procs", "req/s", "p50 ms", "p99 ms", "failed", "CPU (% of a core)", "met"], rows,
-        title=f"bench/ingest ({time.perf_counter() - begun:.0f}s); target >= {TARGET_RATE:.0f} req/s "
-              f"and p99 <= {TARGET_P99_MS:.0f} ms, POST /images of a ~100 KB JPEG",
-    )
-    for run in runs:
+    for (form, processes), run in runs.items():
+        base = runs[("base64", processes)]
+        if form == "base64":
+            ok = run.rate >= TARGET_RATE and run.p99_ms <= TARGET_P99_MS and not run.failures
+            target = f">= {TARGET_RATE:.0f}/s, p99 <= {TARGET_P99_MS:.0f} ms"
+        else:
+            ratio = run.rate / base.rate if base.rate else 0.0
+            ok = ratio >= TARGET_BINARY_RATIO and not run.failures
+            target = f">= {TARGET_BINARY_RATIO}x base64 ({ratio:.2f}x)"
+        cpu = " ".join(f"{name} {value:.0f}%" for name, value in run.cpu.items() if value >= 1)
+        rows.append([run.label, f"{run.rate:.0f}", f"{run.p50_ms:.1f}", f"{run.p99_ms:.1f}",
+                     f"{run.failures}/{run.requests}", cpu, target, met(ok and not run.error)])
+    print_table(["run", "req/s", "p50 ms", "p99 ms", "failed", "CPU (% of a core)", "target", "met"], rows,
+                title=f"bench/ingest ({time.perf_counter() - begun:.0f}s): POST /images, workers paused, wrk")
+    for run in runs.values():
         if run.error:
             print(f"{run.label}: {run.error}")
     print(load.summary())

@@ -11,6 +11,7 @@ if [ "${1:-run}" != run ]; then
   command -v redis-server >/dev/null || need+=(redis-server)
   command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
   command -v docker-compose >/dev/null || need+=(docker-compose)
+  command -v wrk >/dev/null || need+=(wrk)  # bench/ingest.py's load generator
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
