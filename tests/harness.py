@@ -88,7 +88,11 @@ class Service:
             [sys.executable, "-m", "common.launch", "--workers", str(self.workers)],
             cwd=ROOT, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
         )
-        self.wait_ready(timeout, seen_before)
+        try:
+            self.wait_ready(timeout, seen_before)
+        except BaseException:
+            self.stop(signal.SIGKILL, timeout=10)  # a service that never got ready must not outlive the test
+            raise
         return self
 
     def wait_ready(self, timeout: float, seen_before: int) -> None:

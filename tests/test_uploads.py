@@ -254,6 +254,8 @@ def test_history_records_each_change_in_order(svc: Service) -> None:
     failed = svc.wait(bad)
     assert [h["state"] for h in failed["history"]] == ["Processing", "Processing", "Error"]
     assert failed["history"][-1]["code"] == 422 and failed["history"][-1]["message"] == failed["message"]
+    assert "the upload" in failed["message"]  # the decoder's words, without our paths or its internals
+    assert str(svc.workdir) not in failed["message"] and " @ " not in failed["message"]
 
 
 def read_events(response: requests.Response, until: int | None = None) -> Iterator[tuple[str, dict]]:

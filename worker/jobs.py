@@ -18,6 +18,7 @@ token), so a store call repeated after a lost reply does not count again.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sqlite3
 import time
@@ -68,6 +69,15 @@ class Handler(Protocol):
     settings_key: str
 
     def make(self, source: Path, media_type: media.MediaType) -> Thumbnails: ...
+
+
+# Where in ImageMagick's sources a message came from (" @ warning/jpeg.c/JPEGWarningHandler/389").
+_SOURCE_LOCATION = re.compile(r" @ (?:warning|error|fatal)/[\w./-]+/\d+")
+
+
+def scrubbed(message: str, source: Path) -> str:
+    """A decoder's message as the client may read it: no paths, no library internals."""
+    return _SOURCE_LOCATION.sub("", message.replace(str(source), "the upload"))
 
 
 @contextmanager
@@ -204,6 +214,8 @@ class JobRunner:
             started = time.perf_counter()
             try:
                 return self.handler.make(source, media_type)
+            except ImageRejected as exc:
+                raise ImageRejected(exc.code, scrubbed(exc.message, source)) from exc
             finally:
                 self.metrics.processing.observe(time.perf_counter() - started)
 
