@@ -105,7 +105,8 @@ def run_locust(service: BenchService, run: IngestRun, args: argparse.Namespace, 
     ]
     if run.locust_processes > 1:
         argv += ["--processes", str(run.locust_processes)]
-    env = os.environ | {"THUMBNAILIFY_API_KEY": ""}
+    # The locustfile imports this tree's client library (a console script does not put cwd on sys.path).
+    env = os.environ | {"THUMBNAILIFY_API_KEY": "", "PYTHONPATH": str(ROOT)}
     with (outdir / f"{prefix.name}.log").open("wb") as log:
         locust = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)

@@ -8,6 +8,7 @@ as an artifact and its path printed.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,28 @@ def api_ids(service: Service) -> list[str]:
     return [body["media_id"] for body in service.get("/images").json()["items"]]
 
 
+def assert_page_files_served_and_cached(service: Service) -> None:
+    """Without a key; each file under the fingerprint the page names is cached for good, the page
+    itself revalidated; an ETag answers 304; an unknown name is a JSON 404."""
+    page = service.get("/")
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert page.headers["Cache-Control"] == "no-cache"
+    assert service.get("/", headers={"If-None-Match": page.headers["ETag"]}).status_code == 304
+    named = dict(re.findall(r'"/static/([\w.]+)\?v=(\w+)"', page.text))
+    assert set(named) == {"app.js", "app.css", "icon.svg"}
+    for name, version in named.items():
+        current = service.get(f"/static/{name}", params={"v": version})
+        assert current.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert current.headers["ETag"] == f'"{version}"'
+        assert current.content == (ROOT / "server" / "static" / name).read_bytes()
+        assert service.get(f"/static/{name}").headers["Cache-Control"] == "no-cache"
+        assert service.get(f"/static/{name}", headers={"If-None-Match": f'"{version}"'}).status_code == 304
+    assert service.get("/static/app.js").headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert service.get("/static/icon.svg").headers["Content-Type"] == "image/svg+xml"
+    missing = service.get("/static/index.html")
+    assert (missing.status_code, missing.json()) == (404, {"message": "no such file"})
+
+
 def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDriver, tmp_path: Path, capsys) -> None:
     files = tmp_path / "files"
     files.mkdir()
@@ -207,6 +230,7 @@ def test_page_asks_for_the_api_key_and_keeps_it_for_the_session(browser: WebDriv
     key = "page-test-key"
     with Service("embedded", tmp_path / "service", workers=1, THUMBNAILIFY_AUTH_API_KEY=key) as service:
         assert service.get("/images").status_code == 401
+        assert_page_files_served_and_cached(service)
         browser.get(service.url + "/")
         form = browser.find_element(By.ID, "key-form")
         wait_for(browser, "the key form", lambda d: form.is_displayed())
