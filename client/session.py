@@ -138,8 +138,10 @@ class Client:
             time.sleep(wait)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _checked(self, call: calls.Call, **kwargs: object) -> requests.Response:
-        response = self.send(call, **kwargs)  # type: ignore[arg-type]
+    def _checked(self, call: calls.Call, *, stream: bool = False,
+                 read_timeout: float = READ_TIMEOUT) -> requests.Response:
+        """The answer when it is a success; the server's refusal as an ApiError."""
+        response = self.send(call, stream=stream, read_timeout=read_timeout)
         if response.status_code >= 400:
             raise ApiError(response.status_code, _message(response))
         return response

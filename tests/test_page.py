@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from server.page import CONTENT_SECURITY_POLICY
 from tests.conftest import PHOTOS
@@ -38,6 +38,7 @@ PHONE_SCREENSHOT = SCREENSHOT.with_name("page-phone.png")
 WAIT = 30  # seconds for anything the page should show; far above what it takes
 GOOD = ("astronaut.jpg", "camera.png", "coffee.jpg")
 NOT_AN_IMAGE = b"these are words, not a JPEG\n"
+PAGE_SIZE = 24  # items the page lists at a time (app.js)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +108,12 @@ def page_errors(driver: WebDriver) -> list[str]:
 
 def choose(driver: WebDriver, paths: list[Path]) -> None:
     driver.find_element(By.ID, "files").send_keys("\n".join(str(path) for path in paths))
+
+
+def tiny_png(shade: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 3), (shade, 80, 160)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def api_ids(service: Service) -> list[str]:
@@ -215,6 +222,13 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
         with capsys.disabled():
             print(f"\npage screenshots: {SCREENSHOT} {PHONE_SCREENSHOT}")
 
+        # The state filter lists only what is in that state.
+        Select(browser.find_element(By.ID, "state-filter")).select_by_value("Error")
+        wait_for(browser, "only the Error item", lambda d: [e.get_attribute("data-media-id") for e in media_items(d)]
+                 == [cut_id])
+        Select(browser.find_element(By.ID, "state-filter")).select_by_value("")
+        wait_for(browser, "everything again", lambda d: len(media_items(d)) == 4)
+
         # The thumbnail opens the larger view with the details; Escape closes it.
         item(browser, uploaded["coffee.jpg"]).find_element(By.CSS_SELECTOR, "button.open").click()
         viewer = browser.find_element(By.ID, "viewer")
@@ -231,6 +245,8 @@ def test_page_asks_for_the_api_key_and_keeps_it_for_the_session(browser: WebDriv
     with Service("embedded", tmp_path / "service", workers=1, THUMBNAILIFY_AUTH_API_KEY=key) as service:
         assert service.get("/images").status_code == 401
         assert_page_files_served_and_cached(service)
+        service.http.headers["Authorization"] = f"Bearer {key}"
+        earlier = [service.upload(tiny_png(shade), "image/png") for shade in range(PAGE_SIZE + 1)]
         browser.get(service.url + "/")
         form = browser.find_element(By.ID, "key-form")
         wait_for(browser, "the key form", lambda d: form.is_displayed())
@@ -240,6 +256,13 @@ def test_page_asks_for_the_api_key_and_keeps_it_for_the_session(browser: WebDriv
         field.send_keys(key + "\n")
         wait_for(browser, "a live stream with the key", live)
         assert not form.is_displayed()
+
+        # A page at a time, newest first; "Load more" follows the cursor.
+        wait_for(browser, "the first page", lambda d: len(media_items(d)) == PAGE_SIZE)
+        browser.find_element(By.ID, "load-more").click()
+        wait_for(browser, "the second page", lambda d: len(media_items(d)) == PAGE_SIZE + 1)
+        assert [e.get_attribute("data-media-id") for e in media_items(browser)] == earlier[::-1]
+        assert not browser.find_element(By.ID, "load-more").is_displayed()
 
         choose(browser, [PHOTOS / "chelsea.png"])
         wait_for(browser, "the photo Completed with its thumbnail", lambda d: card(d, "chelsea.png").get_attribute(
