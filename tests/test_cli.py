@@ -64,8 +64,9 @@ def run(service: Service, *args: str, **extra: str) -> subprocess.CompletedProce
 def run_in_terminal(service: Service, *args: str) -> tuple[int, bytes]:
     """Exit status and everything written to the terminal, the CLI's stdout and stderr a pty."""
     controller, terminal = pty.openpty()
+    env = environment(service, TERM="xterm-256color", COLUMNS="110", LINES="40", LC_ALL="C.UTF-8")
     process = subprocess.Popen([str(CLI), *args], stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True,
-                               env=environment(service, TERM="xterm-256color", COLUMNS="110", LINES="40"))
+                               env=env)
     os.close(terminal)
     output = b""
     while True:
