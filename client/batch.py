@@ -120,5 +120,8 @@ class Batch:
 
     def run(self, sources: list[Source], jobs: int) -> list[Result]:
         """Each file's result, in the order given; `jobs` files are on their way at once."""
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="upload") as pool:
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="upload")
+        try:
             return list(pool.map(self.one, sources))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # all done, or interrupted: nothing more starts

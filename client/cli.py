@@ -31,6 +31,13 @@ DEFAULT_JOBS = 4
 PIPE_WIDTH = 4096
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     server = argparse.ArgumentParser(add_help=False)
     server.add_argument("--url", default=os.environ.get("THUMBNAILIFY_URL") or DEFAULT_URL,
@@ -49,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="write each thumbnail here as <stem>.<ext> (folders' structure kept); "
                              "without it nothing is written")
     upload.add_argument("--size", metavar="NAME", help="which of the server's thumbnail sizes (default: its first)")
-    upload.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
+    upload.add_argument("--jobs", type=_positive, default=DEFAULT_JOBS, metavar="N",
                         help=f"files on their way at once (default {DEFAULT_JOBS})")
     upload.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                         help="how long to wait for each result (default 600)")
@@ -59,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", parents=[server], help="media on the server, newest first")
     listing.add_argument("--state", choices=calls.STATES)
-    listing.add_argument("--limit", type=int, default=50, metavar="N", help="at most this many (default 50)")
+    listing.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most this many (default 50)")
 
     delete = commands.add_parser("delete", parents=[server], help="delete media: upload, thumbnails and state")
     delete.add_argument("media_ids", nargs="+", metavar="ID")
@@ -67,8 +74,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _upload(args: argparse.Namespace, client: Client, console: Console) -> int:
-    if args.jobs < 1:
-        raise SystemExit("thumbnailify: --jobs must be at least 1")
     sources, missing = collect(args.paths)
     if not sources and not missing:
         print("thumbnailify: nothing to upload; accepted: " + " ".join(BY_EXTENSION), file=sys.stderr)
@@ -93,7 +98,7 @@ def _status(args: argparse.Namespace, client: Client, console: Console) -> int:
 
 def _list(args: argparse.Namespace, client: Client, console: Console) -> int:
     items = []
-    for item in client.items(args.state, page=min(max(args.limit, 1), 1000)):
+    for item in client.items(args.state, page=min(args.limit, 1000)):
         if len(items) >= args.limit:
             break
         items.append(item)
@@ -137,4 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("thumbnailify: interrupted", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        # Upload threads may be waiting on the server for minutes; an interrupted run ends now
+        # (the server drops an upload cut off half-way).
+        os._exit(130)
