@@ -4,7 +4,7 @@
     thumbnailify status ID | list [--state STATE] [--limit N] | delete ID...
 
 URL and key also from THUMBNAILIFY_URL and THUMBNAILIFY_API_KEY. Exit status: 0 when everything
-worked, 1 when any file (or id) failed, 2 for a usage error.
+worked, 1 when any file (or id) failed, 2 for a usage error, 130 when interrupted.
 """
 
 from __future__ import annotations
