@@ -32,10 +32,11 @@ system-run:
 system-test:
 	bash scripts/install-system.sh test
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -e .  # the thumbnailify command, .venv/bin/thumbnailify
 	touch $(STAMP)
 
 bench: $(STAMP) services  ## BEFORE=<checkout of older code> adds it as the hardening bench's baseline

@@ -12,6 +12,9 @@ if [ "${1:-run}" != run ]; then
   command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
   command -v docker-compose >/dev/null || need+=(docker-compose)
   command -v wrk >/dev/null || need+=(wrk)  # bench/ingest.py's load generator
+  # The web page's tests drive Debian's Chromium through its chromedriver (nothing downloads a browser).
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"

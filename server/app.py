@@ -10,7 +10,7 @@ from aiohttp import web
 
 from common.config import Settings, byte_size
 from common.loader import load_backend
-from server import cors, events, images, middleware, ops, uploads
+from server import cors, events, images, middleware, ops, page, uploads
 from server.backends import TABLE
 from server.files import Upload
 from server.http import READ_AHEAD
@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> web.Application:
     images.add_routes(app)
     events.add_routes(app)
     ops.add_routes(app)
+    page.add_routes(app)
     return app
 
 

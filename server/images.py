@@ -45,7 +45,7 @@ async def get_image(request: web.Request) -> web.Response:
     return web.json_response(state.status_body(media_id, record), status=state.http_status(record))
 
 
-def _etag_matches(request: web.Request, tag: str) -> bool:
+def etag_matches(request: web.Request, tag: str) -> bool:
     """If-None-Match names this ETag (weakly compared, as RFC 9110 says for it) or is "*"."""
     return any(given.value in (tag, ETAG_ANY) for given in request.if_none_match or ())
 
@@ -71,7 +71,7 @@ async def get_thumbnail(request: web.Request) -> web.Response:
         hdrs.ETAG: f'"{tag}"',
         hdrs.CACHE_CONTROL: PRIVATE_THUMBNAIL if res.settings.auth.api_key else PUBLIC_THUMBNAIL,
     }
-    if encoding == "binary" and _etag_matches(request, tag):
+    if encoding == "binary" and etag_matches(request, tag):
         return web.Response(status=304, headers=cache)
     data = await res.files.read_thumbnail(media_id, thumb_type, None if "sizes" not in record else size)
     if data is None:

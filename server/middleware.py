@@ -16,7 +16,9 @@ from server.resources import IN_FLIGHT, resources
 log = logging.getLogger("server.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = frozenset({"/health", "/ready"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/"})
+# The web page's script, style and icon (server/page.py): no data; the page asks for the key.
+OPEN_PREFIX = "/static/"
 CLIENT_LEFT = 499  # logged when the client closed the connection before its answer (nginx's code)
 # A handler may put fields here (media_id, bytes, ...) for the request's one access-log line.
 LOG_EXTRA = web.RequestKey("log_extra", dict)
@@ -86,7 +88,7 @@ def check_api_key(request: web.Request) -> None:
     Compared as bytes in constant time: a header that is not UTF-8 is just a wrong key.
     """
     key = resources(request).settings.auth.api_key
-    if not key or request.path in OPEN_PATHS:
+    if not key or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIX):
         return
     scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
     given = token.strip().encode("utf-8", "surrogateescape")
@@ -96,7 +98,7 @@ def check_api_key(request: web.Request) -> None:
 
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """When auth.api_key is set, every route but /health and /ready needs the Bearer key."""
+    """When auth.api_key is set, every route but /health, /ready and the web page needs the Bearer key."""
     check_api_key(request)
     return await handler(request)
 

@@ -8,11 +8,13 @@ ThumbnailUser walks a client's whole flow: upload, poll until done, fetch the th
 IngestOnlyUser (weight 0: only when named or picked with --class-picker) posts one fixed ~100 KB
 JPEG back to back, for the ingest benchmark. THUMBNAILIFY_API_KEY, when set, is sent as a Bearer
 token; BENCH_PAYLOAD may name the JPEG IngestOnlyUser posts.
+
+The requests are built by the client library (`client.calls`, the same the `thumbnailify` command
+sends) and sent with locust's own HTTP client, so its statistics and gevent concurrency apply.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import random
@@ -21,28 +23,25 @@ import time
 from pathlib import Path
 
 from locust import FastHttpUser, between, constant, task
+from locust.contrib.fasthttp import ResponseContextManager
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+from client import calls
 
 PHOTOS_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "photos"
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-TERMINAL = ("Completed", "Error")
 POLL_INTERVAL = 0.1  # seconds between status polls: often enough to see a ~100 ms job finish
 MAX_POLLS = 300  # ~30 s of polling, then the flow counts as failed
 INGEST_TARGET_BYTES = 100_000
 
 
-def _auth_headers() -> dict[str, str]:
-    key = os.environ.get("THUMBNAILIFY_API_KEY", "")
-    return {"Authorization": f"Bearer {key}"} if key else {}
-
-
 def _load_photos() -> list[tuple[str, bytes, str]]:
-    """(name, base64 body, Content-Type) of every test photo, encoded once for all users."""
+    """(name, bytes, Content-Type) of every test photo, read once for all users."""
     photos = []
     for path in sorted(PHOTOS_DIR.iterdir()):
         content_type = CONTENT_TYPES.get(path.suffix.lower())
         if content_type is not None:
-            photos.append((path.name, base64.b64encode(path.read_bytes()), content_type))
+            photos.append((path.name, path.read_bytes(), content_type))
     if not photos:
         raise RuntimeError(f"no .jpg/.png photos in {PHOTOS_DIR}")
     return photos
@@ -82,23 +81,34 @@ def _synthetic_photo(seed: int = 2024) -> bytes:
     return best
 
 
-def _ingest_payload() -> bytes:
+def _ingest_call() -> calls.Call:
+    """The benchmark's upload, built once: base64 and no Idempotency-Key, as its baseline was measured."""
     path = os.environ.get("BENCH_PAYLOAD")
     data = Path(path).read_bytes() if path else _synthetic_photo()
-    return base64.b64encode(data)
+    return calls.upload(data, "image/jpeg", idempotency_key=None, binary=False)
 
 
 PHOTOS = _load_photos()
-INGEST_BODY = _ingest_payload()
+INGEST_CALL = _ingest_call()
 
 
-class ThumbnailUser(FastHttpUser):
+class ApiUser(FastHttpUser):
+    """Sends the client library's calls with locust's client, with the key when one is set."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        self.auth = calls.bearer(os.environ.get("THUMBNAILIFY_API_KEY"))
+
+    def send(self, call: calls.Call) -> ResponseContextManager:
+        return self.client.request(call.method, call.target, name=call.name, data=call.body,
+                                   headers=self.auth | call.headers, catch_response=True)
+
+
+class ThumbnailUser(ApiUser):
     """A client's whole flow: POST a photo, poll its state, GET the thumbnail, DELETE it."""
 
     wait_time = between(0.5, 2)
-
-    def on_start(self) -> None:
-        self.headers = _auth_headers()
 
     @task
     def thumbnail_flow(self) -> None:
@@ -122,41 +132,35 @@ class ThumbnailUser(FastHttpUser):
 
     def _flow(self) -> None:
         name, body, content_type = random.choice(PHOTOS)
-        with self.client.post(
-            "/images", data=body, headers=self.headers | {"Content-Type": content_type},
-            name="/images", catch_response=True,
-        ) as response:
+        upload = calls.upload(body, content_type, idempotency_key=calls.new_idempotency_key())
+        with self.send(upload) as response:
             if response.status_code != 202:
                 response.failure(f"{name}: {response.status_code} {response.text[:200]}")
                 raise FlowFailed(f"upload refused with {response.status_code}")
             media_id = response.json()["media_id"]
         state = self._wait(media_id)
         if state == "Completed":
-            with self.client.get(
-                f"/images/{media_id}/thumbnail", headers=self.headers, name="/images/[id]/thumbnail",
-                catch_response=True,
-            ) as response:
+            with self.send(calls.thumbnail(media_id)) as response:
                 if response.status_code != 200:
                     response.failure(f"{response.status_code} {response.text[:200]}")
-        with self.client.delete(
-            f"/images/{media_id}", headers=self.headers, name="/images/[id]", catch_response=True
-        ) as response:
+        with self.send(calls.delete(media_id)) as response:
             if response.status_code != 204:
                 response.failure(f"{response.status_code} {response.text[:200]}")
         if state != "Completed":
             raise FlowFailed(f"{name} ended {state}")
 
     def _wait(self, media_id: str) -> str:
-        """Poll until Completed or Error; the last poll fails when the job never finishes."""
+        """Poll until Completed or Error; the last poll fails when the job never finishes.
+
+        Polling, not the event stream: each poll is a request locust can time and count.
+        """
         for attempt in range(MAX_POLLS):
-            with self.client.get(
-                f"/images/{media_id}", headers=self.headers, name="/images/[id]", catch_response=True
-            ) as response:
+            with self.send(calls.status(media_id)) as response:
                 if response.status_code not in (200, 202, 413, 415, 422):
                     response.failure(f"{response.status_code} {response.text[:200]}")
                     raise FlowFailed(f"status poll answered {response.status_code}")
                 state = response.json().get("state")
-                if state in TERMINAL:
+                if state in calls.TERMINAL:
                     return state
                 if attempt == MAX_POLLS - 1:
                     response.failure(f"still {state} after {MAX_POLLS} polls")
@@ -166,7 +170,7 @@ class ThumbnailUser(FastHttpUser):
         raise FlowFailed("never finished")
 
 
-class IngestOnlyUser(FastHttpUser):
+class IngestOnlyUser(ApiUser):
     """Uploads only, back to back: how many jobs per second the server can take in."""
 
     # Never mixed into a default run. Locust drops weight-0 classes even when they are named, so
@@ -174,14 +178,9 @@ class IngestOnlyUser(FastHttpUser):
     weight = 1 if {"IngestOnlyUser", "--class-picker"} & set(sys.argv[1:]) else 0
     wait_time = constant(0)
 
-    def on_start(self) -> None:
-        self.headers = _auth_headers() | {"Content-Type": "image/jpeg"}
-
     @task
     def upload(self) -> None:
-        with self.client.post(
-            "/images", data=INGEST_BODY, headers=self.headers, name="/images", catch_response=True
-        ) as response:
+        with self.send(INGEST_CALL) as response:
             if response.status_code != 202:
                 response.failure(f"{response.status_code} {response.text[:200]}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,7 @@ def test_locust_thumbnail_flow_has_no_failures(tmp_path: Path) -> None:
              "--headless", "-u", "8", "-r", "8", "-t", "10s", "--host", service.url,
              "--csv", str(tmp_path / "run"), "--only-summary", "--stop-timeout", "10"],
             capture_output=True, text=True, timeout=120, check=False,
+            env=os.environ | {"PYTHONPATH": str(ROOT)},  # the locustfile imports this tree's client library
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {row["Name"]: row for row in csv.DictReader((tmp_path / "run_stats.csv").open())}

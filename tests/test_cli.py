@@ -1,0 +1,181 @@
+"""`.venv/bin/thumbnailify` against the real service (with an API key), through a pipe and under a
+pseudo-terminal: a folder tree of good and bad files, the thumbnails written, the exit codes."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import re
+import select
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import PHOTOS
+from tests.harness import ROOT, Service
+
+pytestmark = pytest.mark.timeout(180)
+
+CLI = ROOT / ".venv" / "bin" / "thumbnailify"
+KEY = "cli-test-key"
+NOT_AN_IMAGE = b"these are words, not a JPEG\n"
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with Service("distributed", tmp_path_factory.mktemp("cli"), THUMBNAILIFY_AUTH_API_KEY=KEY) as running:
+        running.http.headers["Authorization"] = f"Bearer {KEY}"
+        yield running
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """Photos in nested folders, a text file named .jpg, a JPEG cut short, and files to skip."""
+    root = tmp_path / "pictures"
+    (root / "trip" / "day2").mkdir(parents=True)
+    (root / ".cache").mkdir()
+    shutil.copy(PHOTOS / "astronaut.jpg", root / "astronaut.jpg")
+    shutil.copy(PHOTOS / "camera.png", root / "trip" / "camera.png")
+    shutil.copy(PHOTOS / "coffee.jpg", root / "trip" / "day2" / "coffee.jpg")
+    (root / "broken.jpg").write_bytes(NOT_AN_IMAGE)
+    (root / "trip" / "cut.jpg").write_bytes((PHOTOS / "coffee.jpg").read_bytes()[:3000])
+    (root / "notes.txt").write_text("not an accepted type: never uploaded")
+    shutil.copy(PHOTOS / "astronaut.jpg", root / ".cache" / "hidden.jpg")
+    return root
+
+
+def environment(service: Service, **extra: str) -> dict[str, str]:
+    """This tree's `client` package whichever tree the shared venv's editable install points at."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("THUMBNAILIFY_")}
+    return env | {"PYTHONPATH": str(ROOT), "THUMBNAILIFY_URL": service.url, "THUMBNAILIFY_API_KEY": KEY} | extra
+
+
+def run(service: Service, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=120, check=False,
+                          env=environment(service, **extra))
+
+
+def run_in_terminal(service: Service, *args: str) -> tuple[int, bytes]:
+    """Exit status and everything written to the terminal, the CLI's stdout and stderr a pty."""
+    controller, terminal = pty.openpty()
+    env = environment(service, TERM="xterm-256color", COLUMNS="110", LINES="40", LC_ALL="C.UTF-8")
+    process = subprocess.Popen([str(CLI), *args], stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True,
+                               env=env)
+    os.close(terminal)
+    output = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 60)
+        assert ready, f"no output for 60 s:\n{output.decode(errors='replace')}"
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the terminal's other side is closed, the CLI has exited
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    return process.wait(timeout=30), output
+
+
+def expected_refusal(service: Service) -> str:
+    response = service.post(NOT_AN_IMAGE, "image/jpeg", raw=True, params={"encoding": "binary"})
+    assert response.status_code == 415
+    return response.json()["message"]
+
+
+def test_upload_through_a_pipe_writes_thumbnails_and_names_each_failure(service: Service, tree: Path,
+                                                                        tmp_path: Path) -> None:
+    out = tmp_path / "thumbs"
+    result = run(service, "upload", str(tree), "--out", str(out), "--jobs", "3")
+    print(result.stdout)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not ANSI.search(result.stdout.encode()) and "\r" not in result.stdout  # no animation in a pipe
+
+    written = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
+    assert written == ["astronaut.jpg", "trip/camera.png", "trip/day2/coffee.jpg"]
+    lines = result.stdout.splitlines()
+    # One line per file as it finishes: "<state> <path> -> <thumbnail>" or "<state> <path>: <message>".
+    by_file = {line[10:].split(" -> ")[0].split(": ")[0]: line for line in lines[:5]}
+    assert set(by_file) == {str(tree / name) for name in
+                            ("astronaut.jpg", "trip/camera.png", "trip/day2/coffee.jpg", "broken.jpg", "trip/cut.jpg")}
+    assert by_file[str(tree / "broken.jpg")] == f"Failed    {tree / 'broken.jpg'}: 415 {expected_refusal(service)}"
+
+    # The summary: every file with its state and media_id; the thumbnails equal the server's.
+    rows = {row[0]: row for row in (re.split(r"\s*\|\s*", line.strip("| ")) for line in lines[5:])
+            if row and row[0].startswith(str(tree))}
+    assert {name: row[1] for name, row in rows.items()} == {
+        str(tree / "astronaut.jpg"): "Completed", str(tree / "trip/camera.png"): "Completed",
+        str(tree / "trip/day2/coffee.jpg"): "Completed", str(tree / "broken.jpg"): "Failed",
+        str(tree / "trip/cut.jpg"): "Error",
+    }
+    cut = rows[str(tree / "trip/cut.jpg")]
+    assert cut[4] == service.wait(cut[2])["message"]
+    assert f"{tree / 'trip/cut.jpg'}: {cut[4]}" in by_file[str(tree / "trip/cut.jpg")]
+    for source in ("astronaut.jpg", "trip/camera.png", "trip/day2/coffee.jpg"):
+        row = rows[str(tree / source)]
+        assert row[3] == str(out / source)
+        data, _ = service.thumbnail(row[2])
+        assert (out / source).read_bytes() == data
+    assert lines[-1] == "5 files: 3 completed, 2 failed"
+
+
+def test_upload_on_a_terminal_draws_progress(service: Service, tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "thumbs"
+    status, output = run_in_terminal(service, "upload", str(tree / "trip"), str(tree / "astronaut.jpg"),
+                                     "--out", str(out))
+    text = ANSI.sub(b"", output).decode()
+    print(text)
+    assert status == 1, text
+    assert b"\x1b[?25l" in output  # the live display hid the cursor to redraw its bars in place
+    assert "All files" in text and "━" in text
+    assert "✓" in text and "✗" in text
+    assert "4 files: 3 completed, 1 failed" in text
+    assert sorted(path.name for path in out.rglob("*") if path.is_file()) == ["astronaut.jpg", "camera.png",
+                                                                               "coffee.jpg"]
+
+
+def test_upload_of_good_files_exits_0_and_the_other_commands(service: Service, tmp_path: Path) -> None:
+    photo = tmp_path / "rocket.jpg"
+    shutil.copy(PHOTOS / "rocket_portrait.jpg", photo)
+    result = run(service, "upload", str(photo), "--url", service.url, "--api-key", KEY, THUMBNAILIFY_URL="",
+                 THUMBNAILIFY_API_KEY="")
+    assert result.returncode == 0, result.stdout + result.stderr
+    media_id = re.search(r"\| Completed \| ([0-9a-f-]{36}) \|", result.stdout).group(1)
+
+    status = run(service, "status", media_id)
+    assert status.returncode == 0
+    assert '"state": "Completed"' in status.stdout and media_id in status.stdout
+
+    listed = run(service, "list", "--state", "Completed")
+    assert listed.returncode == 0
+    assert any(line.split("\t")[:2] == [media_id, "Completed"] for line in listed.stdout.splitlines())
+
+    deleted = run(service, "delete", media_id)
+    assert (deleted.returncode, deleted.stdout) == (0, f"deleted {media_id}\n")
+    again = run(service, "delete", media_id)
+    assert again.returncode == 1
+    assert again.stderr == f"thumbnailify: {media_id}: 404 no such media\n"
+    missing = run(service, "status", media_id)
+    assert (missing.returncode, missing.stderr) == (1, "thumbnailify: 404 no such media\n")
+
+    no_key = run(service, "list", THUMBNAILIFY_API_KEY="")
+    assert (no_key.returncode, no_key.stderr) == (1, "thumbnailify: 401 missing or wrong API key\n")
+
+
+def test_thumbnail_files_are_named_by_their_type(service: Service, tmp_path: Path) -> None:
+    """<stem>.<extension of the thumbnail's type>; two files with one name get -2."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copy(PHOTOS / "chelsea.png", tmp_path / "a" / "cat.png")
+    shutil.copy(PHOTOS / "chelsea.png", tmp_path / "b" / "cat.png")
+    out = tmp_path / "out"
+    result = run(service, "upload", str(tmp_path / "a" / "cat.png"), str(tmp_path / "b" / "cat.png"), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(path.name for path in out.iterdir()) == ["cat-2.png", "cat.png"]
+    assert Image.open(io.BytesIO((out / "cat.png").read_bytes())).format == "PNG"

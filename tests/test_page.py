@@ -1,0 +1,276 @@
+"""The web page (GET /) in a real headless Chromium against the real service.
+
+Debian's chromium and chromium-driver (scripts/install-system.sh test) driven by selenium; nothing
+downloads a browser. A missing browser fails these tests. The screenshot of the first run is kept
+as an artifact and its path printed.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from server.page import CONTENT_SECURITY_POLICY
+from tests.conftest import PHOTOS
+from tests.harness import ROOT, Service
+
+pytestmark = pytest.mark.timeout(180)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOT = ROOT / "var" / "test-artifacts" / "page.png"
+PHONE_SCREENSHOT = SCREENSHOT.with_name("page-phone.png")
+WAIT = 30  # seconds for anything the page should show; far above what it takes
+GOOD = ("astronaut.jpg", "camera.png", "coffee.jpg")
+NOT_AN_IMAGE = b"these are words, not a JPEG\n"
+PAGE_SIZE = 24  # items the page lists at a time (app.js)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        if not binary.is_file():
+            pytest.fail(f"{binary} is missing: `bash scripts/install-system.sh test` installs chromium and "
+                        "chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}", "--window-size=1280,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # The driver's path given: selenium's own driver manager never runs (it would download).
+    driver = webdriver.Chrome(service=DriverService(executable_path=str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver: WebDriver, what: str, condition):
+    """condition(driver)'s first truthy value; the page's state in the failure message."""
+    def attempt(d: WebDriver):
+        try:
+            return condition(d)
+        except StaleElementReferenceException:
+            return False
+    try:
+        return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(attempt)
+    except WebDriverException as exc:
+        gallery = driver.find_element(By.ID, "gallery").get_attribute("outerHTML")
+        raise AssertionError(f"page never showed {what}:\n{gallery[:4000]}") from exc
+
+
+def media_items(driver: WebDriver) -> list[WebElement]:
+    return driver.find_elements(By.CSS_SELECTOR, "#gallery [data-media-id]")
+
+
+def item(driver: WebDriver, media_id: str) -> WebElement:
+    return driver.find_element(By.CSS_SELECTOR, f'[data-media-id="{media_id}"]')
+
+
+def card(driver: WebDriver, filename: str) -> WebElement:
+    return driver.find_element(By.CSS_SELECTOR, f'[data-filename="{filename}"]')
+
+
+def thumbnail_shown(element: WebElement) -> tuple[int, int] | None:
+    """The natural size of the item's thumbnail once it has loaded."""
+    images = element.find_elements(By.CSS_SELECTOR, 'img[data-role="thumbnail"]')
+    if not images:
+        return None
+    width = int(images[0].get_property("naturalWidth") or 0)
+    return (width, int(images[0].get_property("naturalHeight"))) if width else None
+
+
+def live(driver: WebDriver) -> bool:
+    return driver.find_element(By.ID, "connection").get_attribute("data-connection") == "live"
+
+
+def page_errors(driver: WebDriver) -> list[str]:
+    """What the browser logged as errors (a CSP violation, a script error), beside the refused
+    requests the page expects and handles (a 415, a 401, the server away during its restart)."""
+    return [entry["message"] for entry in driver.get_log("browser")
+            if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]]
+
+
+def choose(driver: WebDriver, paths: list[Path]) -> None:
+    driver.find_element(By.ID, "files").send_keys("\n".join(str(path) for path in paths))
+
+
+def tiny_png(shade: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 3), (shade, 80, 160)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def api_ids(service: Service) -> list[str]:
+    return [body["media_id"] for body in service.get("/images").json()["items"]]
+
+
+def assert_page_files_served_and_cached(service: Service) -> None:
+    """Without a key; each file under the fingerprint the page names is cached for good, the page
+    itself revalidated; an ETag answers 304; an unknown name is a JSON 404."""
+    page = service.get("/")
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert page.headers["Cache-Control"] == "no-cache"
+    assert service.get("/", headers={"If-None-Match": page.headers["ETag"]}).status_code == 304
+    named = dict(re.findall(r'"/static/([\w.]+)\?v=(\w+)"', page.text))
+    assert set(named) == {"app.js", "app.css", "icon.svg"}
+    for name, version in named.items():
+        current = service.get(f"/static/{name}", params={"v": version})
+        assert current.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert current.headers["ETag"] == f'"{version}"'
+        assert current.content == (ROOT / "server" / "static" / name).read_bytes()
+        assert service.get(f"/static/{name}").headers["Cache-Control"] == "no-cache"
+        assert service.get(f"/static/{name}", headers={"If-None-Match": f'"{version}"'}).status_code == 304
+    assert service.get("/static/app.js").headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert service.get("/static/icon.svg").headers["Content-Type"] == "image/svg+xml"
+    missing = service.get("/static/index.html")
+    assert (missing.status_code, missing.json()) == (404, {"message": "no such file"})
+
+
+def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDriver, tmp_path: Path, capsys) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    for name in GOOD:
+        shutil.copy(PHOTOS / name, files / name)
+    (files / "broken.jpg").write_bytes(NOT_AN_IMAGE)
+    (files / "cut.jpg").write_bytes((PHOTOS / "coffee.jpg").read_bytes()[:3000])  # a JPEG that ends early
+
+    with Service("embedded", tmp_path / "service", workers=1) as service:
+        page = service.get("/")
+        assert page.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        refusal = service.post(NOT_AN_IMAGE, "image/jpeg", raw=True, params={"encoding": "binary"})
+        assert refusal.status_code == 415
+
+        browser.get(service.url + "/")
+        wait_for(browser, "a live event stream", live)
+        wait_for(browser, "the empty gallery", lambda d: d.find_element(By.ID, "empty").is_displayed())
+        choose(browser, [files / name for name in (*GOOD, "broken.jpg", "cut.jpg")])
+
+        # Each photo: its own card, then Completed with the server's thumbnail.
+        def completed(d: WebDriver) -> dict[str, str] | None:
+            done = {}
+            for name in GOOD:
+                element = card(d, name)
+                if element.get_attribute("data-state") != "Completed" or not thumbnail_shown(element):
+                    return None
+                done[name] = element.get_attribute("data-media-id")
+            return done
+        uploaded = wait_for(browser, "every photo Completed with its thumbnail", completed)
+        for name, media_id in uploaded.items():
+            data, _ = service.thumbnail(media_id)
+            assert thumbnail_shown(card(browser, name)) == Image.open(io.BytesIO(data)).size, name
+
+        # The refused file shows the server's own message; the broken JPEG its Error.
+        broken = wait_for(browser, "broken.jpg refused", lambda d: card(d, "broken.jpg").get_attribute(
+            "data-state") == "Refused" and card(d, "broken.jpg"))
+        assert broken.find_element(By.CSS_SELECTOR, '[data-role="message"]').text == refusal.json()["message"]
+        assert broken.get_attribute("data-media-id") is None
+        cut = wait_for(browser, "cut.jpg in Error", lambda d: card(d, "cut.jpg").get_attribute(
+            "data-state") == "Error" and card(d, "cut.jpg"))
+        cut_id = cut.get_attribute("data-media-id")
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOT))  # every state at once: Completed, Error, Refused
+        assert cut.find_element(By.CSS_SELECTOR, '[data-role="message"]').text == service.wait(cut_id)["message"]
+        assert sorted(api_ids(service)) == sorted([*uploaded.values(), cut_id])
+
+        # One click deletes: gone from the page and from the server.
+        gone = uploaded["camera.png"]
+        item(browser, gone).find_element(By.CSS_SELECTOR, '[data-role="delete"]').click()
+        wait_for(browser, "the deleted item gone", lambda d: not d.find_elements(
+            By.CSS_SELECTOR, f'[data-media-id="{gone}"]'))
+        assert service.get(f"/images/{gone}").status_code == 404
+
+        # A server restart: the page reconnects by itself and shows what happens next, live.
+        service.stop()
+        wait_for(browser, "the page noticing the restart", lambda d: not live(d))
+        service.start()
+        wait_for(browser, "the page reconnected", live)
+        later = service.upload((PHOTOS / "rocket_portrait.jpg").read_bytes(), "image/jpeg")
+        wait_for(browser, "an upload made elsewhere, live", lambda d: item(d, later).get_attribute(
+            "data-state") == "Completed" and thumbnail_shown(item(d, later)))
+        assert media_items(browser)[0].get_attribute("data-media-id") == later
+
+        # Reload: the server's order (newest first), names kept for the tab, the deleted one absent.
+        browser.refresh()
+        wait_for(browser, "the gallery after a reload", lambda d: len(media_items(d)) == 4)
+        shown = [element.get_attribute("data-media-id") for element in media_items(browser)]
+        assert shown == api_ids(service)
+        assert gone not in shown
+        assert item(browser, uploaded["astronaut.jpg"]).find_element(By.CSS_SELECTOR, ".name").text == "astronaut.jpg"
+        wait_for(browser, "thumbnails after the reload",
+                 lambda d: all(thumbnail_shown(item(d, media_id)) for media_id in (*uploaded.values(), later)
+                               if media_id != gone))
+
+        browser.set_window_size(390, 844)  # a phone
+        browser.save_screenshot(str(PHONE_SCREENSHOT))
+        browser.set_window_size(1280, 1000)
+        with capsys.disabled():
+            print(f"\npage screenshots: {SCREENSHOT} {PHONE_SCREENSHOT}")
+
+        # The state filter lists only what is in that state.
+        Select(browser.find_element(By.ID, "state-filter")).select_by_value("Error")
+        wait_for(browser, "only the Error item", lambda d: [e.get_attribute("data-media-id") for e in media_items(d)]
+                 == [cut_id])
+        Select(browser.find_element(By.ID, "state-filter")).select_by_value("")
+        wait_for(browser, "everything again", lambda d: len(media_items(d)) == 4)
+
+        # The thumbnail opens the larger view with the details; Escape closes it.
+        item(browser, uploaded["coffee.jpg"]).find_element(By.CSS_SELECTOR, "button.open").click()
+        viewer = browser.find_element(By.ID, "viewer")
+        wait_for(browser, "the viewer", lambda d: viewer.get_attribute("open") is not None)
+        assert browser.find_element(By.ID, "viewer-title").text == "coffee.jpg"
+        assert browser.find_element(By.ID, "viewer-image").get_property("naturalWidth") > 0
+        ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+        wait_for(browser, "the viewer closed", lambda d: viewer.get_attribute("open") is None)
+        assert page_errors(browser) == []
+
+
+def test_page_asks_for_the_api_key_and_keeps_it_for_the_session(browser: WebDriver, tmp_path: Path) -> None:
+    key = "page-test-key"
+    with Service("embedded", tmp_path / "service", workers=1, THUMBNAILIFY_AUTH_API_KEY=key) as service:
+        assert service.get("/images").status_code == 401
+        assert_page_files_served_and_cached(service)
+        service.http.headers["Authorization"] = f"Bearer {key}"
+        earlier = [service.upload(tiny_png(shade), "image/png") for shade in range(PAGE_SIZE + 1)]
+        browser.get(service.url + "/")
+        form = browser.find_element(By.ID, "key-form")
+        wait_for(browser, "the key form", lambda d: form.is_displayed())
+        field = browser.find_element(By.ID, "api-key")
+        field.send_keys("not-the-key\n")
+        wait_for(browser, "the wrong key refused", lambda d: "not accepted" in d.find_element(By.ID, "key-error").text)
+        field.send_keys(key + "\n")
+        wait_for(browser, "a live stream with the key", live)
+        assert not form.is_displayed()
+
+        # A page at a time, newest first; "Load more" follows the cursor.
+        wait_for(browser, "the first page", lambda d: len(media_items(d)) == PAGE_SIZE)
+        browser.find_element(By.ID, "load-more").click()
+        wait_for(browser, "the second page", lambda d: len(media_items(d)) == PAGE_SIZE + 1)
+        assert [e.get_attribute("data-media-id") for e in media_items(browser)] == earlier[::-1]
+        assert not browser.find_element(By.ID, "load-more").is_displayed()
+
+        choose(browser, [PHOTOS / "chelsea.png"])
+        wait_for(browser, "the photo Completed with its thumbnail", lambda d: card(d, "chelsea.png").get_attribute(
+            "data-state") == "Completed" and thumbnail_shown(card(d, "chelsea.png")))
+        media_id = card(browser, "chelsea.png").get_attribute("data-media-id")
+
+        browser.refresh()  # the key is kept for the tab: no question, the item is there
+        wait_for(browser, "the item after a reload", lambda d: thumbnail_shown(item(d, media_id)))
+        assert not browser.find_element(By.ID, "key-form").is_displayed()
+        assert browser.execute_script("return sessionStorage.getItem('thumbnailify.apiKey')") == key
+        assert page_errors(browser) == []
