@@ -77,7 +77,7 @@ _SOURCE_LOCATION = re.compile(r" @ (?:warning|error|fatal)/[\w./-]+/\d+")
 
 def scrubbed(message: str, source: Path) -> str:
     """A decoder's message as the client may read it: no paths, no library internals."""
-    return _SOURCE_LOCATION.sub("", message.replace(str(source), "the upload"))
+    return _SOURCE_LOCATION.sub("", message.replace(f"`{source}'", "the upload").replace(str(source), "the upload"))
 
 
 @contextmanager
