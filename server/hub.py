@@ -18,17 +18,14 @@ BACKLOG = 256  # changes one stream may fall behind by before it is closed (the 
 
 
 class Subscription:
-    """The changes one stream waits for: all of them, or one media's."""
+    """The changes one stream waits for, as the hub hands them over."""
 
-    def __init__(self, media_id: str | None) -> None:
-        self.media_id = media_id
+    def __init__(self) -> None:
         self._changes: deque[Change] = deque()
         self._ready = asyncio.Event()
         self.ended = False
 
     def offer(self, change: Change) -> None:
-        if self.media_id is not None and change[0] != self.media_id:
-            return
         if len(self._changes) >= BACKLOG:
             self.ended = True  # too slow a reader: better closed than silently behind
         else:
@@ -49,28 +46,35 @@ class Subscription:
 
 
 class EventHub:
+    """Subscriptions to everything, and to one media each (found by id: a change costs the
+    streams that want it, not every stream open)."""
+
     def __init__(self) -> None:
-        self._subscriptions: set[Subscription] = set()
+        self._everything: set[Subscription] = set()
+        self._by_media: dict[str, set[Subscription]] = {}
 
     @contextlib.contextmanager
     def subscribe(self, media_id: str | None = None) -> Iterator[Subscription]:
-        subscription = Subscription(media_id)
-        self._subscriptions.add(subscription)
+        subscription = Subscription()
+        group = self._everything if media_id is None else self._by_media.setdefault(media_id, set())
+        group.add(subscription)
         try:
             yield subscription
         finally:
-            self._subscriptions.discard(subscription)
+            group.discard(subscription)
+            if media_id is not None and not group:
+                self._by_media.pop(media_id, None)
 
     async def run(self, changes: AsyncIterator[Change]) -> None:
         async for change in changes:
-            for subscription in list(self._subscriptions):
+            for subscription in [*self._everything, *self._by_media.get(change[0], ())]:
                 subscription.offer(change)
 
     def close(self) -> None:
         """End every stream (server shutdown): clients reconnect to another process."""
-        for subscription in list(self._subscriptions):
+        for subscription in [*self._everything, *(s for group in self._by_media.values() for s in group)]:
             subscription.end()
 
     @property
     def streams(self) -> int:
-        return len(self._subscriptions)
+        return len(self._everything) + sum(len(group) for group in self._by_media.values())
