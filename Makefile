@@ -15,7 +15,7 @@ stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ an
 	$(STACK_ENV) $(PY) -m common.launch --workers 2
 
 test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
-	$(PY) -m pytest
+	$(PY) -m pytest -n 3 --dist loadfile  # a file per process: most tests wait on services, not cores
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

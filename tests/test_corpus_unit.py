@@ -12,7 +12,6 @@ import io
 import json
 import re
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -43,15 +42,8 @@ def real_services() -> None:
 
 
 @pytest.fixture(scope="module")
-def timed_cases() -> tuple[list[Case], float]:
-    start = time.perf_counter()
-    cases = build_cases(PHOTOS)
-    return cases, time.perf_counter() - start
-
-
-@pytest.fixture(scope="module")
-def cases(timed_cases: tuple[list[Case], float]) -> list[Case]:
-    return timed_cases[0]
+def cases() -> list[Case]:
+    return build_cases(PHOTOS)
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +52,6 @@ def by_name(cases: list[Case]) -> dict[str, Case]:
 
 
 # ---------------------------------------------------------------- shape of the corpus
-
-
-def test_generation_is_fast(timed_cases: tuple[list[Case], float]) -> None:
-    assert timed_cases[1] < 10, f"build_cases took {timed_cases[1]:.1f} s"
 
 
 def test_enough_unique_slug_names(cases: list[Case]) -> None:
