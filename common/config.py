@@ -45,6 +45,7 @@ class ServerSettings:
 @dataclass(frozen=True)
 class WorkerSettings:
     processes: int = 0
+    video_processes: int = 1
     webhook_processes: int = 1
     prefetch: int = 1
     job_timeout: float = 60.0
@@ -150,6 +151,11 @@ class ThumbnailSettings:
 
 
 @dataclass(frozen=True)
+class VideoSettings:
+    scan_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class AuthSettings:
     api_key: str = ""
 
@@ -185,6 +191,7 @@ class Settings:
     files: FilesSettings = field(default_factory=FilesSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     thumbnail: ThumbnailSettings = field(default_factory=ThumbnailSettings)
+    video: VideoSettings = field(default_factory=VideoSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
