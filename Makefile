@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 # The distributed stack on this machine: Redis for state, RabbitMQ for jobs.
 STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbitmq
 
-.PHONY: run stack test lint check-deploy services system-run system-test bench clean
+.PHONY: run stack test lint check-deploy services system-run system-test system-bench bench clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
 	$(PY) -m common.launch
 
-stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ and 2 workers
+stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ, 2 photo workers, a video worker
 	$(STACK_ENV) $(PY) -m common.launch --workers 2
 
 test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
@@ -32,14 +32,17 @@ system-run:
 system-test:
 	bash scripts/install-system.sh test
 
+system-bench:
+	bash scripts/install-system.sh bench
+
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)
 
-bench: $(STAMP) services
-	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images
+bench: system-bench $(STAMP) services
+	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images && $(PY) -m bench.video
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

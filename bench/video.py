@@ -150,7 +150,7 @@ def main() -> int:
     on_sigterm_raise()
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        print("no ffmpeg on PATH: `bash scripts/install-system.sh test` installs Debian's")
+        print("no ffmpeg on PATH: `bash scripts/install-system.sh bench` (or `make bench`) installs Debian's")
         return 2
     begun = time.perf_counter()
     files = inputs()
