@@ -16,6 +16,7 @@ Findings (PyAV 18.1 / FFmpeg 8.0, probed here):
 
 from __future__ import annotations
 
+import os
 import struct
 import tempfile
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ QUADRANTS = (RED, GREEN, BLUE, WHITE)  # top-left, top-right, bottom-left, botto
 SIZE = (320, 180)
 FPS = 10
 MOV_DEMUXER = "mov,mp4,m4a,3gp,3g2,mj2"
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1's encoder: errors only on stderr
 
 
 def quadrants(size: tuple[int, int] = SIZE, colours: Sequence[RGB] = QUADRANTS) -> Image.Image:
@@ -99,6 +101,16 @@ def webm(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
 
 def mov(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
     return encode(frames, container="mov", options={"preset": "veryfast"}, **kw)  # type: ignore[arg-type]
+
+
+def hevc_mov(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
+    """What an iPhone records: HEVC in a QuickTime movie."""
+    quiet = {"preset": "ultrafast", "x265-params": "log-level=error"}
+    return encode(frames, container="mov", codec="libx265", options=quiet, **kw)  # type: ignore[arg-type]
+
+
+def av1_webm(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
+    return encode(frames, container="webm", codec="libsvtav1", options={"preset": "12"}, **kw)  # type: ignore[arg-type]
 
 
 def quadrant_checks(colours: Sequence[RGB] = QUADRANTS) -> tuple[Corner, ...]:
@@ -261,6 +273,12 @@ def video_cases() -> list[Case]:
                SIZE, MeanColour((0.1, 0.1, 0.9, 0.9), YELLOW)),
         _video("mp4-large-frame-small-box", "video/mp4", mp4([quadrants((1280, 720))] * 3), (1280, 720),
                *quadrant_checks()),
+        _video("mov-hevc-portrait", "video/quicktime", hevc_mov([quadrants()] * 3, rotation=-90), SIZE[::-1],
+               *quadrant_checks((BLUE, RED, WHITE, GREEN)), note="as an iPhone records: HEVC, display matrix -90"),
+        _video("webm-av1", "video/webm", av1_webm([quadrants()] * 3), SIZE, *quadrant_checks()),
+        _video("mov-mjpeg-lowres", "video/quicktime",
+               encode([quadrants((1280, 720))] * 2, container="mov", codec="mjpeg", pix_fmt="yuvj420p"), (1280, 720),
+               *quadrant_checks(), note="Motion JPEG is decoded at 1/4 size (lowres): still 2x the box"),
         _worker_error("mp4-truncated-no-moov", "video/mp4", h264_tail_moov[: len(h264_tail_moov) // 2], 422,
                       note="cut in mdat: the index (moov) is never reached"),
         _worker_error("mp4-truncated-in-moov", "video/mp4", h264_faststart[: moov_at + 200], 422),
