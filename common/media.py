@@ -17,11 +17,6 @@ class MediaType:
     magic: str  # the signature family its bytes must show (HEIC and HEIF share one)
     keeps_format: bool = True  # its thumbnail has the same type; else JPEG (PNG with transparency)
 
-    @property
-    def kind(self) -> str:
-        """The kind of worker that makes its thumbnails: its main type (image, video)."""
-        return self.name.partition("/")[0]
-
 
 JPEG = MediaType("image/jpeg", "jpg", "JPEG", animated=False, magic="jpeg")
 PNG = MediaType("image/png", "png", "PNG", animated=False, magic="png")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from wand.image import Image
 from common import state
 from common.config import LimitsSettings, Settings, ThumbnailSettings, VideoSettings
 from common.media import JPEG, MediaType
+from common.queues import media_kind
 from worker.thumbnails import ImageRejected, SizedThumbnail, Thumbnails, fit
 
 RENDERING = "video-1"  # changed whenever a change of this module changes what thumbnails look like
@@ -76,7 +78,7 @@ class VideoHandler:
         return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
 
     def make(self, source: Path, media_type: MediaType) -> Thumbnails:
-        if media_type.kind != "video":
+        if media_kind(media_type.name) != "video":
             raise ImageRejected(state.UNSUPPORTED, f"{media_type.name} is not a video")
         try:
             with self._open(source, media_type) as container:
@@ -124,7 +126,7 @@ class VideoHandler:
         """Decoder options that cost quality invisible at thumbnail size: half the size or less."""
         if not width or not height:
             return {}
-        largest = max((fit(width, height, box.width, box.height) for box in self.boxes), key=lambda size: size[0])
+        largest = max((fit(width, height, box.width, box.height) for box in self.boxes), key=lambda s: s[0] * s[1])
         shrink = min(width // (2 * largest[0]), height // (2 * largest[1]))
         options = {}
         if shrink >= 1:
@@ -142,15 +144,25 @@ class VideoHandler:
         first = next(frames, None)
         if first is None:
             raise ImageRejected(state.UNDECODABLE, "cannot decode the video: no frame could be decoded")
-        if not is_black(first):
+        if not is_black(first) or first.pts is None or stream.time_base is None:  # no timestamps: no window
             return first
-        start = _seconds(first, stream, 0)
+        try:
+            return self._first_bright(container, stream, frames, first) or first
+        except av.FFmpegError:  # damaged further on: the first frame is still a picture
+            return first
+
+    def _first_bright(
+        self, container: av.container.InputContainer, stream: VideoStream, frames: Iterator[VideoFrame],
+        first: VideoFrame,
+    ) -> VideoFrame | None:
+        start = _seconds(first, stream)
         end = start + self.scan_seconds
-        # Keyframes only: the first bright one bounds where the first bright frame can be.
+        # Keyframes only (the decoder drops the rest unread): the first bright one bounds where
+        # the first bright frame can be.
         stream.codec_context.skip_frame = "NONKEY"
         last_black, bright_at = first, end
         for keyframe in frames:
-            at = _seconds(keyframe, stream, start)
+            at = _seconds(keyframe, stream)
             if at > end:
                 break
             if not is_black(keyframe):
@@ -159,15 +171,15 @@ class VideoHandler:
             last_black = keyframe
         # Then every frame from the last black keyframe up to there.
         stream.codec_context.skip_frame = "DEFAULT"
-        if last_black.pts is not None:
-            container.seek(last_black.pts, stream=stream, backward=True)
+        container.seek(last_black.pts, stream=stream, backward=True)
+        after = _seconds(last_black, stream)
         for frame in container.decode(stream):
-            at = _seconds(frame, stream, start)
+            at = _seconds(frame, stream)
             if at > bright_at:
                 break
-            if at >= _seconds(last_black, stream, start) and not is_black(frame):
+            if at >= after and not is_black(frame):
                 return frame
-        return first
+        return None
 
     def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[SizedThumbnail, ...]:
         """Every size, each scaled from the decoded frame (area average), turned, as JPEG."""
@@ -208,7 +220,6 @@ def _packed(frame: VideoFrame, channels: int) -> bytes:
     return b"".join(data[y * plane.line_size : y * plane.line_size + row] for y in range(frame.height))
 
 
-def _seconds(frame: VideoFrame, stream: VideoStream, default: float) -> float:
-    if frame.pts is None or stream.time_base is None:
-        return default
-    return float(frame.pts * stream.time_base)
+def _seconds(frame: VideoFrame, stream: VideoStream) -> float:
+    """The frame's time; one without a timestamp counts as past any window."""
+    return float("inf") if frame.pts is None else float(frame.pts * stream.time_base)
