@@ -234,6 +234,12 @@ def black_intro() -> bytes:
     return mp4(frames, gop=7)
 
 
+def black_intro_cut_on_keyframe() -> bytes:
+    """1 s black, then red from a keyframe on (1.0 s), green from 1.5 s: the keyframe is the answer."""
+    frames = [flat(BLACK)] * 10 + [quadrants(colours=(RED,) * 4)] * 5 + [quadrants(colours=(GREEN,) * 4)] * 10
+    return mp4(frames, gop=10)
+
+
 def black_past_window() -> bytes:
     """Black (by luma) for 6 s, the first frame tinted red, then white: past video.scan_seconds
     (5), so the thumbnail is the first frame."""
@@ -265,6 +271,8 @@ def video_cases() -> list[Case]:
                *quadrant_checks((GREEN, WHITE, RED, BLUE))),
         _video("mp4-black-intro", "video/mp4", black_intro(), SIZE, MeanColour((0.1, 0.1, 0.9, 0.9), RED),
                note="the first frame that is not black (1.0 s), not the first bright keyframe (1.4 s, green)"),
+        _video("mp4-black-intro-cut-on-keyframe", "video/mp4", black_intro_cut_on_keyframe(), SIZE,
+               MeanColour((0.1, 0.1, 0.9, 0.9), RED)),
         _video("mp4-all-black", "video/mp4", mp4([flat(BLACK)] * 20), SIZE, MeanColour((0, 0, 1, 1), BLACK, 8)),
         _video("mp4-black-past-scan-window", "video/mp4", black_past_window(), SIZE,
                MeanColour((0.1, 0.1, 0.9, 0.9), (115, 0, 0), 30),

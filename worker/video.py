@@ -23,7 +23,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -140,46 +139,48 @@ class VideoHandler:
 
     def _pick(self, container: av.container.InputContainer, stream: VideoStream) -> VideoFrame:
         """The first frame that is not black within the scan window, else the first frame."""
-        frames = container.decode(stream)
-        first = next(frames, None)
+        first = _first_frame(container, stream)
         if first is None:
             raise ImageRejected(state.UNDECODABLE, "cannot decode the video: no frame could be decoded")
         if not is_black(first) or first.pts is None or stream.time_base is None:  # no timestamps: no window
             return first
         try:
-            return self._first_bright(container, stream, frames, first) or first
+            return self._first_bright(container, stream, first) or first
         except av.FFmpegError:  # damaged further on: the first frame is still a picture
             return first
 
     def _first_bright(
-        self, container: av.container.InputContainer, stream: VideoStream, frames: Iterator[VideoFrame],
-        first: VideoFrame,
+        self, container: av.container.InputContainer, stream: VideoStream, first: VideoFrame
     ) -> VideoFrame | None:
         start = _seconds(first, stream)
         end = start + self.scan_seconds
         # Keyframes only (the decoder drops the rest unread): the first bright one bounds where
         # the first bright frame can be.
         stream.codec_context.skip_frame = "NONKEY"
-        last_black, bright_at = first, end
-        for keyframe in frames:
+        container.seek(first.pts, stream=stream, backward=True)
+        last_black, bright = first, None
+        for keyframe in container.decode(stream):
             at = _seconds(keyframe, stream)
+            if at <= start:
+                continue
             if at > end:
                 break
             if not is_black(keyframe):
-                bright_at = at
+                bright = keyframe
                 break
             last_black = keyframe
-        # Then every frame from the last black keyframe up to there.
+        # Then every frame from the last black keyframe up to there (the bright keyframe itself
+        # is decoded already).
         stream.codec_context.skip_frame = "DEFAULT"
         container.seek(last_black.pts, stream=stream, backward=True)
-        after = _seconds(last_black, stream)
+        after, bright_at = _seconds(last_black, stream), _seconds(bright, stream) if bright else end
         for frame in container.decode(stream):
             at = _seconds(frame, stream)
-            if at > bright_at:
+            if at >= bright_at:
                 break
-            if at >= after and not is_black(frame):
+            if at > after and not is_black(frame):
                 return frame
-        return None
+        return bright
 
     def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[SizedThumbnail, ...]:
         """Every size, each scaled from the decoded frame (area average), turned, as JPEG."""
@@ -201,6 +202,22 @@ class VideoHandler:
                 img.compression_quality = self.jpeg_quality
                 sizes.append(SizedThumbnail(box.name, img.make_blob(), *fitted))
         return tuple(sizes)
+
+
+def _first_frame(container: av.container.InputContainer, stream: VideoStream) -> VideoFrame | None:
+    """The first frame from the fewest packets: once the first keyframe is in, the decoder is
+    drained instead of fed the frames its reordering delay would wait for (with B-frames, several
+    more full decodes). Any seek afterwards resets it."""
+    context = stream.codec_context
+    for packet in container.demux(stream):
+        frames = packet.decode()
+        if not frames and packet.is_keyframe:
+            frames = context.decode(None)
+            if not frames:
+                context.flush_buffers()  # drained for nothing: ready for the next packets
+        if frames:
+            return frames[0]
+    return None
 
 
 def is_black(frame: VideoFrame) -> bool:
