@@ -3,7 +3,7 @@
 
     .venv/bin/python -m bench.video [--rounds 9]
 
-(1) A 1080p H.264 MP4 (3 s of a moving photo, 12 Mbit/s, as a phone records): VideoHandler.make
+(1) A 1080p H.264 MP4 (3 s of a moving photo, CRF 20 capped at 12 Mbit/s, as a phone records): VideoHandler.make
 in this process (the worker's time for a job: open, decode, scale, JPEG) against
 `ffmpeg -ss 0 -i FILE -frames:v 1 -vf scale=100:-1 OUT.jpg` (Debian's ffmpeg, a fresh process each
 time, as the baseline is stated), interleaved rounds, medians. The same for a 1080p video with a
