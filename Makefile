@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 # The distributed stack on this machine: Redis for state, RabbitMQ for jobs.
 STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbitmq
 
-.PHONY: run stack test lint check-deploy services system-run system-test bench clean
+.PHONY: run stack test lint check-deploy services system-run system-test system-bench bench clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
 	$(PY) -m common.launch
 
-stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ and 2 workers
+stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ, 2 photo workers, a video worker
 	$(STACK_ENV) $(PY) -m common.launch --workers 2
 
 test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
@@ -32,6 +32,9 @@ system-run:
 system-test:
 	bash scripts/install-system.sh test
 
+system-bench:
+	bash scripts/install-system.sh bench
+
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -39,8 +42,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q -e .  # the thumbnailify command, .venv/bin/thumbnailify
 	touch $(STAMP)
 
-bench: $(STAMP) services  ## BEFORE=<checkout of older code> adds it as the hardening bench's baseline
-	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images \
+bench: system-bench $(STAMP) services  ## BEFORE=<checkout of older code> adds it as the hardening bench's baseline
+	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images && $(PY) -m bench.video \
 		&& $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
 
 clean:

@@ -46,6 +46,7 @@ class ServerSettings:
 @dataclass(frozen=True)
 class WorkerSettings:
     processes: int = 0
+    video_processes: int = 1
     webhook_processes: int = 1
     prefetch: int = 1
     job_timeout: float = 60.0
@@ -151,6 +152,11 @@ class ThumbnailSettings:
 
 
 @dataclass(frozen=True)
+class VideoSettings:
+    scan_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class AuthSettings:
     api_key: str = ""
 
@@ -193,6 +199,7 @@ class Settings:
     files: FilesSettings = field(default_factory=FilesSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     thumbnail: ThumbnailSettings = field(default_factory=ThumbnailSettings)
+    video: VideoSettings = field(default_factory=VideoSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)

@@ -1,7 +1,8 @@
 """`python -m common.launch`: the whole service on one machine, what `make run` starts.
 
-The server and worker.processes workers (one per core when 0) as child processes, restarted when
-one dies, all stopped by Ctrl-C or SIGTERM. With the embedded queue, jobs claimed by workers of an
+The server, worker.processes photo workers (one per core when 0), worker.video_processes video
+workers and worker.webhook_processes webhook workers as child processes, restarted when one dies,
+all stopped by Ctrl-C or SIGTERM. With the embedded queue, jobs claimed by workers of an
 earlier run that was killed are handed out again first, so nothing stays Processing.
 """
 
@@ -22,13 +23,15 @@ log = logging.getLogger("launch")
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m common.launch")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: config)")
+    parser.add_argument("--workers", type=int, default=None, help="photo worker processes (default: config)")
+    parser.add_argument("--video-workers", type=int, default=None, help="video worker processes (default: config)")
     args = parser.parse_args()
     settings = load_settings()
     setup_logging(settings.log, "launch")
     workers = args.workers
     if workers is None:
         workers = settings.worker.processes or os.cpu_count() or 1
+    video_workers = settings.worker.video_processes if args.video_workers is None else args.video_workers
     if settings.backends.queue == "sqlite":
         db = Database(settings.path(settings.sqlite.path))
         released = release_all(db)
@@ -38,7 +41,7 @@ def main() -> int:
     children = [Child("server", [sys.executable, "-m", "server"])]
     # Workers on one machine cannot share a metrics port: worker i serves on metrics_port + i.
     base_port = settings.worker.metrics_port
-    kinds = ["image"] * workers + ["webhook"] * settings.worker.webhook_processes
+    kinds = ["image"] * workers + ["video"] * video_workers + ["webhook"] * settings.worker.webhook_processes
     children += [
         Child(f"worker-{i}" if kind == "image" else f"{kind}-worker-{i}",
               [sys.executable, "-m", "worker", "--kind", kind],
@@ -46,8 +49,8 @@ def main() -> int:
         for i, kind in enumerate(kinds)
     ]
     log.info(
-        "starting server on http://%s:%d with %d photo workers and %d webhook workers (store=%s, queue=%s)",
-        settings.server.host, settings.server.port, workers, settings.worker.webhook_processes,
+        "starting server on http://%s:%d with %d photo, %d video and %d webhook workers (store=%s, queue=%s)",
+        settings.server.host, settings.server.port, workers, video_workers, settings.worker.webhook_processes,
         settings.backends.store, settings.backends.queue,
     )
     return Supervisor(children, grace_seconds=settings.worker.job_timeout + 5).run()

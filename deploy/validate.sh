@@ -41,9 +41,9 @@ $COMPOSE -f docker-compose.yml config | "$PYTHON" -c '
 import sys, yaml
 cfg = yaml.safe_load(sys.stdin)
 svcs = cfg["services"]
-missing = {"redis", "rabbitmq", "server", "worker"} - set(svcs)
+missing = {"redis", "rabbitmq", "server", "worker", "video-worker"} - set(svcs)
 assert not missing, f"missing services: {sorted(missing)}"
-for name in ("server", "worker"):
+for name in ("server", "worker", "video-worker"):
     s = svcs[name]
     for dep in ("redis", "rabbitmq"):
         cond = s.get("depends_on", {}).get(dep, {}).get("condition")
@@ -58,8 +58,13 @@ assert svcs["worker"].get("deploy", {}).get("replicas") == 2, "worker: deploy.re
 # The metrics thread answers while a worker hangs: only /health tells the main loop is alive.
 assert "/health" in " ".join(svcs["worker"]["healthcheck"]["test"]), "worker: healthcheck does not ask /health"
 assert svcs["worker"].get("restart") in ("always", "unless-stopped"), "worker: no restart policy"
+video = svcs["video-worker"]
+assert video.get("command", [])[-2:] == ["--kind", "video"], "video-worker: command is not python -m worker --kind video"
+assert video.get("image") == svcs["worker"].get("image"), "video-worker: not the worker image"
+assert "/health" in " ".join(video["healthcheck"]["test"]), "video-worker: healthcheck does not ask /health"
+assert video.get("restart") in ("always", "unless-stopped"), "video-worker: no restart policy"
 assert {"media", "redis-data", "rabbitmq-data"} <= set(cfg.get("volumes") or {}), "named volumes missing"
-print("OK   compose services", ", ".join(sorted(svcs)), "| depends_on healthy | worker replicas=2 | named volumes")
+print("OK   compose services", ", ".join(sorted(svcs)), "| depends_on healthy | worker replicas=2 | video-worker --kind video | named volumes")
 '
 
 echo
@@ -172,7 +177,10 @@ for path in crd_files:
                 w = f"{where} triggers[{i}]"
                 if trig.get("type") != "rabbitmq":
                     sys.exit(f"FAIL {w}: type must be rabbitmq")
-                get(trig, "metadata.queueName", w)
+                # Each kind of worker scales on its own queue (common/queues.py).
+                want = {"thumbnailify-worker": "task_queue", "thumbnailify-video-worker": "task_queue.video"}.get(target)
+                if want and get(trig, "metadata.queueName", w) != want:
+                    sys.exit(f"FAIL {w}: {target} must scale on queue {want}")
                 if trig["metadata"].get("mode") not in ("QueueLength", "MessageRate"):
                     sys.exit(f"FAIL {w}: mode must be QueueLength or MessageRate")
                 if not isinstance(get(trig, "metadata.value", w), str):
@@ -194,10 +202,12 @@ for (kind, name), (path, d) in sorted(docs.items()):
             for ref_kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
                 if key in src and src[key]["name"] not in names(ref_kind):
                     sys.exit(f"FAIL {path}: {ref_kind} {src[key]['name']} not defined")
-    if name == "thumbnailify-worker":
+    if name in ("thumbnailify-worker", "thumbnailify-video-worker"):
         probe = spec["containers"][0].get("livenessProbe", {}).get("httpGet", {}).get("path")
         if probe != "/health":
             sys.exit(f"FAIL {path}: worker liveness probe asks {probe!r}, want /health (the main loop's progress)")
+    if name == "thumbnailify-video-worker" and spec["containers"][0].get("args", [])[-2:] != ["--kind", "video"]:
+        sys.exit(f"FAIL {path}: the video worker does not run python -m worker --kind video")
     for v in spec.get("volumes", []):
         claim = v.get("persistentVolumeClaim", {}).get("claimName")
         if claim and claim not in names("PersistentVolumeClaim"):

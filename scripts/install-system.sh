@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages a target needs, only those missing. Usage: install-system.sh run|test
+# Install the Debian packages a target needs, only those missing. Usage: install-system.sh run|test|bench
 set -euo pipefail
 need=()
 has_lib() { ldconfig -p | grep -q "$1"; }
@@ -15,6 +15,11 @@ if [ "${1:-run}" != run ]; then
   # The web page's tests drive Debian's Chromium through its chromedriver (nothing downloads a browser).
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+fi
+# The command line bench.video measures the video worker against (the worker and the tests use
+# PyAV's own FFmpeg libraries, from its wheel).
+if [ "${1:-run}" = bench ]; then
+  command -v ffmpeg >/dev/null || need+=(ffmpeg)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"

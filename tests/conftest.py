@@ -40,7 +40,8 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="module", params=MODES)
 def idle_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """No workers: every accepted job stays Processing."""
-    yield from running(Service(request.param, tmp_path_factory.mktemp(f"idle-{request.param}"), workers=0))
+    idle = Service(request.param, tmp_path_factory.mktemp(f"idle-{request.param}"), workers=0, video_workers=0)
+    yield from running(idle)
 
 
 @pytest.fixture(scope="session")

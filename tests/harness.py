@@ -24,14 +24,17 @@ import psutil
 import redis
 import requests
 
+from common.queues import KINDS, dead_letter_queue, queue_name
+
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AMQP_PORT = 5672
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/%2F"
 MODES = ("embedded", "distributed")
 TERMINAL = ("Completed", "Error")
-# A photo worker's ready line, in text or JSON logs.
+# A worker's ready line, in text or JSON logs.
 PHOTO_WORKER_READY = re.compile(r'worker ready"?[^\n]*?kind"?[=:] ?"?image')
+VIDEO_WORKER_READY = re.compile(r'worker ready"?[^\n]*?kind"?[=:] ?"?video')
 
 
 def free_port() -> int:
@@ -61,11 +64,12 @@ def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
 class Service:
     """`python -m common.launch` (server + supervised workers) with its own backends' namespace."""
 
-    def __init__(self, mode: str, workdir: Path, workers: int = 2, **overrides: str) -> None:
+    def __init__(self, mode: str, workdir: Path, workers: int = 2, video_workers: int = 1, **overrides: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.mode = mode
         self.workdir = workdir
         self.workers = workers
+        self.video_workers = video_workers
         self.env = service_env(mode, workdir, **overrides)
         self.port = int(self.env["THUMBNAILIFY_SERVER_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
@@ -82,10 +86,11 @@ class Service:
         self.cleanup()
 
     def start(self, timeout: float = 30) -> Service:
-        seen_before = len(PHOTO_WORKER_READY.findall(self.logs()))
+        seen_before = self.ready_workers()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "common.launch", "--workers", str(self.workers)],
+            [sys.executable, "-m", "common.launch", "--workers", str(self.workers),
+             "--video-workers", str(self.video_workers)],
             cwd=ROOT, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
@@ -95,8 +100,13 @@ class Service:
             raise
         return self
 
-    def wait_ready(self, timeout: float, seen_before: int) -> None:
-        """Until /ready answers 200 and every worker of this start has said it is ready."""
+    def ready_workers(self) -> tuple[int, int]:
+        """How many photo and video workers have said they are ready, in this service's log."""
+        logs = self.logs()
+        return len(PHOTO_WORKER_READY.findall(logs)), len(VIDEO_WORKER_READY.findall(logs))
+
+    def wait_ready(self, timeout: float, seen_before: tuple[int, int]) -> None:
+        """Until /ready answers 200 and every photo and video worker of this start has said it is ready."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is None or self.process.poll() is None, self.logs()
@@ -104,7 +114,8 @@ class Service:
                 ready = self.http.get(f"{self.url}/ready", timeout=2).status_code == 200
             except requests.ConnectionError:
                 ready = False
-            if ready and len(PHOTO_WORKER_READY.findall(self.logs())) - seen_before >= self.workers:
+            photo, video = (now - before for now, before in zip(self.ready_workers(), seen_before, strict=True))
+            if ready and photo >= self.workers and video >= self.video_workers:
                 return
             time.sleep(0.1)
         raise AssertionError(f"service not ready after {timeout}s:\n{self.logs()}")
@@ -134,13 +145,13 @@ class Service:
         self.process.wait()
         self.process = None
 
-    def worker_pids(self) -> list[int]:
-        """The photo workers (not the webhook workers)."""
+    def worker_pids(self, kind: str = "image") -> list[int]:
+        """The workers of one kind (by default the photo workers)."""
         assert self.process is not None
         pids = []
         for child in psutil.Process(self.process.pid).children():
             try:
-                if child.status() != psutil.STATUS_ZOMBIE and child.cmdline()[-2:] == ["--kind", "image"]:
+                if child.status() != psutil.STATUS_ZOMBIE and child.cmdline()[-2:] == ["--kind", kind]:
                     pids.append(child.pid)
             except psutil.Error:
                 continue  # exited meanwhile
@@ -158,11 +169,12 @@ class Service:
         if keys:
             client.delete(*keys)
         client.close()
-        queue = self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
+        base = self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         channel = connection.channel()
-        for name in (queue, f"{queue}.dead"):
-            channel.queue_delete(name)
+        for queue in (queue_name(base, kind) for kind in KINDS):
+            for name in (queue, dead_letter_queue(queue)):
+                channel.queue_delete(name)
         connection.close()
 
     # -- HTTP -------------------------------------------------------------------------------

@@ -41,8 +41,11 @@ def test_brands_decide_the_type(files: dict[str, bytes]) -> None:
     compatible_only = struct.pack(">I", 24) + b"ftypXXXX" + bytes(4) + b"msf1heic"
     assert media.sniff(compatible_only) is media.HEIC
     mp4 = struct.pack(">I", 24) + b"ftypmp42" + bytes(4) + b"isommp42"
-    assert media.sniff(mp4) is None
-    assert "mp42" in media.describe(mp4)
+    assert media.sniff(mp4) is media.MP4  # a movie, never taken for HEIF
+    assert not media.looks_like(mp4, media.HEIF) and not media.looks_like(mp4, media.AVIF)
+    assert media.describe(mp4) == "video/mp4 or video/quicktime"
+    unknown = struct.pack(">I", 16) + b"ftypXXXX" + bytes(4)
+    assert media.sniff(unknown) is None and "XXXX" in media.describe(unknown)
     assert media.sniff(struct.pack(">I", 8) + b"ftypheic") is None  # a box too short for a brand
 
 

@@ -24,7 +24,7 @@ def test_children_end_with_the_launcher(signum: int, tmp_path: Path, photos: dic
     assert launcher is not None
     family = psutil.Process(launcher.pid).children(recursive=True)
     try:
-        assert len(family) == 6  # server supervisor, its 2 servers, 2 photo workers, a webhook worker
+        assert len(family) == 7  # server supervisor, its 2 servers, 2 photo, 1 video and 1 webhook worker
         os.kill(launcher.pid, signum)
         code = launcher.wait(60)
         service.process = None

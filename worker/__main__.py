@@ -1,4 +1,4 @@
-"""`python -m worker [--kind image|webhook]`: one worker process; take a job, do it, record the
+"""`python -m worker [--kind image|video|webhook]`: one worker process; take a job, do it, record the
 outcome, settle the job with the queue, repeat. Each kind takes jobs from a queue of its own.
 
 SIGTERM, SIGINT or SIGHUP lets the current job finish and be acked, then the process exits 0. Scale

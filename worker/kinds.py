@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 HANDLERS: dict[str, dict[str, str]] = {
     "handler": {
         "image": "worker.thumbnails:ThumbHandler",
+        "video": "worker.video:VideoHandler",
     },
 }
 

@@ -1,0 +1,311 @@
+"""Deterministic test videos, encoded with PyAV (FFmpeg's encoders, in its wheel), and the cases
+that post them.
+
+Each case has an exact expected outcome, like the photo corpus (tests/corpus.py): a 4xx at POST, an
+Error code, or Completed with the thumbnail's size (within 1 px of the exact fit, as the corpus
+rounds) and the colour of known frames. Pictures are quadrants of flat colours, so a corner tells
+which frame was taken and which way up it is.
+
+Findings (PyAV 18.1 / FFmpeg 8.0, probed here):
+* A display matrix of +90° (what `set_display_rotation(90)` writes, and `frame.rotation` reads back)
+  is shown by ffmpeg turned a quarter counter-clockwise: the top-right quadrant comes to the top
+  left. A phone's portrait video carries -90° (a quarter clockwise).
+* MOV `alis` data references are followed by FFmpeg only with `enable_drefs=1` (default 0), and
+  then relative to the upload's own folder: a movie could show another upload's pictures.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import av
+from PIL import Image, ImageDraw
+
+from tests.corpus import BLUE, GREEN, RED, RGB, WHITE, YELLOW, Case, Corner, MeanColour, _good, _refused, _worker_error
+
+BLACK: RGB = (0, 0, 0)
+QUADRANTS = (RED, GREEN, BLUE, WHITE)  # top-left, top-right, bottom-left, bottom-right
+SIZE = (320, 180)
+FPS = 10
+MOV_DEMUXER = "mov,mp4,m4a,3gp,3g2,mj2"
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1's encoder: errors only on stderr
+
+
+def quadrants(size: tuple[int, int] = SIZE, colours: Sequence[RGB] = QUADRANTS) -> Image.Image:
+    width, height = size
+    img = Image.new("RGB", size)
+    draw = ImageDraw.Draw(img)
+    for i, colour in enumerate(colours):
+        x, y = (i % 2) * width // 2, (i // 2) * height // 2
+        draw.rectangle((x, y, x + width // 2 - 1, y + height // 2 - 1), fill=colour)
+    return img
+
+
+def flat(colour: RGB, size: tuple[int, int] = SIZE) -> Image.Image:
+    return Image.new("RGB", size, colour)
+
+
+def yuv_frame(size: tuple[int, int], y: int, u: int, v: int) -> av.VideoFrame:
+    """A flat frame given in limited-range YUV: Y=16 with a chroma tint is black by its luma alone."""
+    frame = av.VideoFrame(size[0], size[1], "yuv420p")
+    for plane, value in zip(frame.planes, (y, u, v), strict=True):
+        plane.update(bytes([value]) * plane.buffer_size)
+    return frame
+
+
+def encode(
+    frames: Sequence[Image.Image | av.VideoFrame],
+    *,
+    container: str = "mp4",
+    codec: str = "libx264",
+    fps: int = FPS,
+    gop: int | None = None,
+    rotation: float | None = None,
+    faststart: bool = False,
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
+) -> bytes:
+    """The frames as a movie file (through a temporary file: faststart rewrites it in place)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"movie.{container}"
+        flags = {"movflags": "+faststart"} if faststart else {}
+        with av.open(str(path), "w", format=container, options=flags) as out:
+            stream = out.add_stream(codec, rate=fps, options=options or {})
+            first = frames[0]
+            stream.width, stream.height = first.width, first.height
+            stream.pix_fmt = pix_fmt
+            if gop is not None:
+                stream.codec_context.gop_size = gop
+            if rotation is not None:
+                stream.set_display_rotation(rotation)
+            for index, picture in enumerate(frames):
+                frame = picture if isinstance(picture, av.VideoFrame) else av.VideoFrame.from_image(picture)
+                frame.pts = index
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode())
+        return path.read_bytes()
+
+
+def mp4(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
+    return encode(frames, container="mp4", options={"preset": "veryfast"}, **kw)  # type: ignore[arg-type]
+
+
+def webm(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
+    return encode(frames, container="webm", codec="libvpx-vp9", options={"deadline": "realtime", "cpu-used": "8"},
+                  **kw)  # type: ignore[arg-type]
+
+
+def mov(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
+    return encode(frames, container="mov", options={"preset": "veryfast"}, **kw)  # type: ignore[arg-type]
+
+
+def hevc_mov(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
+    """What an iPhone records: HEVC in a QuickTime movie."""
+    quiet = {"preset": "ultrafast", "x265-params": "log-level=error"}
+    return encode(frames, container="mov", codec="libx265", options=quiet, **kw)  # type: ignore[arg-type]
+
+
+def av1_webm(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
+    return encode(frames, container="webm", codec="libsvtav1", options={"preset": "12"}, **kw)  # type: ignore[arg-type]
+
+
+def quadrant_checks(colours: Sequence[RGB] = QUADRANTS) -> tuple[Corner, ...]:
+    return tuple(
+        Corner(position, colour)  # type: ignore[arg-type]
+        for position, colour in zip(("top-left", "top-right", "bottom-left", "bottom-right"), colours, strict=True)
+    )
+
+
+# --------------------------------------------------------------------------
+# Container surgery
+# --------------------------------------------------------------------------
+
+
+def boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+    """(type, offset, size) of the ISO-BMFF boxes between start and end (32-bit sizes only)."""
+    end = len(data) if end is None else end
+    found = []
+    at = start
+    while at + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        if size < 8:
+            break
+        found.append((kind, at, size))
+        at += size
+    return found
+
+
+def find_box(data: bytes, path: Sequence[bytes]) -> list[tuple[int, int]]:
+    """(offset, size) of each box on the path from the top level, e.g. moov/trak/mdia/..."""
+    chain: list[tuple[int, int]] = []
+    start, end = 0, len(data)
+    for kind in path:
+        match = next((b for b in boxes(data, start, end) if b[0] == kind), None)
+        if match is None:
+            raise ValueError(f"no {kind!r} box")
+        _, at, size = match
+        chain.append((at, size))
+        start, end = at + 8 + (8 if kind == b"dref" else 0), at + size  # dref: version/flags, count
+    return chain
+
+
+def alias_record(filename: str) -> bytes:
+    """A Mac alias `alis` data reference entry naming `filename` in the movie's own folder, laid
+    out as FFmpeg's mov_read_dref reads it (nlvl_from = nlvl_to = 1: relative to the movie)."""
+    name = filename.encode()
+    body = bytes(10) + bytes([0]) + bytes(27) + bytes(12)  # reserved, volume name (empty)
+    body += bytes([len(name)]) + name.ljust(63, b"\0") + bytes(16)  # file name
+    body += struct.pack(">hh", 1, 1) + bytes(16)  # levels up from the alias / down to the target
+    path = b"/" + name
+    path += b"\0" * (len(path) % 2)
+    body += struct.pack(">hH", 2, len(path)) + path  # an absolute path record, then the end marker
+    body += struct.pack(">hH", -1, 0)
+    return struct.pack(">I4s", 12 + len(body), b"alis") + struct.pack(">I", 0) + body  # flags 0: external
+
+
+def with_external_reference(movie: bytes, filename: str) -> bytes:
+    """The movie with its video track's data moved out by reference: its `dref` names `filename`
+    beside it, and its own `mdat` is zeroed. moov must come after mdat, so no offset moves."""
+    chain = find_box(movie, [b"moov", b"trak", b"mdia", b"minf", b"dinf", b"dref"])
+    dref_at, dref_size = chain[-1]
+    mdat = next(b for b in boxes(movie) if b[0] == b"mdat")
+    if mdat[1] > chain[0][0]:
+        raise ValueError("moov must follow mdat")
+    new_dref = struct.pack(">I4sII", 16, b"dref", 0, 1) + alias_record(filename)
+    new_dref = struct.pack(">I", len(new_dref)) + new_dref[4:]
+    grow = len(new_dref) - dref_size
+    out = bytearray(movie[:dref_at] + new_dref + movie[dref_at + dref_size :])
+    for at, size in chain[:-1]:  # every ancestor box grows by as much
+        struct.pack_into(">I", out, at, size + grow)
+    _, mdat_at, mdat_size = mdat
+    out[mdat_at + 8 : mdat_at + mdat_size] = bytes(mdat_size - 8)
+    return bytes(out)
+
+
+def oversized_mjpeg(size: tuple[int, int]) -> bytes:
+    """One black Motion-JPEG frame of `size` in a QuickTime movie (compresses to almost nothing)."""
+    frame = av.VideoFrame(size[0], size[1], "yuvj420p")
+    for plane, value in zip(frame.planes, (0, 128, 128), strict=True):
+        plane.update(bytes([value]) * plane.buffer_size)
+    return encode([frame], container="mov", codec="mjpeg", pix_fmt="yuvj420p")
+
+
+def audio_only_mp4() -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "audio.mp4"
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("aac", rate=8000)
+            frame = av.AudioFrame(format="fltp", layout="mono", samples=1024)
+            frame.rate = 8000
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
+            for index in range(4):
+                frame.pts = index * 1024
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode())
+        return path.read_bytes()
+
+
+# --------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------
+
+HLS_PLAYLIST = (
+    b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\nfile:///etc/passwd\n"
+    b"#EXTINF:10.0,\nhttp://169.254.169.254/latest/meta-data/\n#EXT-X-ENDLIST\n"
+)
+FFCONCAT = b"ffconcat version 1.0\nfile '/etc/passwd'\n"
+# EBML header: versions, ID and size lengths, DocType "matroska" (a .mkv, not a WebM)
+MATROSKA_HEADER = bytes.fromhex("1a45dfa39b 428681 01 42f781 01 42f281 04 42f381 08 428288") + b"matroska"
+
+
+def _video(name: str, ctype: str, body: bytes, size: tuple[int, int], *checks: object, note: str = "") -> Case:
+    return _good(name, ctype, body, size, *checks, out_type="image/jpeg", note=note)  # type: ignore[arg-type]
+
+
+def black_intro() -> bytes:
+    """1 s black, 0.4 s red, then green; keyframes every 0.7 s (0, 0.7, 1.4, ...): the first
+    bright keyframe is already green, the first bright frame (1.0 s) red."""
+    frames = [flat(BLACK)] * 10 + [quadrants(colours=(RED,) * 4)] * 4 + [quadrants(colours=(GREEN,) * 4)] * 16
+    return mp4(frames, gop=7)
+
+
+def black_intro_cut_on_keyframe() -> bytes:
+    """1 s black, then red from a keyframe on (1.0 s), green from 1.5 s: the keyframe is the answer."""
+    frames = [flat(BLACK)] * 10 + [quadrants(colours=(RED,) * 4)] * 5 + [quadrants(colours=(GREEN,) * 4)] * 10
+    return mp4(frames, gop=10)
+
+
+def black_past_window() -> bytes:
+    """Black (by luma) for 6 s, the first frame tinted red, then white: past video.scan_seconds
+    (5), so the thumbnail is the first frame."""
+    frames = [yuv_frame(SIZE, 16, 128, 200)] + [yuv_frame(SIZE, 16, 200, 128)] * 59 + [flat(WHITE)] * 10
+    return mp4(frames, gop=25)
+
+
+def video_cases() -> list[Case]:
+    picture = [quadrants()] * 10
+    h264 = mp4(picture)
+    h264_tail_moov = h264  # PyAV writes moov last unless asked for faststart
+    h264_faststart = mp4(picture, faststart=True)
+    vp9 = webm(picture)
+    quicktime = mov(picture)
+    moov_at = h264_faststart.index(b"moov") - 4
+    first_sample = next(b for b in boxes(h264_faststart) if b[0] == b"mdat")[1] + 8
+    portrait = mp4([quadrants()] * 5, rotation=-90)
+    return [
+        _video("mp4-h264", "video/mp4", h264, SIZE, *quadrant_checks()),
+        _video("mp4-h264-faststart", "video/mp4", h264_faststart, SIZE, *quadrant_checks()),
+        _video("webm-vp9", "video/webm", vp9, SIZE, *quadrant_checks()),
+        _video("mov-h264", "video/quicktime", quicktime, SIZE, *quadrant_checks()),
+        _video("mov-posted-as-mp4", "video/mp4", quicktime, SIZE, *quadrant_checks(),
+               note="one family: FFmpeg reads both with the mov demuxer"),
+        _video("mp4-rotated-portrait", "video/mp4", portrait, SIZE[::-1],
+               *quadrant_checks((BLUE, RED, WHITE, GREEN)),
+               note="display matrix -90 (a phone held upright): shown a quarter turn clockwise"),
+        _video("mp4-rotated-plus-90", "video/mp4", mp4([quadrants()] * 5, rotation=90), SIZE[::-1],
+               *quadrant_checks((GREEN, WHITE, RED, BLUE))),
+        _video("mp4-black-intro", "video/mp4", black_intro(), SIZE, MeanColour((0.1, 0.1, 0.9, 0.9), RED),
+               note="the first frame that is not black (1.0 s), not the first bright keyframe (1.4 s, green)"),
+        _video("mp4-black-intro-cut-on-keyframe", "video/mp4", black_intro_cut_on_keyframe(), SIZE,
+               MeanColour((0.1, 0.1, 0.9, 0.9), RED)),
+        _video("mp4-all-black", "video/mp4", mp4([flat(BLACK)] * 20), SIZE, MeanColour((0, 0, 1, 1), BLACK, 8)),
+        _video("mp4-black-past-scan-window", "video/mp4", black_past_window(), SIZE,
+               MeanColour((0.1, 0.1, 0.9, 0.9), (115, 0, 0), 30),
+               note="nothing bright within 5 s: the first frame (luma 16, red chroma)"),
+        _video("webm-black-intro", "video/webm", webm([flat(BLACK)] * 8 + [quadrants(colours=(YELLOW,) * 4)] * 4),
+               SIZE, MeanColour((0.1, 0.1, 0.9, 0.9), YELLOW)),
+        _video("mp4-large-frame-small-box", "video/mp4", mp4([quadrants((1280, 720))] * 3), (1280, 720),
+               *quadrant_checks()),
+        _video("mov-hevc-portrait", "video/quicktime", hevc_mov([quadrants()] * 3, rotation=-90), SIZE[::-1],
+               *quadrant_checks((BLUE, RED, WHITE, GREEN)), note="as an iPhone records: HEVC, display matrix -90"),
+        _video("webm-av1", "video/webm", av1_webm([quadrants()] * 3), SIZE, *quadrant_checks()),
+        _video("mov-mjpeg-lowres", "video/quicktime",
+               encode([quadrants((1280, 720))] * 2, container="mov", codec="mjpeg", pix_fmt="yuvj420p"), (1280, 720),
+               *quadrant_checks(), note="Motion JPEG is decoded at 1/4 size (lowres): still 2x the box"),
+        _worker_error("mp4-truncated-no-moov", "video/mp4", h264_tail_moov[: len(h264_tail_moov) // 2], 422,
+                      note="cut in mdat: the index (moov) is never reached"),
+        _worker_error("mp4-truncated-in-moov", "video/mp4", h264_faststart[: moov_at + 200], 422),
+        _worker_error("mp4-truncated-in-first-frame", "video/mp4", h264_faststart[: first_sample + 100], 422,
+                      note="index complete, the first frame's data cut short"),
+        _worker_error("webm-truncated-in-header", "video/webm", vp9[:120], 422),
+        _worker_error("mp4-ftyp-then-garbage", "video/mp4", h264[:32] + bytes(range(256)) * 16, 422),
+        _worker_error("mp4-audio-only", "video/mp4", audio_only_mp4(), 422, note="no video stream"),
+        _worker_error("mov-png-codec", "video/quicktime", encode(picture[:2], container="mov", codec="png",
+                                                                 pix_fmt="rgb24"), 415,
+                      note="a decoder outside the list of camera and screen codecs"),
+        _worker_error("mov-mjpeg-8200x6200", "video/quicktime", oversized_mjpeg((8200, 6200)), 413,
+                      note="50.8 MP frames declared by the stream header: refused before a decode"),
+        _refused("hls-playlist-as-mp4", "video/mp4", 415, body=HLS_PLAYLIST),
+        _refused("hls-playlist-as-webm", "video/webm", 415, body=HLS_PLAYLIST),
+        _refused("ffconcat-as-mp4", "video/mp4", 415, body=FFCONCAT),
+        _refused("matroska-as-webm", "video/webm", 415, body=MATROSKA_HEADER + bytes(64)),
+        _refused("mp4-as-webm", "video/webm", 415, body=h264),
+        _refused("webm-as-mp4", "video/mp4", 415, body=vp9),
+        _refused("mp4-as-jpeg", "image/jpeg", 415, body=h264),
+        _refused("jpeg-as-mp4", "video/mp4", 415, body=b"\xff\xd8\xff\xe0" + bytes(60)),
+    ]
