@@ -41,8 +41,14 @@ def test_kill_everything_and_restart_loses_nothing(tmp_path: Path, photos: dict[
     payloads = [camera_jpeg(seed, photos["astronaut.jpg"]) for seed in range(3)]
     service.start()
     try:
-        with ThreadPoolExecutor(8) as pool:  # upload faster than two workers can keep up
+        workers = [psutil.Process(pid) for pid in service.worker_pids()]
+        for worker in workers:  # held while the jobs pile up, so some are queued and some running
+            worker.suspend()
+        with ThreadPoolExecutor(8) as pool:
             ids = list(pool.map(lambda i: service.upload(distinct_jpeg(payloads[i % 3], i), "image/jpeg"), range(80)))
+        for worker in workers:
+            worker.resume()
+        time.sleep(0.3)
         before = Counter(service.wait(media_id, timeout=0)["state"] for media_id in ids)
         service.kill_all()
         restarted = time.monotonic()

@@ -106,7 +106,7 @@ def test_the_sweep_removes_what_nobody_names_and_nothing_live(sweeping: Service)
         "orphan thumbs": plant(thumbs / str(uuid.uuid4()) / "default.png", 50 * 60),
     }
     since = len(service.logs())
-    wait_until(lambda: swept(service, since), 20, "a sweep")
+    wait_until(lambda: swept(service, since), 45, "a sweep")
     wait_until(lambda: not planted_old["orphan upload"].exists(), 10, "the orphans to go")
     gone = {name for name, path in planted_old.items() if not path.exists()}
     assert gone == {"orphan upload", "temp upload", "orphan thumbs", "orphan legacy thumb"}
@@ -127,7 +127,7 @@ def test_media_past_media_days_are_removed_like_a_delete(mode: str, tmp_path: Pa
         for media_id in (old, new):
             assert service.wait(media_id)["state"] == "Completed"
         backdate(service, old, 2 * 86400)
-        wait_until(lambda: service.get(f"/images/{old}").status_code == 404, 20, "the old item to expire")
+        wait_until(lambda: service.get(f"/images/{old}").status_code == 404, 45, "the old item to expire")
         assert service.files_of(old) == []
         assert service.get(f"/images/{new}").status_code == 200 and service.thumbnail(new)[0]
         assert "sweep: removed 1 media past retention" in service.logs()
@@ -145,6 +145,6 @@ def test_uploads_are_kept_raw_hours_then_swept(mode: str, tmp_path: Path) -> Non
         backdate(service, expired, 2 * HOURS)
         age(raw / expired, 2 * HOURS)
         age(raw / kept, 2 * HOURS)  # an old file, but its item finished a moment ago
-        wait_until(lambda: not (raw / expired).exists(), 20, "the expired upload to go")
+        wait_until(lambda: not (raw / expired).exists(), 45, "the expired upload to go")
         assert (raw / kept).exists()
         assert service.get(f"/images/{expired}").json()["state"] == "Completed"
