@@ -41,7 +41,7 @@ $COMPOSE -f docker-compose.yml config | "$PYTHON" -c '
 import sys, yaml
 cfg = yaml.safe_load(sys.stdin)
 svcs = cfg["services"]
-missing = {"redis", "rabbitmq", "server", "worker", "video-worker"} - set(svcs)
+missing = {"redis", "rabbitmq", "server", "worker", "video-worker", "webhook-worker"} - set(svcs)
 assert not missing, f"missing services: {sorted(missing)}"
 for name in ("server", "worker", "video-worker"):
     s = svcs[name]
@@ -63,8 +63,13 @@ assert video.get("command", [])[-2:] == ["--kind", "video"], "video-worker: comm
 assert video.get("image") == svcs["worker"].get("image"), "video-worker: not the worker image"
 assert "/health" in " ".join(video["healthcheck"]["test"]), "video-worker: healthcheck does not ask /health"
 assert video.get("restart") in ("always", "unless-stopped"), "video-worker: no restart policy"
+hooks = svcs["webhook-worker"]
+assert hooks.get("command", [])[-2:] == ["--kind", "webhook"], "webhook-worker: command is not python -m worker --kind webhook"
+assert "THUMBNAILIFY_WEBHOOKS_SECRET" in hooks.get("environment", {}), "webhook-worker: no webhooks.secret"
+assert "/health" in " ".join(hooks["healthcheck"]["test"]), "webhook-worker: healthcheck does not ask /health"
+assert hooks.get("restart") in ("always", "unless-stopped"), "webhook-worker: no restart policy"
 assert {"media", "redis-data", "rabbitmq-data"} <= set(cfg.get("volumes") or {}), "named volumes missing"
-print("OK   compose services", ", ".join(sorted(svcs)), "| depends_on healthy | worker replicas=2 | video-worker --kind video | named volumes")
+print("OK   compose services", ", ".join(sorted(svcs)), "| depends_on healthy | worker replicas=2 | video-worker --kind video | webhook-worker --kind webhook | named volumes")
 '
 
 echo
@@ -202,12 +207,14 @@ for (kind, name), (path, d) in sorted(docs.items()):
             for ref_kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
                 if key in src and src[key]["name"] not in names(ref_kind):
                     sys.exit(f"FAIL {path}: {ref_kind} {src[key]['name']} not defined")
-    if name in ("thumbnailify-worker", "thumbnailify-video-worker"):
+    if name in ("thumbnailify-worker", "thumbnailify-video-worker", "thumbnailify-webhook-worker"):
         probe = spec["containers"][0].get("livenessProbe", {}).get("httpGet", {}).get("path")
         if probe != "/health":
             sys.exit(f"FAIL {path}: worker liveness probe asks {probe!r}, want /health (the main loop's progress)")
     if name == "thumbnailify-video-worker" and spec["containers"][0].get("args", [])[-2:] != ["--kind", "video"]:
         sys.exit(f"FAIL {path}: the video worker does not run python -m worker --kind video")
+    if name == "thumbnailify-webhook-worker" and spec["containers"][0].get("args", [])[-2:] != ["--kind", "webhook"]:
+        sys.exit(f"FAIL {path}: the webhook worker does not run python -m worker --kind webhook")
     for v in spec.get("volumes", []):
         claim = v.get("persistentVolumeClaim", {}).get("claimName")
         if claim and claim not in names("PersistentVolumeClaim"):
