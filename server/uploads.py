@@ -124,7 +124,7 @@ async def create_image(request: web.Request) -> web.Response:
     try:
         limits = ReadLimits(form.wire_limit, conf.upload_idle_timeout,
                             asyncio.get_running_loop().time() + conf.upload_timeout)
-        async with res.upload_slots.slot(min(conf.upload_idle_timeout, conf.upload_timeout)):
+        async with res.upload_slots.slot(conf.upload_timeout):  # the wait counts against the whole upload's time
             await _send_continue(request)
             kept = await _receive(form, res, limits, replay=prior is not None)
         files = [(item.declared.name, item.received.sha256, item.filename) for item in kept]

@@ -112,7 +112,7 @@ class Service:
             assert self.process is None or self.process.poll() is None, self.logs()
             try:
                 ready = self.http.get(f"{self.url}/ready", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy starting to answer
                 ready = False
             photo, video = (now - before for now, before in zip(self.ready_workers(), seen_before, strict=True))
             if ready and photo >= self.workers and video >= self.video_workers:

@@ -398,7 +398,7 @@ def test_sigterm_lets_the_server_finish_requests_in_flight(tmp_path: Path, photo
         media_id = answer[0].json()["media_id"]
         server.wait(30)  # not our child: the supervisor reports its exit code
         wait_until(lambda: f"server (pid {server.pid}) exited with 0" in service.logs(), 10, "a clean exit")
-        service.wait_ready(30, 0)  # the supervisor restarted the server
+        service.wait_ready(30, (0, 0))  # the supervisor restarted the server
         assert service.wait(media_id)["state"] == "Completed"
 
 

@@ -128,7 +128,7 @@ def test_media_past_media_days_are_removed_like_a_delete(mode: str, tmp_path: Pa
             assert service.wait(media_id)["state"] == "Completed"
         backdate(service, old, 2 * 86400)
         wait_until(lambda: service.get(f"/images/{old}").status_code == 404, 45, "the old item to expire")
-        assert service.files_of(old) == []
+        wait_until(lambda: service.files_of(old) == [], 10, "its files to go (after its record)")
         assert service.get(f"/images/{new}").status_code == 200 and service.thumbnail(new)[0]
         assert "sweep: removed 1 media past retention" in service.logs()
 

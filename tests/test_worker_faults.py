@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,7 +117,10 @@ def test_a_cancelled_consumer_is_consumed_again(tmp_path: Path, photos: dict[str
         assert {service.wait(media_id)["state"] for media_id in ids} == {"Completed"}
         assert sorted(service.worker_pids()) == workers
         assert "exited with" not in service.logs()
-        wait_until(lambda: service.logs().count("cancelled the consumer") == 2, 30, "both workers to see the cancel")
+        def noticed() -> set[int]:
+            return {int(m) for m in re.findall(r"worker\[(\d+)\] [\w.]+: RabbitMQ cancelled the consumer", service.logs())}
+
+        wait_until(lambda: noticed() == set(workers), 60, f"both workers to see the cancel (seen: {noticed()})")
 
 
 def test_a_stalled_redis_reply_counts_once_and_strands_nothing(
