@@ -117,8 +117,10 @@ def test_a_cancelled_consumer_is_consumed_again(tmp_path: Path, photos: dict[str
         assert {service.wait(media_id)["state"] for media_id in ids} == {"Completed"}
         assert sorted(service.worker_pids()) == workers
         assert "exited with" not in service.logs()
+
         def noticed() -> set[int]:
-            return {int(m) for m in re.findall(r"worker\[(\d+)\] [\w.]+: RabbitMQ cancelled the consumer", service.logs())}
+            pattern = r"worker\[(\d+)\] [\w.]+: RabbitMQ cancelled the consumer"
+            return {int(pid) for pid in re.findall(pattern, service.logs())}
 
         wait_until(lambda: noticed() == set(workers), 60, f"both workers to see the cancel (seen: {noticed()})")
 
