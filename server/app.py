@@ -11,16 +11,15 @@ from aiohttp import web
 from common.config import Settings, byte_size
 from common.loader import load_backend
 from server import cors, events, images, middleware, ops, uploads
-from server.backends import TABLE
-from server.files import Upload
+from server.backends import TABLE, Files
 from server.hub import EventHub
 from server.intake import UploadSlots
 from server.metrics import ServerMetrics
 from server.recovery import run_recovery
 from server.resources import IN_FLIGHT, RESOURCES, InFlight, Resources
 
-# What one upload in flight may hold in memory: its own buffer and aiohttp's read buffer.
-UPLOAD_MEMORY = Upload.BUFFER_BYTES + 128 * 1024
+# What one upload in flight holds in memory besides the files backend's own buffer.
+READ_BUFFER = 128 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -39,13 +38,14 @@ def create_app(settings: Settings) -> web.Application:
 def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context shape
     async def context(app: web.Application) -> AsyncIterator[None]:
         names = settings.backends
+        files: Files = load_backend(TABLE, "files", names.files)(settings)
         res = Resources(
             settings=settings,
             store=load_backend(TABLE, "store", names.store)(settings),
             publisher=load_backend(TABLE, "queue", names.queue)(settings),
-            files=load_backend(TABLE, "files", names.files)(settings),
+            files=files,
             metrics=ServerMetrics(),
-            upload_slots=UploadSlots(byte_size(settings.limits.upload_memory), UPLOAD_MEMORY),
+            upload_slots=UploadSlots(byte_size(settings.limits.upload_memory), files.upload_memory + READ_BUFFER),
             events=EventHub(),
         )
         await res.files.open()

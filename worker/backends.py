@@ -21,6 +21,7 @@ TABLE: dict[str, dict[str, str]] = {
     },
     "files": {
         "filesystem": "worker.files.filesystem:FilesystemFiles",
+        "s3": "worker.files.s3:S3Files",
     },
     # by the queue's name: where that queue keeps its dead letters, for `python -m worker.replay`
     "dead_letters": {
