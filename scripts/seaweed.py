@@ -7,6 +7,7 @@ machine only. `make s3` runs it on the usual ports; the tests start their own on
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,6 +82,18 @@ class SeaweedFS:
         except OSError:
             return False
         return True
+
+    def pending_uploads(self) -> int:
+        """Multipart uploads begun and neither completed nor aborted (the filer keeps them in .uploads)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.ports['filer.port']}/buckets/{self.bucket}/.uploads/",
+                                         headers={"Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return len(json.load(answer).get("Entries") or [])
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return 0
+            raise
 
     def stop(self, timeout: float = 15) -> None:
         process, self.process = self.process, None
