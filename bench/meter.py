@@ -1,5 +1,5 @@
 """A TCP proxy that counts what passes through it: bytes each way, and for the protocols we speak
-the operations themselves (AMQP 0-9-1 methods by name, HTTP requests by kind), so a bench can
+the operations themselves (AMQP 0-9-1 methods, Redis commands, S3 requests by kind), so a bench can
 say what one job costs a shared service without asking the service (the shared RabbitMQ has no
 per-client statistics, SeaweedFS none per request).
 """
@@ -25,17 +25,17 @@ HTTP_REQUEST = re.compile(rb"(GET|PUT|POST|DELETE|HEAD) (\S+) HTTP/1\.1\r\n")
 def s3_kind(method: str, target: str) -> str:
     """What an S3 request does, from its request line."""
     query = target.partition("?")[2]
-    if "uploads" in query.split("&"):
+    if query.startswith("uploads"):
         return "CreateMultipartUpload"
     if "partNumber=" in query:
         return "UploadPart"
     if "uploadId=" in query:
         return {"POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload"}.get(method, method)
-    if "delete" in query.split("&"):
+    if method == "POST" and query.startswith("delete"):
         return "DeleteObjects"
     if "list-type=" in query:
         return "ListObjects"
-    return {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}[method]
+    return {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method, method)
 
 
 class _AmqpFrames:
@@ -77,8 +77,40 @@ class _HttpRequests:
         self.tail = text[-300:]
 
 
+class _RedisCommands:
+    """Counts the commands a client sends (RESP arrays of bulk strings), by name."""
+
+    def __init__(self, counts: Counter[str]) -> None:
+        self.counts = counts
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        while (command := self._next()) is not None:
+            self.counts[command] += 1
+
+    def _next(self) -> str | None:
+        """The name of the next whole command, consumed from the buffer; None until one is whole."""
+        end = self.buffer.find(b"\r\n")
+        if not self.buffer.startswith(b"*") or end < 0:
+            return None
+        at, name = end + 2, ""
+        for index in range(int(self.buffer[1:end])):
+            line_end = self.buffer.find(b"\r\n", at)
+            if line_end < 0:
+                return None
+            size = int(self.buffer[at + 1:line_end])
+            if len(self.buffer) < line_end + 2 + size + 2:
+                return None
+            if index == 0:
+                name = self.buffer[line_end + 2:line_end + 2 + size].decode().lower()
+            at = line_end + 2 + size + 2
+        self.buffer = self.buffer[at:]
+        return name
+
+
 class MeteringProxy:
-    """127.0.0.1:<port> -> target, counting; protocol is "amqp", "http" or "" (bytes only)."""
+    """127.0.0.1:<port> -> target, counting; protocol is "amqp", "redis", "http" or "" (bytes only)."""
 
     def __init__(self, target_port: int, protocol: str = "") -> None:
         self.target_port = target_port
@@ -118,11 +150,13 @@ class MeteringProxy:
             up, down = _AmqpFrames(self.operations, True), _AmqpFrames(self.operations, False)
         elif self.protocol == "http":
             up = _HttpRequests(self.operations)
+        elif self.protocol == "redis":
+            up = _RedisCommands(self.operations)
         await asyncio.gather(self._pipe(client_reader, server_writer, up, True),
                              self._pipe(server_reader, client_writer, down, False))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    parser: _AmqpFrames | _HttpRequests | None, upstream: bool) -> None:
+                    parser: _AmqpFrames | _HttpRequests | _RedisCommands | None, upstream: bool) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
                 if upstream:

@@ -2,15 +2,15 @@
 """Past one machine: media in a bucket against media on a volume, and what one job costs each
 shared service, from which the README's capacity model for 10 to 1,000 worker machines follows.
 
-    .venv/bin/python -m bench.scale [--runs 40] [--jobs 30]
+    .venv/bin/python -m bench.scale [--runs 40]
 
 (1) POST -> Completed of one 12 MP JPEG, sequentially, on two services running side by side
 (2 workers each, Redis + RabbitMQ), one with its media on a volume (files: filesystem) and one in
 a bucket (files: s3, a local SeaweedFS); requests alternate between them so both see the same
 machine. Target: s3 p50 <= 1.5 x filesystem p50.
-(2) Per-job costs on the s3 stack, with a Redis of its own (INFO commandstats: commands and the
-Redis CPU they took) and metering proxies in front of RabbitMQ (AMQP methods, bytes) and SeaweedFS
-(S3 requests by kind, bytes); worker and server CPU from their processes' CPU time.
+(2) Per-job costs on the s3 stack: metering proxies in front of a Redis of its own (commands;
+its CPU from INFO), RabbitMQ (AMQP methods, bytes) and SeaweedFS (S3 requests by kind, bytes); the
+worker's CPU from its process. Each corpus file once (12 MP JPEGs, 3-4 MP PNGs).
 (3) What 10, 100 and 1,000 worker machines of 2 cores need from each shared service at those costs.
 """
 
@@ -31,6 +31,7 @@ from PIL import Image
 
 from bench.meter import MeteringProxy
 from bench.support import (
+    PHOTOS,
     BenchService,
     make_corpus,
     met,
@@ -92,11 +93,15 @@ class Job:
     megapixels: float
 
 
-def jobs_of(media_type: str, count: int) -> list[Job]:
-    files = [f for f in make_corpus() if f.media_type == media_type]
-    picked = [files[i % len(files)] for i in range(count)]
-    return [Job(f.path.read_bytes(), f.media_type, Image.open(f.path).width * Image.open(f.path).height / 1e6)
-            for f in picked]
+def jobs_of(media_type: str) -> list[Job]:
+    """The bench corpus's files of one type, each different (an identical upload would reuse
+    thumbnails and cost less than a job)."""
+    jobs = []
+    for file in make_corpus():
+        if file.media_type == media_type:
+            with Image.open(file.path) as image:
+                jobs.append(Job(file.path.read_bytes(), file.media_type, image.width * image.height / 1e6))
+    return jobs
 
 
 @dataclass
@@ -123,6 +128,11 @@ class Costs:
 
     @property
     def amqp_messages(self) -> int:
+        """Messages through the broker (each published, then delivered to a worker)."""
+        return self.amqp.get("basic.publish", 0)
+
+    @property
+    def amqp_methods(self) -> int:
         return sum(self.amqp.get(k, 0) for k in ("basic.publish", "basic.deliver", "basic.ack"))
 
     @property
@@ -141,58 +151,71 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def command_stats(client: redis.Redis) -> tuple[dict[str, int], dict[str, float]]:
-    """Calls and microseconds of Redis CPU, by command."""
-    stats = client.info("commandstats")
-    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
-    usec = {name.removeprefix("cmdstat_"): float(v["usec"]) for name, v in stats.items()}
-    return calls, usec
+def command_time(sent: dict[str, int], before: dict, after: dict) -> float:
+    """Microseconds Redis spent executing the commands clients sent. INFO commandstats also counts
+    the commands scripts run (inside EVALSHA, whose time includes theirs) and our own polls, so
+    each command name's time is shared out by the calls the proxy saw from the service."""
+    total = 0.0
+    for name, calls in sent.items():
+        key = f"cmdstat_{name}"
+        done = after.get(key, {}).get("calls", 0) - before.get(key, {}).get("calls", 0)
+        usec = after.get(key, {}).get("usec", 0) - before.get(key, {}).get("usec", 0)
+        if done > 0:
+            total += usec * min(1.0, calls / done)
+    return total
 
 
-def per_job_costs(store: SeaweedFS, files: list[Job], workdir: Path) -> Costs:
-    """Upload `files` one after the other, each to Completed, and count what they cost."""
+def wait_completed(client: redis.Redis, key: str) -> None:
+    """Poll the record straight from Redis (not through the proxy or the server): the job's own
+    traffic is all the meters see."""
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while (found := client.hget(key, "state")) == "Processing" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if found != "Completed":
+        raise RuntimeError(f"{key} is {found}")
+
+
+def per_job_costs(store: SeaweedFS, jobs: list[Job], workdir: Path) -> Costs:
+    """Upload each job and wait for it to complete, one after the other; count what they cost."""
     port = free_port()
     subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
                     "--appendonly", "no", "--dir", str(workdir), "--pidfile", str(workdir / "redis.pid")],
                    check=True, stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port, decode_responses=True)
     ping = ["redis-cli", "-p", str(port), "ping"]
     wait_until(lambda: subprocess.run(ping, check=False, capture_output=True).returncode == 0, 10, "bench redis")
+    client = redis.Redis(port=port, decode_responses=True)
     try:
-        with MeteringProxy(AMQP_PORT, "amqp") as amqp, MeteringProxy(store.ports["s3.port"], "http") as s3:
+        with MeteringProxy(AMQP_PORT, "amqp") as amqp, MeteringProxy(store.ports["s3.port"], "http") as s3, \
+                MeteringProxy(port, "redis") as red:
             env = store.settings_env() | {
-                "THUMBNAILIFY_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                "THUMBNAILIFY_REDIS_URL": f"redis://127.0.0.1:{red.port}/0",
                 "THUMBNAILIFY_RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{amqp.port}/%2F",
                 "THUMBNAILIFY_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3.port}",
             }
             with BenchService("distributed", workers=1, THUMBNAILIFY_WORKER_WEBHOOK_PROCESSES="0", **env) as service:
                 session = requests.Session()
-                post_and_wait(session, service.url, files[0].data, files[0].media_type)  # connections, caches
-                time.sleep(2)  # idle workers' polls and the recovery pass are not part of a job
-                workers = service.worker_pids()
-                calls0, usec0 = command_stats(client)
-                amqp.reset()
-                s3.reset()
+                warm_up = (PHOTOS / "coffee.jpg").read_bytes()  # connections and caches; content unlike the jobs'
+                post_and_wait(session, service.url, warm_up, "image/jpeg")
+                time.sleep(2)  # the recovery pass and start-up declarations are not part of a job
+                workers, prefix = service.worker_pids(), service.env["THUMBNAILIFY_REDIS_PREFIX"]
+                for meter in (amqp, s3, red):
+                    meter.reset()
                 cpu0 = cpu_seconds(workers)
-                polls = sum(post_and_wait(session, service.url, f.data, f.media_type)[2] for f in files)
+                stats0 = client.info("commandstats")
+                for job in jobs:
+                    response = session.post(f"{service.url}/images?encoding=binary", data=job.data,
+                                             headers={"Content-Type": job.media_type}, timeout=30)
+                    response.raise_for_status()
+                    wait_completed(client, f"{prefix}media:{response.json()['media_id']}")
+                stats1 = client.info("commandstats")
                 cpu1 = cpu_seconds(workers)
-                calls1, usec1 = command_stats(client)
-        calls = {k: v - calls0.get(k, 0) for k, v in calls1.items() if v - calls0.get(k, 0) > 0}
-        usec = {k: v - usec0.get(k, 0.0) for k, v in usec1.items()}
-        # The bench's own status polls (one HGETALL each, through the server) are not a job's.
-        calls.pop("info", None)
-        usec.pop("info", None)
-        if polls and "hgetall" in calls:
-            usec["hgetall"] -= usec["hgetall"] * polls / calls["hgetall"]
-            calls["hgetall"] -= polls
+        redis_usec = command_time(dict(red.operations), stats0, stats1)
         return Costs(
-            kind=files[0].media_type, jobs=len(files),
-            megapixels=sum(f.megapixels for f in files),
-            redis_calls={k: v for k, v in calls.items() if v > 0}, redis_usec=sum(usec.values()),
+            kind=jobs[0].media_type, jobs=len(jobs), megapixels=sum(j.megapixels for j in jobs),
+            redis_calls=dict(red.operations), redis_usec=redis_usec,
             amqp=dict(amqp.operations), amqp_bytes=amqp.bytes_up + amqp.bytes_down,
             s3=dict(s3.operations), s3_bytes_up=s3.bytes_up, s3_bytes_down=s3.bytes_down,
-            worker_cpu=cpu1 - cpu0,
-            upload_bytes=sum(len(f.data) for f in files),
+            worker_cpu=cpu1 - cpu0, upload_bytes=sum(len(j.data) for j in jobs),
         )
     finally:
         client.shutdown(nosave=True)
@@ -207,7 +230,7 @@ def capacity_rows(costs: Costs) -> list[list[str]]:
         redis_cpu = jobs_per_second * costs.per_job(costs.redis_usec) / 1e6
         rows.append([
             f"{machines:,}", f"{jobs_per_second:,.0f}",
-            f"{jobs_per_second * costs.per_job(costs.redis_commands):,.0f} cmd/s, {redis_cpu:.2f} core",
+            f"{jobs_per_second * costs.per_job(costs.redis_commands):,.0f} cmd/s, {redis_cpu:.2f} s/s",
             f"{jobs_per_second * costs.per_job(costs.amqp_messages):,.0f} msg/s",
             f"{jobs_per_second * costs.per_job(costs.s3_requests):,.0f} req/s",
             f"{jobs_per_second * costs.per_job(costs.s3_bytes_up + costs.s3_bytes_down) / 1e6:,.0f} MB/s",
@@ -218,14 +241,13 @@ def capacity_rows(costs: Costs) -> list[list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=40, help="POST -> Completed runs per mode")
-    parser.add_argument("--jobs", type=int, default=30, help="jobs per kind for the per-job costs")
     args = parser.parse_args()
     on_sigterm_raise()
     workdir = Path(tempfile.mkdtemp(prefix="thumbnailify-bench-scale-"))
     store = SeaweedFS(workdir / "seaweedfs", ports={flag: free_port() for flag in DEFAULT_PORTS})
     try:
         store.start()
-        jpegs, pngs = jobs_of("image/jpeg", args.jobs), jobs_of("image/png", args.jobs)
+        jpegs, pngs = jobs_of("image/jpeg"), jobs_of("image/png")
         times = latency_side_by_side(store, jpegs[0].data, args.runs)
         fs50, s350 = percentile(times["filesystem"], 0.5), percentile(times["s3"], 0.5)
         print_table(
@@ -244,14 +266,16 @@ def main() -> int:
             rows.append([
                 costs.kind, f"{costs.megapixels / costs.jobs:.1f}",
                 f"{costs.per_job(costs.redis_commands):.1f} ({costs.per_job(costs.redis_usec):.0f} us)",
-                f"{costs.per_job(costs.amqp_messages):.1f} ({costs.per_job(costs.amqp_bytes) / 1024:.1f} KiB)",
+                f"{costs.per_job(costs.amqp_messages):.0f} msg, {costs.per_job(costs.amqp_methods):.0f} methods "
+                f"({costs.per_job(costs.amqp_bytes) / 1024:.1f} KiB)",
                 f"{costs.per_job(costs.s3_requests):.1f}",
                 f"{costs.per_job(costs.s3_bytes_up) / 1e6:.2f} / {costs.per_job(costs.s3_bytes_down) / 1e6:.2f}",
                 f"{costs.per_job(costs.worker_cpu) * 1000:.0f} ms",
                 f"{costs.worker_cpu / costs.megapixels * 1000:.1f} ms",
             ])
-        print_table(["Upload", "MP", "Redis cmds (CPU)", "AMQP msgs (bytes)", "S3 requests", "S3 MB up / down",
-                     "worker CPU", "CPU per MP"], rows, f"Per job ({args.jobs} jobs each, one after the other)")
+        print_table(["Upload", "MP", "Redis cmds (their time)", "RabbitMQ", "S3 requests", "S3 MB up / down",
+                     "worker CPU", "CPU per MP"], rows,
+                    f"Per job ({len(jpegs)} JPEGs, {len(pngs)} PNGs, one after the other, 1 worker)")
         for costs in measured:
             print(f"{costs.kind}: Redis {dict(sorted(costs.redis_calls.items()))}")
             print(f"{costs.kind}: AMQP {dict(sorted(costs.amqp.items()))}")

@@ -18,7 +18,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.config import PROJECT_ROOT
+import obstore
+
+from common.config import PROJECT_ROOT, S3Settings
+from common.s3 import FAULTS, open_bucket
 from common.supervisor import die_with
 
 CREDENTIALS = PROJECT_ROOT / "config" / "seaweedfs-s3.json"
@@ -67,19 +70,19 @@ class SeaweedFS:
                                         stdin=subprocess.DEVNULL, cwd=self.data_dir,
                                         preexec_fn=die_with(os.getpid()))  # noqa: PLW1509 (prctl only)
         deadline = time.monotonic() + timeout
-        while not self.answers():
+        while not self.serves_us():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"weed mini did not start; see {self.data_dir / 'weed.log'}")
             time.sleep(0.1)
         return self
 
-    def answers(self) -> bool:
-        """The S3 gateway answers (403 to an unsigned request is an answer)."""
+    def serves_us(self) -> bool:
+        """Our credentials list the bucket: weed answers S3 a moment before it knows them."""
+        settings = S3Settings(endpoint_url=self.endpoint_url, bucket=self.bucket, access_key=ACCESS_KEY,
+                              secret_key=SECRET_KEY, timeout=2)
         try:
-            urllib.request.urlopen(f"{self.endpoint_url}/{self.bucket}", timeout=1)
-        except urllib.error.HTTPError:
-            return True
-        except OSError:
+            obstore.list_with_delimiter(open_bucket(settings), ".ready/")
+        except FAULTS:
             return False
         return True
 
