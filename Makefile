@@ -39,7 +39,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 bench: $(STAMP) services
-	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images
+	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images && $(PY) -m bench.scale
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
