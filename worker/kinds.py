@@ -43,7 +43,7 @@ def build_runner(
     files: Files = load_backend(TABLE, "files", settings.backends.files)(settings, scratch)
     try:
         files.prepare()
-    except OSError as exc:  # not fatal: each job checks the files backend and retries through outages
+    except files.transient as exc:  # not fatal: each job checks the files backend and retries through outages
         log.warning("media files not usable yet: %s", exc)
     handler = load_backend(HANDLERS, "handler", kind).from_settings(settings)
     return JobRunner(settings, store, files, handler, metrics, heartbeat,

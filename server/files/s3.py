@@ -26,7 +26,6 @@ from server.errors import BackendUnavailable
 log = logging.getLogger(__name__)
 
 NAME = "s3"
-_END = b""  # ends the parts' stream: the upload is complete
 
 
 class Aborted(Exception):
@@ -46,11 +45,14 @@ class S3Upload:
         self._buffer: list[bytes] = []
         self._buffered = 0
         # Parts on their way: a queue of one chunk, so a slow bucket slows the reading of the body.
-        self._chunks: asyncio.Queue[bytes | Aborted] = asyncio.Queue(maxsize=1)
+        # None ends the stream (the upload is complete); an Aborted aborts it.
+        self._chunks: asyncio.Queue[bytes | Aborted | None] = asyncio.Queue(maxsize=1)
         self._sending: asyncio.Future[object] | None = None
         self._committed = False
 
     async def write(self, data: bytes) -> None:
+        if not data:
+            return
         if self._sending is None:
             self._buffer.append(data)
             self._buffered += len(data)
@@ -63,12 +65,12 @@ class S3Upload:
         await self._send(data)
 
     async def _parts(self) -> AsyncIterator[bytes]:
-        while (chunk := await self._chunks.get()) is not _END:
+        while (chunk := await self._chunks.get()) is not None:
             if isinstance(chunk, Aborted):
                 raise chunk
             yield chunk
 
-    async def _send(self, chunk: bytes | Aborted) -> None:
+    async def _send(self, chunk: bytes | None) -> None:
         """Hand a chunk to the multipart upload, unless that upload has failed meanwhile."""
         assert self._sending is not None
         handing = asyncio.ensure_future(self._chunks.put(chunk))
@@ -94,7 +96,7 @@ class S3Upload:
                 await obstore.put_async(self.bucket, self.name, b"".join(self._buffer), use_multipart=False)
                 self._buffer, self._buffered = [], 0
             else:
-                await self._send(_END)
+                await self._send(None)
                 await self._settle()
         except FAULTS as exc:
             raise _unavailable(exc) from exc
