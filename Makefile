@@ -6,13 +6,16 @@ STAMP := $(VENV)/.installed
 # The distributed stack on this machine: Redis for state, RabbitMQ for jobs.
 STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbitmq
 
-.PHONY: run stack test lint check-deploy services system-run system-test bench clean
+.PHONY: run stack s3 test lint check-deploy services system-run system-test bench clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
 	$(PY) -m common.launch
 
 stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ and 2 workers
 	$(STACK_ENV) $(PY) -m common.launch --workers 2
+
+s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.files=s3; Ctrl-C stops it
+	$(PY) -m scripts.seaweed var/s3
 
 test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
 	$(PY) -m pytest
