@@ -50,7 +50,8 @@ def reject(queue: str, times: int) -> str:
 
 
 def test_quorum_queue_round_trip_and_a_time_limit_poison(tmp_path: Path, photos: dict[str, bytes]) -> None:
-    service = Service("distributed", tmp_path, workers=1, THUMBNAILIFY_WORKER_JOB_TIMEOUT="0.2", **QUORUM)
+    service = Service("distributed", tmp_path, workers=1, **(QUORUM | {"THUMBNAILIFY_WORKER_JOB_TIMEOUT": "0.2",
+                                                                    "THUMBNAILIFY_WORKER_MAX_ATTEMPTS": "1"}))
     with service:
         types = queue_types(service.queue)
         assert types[service.queue] == types[f"{service.queue}.video"] == "quorum", types

@@ -120,9 +120,16 @@ def test_ready_names_a_bucket_that_does_not_exist(seaweed: SeaweedFS, tmp_path: 
     wrong = Service(S3_MODE, tmp_path, workers=0, **(seaweed.settings_env() | {"THUMBNAILIFY_S3_BUCKET": "no-such"}))
     try:
         with pytest.raises(AssertionError, match="not ready"):
-            wrong.start(timeout=5)
-        response = requests.get(f"{wrong.url}/ready", timeout=5)
-        assert response.status_code == 503 and list(response.json()["failing"]) == ["s3"]
+            wrong.start(timeout=2)
+
+        def names_s3() -> bool:
+            try:
+                response = requests.get(f"{wrong.url}/ready", timeout=5)
+            except requests.ConnectionError:
+                return False
+            return response.status_code == 503 and list(response.json()["failing"]) == ["s3"]
+
+        wait_until(names_s3, 10, "/ready to name s3")
     finally:
         wrong.stop()
         wrong.cleanup()
