@@ -6,13 +6,16 @@ STAMP := $(VENV)/.installed
 # The distributed stack on this machine: Redis for state, RabbitMQ for jobs.
 STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbitmq
 
-.PHONY: run stack test lint check-deploy services system-run system-test system-bench bench clean
+.PHONY: run stack s3 test lint check-deploy services system-run system-test system-bench bench clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
 	$(PY) -m common.launch
 
 stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ, 2 photo workers, a video worker
 	$(STACK_ENV) $(PY) -m common.launch --workers 2
+
+s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.files=s3; Ctrl-C stops it
+	$(PY) -m scripts.seaweed var/s3
 
 test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
 	$(PY) -m pytest -n 3 --dist loadfile  # a file per process: most tests wait on services, not cores
@@ -44,7 +47,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 bench: system-bench $(STAMP) services  ## BEFORE=<checkout of older code> adds it as the hardening bench's baseline
 	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images && $(PY) -m bench.video \
-		&& $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
+		&& $(PY) -m bench.scale && $(PY) -m bench.streams && $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

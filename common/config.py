@@ -76,6 +76,22 @@ class RedisSettings:
     timeout: float = 2.0
     max_connections: int = 64
     pool_timeout: float = 10.0
+    sentinels: str = ""  # "host:port,host:port": find the master through Sentinel instead of url
+    sentinel_master: str = "mymaster"
+    wait_replicas: int = 0  # replicas that must have each write before it counts as done (WAIT)
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        addresses = []
+        for entry in self.sentinels.split(","):
+            host, _, port = entry.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"redis.sentinels: {entry.strip()!r} is not host:port")
+            addresses.append((host.strip("[]"), int(port)))
+        return addresses
+
+    def __post_init__(self) -> None:
+        if self.sentinels.strip():
+            self.sentinel_addresses()
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,11 @@ class RabbitMQSettings:
     queue: str = "task_queue"
     publish_timeout: float = 5.0
     channels: int = 16
+    queue_type: str = "classic"  # classic | quorum (a new queue name: RabbitMQ cannot convert one)
+
+    def __post_init__(self) -> None:
+        if self.queue_type not in ("classic", "quorum"):
+            raise ConfigError(f"rabbitmq.queue_type: {self.queue_type!r} is not classic or quorum")
 
 
 @dataclass(frozen=True)
@@ -95,6 +116,17 @@ class SQLiteSettings:
 @dataclass(frozen=True)
 class FilesSettings:
     root: str = "var/media"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint_url: str = ""  # empty: AWS S3 in region; else an S3-compatible server (SeaweedFS, MinIO...)
+    bucket: str = "thumbnailify"
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = ""
+    prefix: str = ""  # before every object name, e.g. "thumbnailify/"
+    timeout: float = 10.0  # seconds for one request; connecting gets at most half of it
 
 
 @dataclass(frozen=True)
@@ -197,6 +229,7 @@ class Settings:
     rabbitmq: RabbitMQSettings = field(default_factory=RabbitMQSettings)
     sqlite: SQLiteSettings = field(default_factory=SQLiteSettings)
     files: FilesSettings = field(default_factory=FilesSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     thumbnail: ThumbnailSettings = field(default_factory=ThumbnailSettings)
     video: VideoSettings = field(default_factory=VideoSettings)

@@ -5,6 +5,9 @@ The async server store and the sync worker store both use these, so the layout c
 
 from __future__ import annotations
 
+from redis.connection import parse_url
+from redis.exceptions import RedisError
+
 from common.config import RedisSettings
 from common.state import HISTORY_LIMIT, State, history_entry
 
@@ -17,6 +20,24 @@ def client_options(conf: RedisSettings) -> dict[str, object]:
         "socket_connect_timeout": conf.timeout,
         "health_check_interval": 10,
     }
+
+
+def master_options(conf: RedisSettings) -> dict[str, object]:
+    """client_options plus what redis.url says of the database and credentials, for connections
+    Sentinel points at (the url's host and port are then unused)."""
+    parsed = parse_url(conf.url)
+    return client_options(conf) | {key: parsed[key] for key in ("db", "username", "password") if parsed.get(key)}
+
+
+class NotReplicated(RedisError):
+    """A write the master took but fewer than redis.wait_replicas replicas confirmed in time."""
+
+
+def wait_command(conf: RedisSettings) -> tuple[object, ...]:
+    """WAIT for redis.wait_replicas replicas, at most redis.timeout: sent right after a write on
+    its connection, so a failover cannot lose a write we have acted on (an accepted job, an outcome
+    acked to the queue)."""
+    return ("WAIT", conf.wait_replicas, int(conf.timeout * 1000))
 
 
 def media_key(prefix: str, media_id: str) -> str:

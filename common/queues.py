@@ -7,6 +7,8 @@ touch a thumbnail. Each has its dead letters in `<name>.dead`.
 
 from __future__ import annotations
 
+from common.config import Settings
+
 KINDS = ("image", "video", "webhook")
 MEDIA_KINDS = ("image", "video")  # the kinds the server queues jobs for
 _SUFFIX = {"image": "", "video": ".video", "webhook": ".webhooks"}
@@ -24,3 +26,35 @@ def media_kind(media_type: str) -> str:
 def dead_letter_queue(queue: str) -> str:
     """Where jobs go that failed on every retry, for an operator to inspect or replay."""
     return f"{queue}.dead"
+
+
+def work_queue_arguments(settings: Settings, queue: str) -> dict[str, object]:
+    """How every work queue is declared, by the server and the workers alike: RabbitMQ refuses a
+    declaration whose arguments differ from those the queue was created with.
+
+    A quorum queue (replicated, durable, never exclusive) counts deliveries itself and, past
+    worker.max_attempts, dead-letters the job to `<queue>.dead`, at least once: the message leaves
+    the queue only when the dead queue has it (which needs reject-publish overflow). A classic
+    queue cannot become a quorum one: switching means a new queue name (see the README).
+    """
+    if settings.rabbitmq.queue_type == "classic":
+        return {}
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": settings.worker.max_attempts,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead_letter_queue(queue),
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def given_up_by_broker(headers: dict[str, object], queue: str) -> bool:
+    """Whether a dead letter is a job the broker itself gave up on (a quorum queue's delivery
+    limit), not one a worker put there after an outage."""
+    deaths = headers.get("x-death")
+    return isinstance(deaths, list) and any(
+        isinstance(death, dict) and death.get("reason") in ("delivery_limit", b"delivery_limit")
+        and death.get("queue") in (queue, queue.encode())
+        for death in deaths
+    )

@@ -1,8 +1,9 @@
-"""Where media lives on the shared volume, and the file operations both sides need.
+"""Where media lives, on the shared volume or in a bucket, and the file operations both sides need.
 
-Layout under the root: `raw/<id>` holds an upload until its thumbnails exist,
-`thumbs/<id>/<size name>.<ext>` each thumbnail (ext of the thumbnail type). Items made before
-there were several sizes have their one thumbnail at `thumbs/<id>.<ext>`, which stays readable.
+Layout under the root (the volume's folder, or the bucket under s3.prefix): `raw/<id>` holds an
+upload until its thumbnails exist, `thumbs/<id>/<size name>.<ext>` each thumbnail (ext of the
+thumbnail type). Items made before there were several sizes have their one thumbnail at
+`thumbs/<id>.<ext>`, which stays readable.
 Files are written under a temporary name and renamed into place, so a reader never sees half a
 file and a retried write replaces rather than appends.
 """
@@ -43,25 +44,52 @@ def new_media_id() -> str:
     return str(uuid.uuid4())
 
 
+# The layout as relative names, the same for every files backend.
+RAW = "raw"
+THUMBS = "thumbs"
+
+
+def raw_name(media_id: str) -> str:
+    return f"{RAW}/{media_id}"
+
+
+def thumb_name(media_id: str, media_type: MediaType, size: str) -> str:
+    return f"{THUMBS}/{media_id}/{size}.{media_type.extension}"
+
+
+def legacy_thumb_name(media_id: str, media_type: MediaType) -> str:
+    return f"{THUMBS}/{media_id}.{media_type.extension}"
+
+
+def thumbs_folder(media_id: str) -> str:
+    """The folder of an item's thumbnails (its legacy one, if any, is beside it)."""
+    return f"{THUMBS}/{media_id}"
+
+
+def names_of(media_id: str, thumbnails: list[str]) -> list[str]:
+    """Every name an item may have: its upload, the thumbnails listed in its folder, legacy ones."""
+    return [raw_name(media_id), *thumbnails, *(legacy_thumb_name(media_id, t) for t in THUMBNAIL_TYPES)]
+
+
 class Volume:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.raw_dir = root / "raw"
-        self.thumb_dir = root / "thumbs"
+        self.raw_dir = root / RAW
+        self.thumb_dir = root / THUMBS
 
     def prepare(self) -> None:
         self.raw_dir.mkdir(parents=True, exist_ok=True)
         self.thumb_dir.mkdir(parents=True, exist_ok=True)
 
     def raw_path(self, media_id: str) -> Path:
-        return self.raw_dir / media_id
+        return self.root / raw_name(media_id)
 
     def thumb_path(self, media_id: str, media_type: MediaType, size: str) -> Path:
-        return self.thumb_dir / media_id / f"{size}.{media_type.extension}"
+        return self.root / thumb_name(media_id, media_type, size)
 
     def legacy_thumb_path(self, media_id: str, media_type: MediaType) -> Path:
         """Where the one thumbnail of a record without `sizes` is."""
-        return self.thumb_dir / f"{media_id}.{media_type.extension}"
+        return self.root / legacy_thumb_name(media_id, media_type)
 
     @staticmethod
     def temp_path(final: Path) -> Path:

@@ -41,19 +41,27 @@ $COMPOSE -f docker-compose.yml config | "$PYTHON" -c '
 import sys, yaml
 cfg = yaml.safe_load(sys.stdin)
 svcs = cfg["services"]
-missing = {"redis", "rabbitmq", "server", "worker", "video-worker", "webhook-worker"} - set(svcs)
+missing = {"redis", "rabbitmq", "s3", "server", "worker", "video-worker", "webhook-worker"} - set(svcs)
 assert not missing, f"missing services: {sorted(missing)}"
 for name in ("server", "worker", "video-worker"):
     s = svcs[name]
-    for dep in ("redis", "rabbitmq"):
+    in_bucket = s.get("environment", {}).get("THUMBNAILIFY_BACKENDS_FILES") == "s3"
+    for dep in ("redis", "rabbitmq", "s3") if in_bucket else ("redis", "rabbitmq"):
         cond = s.get("depends_on", {}).get(dep, {}).get("condition")
         assert cond == "service_healthy", f"{name}: depends_on {dep} is {cond!r}, want service_healthy"
     assert "healthcheck" in s, f"{name}: no healthcheck"
-    assert "media:/data/media" in " ".join(map(str, s.get("volumes", []))), f"{name}: media volume not at /data/media"
+    mounted = "media:/data/media" in " ".join(map(str, s.get("volumes", [])))
+    # Media in a bucket: no shared directory at all; else the shared volume at /data/media.
+    assert mounted != in_bucket, f"{name}: media volume at /data/media: {mounted}, media in a bucket: {in_bucket}"
     for key in ("THUMBNAILIFY_BACKENDS_STORE", "THUMBNAILIFY_BACKENDS_QUEUE", "THUMBNAILIFY_BACKENDS_FILES"):
         assert key in s.get("environment", {}), f"{name}: {key} not set"
-for name in ("redis", "rabbitmq"):
+    if in_bucket:
+        for key in ("THUMBNAILIFY_S3_ENDPOINT_URL", "THUMBNAILIFY_S3_BUCKET"):
+            assert key in s["environment"], f"{name}: {key} not set"
+for name in ("redis", "rabbitmq", "s3"):
     assert "healthcheck" in svcs[name], f"{name}: no healthcheck"
+assert "-ip.bind=0.0.0.0" in svcs["s3"]["command"] and "-master.telemetry=false" in svcs["s3"]["command"], \
+    "s3: must listen inside the compose network with telemetry off"
 assert svcs["worker"].get("deploy", {}).get("replicas") == 2, "worker: deploy.replicas is not 2"
 # The metrics thread answers while a worker hangs: only /health tells the main loop is alive.
 assert "/health" in " ".join(svcs["worker"]["healthcheck"]["test"]), "worker: healthcheck does not ask /health"
@@ -68,7 +76,7 @@ assert hooks.get("command", [])[-2:] == ["--kind", "webhook"], "webhook-worker: 
 assert "THUMBNAILIFY_WEBHOOKS_SECRET" in hooks.get("environment", {}), "webhook-worker: no webhooks.secret"
 assert "/health" in " ".join(hooks["healthcheck"]["test"]), "webhook-worker: healthcheck does not ask /health"
 assert hooks.get("restart") in ("always", "unless-stopped"), "webhook-worker: no restart policy"
-assert {"media", "redis-data", "rabbitmq-data"} <= set(cfg.get("volumes") or {}), "named volumes missing"
+assert {"s3-data", "redis-data", "rabbitmq-data"} <= set(cfg.get("volumes") or {}), "named volumes missing"
 print("OK   compose services", ", ".join(sorted(svcs)), "| depends_on healthy | worker replicas=2 | video-worker --kind video | webhook-worker --kind webhook | named volumes")
 '
 
@@ -109,7 +117,8 @@ PY
 echo
 echo "== Kubernetes manifests (kubernetes-validate --strict -k $K8S_VERSION)"
 manifests=()
-for f in "$K8S_DIR"/*.yaml; do
+# shared-volume/pvc.yaml: the ReadWriteMany volume for backends.files: filesystem (its patch is no object).
+for f in "$K8S_DIR"/*.yaml "$K8S_DIR"/shared-volume/pvc.yaml; do
     skip=0
     for c in "${CRD_FILES[@]}"; do [[ "$f" == "$c" ]] && skip=1; done
     (( skip )) || manifests+=("$f")

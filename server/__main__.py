@@ -24,11 +24,12 @@ from common.logs import setup_logging
 from common.memory import map_large_blocks
 from common.supervisor import Child, Supervisor
 from server.app import create_app
-from server.files import Upload
 from server.http import AppRunner
 from server.resources import IN_FLIGHT, RESOURCES
 
 log = logging.getLogger("server")
+
+LARGE_BLOCK = 128 * 1024  # an upload's buffer (a volume's) or part (a bucket's) is at least this
 
 
 async def serve(settings: Settings, shared_port: bool) -> None:
@@ -56,7 +57,7 @@ async def serve(settings: Settings, shared_port: bool) -> None:
 
 
 def main() -> int:
-    map_large_blocks(Upload.BUFFER_BYTES)  # an upload's buffer goes back to the system once freed
+    map_large_blocks(LARGE_BLOCK)  # uploads' buffers go back to the system once freed
     parser = argparse.ArgumentParser(prog="python -m server")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -11,17 +11,13 @@ from aiohttp import web
 from common.config import Settings, byte_size
 from common.loader import load_backend
 from server import cors, events, images, middleware, ops, page, uploads
-from server.backends import TABLE
-from server.files import Upload
+from server.backends import TABLE, Files
 from server.http import READ_AHEAD
 from server.hub import EventHub
 from server.intake import UploadSlots
 from server.maintenance import maintain
 from server.metrics import ServerMetrics
 from server.resources import IN_FLIGHT, RESOURCES, InFlight, Resources
-
-# What one upload in flight may hold in memory: its own buffer and what aiohttp reads ahead.
-UPLOAD_MEMORY = Upload.BUFFER_BYTES + READ_AHEAD
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -41,13 +37,15 @@ def create_app(settings: Settings) -> web.Application:
 def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context shape
     async def context(app: web.Application) -> AsyncIterator[None]:
         names = settings.backends
+        files: Files = load_backend(TABLE, "files", names.files)(settings)
         res = Resources(
             settings=settings,
             store=load_backend(TABLE, "store", names.store)(settings),
             publisher=load_backend(TABLE, "queue", names.queue)(settings),
-            files=load_backend(TABLE, "files", names.files)(settings),
+            files=files,
             metrics=ServerMetrics(),
-            upload_slots=UploadSlots(byte_size(settings.limits.upload_memory), UPLOAD_MEMORY),
+            # What one upload in flight holds: the files backend's buffer and what aiohttp reads ahead.
+            upload_slots=UploadSlots(byte_size(settings.limits.upload_memory), files.upload_memory + READ_AHEAD),
             events=EventHub(),
         )
         await res.files.open()

@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from common.config import Settings
+from common.media import MediaType
+from common.volume import StoredFile
+from server.intake import Sink
 
 TABLE: dict[str, dict[str, str]] = {
     "store": {
@@ -17,7 +20,8 @@ TABLE: dict[str, dict[str, str]] = {
         "sqlite": "server.queue.sqlite:SQLitePublisher",
     },
     "files": {
-        "filesystem": "server.files:FilesystemFiles",
+        "filesystem": "server.files.filesystem:FilesystemFiles",
+        "s3": "server.files.s3:S3Files",
     },
 }
 
@@ -62,4 +66,25 @@ class Publisher(Protocol):
     async def ping(self) -> None: ...
     async def publish(self, media_id: str, media_type: str) -> None: ...
     async def depth(self) -> int: ...
+    async def close(self) -> None: ...
+
+
+class Files(Protocol):
+    """Uploads and thumbnails (server/files/). Every method raises BackendUnavailable on outages."""
+
+    name: str
+    upload_memory: int  # the most one upload in flight holds in this process's memory
+
+    def __init__(self, settings: Settings) -> None: ...
+    async def open(self) -> None: ...
+    async def ping(self) -> None: ...
+    def upload(self, media_id: str) -> Sink:
+        """Where an upload's bytes go; they become the item's upload only at `commit`."""
+    async def raw_exists(self, media_id: str) -> bool: ...
+    async def read_thumbnail(self, media_id: str, media_type: MediaType, size: str | None) -> bytes | None: ...
+    async def remove(self, media_id: str) -> None:
+        """Everything of the item, whatever state its record is in (or if it has none)."""
+    def scan(self) -> AsyncIterator[StoredFile]:
+        """Everything stored, by item, for the retention sweep."""
+    async def remove_stored(self, item: StoredFile) -> None: ...
     async def close(self) -> None: ...

@@ -20,7 +20,7 @@ from server.errors import ApiError
 
 
 class Sink(Protocol):
-    """Where the bytes go: a files backend's upload (server/files.py), or nowhere."""
+    """Where the bytes go: a files backend's upload (server/files/), or nowhere."""
 
     async def write(self, data: bytes) -> None: ...
     async def commit(self) -> None: ...

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from common.config import Settings
-from server.backends import Publisher, Store
-from server.files import FilesystemFiles
+from server.backends import Files, Publisher, Store
 from server.hub import EventHub
 from server.intake import UploadSlots
 from server.metrics import ServerMetrics
@@ -20,7 +19,7 @@ class Resources:
     settings: Settings
     store: Store
     publisher: Publisher
-    files: FilesystemFiles
+    files: Files
     metrics: ServerMetrics
     upload_slots: UploadSlots
     events: EventHub

@@ -9,7 +9,8 @@ import pika
 import pytest
 import redis
 
-from tests.harness import AMQP_URL, MODES, REDIS_URL, Service
+from scripts.seaweed import DEFAULT_PORTS, SeaweedFS
+from tests.harness import AMQP_URL, MODES, REDIS_URL, S3_MODE, Service, free_port
 
 PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
 
@@ -29,6 +30,23 @@ def real_services() -> None:
 def running(service: Service) -> Iterator[Service]:
     with service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A real S3 server (SeaweedFS, from requirements-dev.txt) on spare ports, for the s3 mode."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"), ports={flag: free_port() for flag in DEFAULT_PORTS})
+    server.start()
+    yield server
+    server.stop()
+
+
+def service_in(request: pytest.FixtureRequest, workdir: Path, **overrides: str) -> Service:
+    """A Service in the mode the fixture is parametrised with; s3 brings the suite's SeaweedFS."""
+    mode = request.param
+    if mode == S3_MODE:
+        overrides = request.getfixturevalue("seaweed").settings_env() | overrides
+    return Service(mode, workdir, **overrides)
 
 
 @pytest.fixture(scope="module", params=MODES)

@@ -17,20 +17,24 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+import obstore
 import pika
 import psutil
 import redis
 import requests
 
+from common.config import load_settings
 from common.queues import KINDS, dead_letter_queue, queue_name
+from common.s3 import open_bucket
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AMQP_PORT = 5672
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/%2F"
 MODES = ("embedded", "distributed")
+S3_MODE = "s3"  # distributed, with media in a bucket (a SeaweedFS the suite starts) instead of a volume
 TERMINAL = ("Completed", "Error")
 # A worker's ready line, in text or JSON logs.
 PHOTO_WORKER_READY = re.compile(r'worker ready"?[^\n]*?kind"?[=:] ?"?image')
@@ -55,6 +59,7 @@ def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
         "THUMBNAILIFY_RABBITMQ_QUEUE": f"test-{tag}",
         "THUMBNAILIFY_BACKENDS_STORE": "sqlite" if mode == "embedded" else "redis",
         "THUMBNAILIFY_BACKENDS_QUEUE": "sqlite" if mode == "embedded" else "rabbitmq",
+        "THUMBNAILIFY_S3_PREFIX": f"test-{tag}/",
         "THUMBNAILIFY_LOG_LEVEL": "INFO",
     }
     env.update(overrides)
@@ -85,7 +90,8 @@ class Service:
         self.stop()
         self.cleanup()
 
-    def start(self, timeout: float = 30) -> Service:
+    def start(self, timeout: float = 30, *, wait: bool = True) -> Service:
+        """Start the launcher and, unless told not to, wait until every worker and backend is ready."""
         seen_before = self.ready_workers()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -93,6 +99,8 @@ class Service:
              "--video-workers", str(self.video_workers)],
             cwd=ROOT, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
         )
+        if not wait:
+            return self
         try:
             self.wait_ready(timeout, seen_before)
         except BaseException:
@@ -162,13 +170,14 @@ class Service:
 
     def cleanup(self) -> None:
         """Remove this service's Redis keys and RabbitMQ queues."""
-        if self.mode != "distributed":
+        if self.mode == "embedded":
             return
-        client = redis.Redis.from_url(self.redis_url)
-        keys = list(client.scan_iter(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        if not self.env.get("THUMBNAILIFY_REDIS_SENTINELS"):  # else the Redis is the test's own
+            client = redis.Redis.from_url(self.redis_url)
+            keys = list(client.scan_iter(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}*"))
+            if keys:
+                client.delete(*keys)
+            client.close()
         base = self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         channel = connection.channel()
@@ -223,12 +232,33 @@ class Service:
         return Path(self.env["THUMBNAILIFY_FILES_ROOT"]) / kind
 
     def files_of(self, media_id: str) -> list[Path]:
+        """What names the item on the volume (or in the bucket): `raw/<id>`, `thumbs/<id>`..."""
+        if self.mode == S3_MODE:
+            found = set()
+            for name in self.objects():
+                parts = PurePosixPath(name).parts
+                hit = next((i for i, part in enumerate(parts) if media_id in part), None)
+                if hit is not None:
+                    found.add(Path(*parts[: hit + 1]))
+            return sorted(found)
         root = Path(self.env["THUMBNAILIFY_FILES_ROOT"])
         return sorted(p for p in root.rglob(f"*{media_id}*"))
 
+    def stored(self, folder: str) -> list[str]:
+        """Names in a folder of the layout (`raw`, `thumbs`), on the volume or in the bucket."""
+        if self.mode == S3_MODE:
+            return sorted({PurePosixPath(name).parts[1] for name in self.objects(folder)})
+        path = self.media_dir(folder)
+        return sorted(p.name for p in path.iterdir()) if path.exists() else []
+
+    def objects(self, folder: str = "") -> list[str]:
+        """Names of this service's objects in the bucket (s3 mode), e.g. raw/<id>."""
+        bucket = open_bucket(load_settings(self.env).s3)
+        return sorted(meta["path"] for batch in obstore.list(bucket, folder or None) for meta in batch)
+
     def record(self, media_id: str) -> dict[str, str] | None:
         """The stored state record, read straight from the backend (not through the API)."""
-        if self.mode == "distributed":
+        if self.mode != "embedded":
             client = redis.Redis.from_url(self.redis_url, decode_responses=True)
             try:
                 return client.hgetall(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}") or None
@@ -242,7 +272,7 @@ class Service:
         return json.loads(row[0]) if row else None
 
     def indexed(self, media_id: str) -> bool:
-        if self.mode == "distributed":
+        if self.mode != "embedded":
             client = redis.Redis.from_url(self.redis_url)
             try:
                 return client.zscore(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}index", media_id) is not None

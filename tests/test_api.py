@@ -5,13 +5,26 @@ from __future__ import annotations
 import base64
 import io
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 
-from tests.harness import Service
+from tests.conftest import running, service_in
+from tests.harness import MODES, S3_MODE, Service
 
 pytestmark = pytest.mark.timeout(120)
+API_MODES = (*MODES, S3_MODE)  # the whole contract holds with media in a bucket too
+
+
+@pytest.fixture(scope="module", params=API_MODES)
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    yield from running(service_in(request, tmp_path_factory.mktemp(request.param)))
+
+
+@pytest.fixture(scope="module", params=API_MODES)
+def idle_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    yield from running(service_in(request, tmp_path_factory.mktemp(f"idle-{request.param}"), workers=0))
 
 
 def decoded(data: bytes) -> Image.Image:
@@ -214,14 +227,15 @@ def test_too_large_upload_is_refused_early(service: Service) -> None:
     response = service.post(body, "image/png", raw=True)
     assert response.status_code == 413
     assert "larger than" in response.json()["message"]
-    assert list((service.workdir / "media" / "raw").iterdir()) == []
+    assert service.stored("raw") == []
 
 
 def test_operations_endpoints(service: Service) -> None:
     assert service.get("/health").json() == {"status": "ok"}
     ready = service.get("/ready")
     assert ready.status_code == 200
-    expected = ["sqlite", "sqlite", "files"] if service.mode == "embedded" else ["redis", "rabbitmq", "files"]
+    expected = {"embedded": ["sqlite", "sqlite", "files"], "distributed": ["redis", "rabbitmq", "files"],
+                S3_MODE: ["redis", "rabbitmq", "s3"]}[service.mode]
     assert ready.json()["backends"] == expected
     metrics = service.get("/metrics")
     assert metrics.status_code == 200

@@ -40,7 +40,7 @@ def test_readme_config_table_names_every_key() -> None:
     documented: set[str] = set()
     for line in table:
         section = None
-        for found in re.findall(r"`([a-z_]+(?:\.[a-z_]+)?)`", line.split("|")[1]):
+        for found in re.findall(r"`([a-z0-9_]+(?:\.[a-z0-9_]+)?)`", line.split("|")[1]):
             section, _, name = found.rpartition(".") if "." in found else (section, ".", found)
             documented.add(f"{section}.{name}")
     assert all_keys() <= documented, sorted(all_keys() - documented)
@@ -110,3 +110,19 @@ def test_thumbnail_sizes_in_config_order() -> None:
 def test_bad_thumbnail_sizes_name_the_key(value: str) -> None:
     with pytest.raises(ConfigError, match=r"thumbnail\.sizes"):
         load_settings({"THUMBNAILIFY_THUMBNAIL_SIZES": value})
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [({"THUMBNAILIFY_RABBITMQ_QUEUE_TYPE": "stream"}, r"rabbitmq\.queue_type"),
+     ({"THUMBNAILIFY_REDIS_SENTINELS": "127.0.0.1"}, r"redis\.sentinels"),
+     ({"THUMBNAILIFY_REDIS_SENTINELS": "a:1,b:x"}, r"redis\.sentinels")],
+)
+def test_bad_past_one_machine_values_name_the_key(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(env)
+
+
+def test_sentinel_addresses() -> None:
+    settings = load_settings({"THUMBNAILIFY_REDIS_SENTINELS": " 10.0.0.1:26379, [::1]:26380,sentinel-2:26381"})
+    assert settings.redis.sentinel_addresses() == [("10.0.0.1", 26379), ("::1", 26380), ("sentinel-2", 26381)]

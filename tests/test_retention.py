@@ -51,7 +51,7 @@ def plant(path: Path, seconds: float, data: bytes = b"junk") -> Path:
 
 def set_record(service: Service, media_id: str, record: dict[str, str], score: float) -> None:
     """Write a record straight into the store, as the server would have."""
-    if service.mode == "distributed":
+    if service.mode != "embedded":
         prefix = service.env["THUMBNAILIFY_REDIS_PREFIX"]
         client = redis.Redis.from_url(service.redis_url)
         client.hset(f"{prefix}media:{media_id}", mapping=record)

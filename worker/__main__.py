@@ -104,6 +104,7 @@ def main() -> int:
         if delivery is not None:
             handle(runner, consumer, delivery)
             scratch.empty()
+        consumer.settle_abandoned(runner.abandon)
     consumer.close()
     store.close()
     log.info("worker stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ TABLE: dict[str, dict[str, str]] = {
     },
     "files": {
         "filesystem": "worker.files.filesystem:FilesystemFiles",
+        "s3": "worker.files.s3:S3Files",
     },
     # by the queue's name: where that queue keeps its dead letters, for `python -m worker.replay`
     "dead_letters": {
@@ -67,6 +69,9 @@ class Consumer(Protocol):
         """Settle this delivery and have the job handed out again in `seconds`."""
     def enqueue(self, kind: str, media_id: str, media_type: str) -> None:
         """A job for another kind of worker; raises when the queue did not take it."""
+    def settle_abandoned(self, settle: Callable[[Delivery], None]) -> int:
+        """Jobs the queue itself gave up on (delivered too often), each recorded by `settle` and
+        then removed; returns how many."""
     def close(self) -> None: ...
 
 

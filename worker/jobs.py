@@ -237,6 +237,21 @@ class JobRunner:
         if self.settings.retention.raw_hours <= 0:
             self.files.remove_upload(media_id)
 
+    def abandon(self, delivery: Delivery) -> None:
+        """A job the queue gave up on by itself (a quorum queue's delivery limit: the image crashed
+        or timed out a worker on every delivery) ends as Error 422, like one our own count stops.
+        Raises on an outage, so the queue keeps it until it can be recorded."""
+        media_id = delivery.media_id
+        if not is_media_id(media_id):
+            return
+        message = (f"gave up after more than {self.settings.worker.max_attempts} deliveries: "
+                   "the image crashed or timed out the worker each time")
+        failed = state.failed(state.UNDECODABLE, message, state.now())
+        if self.store.transition(media_id, state.State.PROCESSING, failed):
+            self.files.remove_upload(media_id)
+            self._notify(media_id, (self.store.get(media_id) or {}) | failed)
+        log.warning("job given up by the queue: Error 422", extra={"media_id": media_id})
+
     def record_failure(self, media_id: str, code: int, reason: str) -> None:
         """Best effort, never raises: mark a job Error when its own run could not.
 

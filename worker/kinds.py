@@ -31,6 +31,7 @@ class Runner(Protocol):
     metrics: WorkerMetrics
 
     def run(self, delivery: Delivery) -> Verdict: ...
+    def abandon(self, delivery: Delivery) -> None: ...
     def record_failure(self, media_id: str, code: int, reason: str) -> None: ...
 
 
@@ -43,7 +44,7 @@ def build_runner(
     files: Files = load_backend(TABLE, "files", settings.backends.files)(settings, scratch)
     try:
         files.prepare()
-    except OSError as exc:  # not fatal: each job checks the files backend and retries through outages
+    except files.transient as exc:  # not fatal: each job checks the files backend and retries through outages
         log.warning("media files not usable yet: %s", exc)
     handler = load_backend(HANDLERS, "handler", kind).from_settings(settings)
     return JobRunner(settings, store, files, handler, metrics, heartbeat,

@@ -83,6 +83,11 @@ class WebhookRunner:
         delay = conf.retry_base_delay * 2 ** (attempts - 1)
         return Verdict(Outcome.RETRY_LATER, f"{event} attempt {attempts}: {attempt.error}", delay)
 
+    def abandon(self, delivery: Delivery) -> None:
+        """A webhook job the queue gave up on by itself: its callback is failed (raises on outages)."""
+        if is_media_id(delivery.media_id):
+            self.store.set_fields(delivery.media_id, {"callback_state": state.Callback.FAILED})
+
     def record_failure(self, media_id: str, code: int, reason: str) -> None:
         """A bug of ours while delivering: the job is acked, the callback marked failed."""
         if is_media_id(media_id):

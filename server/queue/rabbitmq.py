@@ -17,7 +17,7 @@ from aioamqp.channel import Channel
 from aioamqp.protocol import OPEN, AmqpProtocol
 
 from common.config import Settings
-from common.queues import MEDIA_KINDS, media_kind, queue_name
+from common.queues import MEDIA_KINDS, media_kind, queue_name, work_queue_arguments
 from server.errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class RabbitMQPublisher:
     def __init__(self, settings: Settings) -> None:
         conf = settings.rabbitmq
         self.url = conf.url
+        self.settings = settings
         # One work queue per kind of media: a long video never holds up photos.
         self.queues = {kind: queue_name(conf.queue, kind) for kind in MEDIA_KINDS}
         self.timeout = conf.publish_timeout
@@ -83,7 +84,8 @@ class RabbitMQPublisher:
             conn.control = await protocol.channel()
             # Only the work queues: a dead queue is its workers', declared with its bounds there.
             for queue in self.queues.values():
-                await conn.control.queue_declare(queue, durable=True)
+                await conn.control.queue_declare(queue, durable=True,
+                                                 arguments=work_queue_arguments(self.settings, queue))
             for _ in range(self.channels):
                 channel = await protocol.channel()
                 await channel.confirm_select()

@@ -10,6 +10,8 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from common.config import Settings
@@ -19,15 +21,18 @@ from common.keys import (
     DELETE_SCRIPT,
     RELEASE_LOCK_SCRIPT,
     TRANSITION_SCRIPT,
+    NotReplicated,
     client_options,
     create_call,
     delete_call,
     events_channel,
     index_key,
     lock_key,
+    master_options,
     media_key,
     request_key,
     transition_call,
+    wait_command,
 )
 from server.backends import Change, Page
 from server.errors import BackendUnavailable
@@ -50,19 +55,34 @@ def _unavailable_on_error(method: Callable[P, Awaitable[R]]) -> Callable[P, Awai
     return wrapper
 
 
+class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """Connections to the master Sentinel names (found again after a failover: a connection that
+    fails or meets a demoted master is dropped, the next one asks Sentinel), waiting for a free one
+    past max_connections like the plain pool does."""
+
+
+def connection_pool(settings: Settings) -> aioredis.ConnectionPool:
+    conf = settings.redis
+    # A burst of requests past max_connections waits for a free connection (up to pool_timeout)
+    # instead of failing: a burst is not an outage.
+    if not conf.sentinels.strip():
+        return aioredis.BlockingConnectionPool.from_url(
+            conf.url, max_connections=conf.max_connections, timeout=conf.pool_timeout, **client_options(conf)
+        )
+    sentinel = Sentinel(conf.sentinel_addresses(), socket_timeout=conf.timeout, socket_connect_timeout=conf.timeout)
+    return BlockingSentinelPool(conf.sentinel_master, sentinel, max_connections=conf.max_connections,
+                                timeout=conf.pool_timeout, **master_options(conf))
+
+
 class RedisStore:
     name = "redis"
 
     def __init__(self, settings: Settings) -> None:
         conf = settings.redis
+        self.conf = conf
         self.prefix = conf.prefix
         self.index = index_key(conf.prefix)
-        # A burst of requests past max_connections waits for a free connection (up to
-        # pool_timeout) instead of failing: a burst is not an outage.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            conf.url, max_connections=conf.max_connections, timeout=conf.pool_timeout, **client_options(conf)
-        )
-        self.client = aioredis.Redis.from_pool(pool)
+        self.client = aioredis.Redis.from_pool(connection_pool(settings))
         self._create = self.client.register_script(CREATE_SCRIPT)
         self._transition = self.client.register_script(TRANSITION_SCRIPT)
         self._delete = self.client.register_script(DELETE_SCRIPT)
@@ -76,9 +96,21 @@ class RedisStore:
     async def ping(self) -> None:
         await self.client.ping()
 
+    async def _replicated(self, script: AsyncScript, call: dict) -> object:
+        """Run a script; with redis.wait_replicas, only done once that many replicas have it."""
+        if not self.conf.wait_replicas:
+            return await script(**call)
+        async with self.client.pipeline(transaction=False) as pipe:
+            await script(**call, client=pipe)
+            pipe.execute_command(*wait_command(self.conf))
+            result, replicas = await pipe.execute()
+        if replicas < self.conf.wait_replicas:
+            raise NotReplicated(f"{replicas} of {self.conf.wait_replicas} replicas confirmed the write")
+        return result
+
     @_unavailable_on_error
     async def create(self, media_id: str, record: dict[str, str], score: float) -> None:
-        await self._create(**create_call(self.prefix, media_id, record, score))
+        await self._replicated(self._create, create_call(self.prefix, media_id, record, score))
 
     @_unavailable_on_error
     async def get(self, media_id: str) -> dict[str, str] | None:
@@ -86,11 +118,12 @@ class RedisStore:
 
     @_unavailable_on_error
     async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
-        return bool(await self._transition(**transition_call(self.prefix, media_id, expected_state, fields)))
+        return bool(await self._replicated(self._transition,
+                                           transition_call(self.prefix, media_id, expected_state, fields)))
 
     @_unavailable_on_error
     async def delete(self, media_id: str) -> bool:
-        return bool(await self._delete(**delete_call(self.prefix, media_id)))
+        return bool(await self._replicated(self._delete, delete_call(self.prefix, media_id)))
 
     @_unavailable_on_error
     async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
@@ -161,8 +194,8 @@ class RedisStore:
                         if message is not None:
                             change = json.loads(message["data"])
                             yield change["media_id"], None if change.get("deleted") else change["record"]
-            except RedisError as exc:
-                log.warning("events subscription lost, subscribing again: %s", exc)
+            except Exception as exc:  # an outage, a failover (Sentinel names the master again), bad data
+                log.warning("events subscription lost, subscribing again: %r", exc)
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
     async def close(self) -> None:

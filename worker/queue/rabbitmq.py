@@ -17,14 +17,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from common.config import Settings
-from common.queues import dead_letter_queue, queue_name
+from common.queues import dead_letter_queue, given_up_by_broker, queue_name, work_queue_arguments
 from worker.backends import DeadLetter, Delivery
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 Message = tuple[object, object, bytes] | tuple[None, None, None]
 FAILURES = (pika.exceptions.AMQPError, OSError)
 PRECONDITION_FAILED = 406
+ABANDONED_CHECK_SECONDS = 5.0  # how often a quorum queue's dead letters are looked through
 
 
 def dead_letter_arguments(settings: Settings) -> dict[str, int]:
@@ -48,7 +49,7 @@ def dead_letter_arguments(settings: Settings) -> dict[str, int]:
 def declare_queues(connection: pika.BlockingConnection, settings: Settings, queue: str) -> BlockingChannel:
     """Declare a work queue and its dead queue; returns a usable channel."""
     channel = connection.channel()
-    channel.queue_declare(queue, durable=True)
+    channel.queue_declare(queue, durable=True, arguments=work_queue_arguments(settings, queue))
     try:
         channel.queue_declare(dead_letter_queue(queue), durable=True, arguments=dead_letter_arguments(settings))
     except pika.exceptions.ChannelClosedByBroker as exc:
@@ -77,6 +78,9 @@ class RabbitMQConsumer:
         self.stream: Iterator[Message] | None = None
         self.session = ""  # names the connection: its delivery tags start again from 1
         self.retry_delay = 0.5
+        self.quorum = conf.queue_type == "quorum"
+        self.next_dead_check = 0.0
+        self.dead_kept = 0  # letters of the workers' own seen in the dead queue at the last look
 
     def _connect(self, idle_timeout: float) -> None:
         self.connection = pika.BlockingConnection(self.parameters)
@@ -84,7 +88,8 @@ class RabbitMQConsumer:
         self.declared = set()
         self.channel = declare_queues(self.connection, self.settings, self.queue)
         self.channel.confirm_delivery()
-        self.channel.basic_qos(prefetch_count=self.prefetch)
+        # Per consumer, never global: a quorum queue's channel is closed on global QoS.
+        self.channel.basic_qos(prefetch_count=self.prefetch, global_qos=False)
         self.stream = self.channel.consume(self.queue, inactivity_timeout=idle_timeout)
         self.retry_delay = 0.5
         log.info("consuming %s", self.queue)
@@ -157,7 +162,61 @@ class RabbitMQConsumer:
 
     def enqueue(self, kind: str, media_id: str, media_type: str) -> None:
         """Hand a follow-up job to another kind of worker (a webhook); raises when it was not taken."""
-        self._publish(queue_name(self.base, kind), media_id, media_type, {})
+        queue = queue_name(self.base, kind)
+        self._publish(queue, media_id, media_type, work_queue_arguments(self.settings, queue))
+
+    def settle_abandoned(self, settle: Callable[[Delivery], None]) -> int:
+        """Jobs a quorum queue dead-lettered by itself (delivered more than worker.max_attempts
+        times): `settle` records each, then its letter goes. Letters a worker dead-lettered after an
+        outage stay for `python -m worker.replay`. Looked at every few seconds, and only when the
+        dead queue holds other letters than last time; returns how many were settled."""
+        if not self.quorum or self.connection is None or time.monotonic() < self.next_dead_check:
+            return 0
+        self.next_dead_check = time.monotonic() + ABANDONED_CHECK_SECONDS
+        try:
+            return self._settle_abandoned(settle)
+        except FAILURES as exc:
+            log.warning("could not look through %s (%s)", dead_letter_queue(self.queue), exc)
+            self._drop()
+            return 0
+
+    def _settle_abandoned(self, settle: Callable[[Delivery], None]) -> int:
+        assert self.connection is not None
+        dead = dead_letter_queue(self.queue)
+        channel = self.connection.channel()
+        settled, failed = 0, False
+        try:
+            waiting = channel.queue_declare(dead, passive=True).method.message_count
+            if waiting == self.dead_kept:
+                return 0
+            for _ in range(waiting):
+                method, properties, body = channel.basic_get(dead)
+                if method is None:
+                    break
+                headers = getattr(properties, "headers", None) or {}
+                if not given_up_by_broker(headers, self.queue):
+                    continue  # held unacked until the channel closes: it goes back where it was
+                media_type = headers.get("media_type")
+                delivery = Delivery(
+                    media_id=bytes(body).decode("utf-8", "replace").strip(),
+                    media_type=media_type if isinstance(media_type, str) else None,
+                    redelivered=True, tag=(channel, method.delivery_tag), token=f"dead:{uuid.uuid4().hex}",
+                )
+                try:
+                    settle(delivery)
+                except Exception as exc:  # the store is out, most likely: the letter waits for next time
+                    log.warning("could not settle an abandoned job (%r); it stays a dead letter", exc,
+                                extra={"media_id": delivery.media_id})
+                    failed = True
+                    continue
+                channel.basic_ack(method.delivery_tag)
+                settled += 1
+            self.dead_kept = -1 if failed else waiting - settled  # -1: look again next time
+        finally:
+            if channel.is_open:
+                with contextlib.suppress(FAILURES):
+                    channel.close()
+        return settled
 
     def retry_later(self, delivery: Delivery, seconds: float) -> None:
         """Ack the delivery and have the job back in `seconds`: through a waiting queue whose

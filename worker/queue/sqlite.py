@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 from common.config import Settings
 from common.sqlite import Database, SQLiteQueue
@@ -51,6 +52,10 @@ class SQLiteConsumer:
 
     def retry_later(self, delivery: Delivery, seconds: float) -> None:
         self.queue.defer(int(delivery.tag), seconds)  # type: ignore[call-overload]
+
+    def settle_abandoned(self, settle: Callable[[Delivery], None]) -> int:
+        """Never any: this queue hands a job out again until a worker settles it (see worker.jobs)."""
+        return 0
 
     def close(self) -> None:
         self.queue.db.close()

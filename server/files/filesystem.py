@@ -91,6 +91,7 @@ def _unlink_quietly(*paths: Path) -> None:
 
 class FilesystemFiles:
     name = "files"
+    upload_memory = Upload.BUFFER_BYTES
 
     def __init__(self, settings: Settings) -> None:
         self.volume = Volume(settings.path(settings.files.root))

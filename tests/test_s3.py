@@ -1,0 +1,186 @@
+"""Media in a bucket (backends.files: s3) on a real SeaweedFS: no shared directory, uploads
+streamed as multipart uploads that leave nothing when refused, and an object store outage that
+loses nothing (CONTRACT.md, second part, "Past one machine")."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import obstore
+import pytest
+import requests
+from PIL import Image
+
+from common.config import load_settings
+from common.s3 import open_bucket
+from common.volume import StoredFile
+from scripts.seaweed import SeaweedFS
+from server.files.s3 import S3Files
+from tests.harness import S3_MODE, Service, free_port, wait_until
+from tests.test_retention import backdate
+
+pytestmark = pytest.mark.timeout(180)
+BIG = 8 * 1024 * 1024
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """A PNG that does not compress: about width x height x 3 bytes."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def svc(seaweed: SeaweedFS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    workdir = tmp_path_factory.mktemp("s3")
+    service = Service(S3_MODE, workdir, workers=1, THUMBNAILIFY_LIMITS_MAX_UPLOAD_BYTES=str(BIG),
+                      THUMBNAILIFY_FILES_ROOT=str(workdir / "no-shared-volume"),
+                      THUMBNAILIFY_WORKER_TEMP_DIR=str(workdir / "worker-scratch"), **seaweed.settings_env())
+    with service:
+        yield service
+
+
+def test_media_live_in_the_bucket_and_nothing_on_disk(svc: Service, photos: dict[str, bytes]) -> None:
+    media_id = svc.upload(photos["coffee.jpg"], "image/jpeg")
+    assert svc.wait(media_id)["state"] == "Completed"
+    assert svc.objects() == [f"thumbs/{media_id}/default.jpg"]  # the upload went once its thumbnail existed
+    assert svc.thumbnail(media_id)[1] == "image/jpeg"
+    assert not Path(svc.env["THUMBNAILIFY_FILES_ROOT"]).exists()  # server and workers share no directory
+    scratch = Path(svc.env["THUMBNAILIFY_WORKER_TEMP_DIR"])
+    assert [entry for folder in scratch.iterdir() for entry in folder.iterdir()] == []  # downloads go with their job
+
+
+def test_a_big_upload_streams_as_a_multipart_upload(svc: Service, seaweed: SeaweedFS) -> None:
+    data = noise_png(1600, 1200)
+    assert 5 * 1024 * 1024 < len(data) <= BIG
+    response = svc.post(data, "image/png", raw=True, params={"encoding": "binary"})
+    assert response.status_code == 202, response.text
+    media_id = response.json()["media_id"]
+    status = svc.wait(media_id)
+    assert status["state"] == "Completed" and status["sizes"] == {"default": [100, 75]}
+    assert seaweed.pending_uploads() == 0
+
+
+def test_a_refused_upload_leaves_no_object_and_no_multipart_upload(svc: Service, seaweed: SeaweedFS) -> None:
+    listed = svc.get("/images").json()["items"]
+    data = noise_png(1900, 1600)  # past the limit, refused after a multipart upload has begun
+    assert len(data) > BIG
+    response = svc.post(data, "image/png", raw=True, params={"encoding": "binary"})
+    assert response.status_code == 413, response.text
+    assert svc.stored("raw") == []
+    assert seaweed.pending_uploads() == 0
+    assert svc.get("/images").json()["items"] == listed
+
+
+def test_an_identical_upload_copies_the_thumbnails_inside_the_bucket(svc: Service, photos: dict[str, bytes]) -> None:
+    first = svc.upload(photos["camera.png"], "image/png")
+    assert svc.wait(first)["state"] == "Completed"
+    second = svc.upload(photos["camera.png"], "image/png")
+    status = svc.wait(second)
+    assert status["state"] == "Completed" and "reused" in status["message"]
+    assert svc.delete(f"/images/{first}").status_code == 204
+    assert svc.files_of(first) == []
+    assert svc.thumbnail(second)[0][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_object_store_outage_is_a_503_and_loses_nothing(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    """Stop the object store with jobs in flight: the API answers 503 naming s3 (never its address)
+    and keeps nothing, workers retry; once it is back every accepted job completes."""
+    store = SeaweedFS(tmp_path / "seaweedfs", ports={flag: free_port() for flag in SeaweedFS(tmp_path).ports})
+    store.start()
+    service = Service(S3_MODE, tmp_path / "service", workers=1, THUMBNAILIFY_S3_TIMEOUT="2",
+                      THUMBNAILIFY_WORKER_MAX_RETRIES="12", THUMBNAILIFY_WORKER_RETRY_MAX_DELAY="2",
+                      **store.settings_env())
+    try:
+        with service:
+            accepted = [service.upload(data, "image/jpeg" if name.endswith(".jpg") else "image/png")
+                        for name, data in photos.items()]
+            done = accepted[0]
+            assert service.wait(done)["state"] == "Completed"
+            store.stop()
+
+            refused = service.post(photos["coffee.jpg"], "image/jpeg")
+            assert refused.status_code == 503
+            assert refused.json() == {"message": "s3 is unavailable, try again later"}
+            assert refused.headers["Retry-After"].isdigit()
+            ready = service.get("/ready")
+            assert ready.status_code == 503 and list(ready.json()["failing"]) == ["s3"]
+            assert "127.0.0.1" not in ready.text and "127.0.0.1" not in refused.text
+            assert service.get(f"/images/{done}/thumbnail").status_code == 503
+            assert {item["media_id"] for item in service.get("/images").json()["items"]} == set(accepted)
+
+            store.start()
+            wait_until(lambda: service.get("/ready").status_code == 200, 30, "ready again")
+            for media_id in accepted:
+                assert service.wait(media_id, timeout=90)["state"] == "Completed", service.logs()[-3000:]
+                assert service.thumbnail(media_id)[0]
+            assert service.stored("raw") == []
+    finally:
+        store.stop()
+
+
+def test_ready_names_a_bucket_that_does_not_exist(seaweed: SeaweedFS, tmp_path: Path) -> None:
+    wrong = Service(S3_MODE, tmp_path, workers=0, **(seaweed.settings_env() | {"THUMBNAILIFY_S3_BUCKET": "no-such"}))
+    try:
+        wrong.start(wait=False)
+
+        def names_s3() -> bool:
+            try:
+                response = requests.get(f"{wrong.url}/ready", timeout=5)
+            except requests.ConnectionError:
+                return False
+            return response.status_code == 503 and list(response.json()["failing"]) == ["s3"]
+
+        wait_until(names_s3, 30, "/ready to name s3")
+    finally:
+        wrong.stop()
+        wrong.cleanup()
+
+
+def test_the_sweep_lists_and_removes_objects_by_item(svc: Service) -> None:
+    """What the retention sweep sees in a bucket: each upload, each item's thumbnails as one entry
+    (the newest's time), and removing an entry removes exactly those objects. (The age rules are
+    the same code as on a volume, tested in test_retention.py: a bucket cannot be made to hold an
+    hour-old object in a test.)"""
+    settings = load_settings(svc.env)
+    bucket = open_bucket(settings.s3)
+    orphan, legacy = str(uuid.uuid4()), str(uuid.uuid4())
+    for name in (f"raw/{orphan}", f"thumbs/{orphan}/default.jpg", f"thumbs/{orphan}/large.jpg",
+                 f"thumbs/{legacy}.png", "raw/not-an-id"):
+        obstore.put(bucket, name, b"planted")
+
+    async def sweep_view() -> list[StoredFile]:
+        return [item async for item in S3Files(settings).scan()]
+
+    found = {(item.kind, item.media_id, item.name) for item in asyncio.run(sweep_view())}
+    assert {("upload", orphan, f"raw/{orphan}"), ("thumbnail", orphan, f"thumbs/{orphan}"),
+            ("thumbnail", legacy, f"thumbs/{legacy}")} <= found
+    assert not any("not-an-id" in name for _, _, name in found)
+    assert all(abs(item.modified - time.time()) < 120 for item in asyncio.run(sweep_view()))
+
+    async def remove(kind: str, media_id: str) -> None:
+        item = next(i for i in await sweep_view() if i.kind == kind and i.media_id == media_id)
+        await S3Files(settings).remove_stored(item)
+
+    asyncio.run(remove("thumbnail", orphan))
+    assert [n for n in svc.objects() if orphan in n] == [f"raw/{orphan}"]  # only its thumbnails went
+    asyncio.run(remove("upload", orphan))
+    asyncio.run(remove("thumbnail", legacy))
+    assert not [n for n in svc.objects() if orphan in n or legacy in n]
+
+
+def test_media_past_media_days_leave_the_bucket(seaweed: SeaweedFS, tmp_path: Path, photos: dict[str, bytes]) -> None:
+    with Service(S3_MODE, tmp_path, workers=1, THUMBNAILIFY_RETENTION_SWEEP_SECONDS="1",
+                 THUMBNAILIFY_RETENTION_MEDIA_DAYS="1", **seaweed.settings_env()) as service:
+        media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
+        assert service.wait(media_id)["state"] == "Completed"
+        assert service.objects(f"thumbs/{media_id}")
+        backdate(service, media_id, 2 * 86400)
+        wait_until(lambda: service.get(f"/images/{media_id}").status_code == 404, 45, "the item to expire")
+        wait_until(lambda: not service.objects(f"thumbs/{media_id}"), 10, "its thumbnails to leave the bucket")
