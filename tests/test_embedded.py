@@ -49,8 +49,8 @@ def test_kill_everything_and_restart_loses_nothing(tmp_path: Path, photos: dict[
         for worker in workers:
             worker.resume()
         time.sleep(0.3)
-        before = Counter(service.wait(media_id, timeout=0)["state"] for media_id in ids)
         service.kill_all()
+        before = Counter(service.record(media_id)["state"] for media_id in ids)  # as the kill left them
         restarted = time.monotonic()
         service.start()
         finals = Counter(service.wait(media_id, timeout=120)["state"] for media_id in ids)

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.harness import Service
+from tests.harness import Service, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -22,9 +22,13 @@ def test_children_end_with_the_launcher(signum: int, tmp_path: Path, photos: dic
     service.start()
     launcher = service.process
     assert launcher is not None
-    family = psutil.Process(launcher.pid).children(recursive=True)
+    def living() -> list[psutil.Process]:
+        return [p for p in psutil.Process(launcher.pid).children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+
+    # server supervisor, its 2 servers, 2 photo, 1 video and 1 webhook worker
+    wait_until(lambda: len(living()) == 7, 20, "the launcher's 7 processes")
+    family = living()
     try:
-        assert len(family) == 7  # server supervisor, its 2 servers, 2 photo, 1 video and 1 webhook worker
         os.kill(launcher.pid, signum)
         code = launcher.wait(60)
         service.process = None

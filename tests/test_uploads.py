@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from PIL import Image
@@ -268,8 +269,16 @@ def read_events(response: requests.Response, until: int | None = None) -> Iterat
 
 
 def test_an_event_stream_sees_processing_then_completed_and_ends(svc: Service) -> None:
-    media_id = svc.upload(png((90, 10, 10), (3000, 2000)), "image/png")
-    with svc.http.get(f"{svc.url}/images/{media_id}/events", stream=True, timeout=60) as response:
+    workers = [psutil.Process(pid) for pid in svc.worker_pids()]
+    for worker in workers:  # the stream opens before the job is taken
+        worker.suspend()
+    try:
+        media_id = svc.upload(png((90, 10, 10), (3000, 2000)), "image/png")
+        response = svc.http.get(f"{svc.url}/images/{media_id}/events", stream=True, timeout=60)
+    finally:
+        for worker in workers:
+            worker.resume()
+    with response:
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
         events = list(read_events(response))  # ends by itself after the terminal state
