@@ -35,6 +35,7 @@ from bench.support import (
     PHOTOS,
     BenchService,
     ForeignLoad,
+    interleaved,
     make_corpus,
     met,
     on_sigterm_raise,
@@ -127,20 +128,6 @@ def handler(sizes: str = "") -> worker.thumbnails.ThumbHandler:
     settings = load_settings()
     worker.thumbnails.apply_limits(settings.limits)
     return worker.thumbnails.ThumbHandler(ThumbnailSettings(sizes=sizes), LimitsSettings())
-
-
-def interleaved(methods: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds of each method, alternating their order each round after one warm-up."""
-    for method in methods.values():
-        method()
-    spent: dict[str, list[float]] = {name: [] for name in methods}
-    names = list(methods)
-    for index in range(rounds):
-        for name in names if index % 2 == 0 else reversed(names):
-            started = time.perf_counter()
-            methods[name]()
-            spent[name].append(time.perf_counter() - started)
-    return {name: statistics.median(times) for name, times in spent.items()}
 
 
 # -- the service -----------------------------------------------------------------------------------

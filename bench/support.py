@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -366,6 +367,20 @@ def print_table(headers: list[str], rows: list[list[str]], title: str = "") -> N
 
 def met(ok: bool) -> str:
     return "yes" if ok else "NO"
+
+
+def interleaved(methods: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of each method, alternating their order each round after one warm-up."""
+    for method in methods.values():
+        method()
+    spent: dict[str, list[float]] = {name: [] for name in methods}
+    names = list(methods)
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else reversed(names):
+            started = time.perf_counter()
+            methods[name]()
+            spent[name].append(time.perf_counter() - started)
+    return {name: statistics.median(times) for name, times in spent.items()}
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import base64
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,7 @@ from bench.support import (
     PHOTOS,
     BenchService,
     ForeignLoad,
+    interleaved,
     met,
     on_sigterm_raise,
     print_table,
@@ -97,20 +97,6 @@ def ffmpeg_command(ffmpeg: str, source: Path, out: Path) -> Callable[[], None]:
     argv = [ffmpeg, "-v", "error", "-y", "-ss", "0", "-i", str(source), "-frames:v", "1", "-vf", "scale=100:-1",
             str(out)]
     return lambda: subprocess.run(argv, check=True)
-
-
-def interleaved(methods: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds of each method, alternating their order each round after one warm-up."""
-    for method in methods.values():
-        method()
-    spent: dict[str, list[float]] = {name: [] for name in methods}
-    names = list(methods)
-    for index in range(rounds):
-        for name in names if index % 2 == 0 else reversed(names):
-            started = time.perf_counter()
-            methods[name]()
-            spent[name].append(time.perf_counter() - started)
-    return {name: statistics.median(times) for name, times in spent.items()}
 
 
 def post_to_completed(service: BenchService, session: requests.Session, path: Path) -> float:

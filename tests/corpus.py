@@ -361,6 +361,12 @@ class Case:
         assert self.body is not None
         return base64.b64encode(self.body)
 
+    def expected(self) -> str:
+        """The outcome as the tests' tables print it."""
+        if self.expect_http != 202:
+            return f"HTTP {self.expect_http}"
+        return "Completed" if self.expect_state == "Completed" else f"Error {self.expect_code}"
+
     def __repr__(self) -> str:  # bodies can be 20 MiB: keep reprs short
         size = len(self.body) if self.body is not None else len(self.raw_base64 or b"")
         return f"Case({self.name!r}, {self.content_type!r}, {size} bytes, http={self.expect_http})"

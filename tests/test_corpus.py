@@ -45,18 +45,12 @@ def outcome(case: Case, service: Service) -> tuple[str, list[str]]:
     return "Completed", problems
 
 
-def expected(case: Case) -> str:
-    if case.expect_http != 202:
-        return f"HTTP {case.expect_http}"
-    return "Completed" if case.expect_state == "Completed" else f"Error {case.expect_code}"
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_case(case: Case, corpus_service: tuple[Service, list[int]]) -> None:
     service, _ = corpus_service
     got, problems = outcome(case, service)
     OUTCOMES[case.name] = got
-    assert got == expected(case), problems
+    assert got == case.expected(), problems
     if got == "Completed":
         assert problems == []
 
@@ -67,7 +61,7 @@ def test_workers_survived_within_memory(corpus_service: tuple[Service, list[int]
     assert sorted(service.worker_pids()) == workers, "a worker died during the corpus"
     peaks = [peak_rss_mb(pid) for pid in workers]
     logs = service.logs()
-    table = Counter((expected(case), OUTCOMES[case.name]) for case in CASES)
+    table = Counter((case.expected(), OUTCOMES[case.name]) for case in CASES)
     print(f"\nCORPUS {len(CASES)} cases; worker peak RSS (MB): {[round(p, 1) for p in peaks]}")
     for (want, got), count in sorted(table.items()):
         print(f"  expected {want:<14} got {got:<14} x{count}")

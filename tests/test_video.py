@@ -50,17 +50,11 @@ def outcome(case: Case, service: Service) -> tuple[str, list[str]]:
     return "Completed", problems
 
 
-def expected(case: Case) -> str:
-    if case.expect_http != 202:
-        return f"HTTP {case.expect_http}"
-    return "Completed" if case.expect_state == "Completed" else f"Error {case.expect_code}"
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_case(case: Case, video_service: Service) -> None:
     got, details = outcome(case, video_service)
     OUTCOMES[(video_service.mode, case.name)] = f"{got}: {details[0]}" if details and got != "Completed" else got
-    assert got == expected(case), details
+    assert got == case.expected(), details
     if got == "Completed":
         assert details == []
 
@@ -109,7 +103,7 @@ def test_video_workers_survived_within_memory(video_service: Service) -> None:
     mine = {name: got for (mode, name), got in OUTCOMES.items() if mode == video_service.mode}
     print(f"\nVIDEO {video_service.mode}: {len(mine)} cases; video worker peak RSS (MB): {[round(p) for p in peaks]}")
     for case in CASES:
-        print(f"  {case.name:<30} want {expected(case):<10} got {mine.get(case.name, '-')}")
+        print(f"  {case.name:<30} want {case.expected():<10} got {mine.get(case.name, '-')}")
     logs = video_service.logs()
     assert "status=500" not in logs and "unhandled error" not in logs and "internal error" not in logs
     assert max(peaks) < PEAK_RSS_LIMIT_MB
