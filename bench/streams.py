@@ -123,6 +123,7 @@ def main() -> int:
             time.sleep(1)
             idle_rss = rss_mb(service)
             alone = wrk_rate(f"{service.url}/images", body, args.duration, workdir)
+            time.sleep(2)  # the uploads wrk left in flight are answered before the count
             before = count_items(service)
             seen = with_streams(service, waiting, args.duration, body, workdir)
             uploads = count_items(service) - before
