@@ -92,9 +92,10 @@ async def _persist(res: Resources, kept: list[Kept], callback_url: str | None) -
     created: list[str] = []
     try:
         for index, (item, record) in enumerate(zip(kept, records, strict=True)):
+            # Counted before the write: one that timed out may still have been applied.
+            created.append(item.media_id)
             # A microsecond apart: newest first lists a batch's last file first, in part order.
             await res.store.create(item.media_id, record, moment.timestamp() + index * 1e-6)
-            created.append(item.media_id)
         await asyncio.gather(*(res.publisher.publish(item.media_id, item.declared.name) for item in kept))
     except BaseException:
         for media_id in created:

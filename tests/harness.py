@@ -30,7 +30,8 @@ from common.queues import KINDS, dead_letter_queue, queue_name
 from common.s3 import open_bucket
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_PORT = 6379
+REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 AMQP_PORT = 5672
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/%2F"
 MODES = ("embedded", "distributed")

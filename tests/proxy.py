@@ -1,8 +1,9 @@
 """A TCP proxy in front of a real service, to provoke its faults without touching the service.
 
 `cut()` is an outage as clients see it (every connection dropped, new ones refused), `restore()`
-ends it; `stall(seconds)` holds the next reply from the service that long (a slow network or a
-paused server), so a client's timeout fires while the service itself did the work. The shared
+ends it; `stall(seconds)` holds the next reply from the service (or the next one starting with
+given bytes) that long (a slow network or a paused server), so a client's timeout fires while
+the service itself did the work. The shared
 Redis and RabbitMQ keep running for every other test.
 """
 
@@ -23,7 +24,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._stalls: list[float] = []
+        self._stalls: list[tuple[float, bytes]] = []
 
     def __enter__(self) -> TcpProxy:
         self._thread.start()
@@ -56,10 +57,11 @@ class TcpProxy:
             self._writers.clear()
         self._call(stop())
 
-    def stall(self, seconds: float) -> None:
-        """Hold the next chunk the service sends back for `seconds`, then pass it on."""
+    def stall(self, seconds: float, starting: bytes = b"") -> None:
+        """Hold the next chunk the service sends back (that starts with `starting`) for `seconds`,
+        then pass it on."""
         async def add() -> None:
-            self._stalls.append(seconds)
+            self._stalls.append((seconds, starting))
         self._call(add())
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
@@ -82,8 +84,8 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stallable: bool) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
-                if stallable and self._stalls:
-                    await asyncio.sleep(self._stalls.pop(0))
+                if stallable and self._stalls and data.startswith(self._stalls[0][1]):
+                    await asyncio.sleep(self._stalls.pop(0)[0])
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

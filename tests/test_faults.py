@@ -37,6 +37,7 @@ from tests.harness import (
     AMQP_URL,
     MODES,
     ROOT,
+    REDIS_PORT,
     PrivateRedis,
     Service,
     distinct_jpeg,
@@ -160,6 +161,22 @@ def test_redis_outage_during_uploads(tmp_path: Path, photos: dict[str, bytes]) -
             outage(running, photos["coffee.jpg"], (private.stop, private.start), "redis", "redis-outage")
     finally:
         private.stop()
+
+
+def test_a_record_write_applied_after_its_timeout_keeps_nothing(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    """Redis applies the new record but its reply comes after the client gave up: the upload is a
+    503, and neither its record nor its file stays (nothing to list, nothing to process)."""
+    with TcpProxy(REDIS_PORT) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}/0"
+        with Service("distributed", tmp_path, workers=0, THUMBNAILIFY_REDIS_URL=url,
+                     THUMBNAILIFY_REDIS_TIMEOUT="1") as service:
+            proxy.stall(3, starting=b":1\r\n")  # the create script's reply, not a PONG or an event
+            response = service.post(photos["coffee.jpg"], "image/jpeg")
+            assert response.status_code == 503, response.text
+            assert "redis" in response.json()["message"]
+            time.sleep(3)  # the stalled reply is delivered; nothing may come back with it
+            assert service.get("/images").json()["items"] == []
+            assert list(service.media_dir("raw").iterdir()) == []
 
 
 def test_sigterm_lets_a_busy_worker_finish(tmp_path: Path) -> None:

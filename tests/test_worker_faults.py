@@ -24,13 +24,11 @@ import requests
 from PIL import Image
 
 from common import state
-from tests.harness import AMQP_URL, ROOT, Service, free_port, publish_raw, wait_until
+from tests.harness import AMQP_URL, REDIS_PORT, ROOT, Service, free_port, publish_raw, wait_until
 from tests.proxy import TcpProxy
 from tests.test_faults import camera_jpeg
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
-
-REDIS_PORT = 6379
 
 
 def report(name: str, **figures: object) -> None:
