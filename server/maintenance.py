@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 LEASE = "maintenance"
 LEASE_SECONDS = 60.0
+RETRY_SECONDS = 10.0  # after a round cut short by an outage, not a whole sweep interval
 
 
 class LeaseLost(Exception):
@@ -36,6 +37,7 @@ async def maintain(res: Resources) -> None:
 
     first = True
     while True:
+        pause = res.settings.retention.sweep_seconds
         try:
             if await res.store.acquire_lock(LEASE, owner, LEASE_SECONDS):
                 try:
@@ -47,7 +49,8 @@ async def maintain(res: Resources) -> None:
                 log.log(logging.INFO if first else logging.DEBUG, "recovery pass: another server process is running it")
         except BackendUnavailable as exc:
             log.warning("maintenance skipped: %s unavailable: %s", exc.backend, exc.detail)
+            pause = min(pause, RETRY_SECONDS)
         except LeaseLost:
             log.warning("maintenance stopped: its lease was taken over (the store was slow to answer)")
         first = False
-        await asyncio.sleep(res.settings.retention.sweep_seconds)
+        await asyncio.sleep(pause)

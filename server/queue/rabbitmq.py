@@ -125,6 +125,11 @@ class RabbitMQPublisher:
         conn = await self._connection()
         try:
             channel = await asyncio.wait_for(conn.pool.get(), self.timeout)
+        except TimeoutError as exc:
+            # Every channel busy for that long: the broker is slow, not the connection broken, so
+            # the publishes in flight on it are left to finish.
+            raise BackendUnavailable(self.name, f"no channel free within {self.timeout:g}s") from exc
+        try:
             await asyncio.wait_for(
                 channel.publish(
                     media_id.encode(),
