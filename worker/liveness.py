@@ -3,9 +3,10 @@
 prometheus-client answers from a thread of its own, so a worker whose main loop hangs (a call on
 a hung NFS mount, a store with no timeout) still serves /metrics. The loop beats instead: after
 each wait for a job and at each try of a job. Silent longer than worker.job_timeout (the longest a
-try may take) plus worker.stall_margin, the worker is stuck: /health answers 503 and the watchdog
-ends the process, so that whatever runs it (the launcher, compose, Kubernetes) starts a new one;
-the job goes back to the queue.
+try may take) plus worker.stall_margin, the worker is stuck: /health answers 503, and a few
+seconds later (so a probe or a scrape can see why) the watchdog ends the process, so that
+whatever runs it (the launcher, compose, Kubernetes) starts a new one; the job goes back to the
+queue.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 STUCK_EXIT_CODE = 70  # EX_SOFTWARE
 WATCH_INTERVAL = 1.0
+REPORT_SECONDS = 3.0  # /health says 503 this long before the process ends
 
 
 class Heartbeat:
@@ -45,7 +47,7 @@ def start_watchdog(heartbeat: Heartbeat) -> None:
     """End the process once the main loop is stuck: nothing else can interrupt it."""
 
     def watch() -> None:
-        while not heartbeat.stuck():
+        while heartbeat.silence() <= heartbeat.limit + REPORT_SECONDS:
             time.sleep(WATCH_INTERVAL)
         log.error("main loop stuck for %.0fs (limit %.0fs); exiting so the worker is restarted",
                   heartbeat.silence(), heartbeat.limit)
