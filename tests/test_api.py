@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import running, service_in
-from tests.harness import MODES, S3_MODE, Service
+from tests.harness import MODES, S3_MODE, Service, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 API_MODES = (*MODES, S3_MODE)  # the whole contract holds with media in a bucket too
@@ -105,7 +105,8 @@ def test_jpg_alias_and_parameters(service: Service, photos: dict[str, bytes]) ->
 def test_delete_removes_every_trace(service: Service, photos: dict[str, bytes]) -> None:
     media_id = service.upload(photos["astronaut.jpg"], "image/jpeg")
     assert service.wait(media_id)["state"] == "Completed"
-    assert [p.parent.name for p in service.files_of(media_id)] == ["thumbs"]
+    # The worker removes the upload just after it records Completed (retention.raw_hours: 0).
+    wait_until(lambda: [p.parent.name for p in service.files_of(media_id)] == ["thumbs"], 10, "the upload removed")
     assert service.record(media_id) is not None
     response = service.delete(f"/images/{media_id}")
     assert response.status_code == 204

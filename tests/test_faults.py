@@ -192,7 +192,11 @@ def test_sigterm_lets_a_busy_worker_finish(tmp_path: Path) -> None:
         try:
             wait_until(lambda: (running.record(media_id) or {}).get("service") == "worker", 30, "the worker to start",
                        interval=0.01)
+            # Frozen mid-job, so on a loaded machine the signal cannot arrive after the job is done.
+            worker.send_signal(signal.SIGSTOP)
+            assert running.record(media_id)["state"] == "Processing"
             worker.send_signal(signal.SIGTERM)
+            worker.send_signal(signal.SIGCONT)
             code = worker.wait(90)
         finally:
             if worker.poll() is None:

@@ -119,6 +119,9 @@ def test_an_object_store_outage_is_a_503_and_loses_nothing(tmp_path: Path, photo
             wait_until(lambda: service.get("/ready").status_code == 200, 30, "ready again")
             for media_id in accepted:
                 assert service.wait(media_id, timeout=90)["state"] == "Completed", service.logs()[-3000:]
+                # The gateway answers /ready a moment before every volume serves reads again.
+                path = f"/images/{media_id}/thumbnail"
+                wait_until(lambda p=path: service.get(p).status_code == 200, 30, "the thumbnail served")
                 assert service.thumbnail(media_id)[0]
             assert service.stored("raw") == []
     finally:
