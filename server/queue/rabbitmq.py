@@ -3,7 +3,7 @@
 aioamqp 0.15 ignores a confirm that acks several deliveries at once (multiple=True), which the
 broker sends when a channel has more than one publish in flight. So each channel carries at most
 one publish at a time: requests borrow a channel from a pool and return it after the confirm.
-A failed publish drops the whole connection; the next publish opens a fresh one.
+A publish that fails on its channel drops the whole connection; the next publish opens a fresh one.
 """
 
 from __future__ import annotations
