@@ -179,22 +179,35 @@ def test_a_record_write_applied_after_its_timeout_keeps_nothing(tmp_path: Path, 
             assert list(service.media_dir("raw").iterdir()) == []
 
 
+def slow_png(seed: int) -> bytes:
+    """A 49 MP PNG (about a second of work for a worker), different for every seed."""
+    image = Image.linear_gradient("L").resize((7000, 7000)).convert("RGB")
+    image.putpixel((0, 0), (seed, 0, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
 def test_sigterm_lets_a_busy_worker_finish(tmp_path: Path) -> None:
     """A standalone worker gets SIGTERM in the middle of a slow job: job Completed, acked, exit 0."""
     service = Service("distributed", tmp_path, workers=0)
     with service as running:
-        buffer = io.BytesIO()
-        Image.linear_gradient("L").resize((7000, 7000)).convert("RGB").save(buffer, "PNG", compress_level=1)
-        media_id = running.upload(buffer.getvalue(), "image/png")
         log = (tmp_path / "worker.log").open("wb")
         worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=os.environ | running.env,
                                   stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_until(lambda: (running.record(media_id) or {}).get("service") == "worker", 30, "the worker to start",
-                       interval=0.01)
-            # Frozen mid-job, so on a loaded machine the signal cannot arrive after the job is done.
-            worker.send_signal(signal.SIGSTOP)
-            assert running.record(media_id)["state"] == "Processing"
+            # Frozen as soon as it is seen on a job, so the signal lands mid-job; on a loaded machine
+            # the job may still be over by then, and the next upload tries again.
+            for seed in range(5):
+                media_id = running.upload(slow_png(seed), "image/png")
+                wait_until(lambda m=media_id: (running.record(m) or {}).get("service") == "worker", 30,
+                           "the worker to take the job", interval=0.01)
+                worker.send_signal(signal.SIGSTOP)
+                if running.record(media_id)["state"] == "Processing":
+                    break
+                worker.send_signal(signal.SIGCONT)
+            else:
+                pytest.fail("the worker was never caught in the middle of a job")
             worker.send_signal(signal.SIGTERM)
             worker.send_signal(signal.SIGCONT)
             code = worker.wait(90)
@@ -205,7 +218,7 @@ def test_sigterm_lets_a_busy_worker_finish(tmp_path: Path) -> None:
         assert running.record(media_id)["state"] == "Completed"
         assert queue_depth(running.queue) == 0  # acked, not waiting for redelivery
         logs = (tmp_path / "worker.log").read_text()
-        assert logs.index("finishing the current job") < logs.index("job completed")  # the job was in flight
+        assert logs.index("finishing the current job") < logs.index(f"job completed media_id={media_id}")
 
 
 @pytest.mark.parametrize("mode", MODES)

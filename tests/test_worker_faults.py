@@ -59,6 +59,16 @@ def job_ms(log: Path, media_id: str) -> float:
     return float(line.split("ms=")[1].split()[0])
 
 
+def consumers(queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        connection.close()
+
+
 def queue_exists(queue: str) -> bool:
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
@@ -105,6 +115,8 @@ def test_a_cancelled_consumer_is_consumed_again(tmp_path: Path, photos: dict[str
     """Deleting the work queue under running workers (as losing its node does) crashes none."""
     with Service("distributed", tmp_path) as service:
         workers = sorted(service.worker_pids())
+        # "worker ready" comes before the worker consumes: a queue deleted earlier cancels nothing.
+        wait_until(lambda: consumers(service.queue) == len(workers), 30, "every worker consuming")
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         try:
             connection.channel().queue_delete(service.queue)
@@ -121,6 +133,7 @@ def test_a_cancelled_consumer_is_consumed_again(tmp_path: Path, photos: dict[str
             return {int(pid) for pid in re.findall(pattern, service.logs())}
 
         wait_until(lambda: noticed() == set(workers), 60, f"both workers to see the cancel (seen: {noticed()})")
+        wait_until(lambda: consumers(service.queue) == len(workers), 30, "every worker consuming again")
 
 
 def test_a_stalled_redis_reply_counts_once_and_strands_nothing(
