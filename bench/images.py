@@ -39,6 +39,7 @@ from bench.support import (
     make_corpus,
     met,
     on_sigterm_raise,
+    post_to_completed,
     print_table,
     run_script,
     vm_hwm_mb,
@@ -51,7 +52,6 @@ from tests.colour import delta_e
 
 pillow_heif.register_heif_opener()
 
-POLL_SECONDS = 0.005
 THREE_SIZES = "default=100x100,medium=200x200,large=400x400"
 GIF_FRAMES, GIF_SIZE = 100, (300, 225)
 HEIC_SIZE = (4000, 3000)
@@ -131,22 +131,6 @@ def handler(sizes: str = "") -> worker.thumbnails.ThumbHandler:
 
 
 # -- the service -----------------------------------------------------------------------------------
-def post_to_completed(service: BenchService, session: requests.Session, body: bytes, content_type: str) -> float:
-    started = time.perf_counter()
-    response = session.post(f"{service.url}/images", data=body, headers={"Content-Type": content_type}, timeout=30)
-    response.raise_for_status()
-    media_id = response.json()["media_id"]
-    while True:
-        status = session.get(f"{service.url}/images/{media_id}", timeout=10).json()
-        if status["state"] != "Processing":
-            break
-        time.sleep(POLL_SECONDS)
-    elapsed = time.perf_counter() - started
-    if status["state"] != "Completed":
-        raise RuntimeError(f"{content_type} ended {status['state']}: {status['message']}")
-    return elapsed
-
-
 def through_service(gif: Path, heavy: list[tuple[Path, MediaType]], runs: int) -> tuple[float, bytes, float]:
     """Median GIF POST -> Completed, our GIF thumbnail, and the worker's VmHWM after everything."""
     with BenchService("distributed", workers=1) as service:

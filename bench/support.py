@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "photos"
 CORPUS_DIR = ROOT / "var" / "bench-corpus"
 TERMINAL = ("Completed", "Error")
+STATUS_POLL_SECONDS = 0.005
 
 JPEG_SIZE = (4000, 3000)  # 12 MP, a phone camera's 4:3 frame
 PNG_SIZES = ((2000, 1500), (2400, 1600))  # 3 MP and 3.84 MP
@@ -388,3 +389,20 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def post_to_completed(service: BenchService, session: requests.Session, body: bytes, content_type: str) -> float:
+    """Seconds from a POST of `body` (as sent) to its item Completed; any other end is an error."""
+    started = time.perf_counter()
+    response = session.post(f"{service.url}/images", data=body, headers={"Content-Type": content_type}, timeout=60)
+    response.raise_for_status()
+    media_id = response.json()["media_id"]
+    while True:
+        status = session.get(f"{service.url}/images/{media_id}", timeout=10).json()
+        if status["state"] != "Processing":
+            break
+        time.sleep(STATUS_POLL_SECONDS)
+    elapsed = time.perf_counter() - started
+    if status["state"] != "Completed":
+        raise RuntimeError(f"{content_type} ended {status['state']}: {status['message']}")
+    return elapsed

@@ -36,6 +36,7 @@ from bench.support import (
     interleaved,
     met,
     on_sigterm_raise,
+    post_to_completed,
     print_table,
     run_script,
     vm_hwm_mb,
@@ -46,7 +47,6 @@ from common.media import MP4
 from worker.thumbnails import apply_limits
 from worker.video import VideoHandler
 
-POLL_SECONDS = 0.005
 FPS = 30
 
 
@@ -99,23 +99,6 @@ def ffmpeg_command(ffmpeg: str, source: Path, out: Path) -> Callable[[], None]:
     return lambda: subprocess.run(argv, check=True)
 
 
-def post_to_completed(service: BenchService, session: requests.Session, path: Path) -> float:
-    started = time.perf_counter()
-    response = session.post(f"{service.url}/images", data=base64.b64encode(path.read_bytes()),
-                            headers={"Content-Type": MP4.name}, timeout=60)
-    response.raise_for_status()
-    media_id = response.json()["media_id"]
-    while True:
-        status = session.get(f"{service.url}/images/{media_id}", timeout=10).json()
-        if status["state"] != "Processing":
-            break
-        time.sleep(POLL_SECONDS)
-    elapsed = time.perf_counter() - started
-    if status["state"] != "Completed":
-        raise RuntimeError(f"{path.name} ended {status['state']}: {status['message']}")
-    return elapsed
-
-
 def video_worker_pids(service: BenchService) -> list[int]:
     return [proc.pid for proc in service.family() if proc.cmdline()[-2:] == ["--kind", "video"]]
 
@@ -124,8 +107,9 @@ def through_service(files: list[Path]) -> tuple[list[float], float]:
     """POST -> Completed of each file (after one warm-up), and the video worker's VmHWM after all."""
     with BenchService("distributed", workers=1) as service:
         session = requests.Session()
-        post_to_completed(service, session, files[0])
-        times = [post_to_completed(service, session, path) for path in files]
+        post_to_completed(service, session, base64.b64encode(files[0].read_bytes()), MP4.name)
+        times = [post_to_completed(service, session, base64.b64encode(path.read_bytes()), MP4.name)
+                 for path in files]
         peak = max(vm_hwm_mb(pid) for pid in video_worker_pids(service))
     return times, peak
 
