@@ -9,6 +9,7 @@ of another process (or of its own restart) takes over; nothing waits for a resta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 
@@ -28,18 +29,32 @@ class LeaseLost(Exception):
     pass
 
 
+async def _take_lease(res: Resources, owner: str) -> bool:
+    """Take or extend the lease. The server stopping cancels the wait, not the store's write (a
+    thread, a command already sent), which may still grant the lease: then it is given back, or
+    the next process started would find it held for LEASE_SECONDS and wait a whole interval."""
+    call = asyncio.ensure_future(res.store.acquire_lock(LEASE, owner, LEASE_SECONDS))
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BackendUnavailable):
+            if await call:
+                await res.store.release_lock(LEASE, owner)
+        raise
+
+
 async def maintain(res: Resources) -> None:
     owner = uuid.uuid4().hex
 
     async def renew() -> None:
-        if not await res.store.acquire_lock(LEASE, owner, LEASE_SECONDS):
+        if not await _take_lease(res, owner):
             raise LeaseLost
 
     first = True
     while True:
         pause = res.settings.retention.sweep_seconds
         try:
-            if await res.store.acquire_lock(LEASE, owner, LEASE_SECONDS):
+            if await _take_lease(res, owner):
                 try:
                     await run_recovery(res, renew)
                     await run_sweep(res, renew)

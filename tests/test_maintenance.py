@@ -1,0 +1,35 @@
+"""The maintenance lease against the real embedded store: a server stopped while it asks for the
+lease must not leave it held (the next process started would skip its recovery pass)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from types import SimpleNamespace
+
+from common.config import load_settings
+from server.maintenance import LEASE, maintain
+from server.store.sqlite import SQLiteStore
+
+
+async def stop_while_asking(tmp_path: Path) -> bool:
+    """Cancel maintain() at its first wait (the lease's write in the store's thread); can another
+    process take the lease right after?"""
+    settings = load_settings({"THUMBNAILIFY_SQLITE_PATH": str(tmp_path / "state.db")})
+    store = SQLiteStore(settings)
+    await store.open()
+    try:
+        task = asyncio.create_task(maintain(SimpleNamespace(store=store, settings=settings)))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # maintain() now waits for the thread that writes the lease
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return await store.acquire_lock(LEASE, "the next process", 60)
+    finally:
+        await store.close()
+
+
+def test_a_server_stopped_while_taking_the_lease_gives_it_back(tmp_path: Path) -> None:
+    for attempt in range(5):
+        assert asyncio.run(stop_while_asking(tmp_path / str(attempt)))
