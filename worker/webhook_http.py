@@ -63,9 +63,16 @@ def post(url: str, body: bytes, event_id: str, conf: WebhookSettings) -> Attempt
         SIGNATURE_HEADER: signature(conf.secret, int(time.time()), body),
     }
     sock: socket.socket | None = None
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        if sock is not None:
+            _shut(sock)
+
     # A receiver dribbling its answer a byte at a time would outlast every per-read timeout;
     # past the deadline the socket is shut from here and the read fails.
-    deadline = threading.Timer(conf.timeout, lambda: sock is not None and _shut(sock))
+    deadline = threading.Timer(conf.timeout, expire)
     deadline.start()
     try:
         sock = socket.create_connection((address, target.port), timeout=conf.timeout)
@@ -78,6 +85,8 @@ def post(url: str, body: bytes, event_id: str, conf: WebhookSettings) -> Attempt
         status = response.status
         connection.close()  # the body is not read: only the status counts
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        if expired.is_set():  # the read failed because the deadline shut the socket
+            return Attempt(None, f"no answer within {conf.timeout:g}s")
         return Attempt(None, f"{type(exc).__name__}: {exc}"[:300])
     finally:
         deadline.cancel()
