@@ -57,7 +57,12 @@ async def requeue_stale(res: Resources, renew: Callable[[], Awaitable[None]]) ->
             for media_id, _score, record in rows
             if state.parse_iso(record["updated_at"]).timestamp() <= cutoff
         ]
-        await asyncio.gather(*(one(*job) for job in stale))
+        # Every job of the page is tried before a failure ends the pass, so none is left running
+        # after the lease is given back.
+        results = await asyncio.gather(*(one(*job) for job in stale), return_exceptions=True)
+        failure = next((result for result in results if isinstance(result, BaseException)), None)
+        if failure is not None:
+            raise failure
         if len(rows) < PAGE:
             return counts
         after = (rows[-1][1], rows[-1][0])
