@@ -297,12 +297,21 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM")
 
 
-def queue_depth(queue: str) -> int:
+def queue_status(queue: str) -> pika.spec.Queue.DeclareOk | None:
+    """The broker's counts for a queue (messages, consumers), or None when it does not exist."""
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
-        return connection.channel().queue_declare(queue, durable=True, passive=True).method.message_count
+        return connection.channel().queue_declare(queue, durable=True, passive=True).method
+    except pika.exceptions.ChannelClosedByBroker:
+        return None
     finally:
         connection.close()
+
+
+def queue_depth(queue: str) -> int:
+    status = queue_status(queue)
+    assert status is not None, f"no queue {queue}"
+    return status.message_count
 
 
 def publish_raw(queue: str, body: bytes, headers: dict | None) -> None:

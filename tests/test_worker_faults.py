@@ -24,7 +24,7 @@ import requests
 from PIL import Image
 
 from common import state
-from tests.harness import AMQP_URL, REDIS_PORT, ROOT, Service, free_port, publish_raw, wait_until
+from tests.harness import AMQP_URL, REDIS_PORT, ROOT, Service, free_port, publish_raw, queue_status, wait_until
 from tests.proxy import TcpProxy
 from tests.test_faults import camera_jpeg
 
@@ -60,24 +60,8 @@ def job_ms(log: Path, media_id: str) -> float:
 
 
 def consumers(queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return 0
-    finally:
-        connection.close()
-
-
-def queue_exists(queue: str) -> bool:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        connection.channel().queue_declare(queue, passive=True)
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    finally:
-        connection.close()
-    return True
+    status = queue_status(queue)
+    return 0 if status is None else status.consumer_count
 
 
 def magick_files(root: Path) -> list[Path]:
@@ -122,7 +106,7 @@ def test_a_cancelled_consumer_is_consumed_again(tmp_path: Path, photos: dict[str
             connection.channel().queue_delete(service.queue)
         finally:
             connection.close()
-        wait_until(lambda: queue_exists(service.queue), 30, "the queue to be declared again")
+        wait_until(lambda: queue_status(service.queue) is not None, 30, "the queue to be declared again")
         ids = [service.upload(photos["coffee.jpg"], "image/jpeg") for _ in range(4)]
         assert {service.wait(media_id)["state"] for media_id in ids} == {"Completed"}
         assert sorted(service.worker_pids()) == workers
