@@ -256,9 +256,9 @@ class SQLiteStore:
             conn.execute("INSERT OR REPLACE INTO requests (key, value, expires) VALUES (?, ?, ?)",
                          (key, value, time.time() + seconds))
 
-    def release_request(self, key: str) -> None:
+    def release_request(self, key: str, marker: str) -> None:
         with self.db.transaction() as conn:
-            conn.execute("DELETE FROM requests WHERE key = ?", (key,))
+            conn.execute("DELETE FROM requests WHERE key = ? AND value = ?", (key, marker))
 
     def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
         """Take the named lock unless another owner holds it unexpired; extend it if it is ours."""

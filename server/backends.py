@@ -50,7 +50,8 @@ class Store(Protocol):
     async def reserve_request(self, key: str, marker: str, seconds: float) -> str | None:
         """Put marker under an Idempotency-Key unless it holds something: None, or what it holds."""
     async def save_request(self, key: str, value: str, seconds: float) -> None: ...
-    async def release_request(self, key: str) -> None: ...
+    async def release_request(self, key: str, marker: str) -> None:
+        """Free the key if it still holds this marker (not another request's, nor an answer)."""
     def changes(self) -> AsyncIterator[Change]:
         """Every change of every record from now on, whoever made it; survives outages."""
     async def close(self) -> None: ...

@@ -1,10 +1,11 @@
 """Idempotency-Key on POST /images, as the IETF httpapi draft describes it.
 
-The first request with a key reserves it (an in-flight marker in the store, so a concurrent
-duplicate gets 409); once it is answered 202, the answer is kept under the key for
+The first request with a key reserves it (an in-flight marker of its own in the store, so a
+concurrent duplicate gets 409); once it is answered 202, the answer is kept under the key for
 `idempotency.ttl_seconds` with a fingerprint of what was uploaded. A retry with the same key and
 the same content gets that answer again, with `Idempotent-Replayed: true`, and creates nothing;
-the same key with other content is a 422. A request that fails frees its key, so the client may
+the same key with other content is a 422. A request that fails frees its key (only its own
+marker: a reservation that timed out may have been written all the same), so the client may
 retry it for real. With an API key configured, keys are scoped to it.
 
 The fingerprint is of the content, not the raw bytes: a multipart retry has a new boundary.
@@ -12,9 +13,11 @@ The fingerprint is of the content, not the raw bytes: a multipart retry has a ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
@@ -51,13 +54,23 @@ def storage_key(request: web.Request, res: Resources) -> str | None:
     return hashlib.sha256(f"{res.settings.auth.api_key}\n{given}".encode()).hexdigest()
 
 
-async def begin(res: Resources, key: str) -> Prior | None:
+def new_marker() -> str:
+    """What one request puts under its key while it is handled (saved answers are JSON objects)."""
+    return f"{PENDING}:{uuid.uuid4().hex}"
+
+
+async def begin(res: Resources, key: str, marker: str) -> Prior | None:
     """Reserve the key; None when this request is the first, else the answer to replay."""
     ttl = res.settings.limits.upload_timeout + PENDING_MARGIN
-    found = await res.store.reserve_request(key, PENDING, ttl)
+    try:
+        found = await res.store.reserve_request(key, marker, ttl)
+    except BackendUnavailable:
+        with contextlib.suppress(BackendUnavailable):
+            await release(res, key, marker)
+        raise
     if found is None:
         return None
-    if found == PENDING:
+    if found.startswith(PENDING):
         raise ApiError(409, f"a request with this {HEADER} is still being handled; retry when it is answered")
     return Prior(**json.loads(found))
 
@@ -73,8 +86,8 @@ async def finish(res: Resources, key: str, fingerprint: str, response: web.Respo
         log.warning("could not keep an idempotent answer: %s unavailable: %s", exc.backend, exc.detail)
 
 
-async def release(res: Resources, key: str) -> None:
-    await res.store.release_request(key)
+async def release(res: Resources, key: str, marker: str) -> None:
+    await res.store.release_request(key, marker)
 
 
 def replay(prior: Prior, fingerprint: str) -> web.Response:

@@ -121,7 +121,8 @@ async def create_image(request: web.Request) -> web.Response:
     if not form.many:
         await checked_callback(form.callback_url, res.settings.webhooks)  # before the body is read
     key = idempotency.storage_key(request, res)
-    prior = await idempotency.begin(res, key) if key else None
+    marker = idempotency.new_marker()
+    prior = await idempotency.begin(res, key, marker) if key else None
     try:
         limits = ReadLimits(form.wire_limit, conf.upload_idle_timeout,
                             asyncio.get_running_loop().time() + conf.upload_timeout)
@@ -141,7 +142,7 @@ async def create_image(request: web.Request) -> web.Response:
     except BaseException:
         if key and prior is None:
             with contextlib.suppress(ApiError):
-                await idempotency.release(res, key)
+                await idempotency.release(res, key, marker)
         raise
     response, body = _answer(form, kept, records)
     if key:

@@ -179,6 +179,22 @@ def test_a_record_write_applied_after_its_timeout_keeps_nothing(tmp_path: Path, 
             assert list(service.media_dir("raw").iterdir()) == []
 
 
+def test_a_key_reservation_applied_after_its_timeout_is_freed(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    """Redis reserves an Idempotency-Key but its reply comes after the client gave up: the upload is
+    a 503, and the client's retry with that key is taken (not a 409 until the reservation expires)."""
+    with TcpProxy(REDIS_PORT) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}/0"
+        with Service("distributed", tmp_path, THUMBNAILIFY_REDIS_URL=url, THUMBNAILIFY_REDIS_TIMEOUT="1") as service:
+            headers = {"Idempotency-Key": str(uuid.uuid4())}
+            proxy.stall(3, starting=b"+OK\r\n")  # the reservation's SET NX, not a PONG or an event
+            refused = service.post(photos["coffee.jpg"], "image/jpeg", headers=headers)
+            assert refused.status_code == 503, refused.text
+            time.sleep(3)  # the stalled reply is delivered
+            retried = service.post(photos["coffee.jpg"], "image/jpeg", headers=headers)
+            assert retried.status_code == 202, retried.text
+            assert service.wait(retried.json()["media_id"])["state"] == "Completed"
+
+
 def slow_png(seed: int) -> bytes:
     """A 49 MP PNG (about a second of work for a worker), different for every seed."""
     image = Image.linear_gradient("L").resize((7000, 7000)).convert("RGB")

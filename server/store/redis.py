@@ -180,8 +180,8 @@ class RedisStore:
         await self.client.set(request_key(self.prefix, key), value, px=int(seconds * 1000))
 
     @_unavailable_on_error
-    async def release_request(self, key: str) -> None:
-        await self.client.delete(request_key(self.prefix, key))
+    async def release_request(self, key: str, marker: str) -> None:
+        await self._release_lock(keys=[request_key(self.prefix, key)], args=[marker])  # delete if it holds marker
 
     async def changes(self) -> AsyncIterator[Change]:
         """From the events channel the scripts publish on; a lost connection is re-subscribed."""

@@ -78,8 +78,8 @@ class SQLiteStore:
     async def save_request(self, key: str, value: str, seconds: float) -> None:
         await self._run(self._store.save_request, key, value, seconds)
 
-    async def release_request(self, key: str) -> None:
-        await self._run(self._store.release_request, key)
+    async def release_request(self, key: str, marker: str) -> None:
+        await self._run(self._store.release_request, key, marker)
 
     async def changes(self) -> AsyncIterator[Change]:
         """Polls the changes table every writer (servers and workers) appends to."""
