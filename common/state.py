@@ -93,6 +93,25 @@ def requeued(moment: datetime) -> dict[str, str]:
     }
 
 
+REQUEUE_FAILED = "Re-queue failed"
+
+
+def requeue_failed(detail: str, moment: datetime) -> dict[str, str]:
+    """The recovery pass could not send the job again (the queue was unavailable): the next pass,
+    retried within seconds, sends it, whatever its age."""
+    return {
+        "service": Service.WEBSERVER,
+        "message": f"{REQUEUE_FAILED} ({detail}); the next recovery pass retries it",
+        "code": "202",
+        "updated_at": iso(moment),
+    }
+
+
+def awaits_requeue(record: dict[str, str]) -> bool:
+    """A recovery pass touched this Processing record but could not send its job."""
+    return record.get("message", "").startswith(REQUEUE_FAILED)
+
+
 def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: datetime) -> dict[str, str]:
     """`sizes` maps each size's name to its width and height, in config order; width and height
     stay the first size's, as records had them before there were several."""

@@ -4,6 +4,8 @@ A record that has sat in Processing longer than server.recovery_min_age with its
 the files backend gets its job published again (a duplicate of a job still queued is harmless:
 the worker skips a record that is already terminal). One with no upload left was never
 acknowledged with a 202 (the server removes the file when it answers 503), so it is deleted.
+A job touched but not sent (the queue failed mid-pass) is marked so, and the pass retried after
+the outage sends it at once.
 
 It runs in the background (server/maintenance.py: at start and with every sweep), a page at a
 time with the checks and publishes of a page done concurrently, holding the maintenance lease.
@@ -17,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from common import state
+from server.errors import BackendUnavailable
 from server.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,14 @@ async def _recover(res: Resources, media_id: str, media_type: str) -> str:
         # the job fresh and does not send it a second time.
         if not await res.store.transition(media_id, state.State.PROCESSING, state.requeued(state.now())):
             return "finished meanwhile"
-        await res.publisher.publish(media_id, media_type)
+        try:
+            await res.publisher.publish(media_id, media_type)
+        except BackendUnavailable as exc:
+            # Touched but not sent: marked so, the pass retried after the outage sends it rather
+            # than taking it for fresh and leaving it until it is stale again.
+            await res.store.transition(media_id, state.State.PROCESSING,
+                                       state.requeue_failed(f"{exc.backend} unavailable", state.now()))
+            raise
         return "requeued"
     if (await res.store.get(media_id) or {}).get("state") == state.State.PROCESSING:
         await res.store.delete(media_id)
@@ -55,7 +65,7 @@ async def requeue_stale(res: Resources, renew: Callable[[], Awaitable[None]]) ->
         stale = [
             (media_id, record["media_type"])
             for media_id, _score, record in rows
-            if state.parse_iso(record["updated_at"]).timestamp() <= cutoff
+            if state.parse_iso(record["updated_at"]).timestamp() <= cutoff or state.awaits_requeue(record)
         ]
         # Every job of the page is tried before a failure ends the pass, so none is left running
         # after the lease is given back.

@@ -368,9 +368,10 @@ def queued_jobs(service: Service) -> int:
 @pytest.mark.parametrize("mode", MODES)
 def test_recovery_runs_beside_serving_and_once_across_processes(mode: str, tmp_path: Path) -> None:
     """2,000 lost jobs: the server serves at once, and of two processes one re-queues each job once."""
-    # A shared Redis slowed by the other tests must not cut the pass short (outages are tested
-    # elsewhere): this test is about start-up and the lease.
-    service = Service(mode, tmp_path, workers=0, THUMBNAILIFY_SERVER_PROCESSES="2", THUMBNAILIFY_REDIS_TIMEOUT="10")
+    # A shared Redis and RabbitMQ slowed by the other tests must not cut the pass short (outages
+    # are tested elsewhere): this test is about start-up and the lease.
+    service = Service(mode, tmp_path, workers=0, THUMBNAILIFY_SERVER_PROCESSES="2", THUMBNAILIFY_REDIS_TIMEOUT="10",
+                      THUMBNAILIFY_RABBITMQ_PUBLISH_TIMEOUT="30")
     service.start()  # creates the schema / queue
     service.stop()
     plant_stale_jobs(service, 2000)
@@ -383,12 +384,41 @@ def test_recovery_runs_beside_serving_and_once_across_processes(mode: str, tmp_p
         serving = [m.start() for m in re.finditer("serving on", logs)]
         passes = re.findall(r"recovery pass: (\d+) stale jobs re-queued.* in ([\d.]+)s", logs)
         report(f"recovery-{mode}", jobs=2000, passes=passes)
+        assert "maintenance skipped" not in logs, logs
         assert logs.index("recovery pass: 2000 stale jobs re-queued") > serving[-1]  # serving did not wait
         assert sum(int(n) for n, _ in passes) == 2000  # the other process found nothing left, or waited
         assert queued_jobs(service) == 2000
     finally:
         service.stop()
         service.cleanup()
+
+
+def test_jobs_a_queue_outage_kept_from_recovery_are_sent_when_it_is_back(tmp_path: Path) -> None:
+    """RabbitMQ is down during the recovery pass: the jobs it touched but could not send are sent by
+    the pass retried once the broker is back, not left until they are stale again."""
+    with TcpProxy(AMQP_PORT) as broker:
+        url = f"amqp://guest:guest@127.0.0.1:{broker.port}/%2F"
+        service = Service("distributed", tmp_path, workers=0, THUMBNAILIFY_RABBITMQ_URL=url)
+        service.start()  # creates the queue
+        service.stop()
+        ids = plant_stale_jobs(service, 100)
+        earlier = len(service.logs())
+        broker.cut()
+        try:
+            service.start(wait=False)
+            wait_until(lambda: "maintenance skipped: rabbitmq unavailable" in service.logs()[earlier:], 60,
+                       "the recovery pass to fail")
+            assert queued_jobs(service) == 0
+            broker.restore()
+            wait_until(lambda: "recovery pass:" in service.logs()[earlier:], 60, "the retried recovery pass")
+            assert "recovery pass: 100 stale jobs re-queued" in service.logs()[earlier:]
+            assert queued_jobs(service) == 100
+            messages = [entry["message"] for entry in service.get(f"/images/{ids[0]}").json()["history"]]
+            assert messages[-2].startswith("Re-queue failed (rabbitmq unavailable)"), messages
+            assert messages[-1] == "Re-queued: the job's message had been lost"
+        finally:
+            service.stop()
+            service.cleanup()
 
 
 def lose_messages(service: Service) -> None:
