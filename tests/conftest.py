@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,15 @@ def real_services() -> None:
         pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close()
     except pika.exceptions.AMQPError as exc:
         pytest.fail(f"RabbitMQ is not answering at {AMQP_URL} (run `make services`): {exc!r}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def normal_scheduling() -> None:
+    """A test process left in a real-time class (a native library may switch it) would pass it on to
+    every service it starts, and they would starve the shared Redis and RabbitMQ of CPU."""
+    policy = os.sched_getscheduler(0)
+    if policy in (os.SCHED_FIFO, os.SCHED_RR):
+        pytest.fail(f"the test process runs under real-time scheduling (policy {policy}); see tests/videos.py")
 
 
 def running(service: Service) -> Iterator[Service]:

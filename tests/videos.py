@@ -16,10 +16,12 @@ Findings (PyAV 18.1 / FFmpeg 8.0, probed here):
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import struct
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import av
@@ -109,8 +111,16 @@ def hevc_mov(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> byt
     return encode(frames, container="mov", codec="libx265", options=quiet, **kw)  # type: ignore[arg-type]
 
 
-def av1_webm(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
+def _svt_av1_webm(frames: Sequence[Image.Image], kw: dict[str, object]) -> bytes:
     return encode(frames, container="webm", codec="libsvtav1", options={"preset": "12"}, **kw)  # type: ignore[arg-type]
+
+
+def av1_webm(frames: Sequence[Image.Image], **kw: object) -> bytes:
+    """Encoded in a process of its own: SVT-AV1 (PyAV's only AV1 encoder) switches the calling thread
+    to real-time scheduling (SCHED_FIFO 99) when run as root, and every service the tests started
+    from it would then starve Redis and RabbitMQ of CPU."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_svt_av1_webm, frames, kw).result()
 
 
 def quadrant_checks(colours: Sequence[RGB] = QUADRANTS) -> tuple[Corner, ...]:
