@@ -121,7 +121,7 @@ async def create_image(request: web.Request) -> web.Response:
     if not form.many:
         await checked_callback(form.callback_url, res.settings.webhooks)  # before the body is read
     key = idempotency.storage_key(request, res)
-    marker = idempotency.new_marker()
+    marker = idempotency.new_marker() if key else ""  # only a keyed request reserves anything
     prior = await idempotency.begin(res, key, marker) if key else None
     try:
         limits = ReadLimits(form.wire_limit, conf.upload_idle_timeout,
