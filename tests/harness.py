@@ -252,6 +252,11 @@ class Service:
         path = self.media_dir(folder)
         return sorted(p.name for p in path.iterdir()) if path.exists() else []
 
+    def wait_uploads_removed(self, timeout: float = 10) -> None:
+        """Until no upload is stored: a worker removes one just after it records the item's end
+        (retention.raw_hours 0), so a terminal state seen by a client may come a moment earlier."""
+        wait_until(lambda: self.stored("raw") == [], timeout, "the uploads removed")
+
     def objects(self, folder: str = "") -> list[str]:
         """Names of this service's objects in the bucket (s3 mode), e.g. raw/<id>."""
         bucket = open_bucket(load_settings(self.env).s3)

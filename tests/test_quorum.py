@@ -89,7 +89,7 @@ def test_a_job_the_broker_dead_letters_ends_as_error_422(tmp_path: Path, photos:
         status = service.wait(media_id, timeout=30)
         assert status["state"] == "Error" and status["http_status"] == 422, status
         assert "gave up after more than 2 deliveries" in status["message"]
-        assert service.stored("raw") == []
+        service.wait_uploads_removed()
         wait_until(lambda: queue_depth(dead_letter_queue(service.queue)) == 1, 10, "the letter to go")
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         try:
