@@ -3,8 +3,7 @@
 `cut()` is an outage as clients see it (every connection dropped, new ones refused), `restore()`
 ends it; `stall(seconds)` holds the next reply from the service (or the next one starting with
 given bytes) that long (a slow network or a paused server), so a client's timeout fires while
-the service itself did the work. The shared
-Redis and RabbitMQ keep running for every other test.
+the service itself did the work. The shared Redis and RabbitMQ keep running for every other test.
 """
 
 from __future__ import annotations
