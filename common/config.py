@@ -62,11 +62,22 @@ class WorkerSettings:
     dead_letter_max_age: float = 1209600.0
 
 
+# The backends shipped, by the name config chooses them with (server.backends and worker.backends
+# map each to its class); a "module:Class" of one's own is also taken.
+BACKEND_NAMES = {"store": ("sqlite", "redis"), "queue": ("sqlite", "rabbitmq"), "files": ("filesystem", "s3")}
+
+
 @dataclass(frozen=True)
 class BackendSettings:
     store: str = "sqlite"
     queue: str = "sqlite"
     files: str = "filesystem"
+
+    def __post_init__(self) -> None:
+        for kind, names in BACKEND_NAMES.items():
+            name = getattr(self, kind)
+            if name not in names and ":" not in name:
+                raise ConfigError(f"backends.{kind}: unknown backend {name!r}; choose one of {', '.join(names)}")
 
 
 @dataclass(frozen=True)

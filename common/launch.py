@@ -13,12 +13,24 @@ import logging
 import os
 import sys
 
-from common.config import load_settings
+from common.config import BACKEND_NAMES, Settings, load_settings
+from common.loader import load_backend
 from common.logs import setup_logging
 from common.sqlite import Database, release_all
+from common.startup import cannot_start_exits, check_port_free
 from common.supervisor import Child, Supervisor
+from server.backends import TABLE as SERVER_TABLE
+from worker.backends import TABLE as WORKER_TABLE
 
 log = logging.getLogger("launch")
+
+
+def check_backends(settings: Settings) -> None:
+    """Load every configured backend as the server and the workers will, so one that cannot load
+    is said once, here, rather than by each child."""
+    for kind in BACKEND_NAMES:
+        for table in (SERVER_TABLE, WORKER_TABLE):
+            load_backend(table, kind, getattr(settings.backends, kind))
 
 
 def main() -> int:
@@ -32,6 +44,8 @@ def main() -> int:
     if workers is None:
         workers = settings.worker.processes or os.cpu_count() or 1
     video_workers = settings.worker.video_processes if args.video_workers is None else args.video_workers
+    check_port_free(settings.server.host, settings.server.port)
+    check_backends(settings)
     if settings.backends.queue == "sqlite":
         db = Database(settings.path(settings.sqlite.path))
         released = release_all(db)
@@ -57,4 +71,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with cannot_start_exits("thumbnailify"):
+        sys.exit(main())

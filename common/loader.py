@@ -21,5 +21,7 @@ def load_backend(table: dict[str, dict[str, str]], kind: str, name: str) -> type
     module_name, _, class_name = target.partition(":")
     if not class_name:
         raise UnknownBackend(f"backends.{kind}: unknown backend {name!r}; choose one of {sorted(choices)}")
-    module = importlib.import_module(module_name)
-    return getattr(module, class_name)
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownBackend(f"backends.{kind}: cannot load {target!r}: {exc}") from exc

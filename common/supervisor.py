@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from common.startup import EXIT_CANNOT_START
+
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
@@ -63,6 +65,7 @@ class Supervisor:
         self.children = children
         self.grace_seconds = grace_seconds
         self.stopping = False
+        self.exit_code = 0
 
     def _stop(self, signum: int, _frame: object) -> None:
         if not self.stopping:
@@ -89,6 +92,11 @@ class Supervisor:
         code = child.process.poll()
         if code is None:
             return
+        if code == EXIT_CANNOT_START:  # it said why; every restart would fail the same way
+            log.error("%s cannot start; stopping everything", child.name)
+            self.stopping = True
+            self.exit_code = EXIT_CANNOT_START
+            return
         child.failures = 0 if now - child.started > STABLE_AFTER else child.failures + 1
         delay = min(MAX_BACKOFF, 0.5 * 2 ** child.failures) if child.failures else 0.0
         log.warning("%s (pid %d) exited with %s; restarting in %.1fs", child.name, child.process.pid, code, delay)
@@ -108,4 +116,4 @@ class Supervisor:
                 process.kill()
                 process.wait()
         log.info("all children stopped")
-        return 0
+        return self.exit_code

@@ -22,6 +22,7 @@ from aiohttp import web
 from common.config import Settings, load_settings
 from common.logs import setup_logging
 from common.memory import map_large_blocks
+from common.startup import bind_error, cannot_start_exits
 from common.supervisor import Child, Supervisor
 from server.app import create_app
 from server.http import AppRunner
@@ -39,7 +40,14 @@ async def serve(settings: Settings, shared_port: bool) -> None:
                        shutdown_timeout=conf.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, conf.host, conf.port, reuse_port=shared_port, backlog=conf.backlog)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        error = bind_error(conf.host, conf.port, exc)
+        if error is None:
+            raise
+        raise error from exc
     log.info("serving on http://%s:%d", conf.host, conf.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -80,4 +88,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with cannot_start_exits("thumbnailify server"):
+        sys.exit(main())

@@ -116,7 +116,9 @@ def test_bad_thumbnail_sizes_name_the_key(value: str) -> None:
     ("env", "fragment"),
     [({"THUMBNAILIFY_RABBITMQ_QUEUE_TYPE": "stream"}, r"rabbitmq\.queue_type"),
      ({"THUMBNAILIFY_REDIS_SENTINELS": "127.0.0.1"}, r"redis\.sentinels"),
-     ({"THUMBNAILIFY_REDIS_SENTINELS": "a:1,b:x"}, r"redis\.sentinels")],
+     ({"THUMBNAILIFY_REDIS_SENTINELS": "a:1,b:x"}, r"redis\.sentinels"),
+     ({"THUMBNAILIFY_BACKENDS_STORE": "redsi"}, r"backends\.store: unknown backend 'redsi'"),
+     ({"THUMBNAILIFY_BACKENDS_FILES": "S3"}, r"backends\.files")],
 )
 def test_bad_past_one_machine_values_name_the_key(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):

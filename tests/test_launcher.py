@@ -1,15 +1,20 @@
-"""The launcher's children end with it (issue 15, item 17), however it ends."""
+"""The launcher: its children end with it, however it ends; a start that cannot work stops at once."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.harness import Service, wait_until
+from common.startup import EXIT_CANNOT_START
+from common.supervisor import Child, Supervisor
+from tests.harness import ROOT, Service, service_env, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -43,3 +48,55 @@ def test_children_end_with_the_launcher(signum: int, tmp_path: Path, photos: dic
             if orphan.is_running():
                 orphan.kill()
         service.stop()
+
+
+def _start(argv: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *argv], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env=os.environ | service_env("embedded", tmp_path) | env,
+    )
+
+
+@pytest.mark.parametrize("argv", [["-m", "common.launch"], ["-m", "server"]], ids=["launcher", "server"])
+def test_a_port_in_use_is_one_line_and_exit_2(argv: list[str], tmp_path: Path) -> None:
+    """No traceback and no restart loop: which address, which setting changes it, exit code 2."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = _start(argv, tmp_path, THUMBNAILIFY_SERVER_PORT=str(port))
+    assert done.returncode == EXIT_CANNOT_START
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"127.0.0.1:{port} is already in use" in lines[0] and "THUMBNAILIFY_SERVER_PORT" in lines[0]
+
+
+@pytest.mark.parametrize("argv", [["-m", "common.launch"], ["-m", "server"], ["-m", "worker"]],
+                         ids=["launcher", "server", "worker"])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [({"THUMBNAILIFY_BACKENDS_STORE": "redsi"}, "backends.store: unknown backend 'redsi'"),
+     ({"THUMBNAILIFY_BACKENDS_QUEUE": "nosuch.module:Queue"}, "backends.queue: cannot load"),
+     ({"THUMBNAILIFY_SERVER_PORT": "eighty"}, "THUMBNAILIFY_SERVER_PORT")],
+    ids=["misspelt", "unloadable", "wrong-type"],
+)
+def test_bad_configuration_is_one_line_and_exit_2(argv: list[str], env: dict[str, str], named: str,
+                                                   tmp_path: Path) -> None:
+    """Refused before anything starts, or (a backend only its process can load) by the child whose
+    exit stops the launcher: either way one line says why, and nothing restarts."""
+    done = _start(argv, tmp_path, **env)
+    assert done.returncode == EXIT_CANNOT_START, done.stderr
+    said = [line for line in done.stderr.splitlines() if "cannot start:" in line]
+    assert len(said) == 1 and named in said[0], done.stderr
+    assert "Traceback" not in done.stderr and "restarting" not in done.stderr, done.stderr
+
+
+def test_a_child_that_cannot_start_stops_the_supervisor() -> None:
+    """A child exiting with EXIT_CANNOT_START is not restarted: the others are stopped and the
+    supervisor ends with the same code (a child that crashes otherwise is restarted, as before)."""
+    sleeper = Child("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"])
+    failing = Child("failing", [sys.executable, "-c", f"import sys; sys.exit({EXIT_CANNOT_START})"])
+    supervisor = Supervisor([sleeper, failing], grace_seconds=10)
+    assert supervisor.run() == EXIT_CANNOT_START
+    assert sleeper.process is not None and sleeper.process.poll() is not None
+    assert failing.process is not None and failing.process.returncode == EXIT_CANNOT_START

@@ -22,6 +22,7 @@ from common.config import Settings, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
 from common.queues import KINDS
+from common.startup import cannot_start_exits
 from worker import liveness
 from worker.backends import TABLE, Consumer, Delivery, Store
 from worker.jobs import Outcome
@@ -112,4 +113,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with cannot_start_exits("thumbnailify worker"):
+        sys.exit(main())

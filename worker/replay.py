@@ -20,6 +20,7 @@ from common.config import Settings, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
 from common.queues import MEDIA_KINDS
+from common.startup import cannot_start_exits
 from worker.backends import TABLE, DeadLetter, DeadLetters, Store
 
 log = logging.getLogger("replay")
@@ -78,4 +79,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with cannot_start_exits("python -m worker.replay"):
+        sys.exit(main())

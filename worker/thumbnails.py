@@ -26,6 +26,7 @@ from common import state
 from common.config import LimitsSettings, Settings, ThumbnailSettings, byte_size
 from common.media import GIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
 from common.memory import release_freed
+from common.startup import CannotStart
 from worker import heif
 
 RENDERING = "image-2"  # changed whenever a change of this module changes what thumbnails look like
@@ -230,7 +231,7 @@ class ThumbHandler:
         try:
             self.srgb_profile = SRGB_PROFILE.read_bytes()
         except OSError as exc:
-            raise RuntimeError(f"no sRGB profile at {SRGB_PROFILE}: install Debian's colord-data") from exc
+            raise CannotStart(f"no sRGB profile at {SRGB_PROFILE}: install Debian's colord-data") from exc
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ThumbHandler:
