@@ -137,7 +137,8 @@ class S3Settings:
     access_key: str = ""
     secret_key: str = ""
     prefix: str = ""  # before every object name, e.g. "thumbnailify/"
-    timeout: float = 10.0  # seconds for one request; connecting gets at most half of it
+    timeout: float = 10.0  # seconds for one request
+    connect_timeout: float = 1.0  # seconds to connect (TCP and TLS): a silent endpoint fails fast
 
 
 @dataclass(frozen=True)
