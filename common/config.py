@@ -37,6 +37,9 @@ class ServerSettings:
     backlog: int = 1024
     keepalive_timeout: float = 60.0
     cors_origins: str = ""
+    max_event_streams: int = 512  # per process, and at most half its open files limit
+    event_stream_seconds: float = 3600.0
+    event_send_timeout: float = 30.0
 
     @property
     def cors_origin_set(self) -> frozenset[str]:
