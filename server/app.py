@@ -26,6 +26,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_backends(settings))
     app.cleanup_ctx.append(_background)
     app.on_response_prepare.append(cors.add_headers)
+    app.on_response_prepare.append(middleware.nosniff)
     uploads.add_routes(app)
     images.add_routes(app)
     events.add_routes(app)

@@ -74,7 +74,7 @@ SITE = web.AppKey("site", Site)
 
 
 def _answer(request: web.Request, asset: Asset, headers: dict[str, str]) -> web.Response:
-    headers = headers | {hdrs.ETAG: f'"{asset.etag}"', "X-Content-Type-Options": "nosniff"}
+    headers = headers | {hdrs.ETAG: f'"{asset.etag}"'}
     if etag_matches(request, asset.etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=asset.body, content_type=asset.content_type, charset="utf-8"

@@ -251,6 +251,7 @@ def test_page_asks_for_the_api_key_and_keeps_it_for_the_session(browser: WebDriv
         form = browser.find_element(By.ID, "key-form")
         wait_for(browser, "the key form", lambda d: form.is_displayed())
         field = browser.find_element(By.ID, "api-key")
+        assert field.get_attribute("autocomplete") == "off"  # a password manager has no reason to keep it
         field.send_keys("not-the-key\n")
         wait_for(browser, "the wrong key refused", lambda d: "not accepted" in d.find_element(By.ID, "key-error").text)
         field.send_keys(key + "\n")
