@@ -7,16 +7,28 @@ with data references on would do what the worker refuses), and how the decoder i
 
 from __future__ import annotations
 
+import io
+import itertools
 import random
 import struct
 from pathlib import Path
 
 import av
 import pytest
+from av.stream import Discard
+from av.video.frame import PictureType
 
 from common import media
 from common.config import LimitsSettings, ThumbnailSettings, VideoSettings
-from tests.videos import HLS_PLAYLIST, MATROSKA_HEADER, mov, quadrants, webm, with_external_reference
+from tests.videos import (
+    HLS_PLAYLIST,
+    MATROSKA_HEADER,
+    mov,
+    quadrants,
+    video_cases,
+    webm,
+    with_external_reference,
+)
 from worker.thumbnails import ImageRejected
 from worker.video import VideoHandler
 
@@ -146,3 +158,64 @@ def test_settings_key_follows_what_changes_the_picture() -> None:
 
 def handler(scan_seconds: float = 5.0, sizes: str = "") -> VideoHandler:
     return VideoHandler(ThumbnailSettings(sizes=sizes), LimitsSettings(), VideoSettings(scan_seconds=scan_seconds))
+
+
+# --------------------------------------------------------------------------
+# What devices record, and the handler's setup of such files
+# --------------------------------------------------------------------------
+
+
+def device_file(name: str) -> bytes:
+    case = next(case for case in video_cases() if case.name == name)
+    assert case.body is not None
+    return case.body
+
+
+@pytest.fixture(scope="module")
+def devices() -> dict[str, av.container.InputContainer]:
+    """The device-like cases of tests/videos.py, opened as FFmpeg sees them."""
+    names = ("mp4-h264-aac", "mov-h264-aac", "webm-vp9-opus", "mp4-audio-stream-first", "mp4-portrait-with-sound",
+             "mp4-h264-bframes", "mov-hevc-10bit-aac", "mp4-variable-frame-rate", "mp4-second-video-track")
+    cases = {case.name: case for case in video_cases()}
+    return {name: av.open(io.BytesIO(cases[name].body or b"")) for name in names}
+
+
+def test_the_device_files_are_what_they_claim(devices: dict[str, av.container.InputContainer]) -> None:
+    def streams(name: str) -> list[tuple[str, str]]:
+        return [(stream.type, stream.codec_context.name) for stream in devices[name].streams]
+
+    assert streams("mp4-h264-aac") == streams("mov-h264-aac") == [("video", "h264"), ("audio", "aac")]
+    assert streams("webm-vp9-opus") == [("video", "vp9"), ("audio", "opus")]
+    assert streams("mp4-audio-stream-first") == [("audio", "aac"), ("video", "h264")]
+    assert streams("mp4-portrait-with-sound") == [("audio", "aac"), ("video", "h264")]
+    assert streams("mov-hevc-10bit-aac") == [("video", "hevc"), ("audio", "aac")]
+    assert devices["mov-hevc-10bit-aac"].streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+    assert streams("mp4-second-video-track") == [("video", "h264"), ("video", "h264"), ("audio", "aac")]
+    rotated = next(devices["mp4-portrait-with-sound"].decode(video=0))
+    assert rotated.rotation == -90
+    kinds = [PictureType(frame.pict_type) for frame in devices["mp4-h264-bframes"].decode(video=0)]
+    assert kinds.count(PictureType.B) >= 3, kinds
+    times = [frame.time for frame in devices["mp4-variable-frame-rate"].decode(video=0)]
+    gaps = {round(later - earlier, 3) for earlier, later in itertools.pairwise(times)}
+    assert len(gaps) > 2, times
+
+
+def test_every_other_stream_is_discarded(tmp_path: Path) -> None:
+    path = tmp_path / "movie.mp4"
+    path.write_bytes(device_file("mp4-second-video-track"))
+    with handler()._open(path, media.MP4) as container:
+        video = handler()._video_stream(container, media.MP4)
+        assert video.index == 0
+        assert [stream.discard for stream in container.streams] == [Discard.default, Discard.all, Discard.all]
+
+
+def test_skip_frame_takes_the_names_pyav_18_knows() -> None:
+    """The scan switches the decoder between keyframes only and every frame by name (a str in PyAV
+    18, unlike a stream's discard): each name must be one it takes, and a wrong one raises."""
+    with av.open(io.BytesIO(mov(YELLOW_QUADRANTS[:1]))) as container:
+        context = container.streams.video[0].codec_context
+        for name in ("NONKEY", "DEFAULT"):
+            context.skip_frame = name
+            assert context.skip_frame == name
+        with pytest.raises(ValueError, match="Invalid skip_frame"):
+            context.skip_frame = "nonkey"

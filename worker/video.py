@@ -27,6 +27,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.stream import Discard
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from wand.image import Image
@@ -116,7 +117,7 @@ class VideoHandler:
             )
         for other in container.streams:
             if other.index != stream.index:
-                other.discard = "all"  # audio and the rest are not even read
+                other.discard = Discard.all  # audio and the rest are not even read
         context.thread_count = 1  # one core per worker, and one frame in flight: bounded memory
         context.options = {"max_pixels": str(self.max_pixels)} | self._reductions(codec, width, height)
         return stream
