@@ -15,12 +15,13 @@ from PIL import Image
 
 from tests.corpus import Case, fit_size, run_checks
 from tests.harness import MODES, Service, peak_rss_mb
-from tests.videos import mov, quadrants, video_cases, with_external_reference
+from tests.videos import mov, quadrants, sample_table_bomb, video_cases, with_external_reference
 
 pytestmark = pytest.mark.timeout(120)
 
 CASES = video_cases()
 PEAK_RSS_LIMIT_MB = 256
+BOMB_RSS_LIMIT_MB = 400  # the bomb would take 2800
 OUTCOMES: dict[tuple[str, str], str] = {}
 VIDEO_WORKERS: dict[str, list[int]] = {}  # by mode, as started
 
@@ -67,6 +68,17 @@ def test_refusals_name_what_was_sent(video_service: Service) -> None:
         assert response.status_code == 415 and found in response.json()["message"], response.text
     bomb = video_service.upload(by_name["mov-mjpeg-8200x6200"].body or b"", "video/quicktime")
     assert "8200x6200" in video_service.wait(bomb)["message"]
+
+
+def test_a_sample_table_bomb_is_refused_before_ffmpeg_indexes_it(video_service: Service) -> None:
+    """1.6 KB claiming 80 million samples: FFmpeg's index alone would take the worker to 2.8 GB
+    (40 million: 1.45 GB, just to open it); it is refused from its boxes, the worker untouched."""
+    (pid,) = video_service.worker_pids("video")
+    status = video_service.wait(video_service.upload(sample_table_bomb(), "video/mp4"))
+    assert (status["state"], status["http_status"]) == ("Error", 422), status
+    assert "the sample table claims 80000000 samples, more than a file of this size" in status["message"]
+    assert video_service.worker_pids("video") == [pid]
+    assert peak_rss_mb(pid) < BOMB_RSS_LIMIT_MB
 
 
 def test_external_data_reference_is_never_read(video_service: Service) -> None:

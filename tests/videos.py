@@ -278,6 +278,32 @@ def audio_only_mp4() -> bytes:
         return path.read_bytes()
 
 
+def sample_table_bomb(count: int = 80_000_000) -> bytes:
+    """A 1.6 KB MP4 whose one track claims `count` one-byte samples in one chunk (constant stsz
+    sample size 1, one stts entry, one stsc entry): FFmpeg builds a 36-byte index entry for each
+    before anything checks them, 2.8 GB for 80 million."""
+    movie = mp4([quadrants((16, 16))])
+    chain = find_box(movie, [b"moov", b"trak", b"mdia", b"minf", b"stbl"])
+    stbl_at, stbl_size = chain[-1]
+    tables = {
+        b"stsz": struct.pack(">III", 0, 1, count),  # version/flags, sample size 1, count
+        b"stts": struct.pack(">IIII", 0, 1, count, 1),  # one entry: count samples of duration 1
+        b"stsc": struct.pack(">IIIII", 0, 1, 1, count, 1),  # chunk 1 on: count samples a chunk
+        b"stss": struct.pack(">III", 0, 1, 1),  # the first sample is a keyframe
+    }
+    children = b""
+    for kind, at, size in boxes(movie, stbl_at + 8, stbl_at + stbl_size):
+        if kind in tables:
+            children += struct.pack(">I4s", 8 + len(tables[kind]), kind) + tables[kind]
+        elif kind not in (b"ctts", b"sdtp"):  # tables of the one real sample
+            children += movie[at : at + size]
+    stbl = struct.pack(">I4s", 8 + len(children), b"stbl") + children
+    out = bytearray(movie[:stbl_at] + stbl + movie[stbl_at + stbl_size :])  # moov is last: no offset moves
+    for at, size in chain[:-1]:
+        struct.pack_into(">I", out, at, size + len(stbl) - stbl_size)
+    return bytes(out)
+
+
 def device_cases(picture: Sequence[Image.Image]) -> list[Case]:
     """What phones and cameras record: a sound track (AAC in MP4/MOV, Opus in WebM), sometimes
     before the video; B-frames; 10-bit HEVC; a variable frame rate; a second video track."""
@@ -392,6 +418,8 @@ def video_cases() -> list[Case]:
         _video("mov-mjpeg-lowres", "video/quicktime",
                encode([quadrants((1280, 720))] * 2, container="mov", codec="mjpeg", pix_fmt="yuvj420p"), (1280, 720),
                *quadrant_checks(), note="Motion JPEG is decoded at 1/4 size (lowres): still 2x the box"),
+        _worker_error("mp4-sample-table-bomb", "video/mp4", sample_table_bomb(), 422,
+                      note="1.6 KB claiming 80 million samples: refused before FFmpeg builds its index"),
         _worker_error("mp4-truncated-no-moov", "video/mp4", h264_tail_moov[: len(h264_tail_moov) // 2], 422,
                       note="cut in mdat: the index (moov) is never reached"),
         _worker_error("mp4-truncated-in-moov", "video/mp4", h264_faststart[: moov_at + 200], 422),

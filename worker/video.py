@@ -10,8 +10,10 @@ black keyframe and the first bright one frame by frame, after a seek. Frames are
 from YUV to each thumbnail size by swscale; the decoder runs single-threaded and, where that cannot
 show at thumbnail size, without its loop filter.
 
-A hostile file gets nothing from FFmpeg but its own decoders: the upload is opened through the
-`file` protocol only, with the one demuxer its declared type names (never a probe that could pick
+A hostile file gets nothing from FFmpeg but its own decoders, nor an index it cannot hold: the
+sample tables of an MP4/MOV are checked against its size before FFmpeg opens it (worker.isobmff;
+FFmpeg would size its index from their counts). The upload is opened through the `file` protocol
+only, with the one demuxer its declared type names (never a probe that could pick
 the HLS or concat readers), MOV external data references off, and only the video codecs listed
 here decoded. Frame size is checked against `limits.max_pixels` from the stream header before
 anything is decoded, and every decoder gets the same cap (`max_pixels`), so even FFmpeg's probing
@@ -34,8 +36,9 @@ from wand.image import Image
 
 from common import state
 from common.config import LimitsSettings, Settings, ThumbnailSettings, VideoSettings
-from common.media import JPEG, MediaType
+from common.media import JPEG, MOV_DEMUXER, MediaType
 from common.queues import media_kind
+from worker import isobmff
 from worker.thumbnails import ImageRejected, SizedThumbnail, Thumbnails, fit
 
 RENDERING = "video-1"  # changed whenever a change of this module changes what thumbnails look like
@@ -81,6 +84,8 @@ class VideoHandler:
         if media_kind(media_type.name) != "video":
             raise ImageRejected(state.UNSUPPORTED, f"{media_type.name} is not a video")
         try:
+            if media_type.coder == MOV_DEMUXER:
+                _check_sample_tables(source)
             with self._open(source, media_type) as container:
                 stream = self._video_stream(container, media_type)
                 frame = self._pick(container, stream)
@@ -226,6 +231,15 @@ def is_black(frame: VideoFrame) -> bool:
     small = frame.reformat(*LUMA_PROBE, "yuv420p", interpolation="AREA", dst_color_range="MPEG", threads=1)
     luma = _packed(small, 1)
     return sum(luma) // len(luma) <= BLACK_LUMA
+
+
+def _check_sample_tables(source: Path) -> None:
+    """Refuses an MP4/MOV whose sample tables claim more than its bytes can hold."""
+    with source.open("rb") as file:
+        size = source.stat().st_size
+        problem = isobmff.read_claims(file, size).problem(size)
+    if problem:
+        raise ImageRejected(state.UNDECODABLE, f"cannot decode the video: {problem}")
 
 
 def _packed(frame: VideoFrame, channels: int) -> bytes:
