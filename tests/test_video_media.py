@@ -17,18 +17,22 @@ import av
 import pytest
 from av.stream import Discard
 from av.video.frame import PictureType
+from PIL import Image
 
 from common import media
 from common.config import LimitsSettings, ThumbnailSettings, VideoSettings
 from tests.videos import (
     HLS_PLAYLIST,
     MATROSKA_HEADER,
+    black_then_skip_frames,
     mov,
     quadrants,
     video_cases,
     webm,
     with_external_reference,
+    yuv_frame,
 )
+from worker import video
 from worker.thumbnails import ImageRejected
 from worker.video import VideoHandler
 
@@ -219,3 +223,43 @@ def test_skip_frame_takes_the_names_pyav_18_knows() -> None:
             assert context.skip_frame == name
         with pytest.raises(ValueError, match="Invalid skip_frame"):
             context.skip_frame = "nonkey"
+
+
+# --------------------------------------------------------------------------
+# The black-frame scan's budget
+# --------------------------------------------------------------------------
+
+
+def test_the_scan_stops_at_its_frame_budget_with_the_brightest_frame(tmp_path: Path) -> None:
+    """A 4K black keyframe, one dim red frame, then thousands of skipped frames (a dimmer blue)
+    before white: the scan decodes SCAN_FRAMES of them at most and keeps the dim red one."""
+    path = tmp_path / "skips.mp4"
+    path.write_bytes(black_then_skip_frames(skips=video.SCAN_FRAMES + 50))
+    made = handler().make(path, media.MP4)  # with no budget: the white frame, after every skipped one
+    with Image.open(io.BytesIO(made.sizes[0].data)) as thumbnail:
+        red, green, blue = thumbnail.convert("RGB").getpixel((50, 28))
+    assert red > 80 and green < 30 and blue < 30, (red, green, blue)
+
+
+def test_the_scan_stops_at_its_cpu_budget(tmp_path: Path) -> None:
+    path = tmp_path / "skips.mp4"
+    path.write_bytes(black_then_skip_frames(skips=100, size=(640, 360)))
+    with av.open(str(path)) as container:
+        first = next(container.decode(video=0))
+        scan = video.Scan(first, cpu_until=0.0)
+        with pytest.raises(video.ScanSpent):
+            next(scan.frames(container.decode(video=0)))
+        scan = video.Scan(first, frames_left=3)
+        assert len(list(itertools.islice(scan.frames(container.decode(video=0)), 3))) == 3
+        with pytest.raises(video.ScanSpent):
+            next(scan.frames(container.decode(video=0)))
+
+
+def test_the_brightest_frame_is_the_earliest_of_equals() -> None:
+    dim, dimmer = yuv_frame((64, 36), 12, 128, 200), yuv_frame((64, 36), 6, 200, 128)
+    scan = video.Scan(yuv_frame((64, 36), 0, 128, 128))
+    assert scan.is_black(dimmer) and scan.is_black(dim) and scan.is_black(yuv_frame((64, 36), 12, 128, 200))
+    assert scan.brightest is dim
+    assert video.mean_luma(dim) == pytest.approx(12, abs=0.5)
+    assert not scan.is_black(yuv_frame((64, 36), 17, 128, 128))
+

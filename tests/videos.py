@@ -16,6 +16,7 @@ Findings (PyAV 18.1 / FFmpeg 8.0, probed here):
 
 from __future__ import annotations
 
+import io
 import math
 import multiprocessing
 import os
@@ -304,6 +305,36 @@ def sample_table_bomb(count: int = 80_000_000) -> bytes:
     return bytes(out)
 
 
+SKIP_FRAMES_FPS = 5000
+
+
+def black_then_skip_frames(skips: int = 20_000, size: tuple[int, int] = (3840, 2160)) -> bytes:
+    """A 4K video of a black keyframe, a dim red frame, then `skips` frames that repeat a dimmer
+    blue one (31-byte P-frames with every macroblock skipped, yet each a full 4K decode), then
+    white at 4 s: decoding the scan window frame by frame takes minutes. Encoded once (x264,
+    one GOP), then the skipped frame's packet repeated."""
+    black, red, blue, white = (yuv_frame(size, 0, 128, 128), yuv_frame(size, 12, 128, 200),
+                               yuv_frame(size, 6, 200, 128), yuv_frame(size, 235, 128, 128))
+    quiet = {"preset": "ultrafast", "x264-params": "keyint=infinite:scenecut=0:log-level=error"}
+    movie = encode([black, red, blue, blue, white], fps=SKIP_FRAMES_FPS, options=quiet)
+    with av.open(io.BytesIO(movie)) as source:
+        template = source.streams.video[0]
+        packets = [packet for packet in source.demux(template) if packet.size]
+        order = packets[:3] + [packets[3]] * skips + packets[4:]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "skips.mp4"
+            with av.open(str(path), "w", format="mp4") as out:
+                stream = out.add_stream_from_template(template)
+                for index, packet in enumerate(order):
+                    copy = av.Packet(bytes(packet))
+                    copy.pts = copy.dts = index
+                    copy.time_base = Fraction(1, SKIP_FRAMES_FPS)
+                    copy.is_keyframe = packet.is_keyframe
+                    copy.stream = stream
+                    out.mux(copy)
+            return path.read_bytes()
+
+
 def device_cases(picture: Sequence[Image.Image]) -> list[Case]:
     """What phones and cameras record: a sound track (AAC in MP4/MOV, Opus in WebM), sometimes
     before the video; B-frames; 10-bit HEVC; a variable frame rate; a second video track."""
@@ -418,6 +449,10 @@ def video_cases() -> list[Case]:
         _video("mov-mjpeg-lowres", "video/quicktime",
                encode([quadrants((1280, 720))] * 2, container="mov", codec="mjpeg", pix_fmt="yuvj420p"), (1280, 720),
                *quadrant_checks(), note="Motion JPEG is decoded at 1/4 size (lowres): still 2x the box"),
+        _video("mp4-4k-black-then-20000-skipped-frames", "video/mp4", black_then_skip_frames(), SIZE,
+               MeanColour((0.1, 0.1, 0.9, 0.9), (109, 0, 0), 30),
+               note="the scan's budget runs out long before the white frame at 4 s: the brightest frame "
+                    "seen (dim red), not the first (black) nor the dimmer blue after it"),
         _worker_error("mp4-sample-table-bomb", "video/mp4", sample_table_bomb(), 422,
                       note="1.6 KB claiming 80 million samples: refused before FFmpeg builds its index"),
         _worker_error("mp4-truncated-no-moov", "video/mp4", h264_tail_moov[: len(h264_tail_moov) // 2], 422,

@@ -1,14 +1,17 @@
 """Video thumbnails with PyAV (FFmpeg's libraries, bundled in its wheel).
 
 The picture: the first frame within `video.scan_seconds` whose mean luma is above 16 (a black
-intro is passed over), else the first frame; turned upright by the stream's display matrix (a
-phone's portrait video), fitted into every configured size like a photo, as JPEG.
+intro is passed over), else the brightest frame looked at (the earliest of equals); turned upright
+by the stream's display matrix (a phone's portrait video), fitted into every configured size like
+a photo, as JPEG.
 
 Finding it costs little: the first frame is decoded; only when it is black are the keyframes of the
 scan window decoded (the rest skipped by the decoder), and then the one stretch between the last
 black keyframe and the first bright one frame by frame, after a seek. Frames are scaled straight
 from YUV to each thumbnail size by swscale; the decoder runs single-threaded and, where that cannot
-show at thumbnail size, without its loop filter.
+show at thumbnail size, without its loop filter. The search has a budget: SCAN_FRAMES decoded
+frames and SCAN_CPU_SECONDS of CPU time; when it runs out (a 4K black keyframe followed by
+thousands of skipped frames takes minutes to decode), the brightest frame seen so far is taken.
 
 A hostile file gets nothing from FFmpeg but its own decoders, nor an index it cannot hold: the
 sample tables of an MP4/MOV are checked against its size before FFmpeg opens it (worker.isobmff;
@@ -25,6 +28,9 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,9 +47,11 @@ from common.queues import media_kind
 from worker import isobmff
 from worker.thumbnails import ImageRejected, SizedThumbnail, Thumbnails, fit
 
-RENDERING = "video-1"  # changed whenever a change of this module changes what thumbnails look like
+RENDERING = "video-2"  # changed whenever a change of this module changes what thumbnails look like
 BLACK_LUMA = 16  # mean luma (limited range) at or below this is a black frame
 LUMA_PROBE = (64, 36)  # the size a frame is scaled to for its mean luma
+SCAN_FRAMES = 300  # frames the search for a bright one may decode: 5 s at 60 fps ...
+SCAN_CPU_SECONDS = 4.0  # ... and CPU time it may take (a 4K frame is about 8 ms)
 # Decoders of what cameras, phones and screen recorders write; anything else is a 415.
 CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mjpeg", "prores", "mpeg2video", "h263"})
 # Decoders that can decode at 1/2, 1/4 or 1/8 of the size (FFmpeg's `lowres`), and how far.
@@ -144,20 +152,20 @@ class VideoHandler:
         return options
 
     def _pick(self, container: av.container.InputContainer, stream: VideoStream) -> VideoFrame:
-        """The first frame that is not black within the scan window, else the first frame."""
+        """The first frame that is not black within the scan window, else the brightest seen."""
         first = _first_frame(container, stream)
         if first is None:
             raise ImageRejected(state.UNDECODABLE, "cannot decode the video: no frame could be decoded")
-        if not is_black(first) or first.pts is None or stream.time_base is None:  # no timestamps: no window
+        scan = Scan(first)
+        if not scan.is_black(first) or first.pts is None or stream.time_base is None:  # no timestamps: no window
             return first
         try:
-            return self._first_bright(container, stream, first) or first
-        except av.FFmpegError:  # damaged further on: the first frame is still a picture
-            return first
+            return self._first_bright(container, stream, scan)
+        except (av.FFmpegError, ScanSpent):  # damaged further on, or out of budget: the best seen
+            return scan.brightest
 
-    def _first_bright(
-        self, container: av.container.InputContainer, stream: VideoStream, first: VideoFrame
-    ) -> VideoFrame | None:
+    def _first_bright(self, container: av.container.InputContainer, stream: VideoStream, scan: Scan) -> VideoFrame:
+        first = scan.brightest
         start = _seconds(first, stream)
         end = start + self.scan_seconds
         # Keyframes only (the decoder drops the rest unread): the first bright one bounds where
@@ -165,13 +173,13 @@ class VideoHandler:
         stream.codec_context.skip_frame = "NONKEY"
         container.seek(first.pts, stream=stream, backward=True)
         last_black, bright = first, None
-        for keyframe in container.decode(stream):
+        for keyframe in scan.frames(container.decode(stream)):
             at = _seconds(keyframe, stream)
             if at <= start:
                 continue
             if at > end:
                 break
-            if not is_black(keyframe):
+            if not scan.is_black(keyframe):
                 bright = keyframe
                 break
             last_black = keyframe
@@ -180,13 +188,13 @@ class VideoHandler:
         stream.codec_context.skip_frame = "DEFAULT"
         container.seek(last_black.pts, stream=stream, backward=True)
         after, bright_at = _seconds(last_black, stream), _seconds(bright, stream) if bright else end
-        for frame in container.decode(stream):
+        for frame in scan.frames(container.decode(stream)):
             at = _seconds(frame, stream)
             if at >= bright_at:
                 break
-            if at > after and not is_black(frame):
+            if at > after and not scan.is_black(frame):
                 return frame
-        return bright
+        return bright or scan.brightest
 
     def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[SizedThumbnail, ...]:
         """Every size, each scaled from the decoded frame (area average), turned, as JPEG."""
@@ -226,11 +234,42 @@ def _first_frame(container: av.container.InputContainer, stream: VideoStream) ->
     return None
 
 
-def is_black(frame: VideoFrame) -> bool:
-    """Mean luma at or below 16 (limited range), measured on the frame scaled to a few pixels."""
+class ScanSpent(Exception):
+    """The search for a bright frame used its budget up."""
+
+
+@dataclass
+class Scan:
+    """The search's budget (frames decoded, CPU time) and the brightest frame it has looked at."""
+
+    brightest: VideoFrame
+    frames_left: int = SCAN_FRAMES
+    cpu_until: float = field(default_factory=lambda: time.process_time() + SCAN_CPU_SECONDS)
+    brightest_luma: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.brightest_luma = mean_luma(self.brightest)
+
+    def frames(self, decoded: Iterator[VideoFrame]) -> Iterator[VideoFrame]:
+        """The decoded frames, each paid for; ScanSpent once the budget is gone."""
+        for frame in decoded:
+            self.frames_left -= 1
+            if self.frames_left < 0 or time.process_time() > self.cpu_until:
+                raise ScanSpent
+            yield frame
+
+    def is_black(self, frame: VideoFrame) -> bool:
+        luma = mean_luma(frame)
+        if luma > self.brightest_luma:
+            self.brightest, self.brightest_luma = frame, luma
+        return luma <= BLACK_LUMA
+
+
+def mean_luma(frame: VideoFrame) -> float:
+    """Mean luma (limited range: black is 16), measured on the frame scaled to a few pixels."""
     small = frame.reformat(*LUMA_PROBE, "yuv420p", interpolation="AREA", dst_color_range="MPEG", threads=1)
     luma = _packed(small, 1)
-    return sum(luma) // len(luma) <= BLACK_LUMA
+    return sum(luma) / len(luma)
 
 
 def _check_sample_tables(source: Path) -> None:
