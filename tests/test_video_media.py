@@ -7,6 +7,7 @@ with data references on would do what the worker refuses), and how the decoder i
 
 from __future__ import annotations
 
+import errno
 import io
 import itertools
 import random
@@ -263,3 +264,19 @@ def test_the_brightest_frame_is_the_earliest_of_equals() -> None:
     assert video.mean_luma(dim) == pytest.approx(12, abs=0.5)
     assert not scan.is_black(yuv_frame((64, 36), 17, 128, 128))
 
+
+
+def test_a_failed_allocation_is_a_413(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFmpeg's ENOMEM (PyAV's av.MemoryError, past worker.memory_limit) is the upload's fault, named."""
+
+    def out_of_memory(*_args: object) -> None:
+        raise av.error.MemoryError(errno.ENOMEM, "Cannot allocate memory")
+
+    path = tmp_path / "movie.mov"
+    path.write_bytes(mov(YELLOW_QUADRANTS[:1]))
+    monkeypatch.setattr(VideoHandler, "_open", staticmethod(out_of_memory))
+    with pytest.raises(ImageRejected) as refused:
+        handler().make(path, media.QUICKTIME)
+    assert (refused.value.code, str(refused.value)) == (
+        413, "cannot decode video/quicktime: it needs more memory than the worker has"
+    )

@@ -13,10 +13,11 @@ show at thumbnail size, without its loop filter. The search has a budget: SCAN_F
 frames and SCAN_CPU_SECONDS of CPU time; when it runs out (a 4K black keyframe followed by
 thousands of skipped frames takes minutes to decode), the brightest frame seen so far is taken.
 
-A hostile file gets nothing from FFmpeg but its own decoders, nor an index it cannot hold: the
+A hostile file gets nothing from FFmpeg but its own decoders, nor any index it cannot hold: the
 sample tables of an MP4/MOV are checked against its size before FFmpeg opens it (worker.isobmff;
-FFmpeg would size its index from their counts). The upload is opened through the `file` protocol
-only, with the one demuxer its declared type names (never a probe that could pick
+FFmpeg would size its index from their counts), and a decoder's failed allocation under the
+worker's memory limit (worker.memory_limit) is a 413. Otherwise: the upload is opened through the
+`file` protocol only, with the one demuxer its declared type names (never a probe that could pick
 the HLS or concat readers), MOV external data references off, and only the video codecs listed
 here decoded. Frame size is checked against `limits.max_pixels` from the stream header before
 anything is decoded, and every decoder gets the same cap (`max_pixels`), so even FFmpeg's probing
@@ -100,6 +101,10 @@ class VideoHandler:
                 if frame.is_corrupt:
                     raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: the frame is damaged")
                 return Thumbnails(JPEG, self._render(frame, stream), 1)
+        except MemoryError as exc:  # FFmpeg's ENOMEM too: an allocation past worker.memory_limit
+            raise ImageRejected(
+                state.TOO_MANY_PIXELS, f"cannot decode {media_type.name}: it needs more memory than the worker has"
+            ) from exc
         except av.FFmpegError as exc:  # its text alone: the rest names the file's path
             raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {exc.strerror}") from exc
         finally:
