@@ -5,8 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+
+import worker  # noqa: F401  (sets ImageMagick's policy before Wand loads)
+from common.config import Settings
+from common.media import PNG
+from worker.thumbnails import ImageRejected, ThumbHandler
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +73,18 @@ def test_ffmpeg_and_pyav_work_under_the_default_limit() -> None:
             print(img.size)
     """)
     assert out.splitlines() == ["3", "(100, 75)"]
+
+
+def test_a_photo_past_the_limit_is_a_413(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MemoryError while making a photo's thumbnails (ImageMagick itself falls back to its disk
+    cache; Python's own buffers cannot) ends the job as a 413 naming it, not an internal error."""
+
+    def out_of_memory(*_args: object) -> None:
+        raise MemoryError
+
+    settings = Settings()
+    handler = ThumbHandler(settings.thumbnail, settings.limits)
+    monkeypatch.setattr(handler, "_make_image", out_of_memory)
+    with pytest.raises(ImageRejected) as refused:
+        handler.make(tmp_path / "photo.png", PNG)
+    assert (refused.value.code, refused.value.message) == (413, "decoding it needs more memory than the worker has")
