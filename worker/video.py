@@ -162,7 +162,8 @@ class VideoHandler:
         if first is None:
             raise ImageRejected(state.UNDECODABLE, "cannot decode the video: no frame could be decoded")
         scan = Scan(first)
-        if not scan.is_black(first) or first.pts is None or stream.time_base is None:  # no timestamps: no window
+        no_window = first.pts is None or stream.time_base is None  # no timestamps
+        if scan.brightest_luma > BLACK_LUMA or no_window:
             return first
         try:
             return self._first_bright(container, stream, scan)
