@@ -58,6 +58,7 @@ class WorkerSettings:
     poll_interval: float = 0.02
     stall_margin: float = 30.0
     temp_dir: str = ""
+    memory_limit: str = "1GiB"
     dead_letter_max_length: int = 10000
     dead_letter_max_age: float = 1209600.0
 

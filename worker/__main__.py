@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from common import state
-from common.config import Settings, load_settings
+from common.config import Settings, byte_size, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
 from common.queues import KINDS
@@ -28,6 +28,7 @@ from worker.backends import TABLE, Consumer, Delivery, Store
 from worker.jobs import Outcome
 from worker.kinds import Runner, build_runner
 from worker.liveness import Heartbeat
+from worker.memory import limit_memory
 from worker.scratch import ScratchDir
 from worker.thumbnails import apply_limits
 
@@ -84,6 +85,7 @@ def main() -> int:
     heartbeat = Heartbeat(settings.worker.job_timeout + settings.worker.stall_margin)
     liveness.start_watchdog(heartbeat)  # first: start-up touches the volume too
     apply_limits(settings.limits)
+    limit_memory(byte_size(settings.worker.memory_limit))
     scratch = scratch_dir(settings)
     stopping = threading.Event()
 

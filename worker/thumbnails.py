@@ -253,6 +253,8 @@ class ThumbHandler:
             return method(source, media_type)
         except ResourceLimitError as exc:
             raise ImageRejected(state.TOO_MANY_PIXELS, f"image exceeds a size limit: {exc}") from exc
+        except MemoryError as exc:  # an allocation past worker.memory_limit
+            raise ImageRejected(state.TOO_MANY_PIXELS, "decoding it needs more memory than the worker has") from exc
         except (PolicyError, MissingDelegateError) as exc:
             raise ImageRejected(state.UNSUPPORTED, f"format not supported: {exc}") from exc
         except WandException as exc:
