@@ -1,12 +1,14 @@
 """Completion webhooks, delivered by workers of their own kind (`python -m worker --kind webhook`).
 
 A media worker that writes a terminal state hands a job to `<queue>.webhooks`; a webhook worker
-makes one attempt per delivery of that job: POST `{"event", "media"}` signed with
-webhooks.secret, under an event id that stays the same on every retry. A 2xx settles it as
-delivered; anything else puts the job back on the queue after an exponential back-off, until
-webhooks.max_attempts, when it is failed. Each attempt's outcome is on the record (`callback`),
-and nothing of it changes the media's own state. The job is in the queue until it is settled, so
-delivery survives the restart of any process, at least once (receivers de-duplicate by event id).
+makes one attempt per delivery of that job: POST `{"id", "event", "media"}` signed with
+webhooks.secret, under an event id that stays the same on every retry. The id is in the signed
+body (the header repeats it), so a replay under another id header cannot pass for a new event. A
+2xx settles it as delivered; anything else puts the job back on the queue after an exponential
+back-off, until webhooks.max_attempts, when it is failed. Each attempt's outcome is on the record
+(`callback`), and nothing of it changes the media's own state. The job is in the queue until it
+is settled, so delivery survives the restart of any process, at least once (receivers
+de-duplicate by the body's id).
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ class WebhookRunner:
         conf = self.settings.webhooks
         # The media as it ended, without the callback's own progress: every retry sends the same body.
         media = {k: v for k, v in state.status_body(media_id, record).items() if k != "callback"}
-        body = json.dumps({"event": event, "media": media}).encode()
-        attempt = post(record["callback_url"], body, event_id(media_id, event), conf)
+        event_key = event_id(media_id, event)
+        body = json.dumps({"id": event_key, "event": event, "media": media}).encode()
+        attempt = post(record["callback_url"], body, event_key, conf)
         self.heartbeat.beat()
         attempts = int(record.get("callback_attempts") or 0) + 1
         settled = attempt.delivered or attempts >= conf.max_attempts
