@@ -186,6 +186,31 @@ def test_a_slow_receiver_times_out_and_is_retried(tmp_path: Path, receiver: Rece
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_slow_receiver_does_not_hold_up_another_hosts_webhook(mode: str, tmp_path: Path) -> None:
+    slow, healthy = Receiver(delay=6.0), Receiver()  # slow answers past webhooks.timeout (3 s), always
+    overrides = {"THUMBNAILIFY_WEBHOOKS_ALLOWED_HOSTS": f"127.0.0.1:{slow.port},127.0.0.1:{healthy.port}",
+                 "THUMBNAILIFY_WEBHOOKS_TIMEOUT": "3", "THUMBNAILIFY_WEBHOOKS_MAX_ATTEMPTS": "8",
+                 "THUMBNAILIFY_WEBHOOKS_PER_HOST": "2"}
+    try:
+        with hooked_service(mode, tmp_path, slow, **overrides) as service:
+            stuck = [upload_with_callback(service, png((i, 40, 40)), slow.url) for i in range(8)]
+            for media_id in stuck:  # so all eight webhook jobs are queued before the healthy one
+                service.wait(media_id)
+            media_id = upload_with_callback(service, png((40, 40, 200)), healthy.url)
+            wait_until(lambda: healthy.seen, 60, "the healthy receiver's webhook")
+            slow_before = [call for call in slow.seen if call["at"] < healthy.seen[0]["at"]]
+            # One at a time, all eight first attempts at the slow host come first, each taking the
+            # whole timeout; in parallel, at most per_host attempts at once go to it.
+            assert len(slow_before) < 8, len(slow_before)
+            assert verified(healthy.seen[0])["media"]["media_id"] == media_id
+            wait_until(lambda: callback_of(service, media_id)["state"] == "delivered", 30, "the record")
+            assert callback_of(service, media_id)["attempts"] == 1
+    finally:
+        slow.close()
+        healthy.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_killing_the_delivering_worker_mid_retry_still_delivers(mode: str, tmp_path: Path,
                                                                 receiver: Receiver) -> None:
     receiver.failures = 2
