@@ -27,6 +27,7 @@ from common.callbacks import CallbackRefused, check_addresses, check_url, embedd
 from common.config import WebhookSettings
 from tests.harness import MODES, Service, wait_until
 from worker.webhook_http import post
+from worker.webhooks import HostSlots, host_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -210,6 +211,17 @@ def test_a_slow_receiver_does_not_hold_up_another_hosts_webhook(mode: str, tmp_p
         healthy.close()
 
 
+def test_sigterm_lets_the_attempts_under_way_finish_and_settles_them(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.delay = 1.5  # within webhooks.timeout (5 s): the attempt is under way when SIGTERM comes
+    with hooked_service("distributed", tmp_path, receiver) as service:
+        media_id = upload_with_callback(service, png((5, 90, 5)), receiver.url)
+        wait_until(lambda: receiver.seen, 30, "the attempt to begin")
+        os.kill(service.worker_pids("webhook")[0], signal.SIGTERM)
+        wait_until(lambda: "exited with 0" in service.logs(), 30, "the webhook worker to stop")
+        assert callback_of(service, media_id) == {"url": receiver.url, "state": "delivered", "attempts": 1,
+                                                  "last_status": 200}
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_killing_the_delivering_worker_mid_retry_still_delivers(mode: str, tmp_path: Path,
                                                                 receiver: Receiver) -> None:
@@ -321,3 +333,24 @@ def test_an_internationalised_host_matches_its_listed_name() -> None:
     assert target.host == "xn--bcher-kva.example" and target.listed_exactly
     with pytest.raises(CallbackRefused, match="internationalised"):
         check_url("http://\u00e9" + "x" * 70 + ".example/", parse_allowed_hosts("*.example"))
+
+
+# -- attempts at once ----------------------------------------------------------------------------
+def test_host_slots_bound_each_host_on_its_own() -> None:
+    slots = HostSlots(2)
+    with slots.slot("a:80") as first, slots.slot("a:80") as second, slots.slot("a:80") as third, \
+            slots.slot("b:80") as other:
+        assert (first, second, third, other) == (True, True, False, True)
+    with slots.slot("a:80") as again:
+        assert again and slots.taken == {"a:80": 1}
+    assert not slots.taken
+
+
+@pytest.mark.parametrize(("url", "host"), [
+    ("http://127.0.0.1:8080/x", "127.0.0.1:8080"),
+    ("https://Hooks.Example.com/x", "hooks.example.com:443"),
+    ("https://hooks.example.com:443/y", "hooks.example.com:443"),
+    ("http://[::1]:99999/", ""),  # invalid: refused by the sender without connecting
+])
+def test_host_of(url: str, host: str) -> None:
+    assert host_of(url) == host

@@ -46,7 +46,7 @@ def host_of(url: str) -> str:
     """Whom an attempt loads: host and port, as the URL names them."""
     try:
         parts = urlsplit(url)
-        return f"{parts.hostname}:{parts.port or parts.scheme}"
+        return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
     except ValueError:  # the sender refuses it without connecting anywhere
         return ""
 
