@@ -224,6 +224,8 @@ class WebhookSettings:
     timeout: float = 5.0
     retry_base_delay: float = 5.0
     max_attempts: int = 8
+    concurrency: int = 16
+    per_host: int = 2
 
 
 @dataclass(frozen=True)
