@@ -154,6 +154,11 @@ def _frames(img: Image) -> Iterator[int]:
         yield index
 
 
+def _canvas(img: BaseImage) -> tuple[int, int]:
+    """The picture's whole size: an animation's logical screen, else the decoded image's."""
+    return img.page_width or img.width, img.page_height or img.height
+
+
 def _shrink(img: BaseImage, width: int, height: int) -> None:
     """Resize to exactly width x height (already aspect-correct), as fast as looks right.
 
@@ -179,19 +184,24 @@ def _shrink(img: BaseImage, width: int, height: int) -> None:
         library.MagickSetImagePage(img.wand, width, height, 0, 0)  # else it keeps its old canvas
 
 
-def _to_srgb(img: Image, srgb_profile: bytes) -> None:
+def _to_srgb(img: Image, srgb_profile: bytes) -> bool:
     """Pixels converted to sRGB: from an embedded ICC profile through LittleCMS, else by colour
-    space (CMYK, YCbCr from the HEIF reader, ...). Gray stays gray. Run on the small image."""
+    space (CMYK, YCbCr from the HEIF reader, ...). Gray stays gray. Run on the small image.
+    True when some frame's pixels changed."""
+    converted = False
     for _ in _frames(img):
         space = _colorspace(img)
         if space != "gray" and img.profiles["icc"] is not None:
             if library.MagickProfileImage(img.wand, b"icc", srgb_profile, len(srgb_profile)):
+                converted = True
                 continue
             # A profile LittleCMS cannot use, or one for another colour space: as if untagged.
             library.MagickClearException(img.wand)
             del img.profiles["icc"]
         if space not in KEEP_COLORSPACES:
             img.transform_colorspace("srgb")
+            converted = True
+    return converted
 
 
 def _restore_heif_profile(img: Image, source: Path) -> None:
@@ -209,11 +219,12 @@ def _restore_heif_profile(img: Image, source: Path) -> None:
         img.profiles["icc"] = primary.icc
 
 
-def _optimize_gif(img: Image) -> None:
+def _optimize_gif(img: Image, *, relayer: bool) -> None:
     """Smaller animated GIF, same look: each frame only where it differs from the one before
     (unchanged pixels transparent), then a palette per frame without dithering (ImageMagick's
-    default Riemersma dither takes ~0.1 s per 100x75 frame and makes the frames differ more)."""
-    if library.MagickGetNumberImages(img.wand) > 1:
+    default Riemersma dither takes ~0.1 s per 100x75 frame and makes the frames differ more).
+    Frames that were not resized keep their layout: they are the source encoder's already."""
+    if relayer and library.MagickGetNumberImages(img.wand) > 1:
         img.optimize_layers()
         img.optimize_transparency()
     for _ in _frames(img):
@@ -317,31 +328,38 @@ class ThumbHandler:
     def _render_all(self, img: Image, output: MediaType, upright: tuple[int, int]) -> tuple[SizedThumbnail, ...]:
         """Every size, largest first, each from the smallest image already made that is at least
         twice its size (else from the decoded one): a second size costs a small resize, not a
-        second pass over the whole picture. ImageMagick shares a copy's pixels until it is written."""
+        second pass over the whole picture. ImageMagick shares a copy's pixels until it is written.
+        A size the decoded picture already has (never enlarged) is encoded from it as it is."""
         made: dict[str, SizedThumbnail] = {}
         sources: list[Image] = []
         try:
             for box in sorted(self.boxes, key=lambda box: box.width * box.height, reverse=True):
                 width, height = fit(*upright, box.width, box.height)
+                if (width, height) == upright == _canvas(img):
+                    made[box.name] = self._encode(img, output, box.name, (width, height), resized=False)
+                    continue
                 base = next((s for s in reversed(sources) if s.width >= 2 * width and s.height >= 2 * height), img)
                 resized = base.clone()
                 sources.append(resized)
                 _shrink(resized, width, height)
-                made[box.name] = self._encode(resized, output, box.name)
+                made[box.name] = self._encode(resized, output, box.name, (width, height), resized=True)
         finally:
             for source in sources:
                 source.close()
         return tuple(made[box.name] for box in self.boxes)
 
-    def _encode(self, resized: Image, output: MediaType, name: str) -> SizedThumbnail:
-        """One size in sRGB, without metadata, in the thumbnail's format."""
-        with resized.clone() as small:
-            _to_srgb(small, self.srgb_profile)
-            if output is GIF:
-                _optimize_gif(small)
+    def _encode(
+        self, picture: Image, output: MediaType, name: str, size: tuple[int, int], *, resized: bool
+    ) -> SizedThumbnail:
+        """One size in sRGB, without metadata, in the thumbnail's format. A picture that was not
+        resized keeps an animation's frames as the source laid them out, and their palettes."""
+        with picture.clone() as small:
+            converted = _to_srgb(small, self.srgb_profile)
+            if output is GIF and (resized or converted):
+                _optimize_gif(small, relayer=resized)
             small.strip()
             small.depth = 8
             small.format = output.coder
             if output is JPEG:
                 small.compression_quality = self.jpeg_quality
-            return SizedThumbnail(name, small.make_blob(), resized.width, resized.height)
+            return SizedThumbnail(name, small.make_blob(), *size)
