@@ -1,6 +1,7 @@
 """Every real-world and hostile file of the corpus through the real service (issue 3).
 
-Each case has an exact expected outcome: the POST status, and for a 202 the final state, code,
+The HEIC cases of the HEIF decoder and its grid checks also run in each mode (embedded and
+distributed). Each case has an exact expected outcome: the POST status, and for a 202 the final state, code,
 size, type and pixel checks. Afterwards the workers must be the same processes (none crashed) and
 their peak RSS must stay under 256 MB. Run with -s to see the outcome table.
 """
@@ -50,6 +51,18 @@ def test_case(case: Case, corpus_service: tuple[Service, list[int]]) -> None:
     service, _ = corpus_service
     got, problems = outcome(case, service)
     OUTCOMES[case.name] = got
+    assert got == case.expected(), problems
+    if got == "Completed":
+        assert problems == []
+
+
+# HEIC decoded by pillow-heif (alpha kept) and image grids checked before any decode, in both modes.
+HEIF_CASES = [case for case in CASES if case.name == "heic-with-alpha" or case.name.startswith("heic-grid-")]
+
+
+@pytest.mark.parametrize("case", HEIF_CASES, ids=[case.name for case in HEIF_CASES])
+def test_heif_case_in_each_mode(case: Case, service: Service) -> None:
+    got, problems = outcome(case, service)
     assert got == case.expected(), problems
     if got == "Completed":
         assert problems == []

@@ -17,20 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import imagesize
+import pillow_heif
 from wand.api import libmagick, library
 from wand.exceptions import MissingDelegateError, PolicyError, ResourceLimitError, WandException
-from wand.image import COLORSPACE_TYPES, FILTER_TYPES, BaseImage, Image
+from wand.image import COLORSPACE_TYPES, FILTER_TYPES, STORAGE_TYPES, BaseImage, Image
 from wand.resource import limits
 
 from common import state
 from common.config import LimitsSettings, Settings, ThumbnailSettings, byte_size
-from common.media import GIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
+from common.media import GIF, HEIC, HEIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
 from common.memory import release_freed
 from worker import heif
 
 RENDERING = "image-2"  # changed whenever a change of this module changes what thumbnails look like
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
 TRIANGLE = FILTER_TYPES.index("triangle")
+CHAR_PIXELS = STORAGE_TYPES.index("char")
 CORRUPT_IMAGE_WARNING = 325  # MagickCore's ExceptionType value
 # The sRGB profile pixels are converted to, from Debian's colord-data (CC0), which
 # scripts/install-system.sh and the worker image install.
@@ -57,6 +59,13 @@ libmagick.DestroyExceptionInfo.restype = ctypes.c_void_p
 # Wand has no binding for it: assigning a profile over an embedded one converts the pixels (LCMS).
 library.MagickProfileImage.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
 library.MagickProfileImage.restype = ctypes.c_int
+
+# HEIC/HEIF are decoded by pillow-heif's own libheif (alpha kept, faster than ImageMagick 6.9's
+# HEIC coder on Debian's libheif 1.15): one thread per process as ImageMagick, the primary image only.
+pillow_heif.options.DECODE_THREADS = 1
+pillow_heif.options.THUMBNAILS = False
+pillow_heif.options.DEPTH_IMAGES = False
+pillow_heif.options.AUX_IMAGES = False
 
 
 class ImageRejected(Exception):
@@ -219,6 +228,40 @@ def _restore_heif_profile(img: Image, source: Path) -> None:
         img.profiles["icc"] = primary.icc
 
 
+@dataclass(frozen=True)
+class _Decoded:
+    mode: str  # "RGB" or "RGBA", 8 bits per channel
+    size: tuple[int, int]
+    pixels: bytes
+    icc: bytes | None
+
+
+def _decode_heif(source: Path) -> _Decoded:
+    """The primary image of a HEIC/HEIF, decoded by libheif (irot, imir and clap applied). A copy:
+    libheif's own buffer is freed on return, before ImageMagick takes its copy."""
+    try:
+        decoded = pillow_heif.open_heif(source, convert_hdr_to_8bit=True)
+        if decoded.mode in ("RGB", "RGBA"):
+            mode, pixels = decoded.mode, bytes(decoded.data)
+        else:  # premultiplied alpha (RGBa), gray (L, LA)
+            picture = decoded.to_pillow().convert("RGBA" if decoded.has_alpha else "RGB")
+            mode, pixels = picture.mode, picture.tobytes()
+    except (ValueError, RuntimeError, EOFError) as exc:
+        raise ImageRejected(state.UNDECODABLE, f"cannot decode HEIF: {exc}") from exc
+    return _Decoded(mode, decoded.size, pixels, decoded.info.get("icc_profile") or None)
+
+
+def _read_heif(img: Image, source: Path) -> None:
+    """The primary image of a HEIC/HEIF into img, alpha kept, with its ICC profile attached for
+    _to_srgb to apply."""
+    decoded = _decode_heif(source)
+    width, height = decoded.size
+    if not library.MagickConstituteImage(img.wand, width, height, decoded.mode.encode(), CHAR_PIXELS, decoded.pixels):
+        img.raise_exception()
+    if decoded.icc:
+        img.profiles["icc"] = decoded.icc
+
+
 def _optimize_gif(img: Image, *, relayer: bool) -> None:
     """Smaller animated GIF, same look: each frame only where it differs from the one before
     (unchanged pixels transparent), then a palette per frame without dithering (ImageMagick's
@@ -278,18 +321,23 @@ class ThumbHandler:
                 f"{declared[0]}x{declared[1]} image ({declared[0] * declared[1]} pixels) is over the "
                 f"{self.max_pixels} pixel limit",
             )
+        if media_type.magic in ("heif", "avif"):
+            self._check_heif(source)
         spec = f"{media_type.coder}:{source}"
         if media_type.animated:
             spec += f"[0-{self._frames_kept(declared) - 1}]"
         with Image() as img:
             if media_type is JPEG:
                 img.options["jpeg:size"] = self._jpeg_hint(declared)
-            img.read(filename=spec)
+            if media_type in (HEIC, HEIF):
+                _read_heif(img, source)
+            else:
+                img.read(filename=spec)
             warning = corrupt_image_warning(img)
             if warning:
                 raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {warning}")
             img.auto_orient()  # EXIF; a HEIF's irot/imir are applied by libheif as it decodes
-            if media_type.magic in ("heif", "avif"):
+            if media_type.magic == "avif":
                 _restore_heif_profile(img, source)
             output = self._output_type(img, media_type)
             # A JPEG read at reduced scale and an animation's canvas (logical screen) are only
@@ -299,6 +347,22 @@ class ThumbHandler:
             else:
                 upright = (img.width, img.height)
             return Thumbnails(output, self._render_all(img, output, upright), len(img.sequence))
+
+    def _check_heif(self, source: Path) -> None:
+        """Refuse before any decode what the boxes do not vouch for: a primary image without a
+        readable size, a grid that does not add up or is not the size its ispe says, or a grid
+        whose tiles take more than `limits.max_pixels` (its output was checked as any size)."""
+        with source.open("rb") as file:
+            primary = heif.read_primary(file)
+        if primary is None or primary.size is None or primary.pixels is None:
+            raise ImageRejected(state.UNDECODABLE, "cannot read the HEIF container's primary image")
+        if primary.pixels > self.max_pixels:
+            raise ImageRejected(
+                state.TOO_MANY_PIXELS,
+                f"image grid of {primary.pixels} pixels is over the {self.max_pixels} pixel limit",
+            )
+        if not primary.consistent:
+            raise ImageRejected(state.UNDECODABLE, "HEIF image grid whose size is not the one its ispe declares")
 
     def _frames_kept(self, declared: tuple[int, int] | None) -> int:
         """Frames of an animation to decode: config's cap, fewer when its canvas is large, so the
