@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
+import pillow_heif
 import pytest
-from PIL import Image
+from PIL import Image, ImageStat
 
 # worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
 from common.config import LimitsSettings, ThumbnailSettings
-from common.media import GIF
+from common.media import GIF, HEIC, JPEG, PNG
 from tests import corpus
 from worker.thumbnails import ThumbHandler, apply_limits
 
@@ -65,3 +67,35 @@ def test_gif_size_equal_to_the_source_keeps_its_frames(panned_gif: Path) -> None
     # Never enlarged, so never resized nor re-quantized: every frame as the source has it (a resize
     # and a new palette per frame made it cost 14 times the small size and changed its colours).
     assert rgb_frames(two.files()["large"]) == rgb_frames(panned_gif.read_bytes())
+
+
+def heic_10_bit(path: Path) -> Path:
+    """64x48, left half red and right half blue at 10 bits (pillow-heif writes 16-bit input as 10)."""
+    rows = b"".join(struct.pack("<HHH", 65535, 0, 0) if x < 32 else struct.pack("<HHH", 0, 0, 65535) for x in range(64))
+    pillow_heif.from_bytes(mode="RGB;16", size=(64, 48), data=rows * 48).save(path, quality=95)
+    assert pillow_heif.open_heif(path).info["bit_depth"] == 10
+    return path
+
+
+def test_heic_of_10_bits_gray_and_alpha(tmp_path: Path) -> None:
+    """HEIC decoded by pillow-heif: 10 bits scaled to 8, gray, alpha kept (a PNG thumbnail)."""
+    made = handler().make(heic_10_bit(tmp_path / "ten.heic"), HEIC)
+    assert (made.media_type, made.dimensions()) == (JPEG, {"default": (64, 48)})
+    with Image.open(io.BytesIO(made.files()["default"])) as img:
+        left, right = img.convert("RGB").crop((0, 0, 24, 48)), img.convert("RGB").crop((40, 0, 64, 48))
+        assert all(abs(got - want) < 12 for got, want in zip(ImageStat.Stat(left).mean, (255, 0, 0), strict=True))
+        assert all(abs(got - want) < 12 for got, want in zip(ImageStat.Stat(right).mean, (0, 0, 255), strict=True))
+    gray = tmp_path / "gray.heic"
+    gray.write_bytes(corpus._encode(Image.new("L", (64, 48), 90), "HEIF", quality=95))
+    made = handler().make(gray, HEIC)
+    with Image.open(io.BytesIO(made.files()["default"])) as img:
+        assert made.media_type is JPEG and abs(ImageStat.Stat(img.convert("L")).mean[0] - 90) < 4
+    rgba = Image.new("RGBA", (80, 60), (0, 0, 0, 0))
+    rgba.paste((0, 200, 0, 255), (20, 15, 60, 45))
+    clear = tmp_path / "alpha.heic"
+    clear.write_bytes(corpus._encode(rgba, "HEIF", quality=95))
+    made = handler().make(clear, HEIC)
+    assert made.media_type is PNG
+    with Image.open(io.BytesIO(made.files()["default"])) as img:
+        pixels = img.convert("RGBA")
+        assert pixels.getpixel((2, 2))[3] == 0 and pixels.getpixel((40, 30)) == (0, 200, 0, 255)
