@@ -29,7 +29,7 @@ from common.media import GIF, HEIC, HEIF, JPEG, PNG, SNIFF_BYTES, MediaType, loo
 from common.memory import release_freed
 from worker import heif
 
-RENDERING = "image-2"  # changed whenever a change of this module changes what thumbnails look like
+RENDERING = "image-3"  # changed whenever a change of this module changes what thumbnails look like
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
 TRIANGLE = FILTER_TYPES.index("triangle")
 CHAR_PIXELS = STORAGE_TYPES.index("char")
