@@ -646,12 +646,13 @@ def ispe_offsets(data: bytes) -> list[int]:
 
 
 def _heif_size(data: bytes) -> tuple[int, int] | None:
-    """The first ispe; for a grid (its ImageGrid in `idat`, as libheif and heic_grid write it) the
-    grid's output size, whatever the ispe says."""
+    """The first ispe; for a grid or an overlay (their data in `idat`, as libheif and heic_derived
+    write it) the grid's output size or the overlay's canvas, whatever the ispe says."""
     idat = data.find(b"idat")
-    if b"grid" in data and idat >= 0 and data[idat + 4] == 0:
+    if idat >= 0 and data[idat + 4] == 0 and (b"grid" in data or b"iovl" in data):
+        at = idat + (8 if b"grid" in data else 14)  # past the version, flags and (grid) rows and columns
         wide = data[idat + 5] & 1
-        return struct.unpack(">II" if wide else ">HH", data[idat + 8 : idat + (16 if wide else 12)])
+        return struct.unpack(">II" if wide else ">HH", data[at : at + (8 if wide else 4)])
     found = ispe_offsets(data)
     return struct.unpack(">II", data[found[0] : found[0] + 8]) if found else None
 
@@ -680,24 +681,32 @@ def heic_grid(
     """A HEIC whose primary item is a `grid` of rows x columns references to one real tile, built box
     by box: the ImageGrid in `idat` (else in `mdat` after the tile), the tile in `mdat`; the grid's
     ispe is `ispe` (default: output)."""
-    hvcc, tile_data = heic_tile(tile)
-    count = rows * columns
     grid = bytes([0, 0, rows - 1, columns - 1]) + struct.pack(">HH", *output)
-    data = tile_data if grid_in_idat else tile_data + grid
+    return heic_derived(b"grid", rows * columns, grid, ispe or output, tile=tile, data_in_idat=grid_in_idat)
+
+
+def heic_derived(
+    kind: bytes, inputs: int, structure: bytes, ispe: tuple[int, int], *, tile: tuple[int, int] = (64, 64),
+    data_in_idat: bool = True,
+) -> bytes:
+    """A HEIC whose primary item (1) is a derived image of this kind (`grid`, `iovl`, `iden`) with
+    this structure as its data, `inputs` references to one real tile (item 2), and this ispe."""
+    hvcc, tile_data = heic_tile(tile)
+    mdat = tile_data if data_in_idat else tile_data + structure
     properties = hvcc + _full_box(b"ispe", struct.pack(">II", *tile))
-    properties += _full_box(b"ispe", struct.pack(">II", *(ispe or output)))
-    # ipma: the grid has property 3 (its ispe); the tile 1 (hvcC, essential) and 2 (its ispe)
+    properties += _full_box(b"ispe", struct.pack(">II", *ispe))
+    # ipma: the derived image has property 3 (its ispe); the tile 1 (hvcC, essential) and 2 (its ispe)
     ipma = struct.pack(">IHBBHBBB", 2, 1, 1, 3, 2, 2, 0x81, 2)
-    infe = _full_box(b"infe", struct.pack(">HH", 1, 0) + b"grid\0", 2) + _full_box(
-        b"infe", struct.pack(">HH", 2, 0) + b"hvc1\0", 2, flags=1  # a hidden item: only a tile
+    infe = _full_box(b"infe", struct.pack(">HH", 1, 0) + kind + b"\0", 2) + _full_box(
+        b"infe", struct.pack(">HH", 2, 0) + b"hvc1\0", 2, flags=1  # a hidden item: only an input
     )
 
     def meta(data_at: int) -> bytes:
-        iloc = struct.pack(">BBH", 0x44, 0, 2)  # 4-byte offsets and lengths, no base offset; 2 items
-        if grid_in_idat:  # construction method 1: an offset in idat
-            iloc += struct.pack(">HHHHII", 1, 1, 0, 1, 0, len(grid))
-        else:  # method 0: an offset in the file
-            iloc += struct.pack(">HHHHII", 1, 0, 0, 1, data_at + len(tile_data), len(grid))
+        iloc = struct.pack(">BBH", 0x44, 0, 2 if structure else 1)  # 4-byte offsets and lengths; items
+        if structure and data_in_idat:  # construction method 1: an offset in idat
+            iloc += struct.pack(">HHHHII", 1, 1, 0, 1, 0, len(structure))
+        elif structure:  # method 0: an offset in the file
+            iloc += struct.pack(">HHHHII", 1, 0, 0, 1, data_at + len(tile_data), len(structure))
         iloc += struct.pack(">HHHHII", 2, 0, 0, 1, data_at, len(tile_data))
         return _full_box(
             b"meta",
@@ -705,14 +714,14 @@ def heic_grid(
             + _full_box(b"pitm", struct.pack(">H", 1))
             + _full_box(b"iloc", iloc, version=1)
             + _full_box(b"iinf", struct.pack(">H", 2) + infe)
-            + _full_box(b"iref", _box(b"dimg", struct.pack(">HH", 1, count) + struct.pack(">H", 2) * count))
+            + _full_box(b"iref", _box(b"dimg", struct.pack(">HH", 1, inputs) + struct.pack(">H", 2) * inputs))
             + _box(b"iprp", _box(b"ipco", properties) + _full_box(b"ipma", ipma))
-            + (_box(b"idat", grid) if grid_in_idat else b""),
+            + (_box(b"idat", structure) if structure and data_in_idat else b""),
         )
 
     ftyp = _box(b"ftyp", b"heic" + bytes(4) + b"mif1heic")
     data_at = len(ftyp) + len(meta(0)) + 8
-    return ftyp + meta(data_at) + _box(b"mdat", data)
+    return ftyp + meta(data_at) + _box(b"mdat", mdat)
 
 
 def declared_size(data: bytes) -> tuple[int, int] | None:
@@ -1693,6 +1702,15 @@ def _heif_hostile_cases() -> list[Case]:
                 "whatever its ispe says: refused from the grid's structure before any decode",
             )
         )
+    cases.append(
+        _worker_error(
+            "heic-overlay-8192x8192-ispe-100x100",
+            "image/heic",
+            heic_derived(b"iovl", 1, bytes(10) + struct.pack(">HHhh", 8192, 8192, 0, 0), (100, 100)),
+            413,
+            note="an overlay's canvas (iovl) is its size too, whatever its ispe says",
+        )
+    )
     cases.append(
         _worker_error(
             "heic-grid-ispe-disagrees",

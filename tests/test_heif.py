@@ -137,3 +137,33 @@ def test_broken_grids_never_raise() -> None:
     for variant in variants:
         primary = heif.read_primary(io.BytesIO(variant))  # any answer but an exception
         assert primary is None or primary.pixels is None or primary.pixels >= 0
+
+
+def overlay(canvas: tuple[int, int], offsets: list[tuple[int, int]]) -> bytes:
+    """ImageOverlay data: version 0, 16-bit fields, a fill colour, the canvas, each input's offset."""
+    return bytes(2) + bytes(8) + struct.pack(">HH", *canvas) + b"".join(struct.pack(">hh", *at) for at in offsets)
+
+
+def test_overlay_and_identity_are_their_structures_size() -> None:
+    hostile = corpus.heic_derived(b"iovl", 1, overlay((8192, 8192), [(0, 0)]), (100, 100))
+    assert heif.read_primary(io.BytesIO(hostile)) == heif.Primary(
+        (8192, 8192), None, 8192 * 8192 + 64 * 64, consistent=False
+    )
+    fitting = corpus.heic_derived(b"iovl", 4, overlay((128, 128), [(0, 0), (64, 0), (0, 64), (64, 64)]), (128, 128))
+    assert heif.read_primary(io.BytesIO(fitting)) == heif.Primary((128, 128), None, 128 * 128 + 4 * 64 * 64)
+    identity = corpus.heic_derived(b"iden", 1, b"", (100, 100), tile=(512, 512))
+    assert heif.read_primary(io.BytesIO(identity)) == heif.Primary((512, 512), None, 512 * 512)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        corpus.heic_grid(2, 2, (128, 128)).replace(b"hvc1\0", b"grid\0"),  # tiles that are grids
+        corpus.heic_derived(b"iden", 2, b"", (64, 64)),  # two inputs
+        corpus.heic_derived(b"iovl", 1, overlay((0, 64), [(0, 0)]), (64, 64)),
+        corpus.heic_derived(b"iovl", 1, overlay((64, 64), [])[:12], (64, 64)),  # cut before the canvas
+        corpus.heic_derived(b"iovl", 1, bytes([1]) + overlay((64, 64), [(0, 0)])[1:], (64, 64)),  # version 1
+    ],
+)
+def test_derived_image_that_does_not_add_up_is_refused(data: bytes) -> None:
+    assert heif.read_primary(io.BytesIO(data)) is None

@@ -6,7 +6,8 @@ which in `ipma`). The primary item's `ispe` property is its width and height bef
 transformation (an `irot` of 90 or 270 degrees swaps them); its `colr` property of type `prof`
 or `rICC` is its ICC profile. A primary item of type `grid` (`iinf`) is tiles (`iref` `dimg`)
 put together to the size its data says (an ImageGrid, where `iloc` puts it: in the file or the
-`idat` box), which its `ispe` may hide: that size, and the tiles', is what decoding takes. Only
+`idat` box), which its `ispe` may hide: that size, and the tiles', is what decoding takes. So is
+an overlay's (`iovl`: its canvas and its inputs) and an identity item's (`iden`: its input's). Only
 the boxes on that path are read, each bounded by its parent, so a lying size or a truncated file
 gives None, never an exception or a large read.
 """
@@ -21,6 +22,8 @@ from typing import BinaryIO
 MAX_META_BYTES = 4 << 20  # an iPhone's meta box is a few KiB; anything near this is hostile
 MAX_TOP_LEVEL_BOXES = 64
 MAX_ITEM_BYTES = 64  # an item's data read here: a grid's structure is 8 or 12 bytes
+MAX_OVERLAY_BYTES = 16 + 8 * 4096  # an overlay's: 16 bytes, then 8 per input image
+DERIVED = (b"grid", b"iovl", b"iden")  # image items made from other items (ISO/IEC 23008-12 6.6.2)
 
 
 def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
@@ -105,22 +108,23 @@ def _associations(data: bytes, start: int, end: int, found: dict[int, list[int]]
         pos += count * width
 
 
-def _item_type(meta: bytes, start: int, end: int, item: int) -> bytes | None:
-    """The 4-character type (`hvc1`, `av01`, `grid`, ...) an `iinf` box's `infe` gives the item."""
+def _item_types(meta: bytes, start: int, end: int) -> dict[int, bytes]:
+    """The 4-character type (`hvc1`, `av01`, `grid`, ...) the `iinf` box's `infe` gives each item."""
     iinf = _child(meta, start, end, b"iinf")
     if iinf is None:
-        return None
+        return {}
     payload, box_end = iinf
     first = payload + 4 + (2 if meta[payload] == 0 else 4)  # version, flags, entry count
+    types = {}
     for kind, entry, entry_end in _boxes(meta, first, box_end):
         version = meta[entry] if kind == b"infe" and entry < entry_end else 0
         if version < 2:  # versions 0 and 1 name no item type
             continue
         id_size = 2 if version == 2 else 4
-        if _uint(meta, entry + 4, id_size, entry_end) == item:
-            at = entry + 4 + id_size + 2  # past the item protection index
-            return meta[at : at + 4] if at + 4 <= entry_end else None
-    return None
+        at = entry + 4 + id_size + 2  # past the item ID and protection index
+        if at + 4 <= entry_end:
+            types[_uint(meta, entry + 4, id_size, entry_end)] = meta[at : at + 4]
+    return types
 
 
 def _references(meta: bytes, start: int, end: int, kind: bytes, item: int) -> list[int] | None:
@@ -176,15 +180,16 @@ def _extents(meta: bytes, start: int, end: int, item: int) -> tuple[int, list[tu
     return None
 
 
-def _item_data(file: BinaryIO, meta: bytes, start: int, end: int, item: int) -> bytes | None:
-    """The item's data when it is small (at most MAX_ITEM_BYTES), from the file or the `idat` box."""
+def _item_data(file: BinaryIO, meta: bytes, item: int, limit: int = MAX_ITEM_BYTES) -> bytes | None:
+    """The item's data when it is small (at most `limit` bytes), from the file or the `idat` box."""
+    start, end = 4, len(meta)
     located = _extents(meta, start, end, item)
     if located is None:
         return None
     method, extents = located
     if not extents or any(length == 0 for _, length in extents):  # 0: "to the end of the file"
         return None
-    if sum(length for _, length in extents) > MAX_ITEM_BYTES:
+    if sum(length for _, length in extents) > limit:
         return None
     if method == 1:
         idat = _child(meta, start, end, b"idat")
@@ -243,6 +248,11 @@ class _Meta:
     data: bytes
     properties: list[tuple[bytes, int, int]]  # the boxes in `ipco`
     indexes: dict[int, list[int]]  # item ID: its 1-based `ipco` indexes, from `ipma`
+    types: dict[int, bytes]  # item ID: its type, from `iinf`
+
+    def coded(self, item_id: int) -> bool:
+        """An image item a decoder decodes as it is: known, and not derived from others."""
+        return self.types.get(item_id, DERIVED[0]) not in DERIVED
 
     def item(self, item_id: int) -> _Item:
         size: tuple[int, int] | None = None
@@ -279,17 +289,20 @@ def _parse_meta(file: BinaryIO) -> tuple[_Meta, int] | None:
     for kind, payload, box_end in _boxes(data, *iprp):
         if kind == b"ipma":
             _associations(data, payload, box_end, indexes)
-    return _Meta(data, list(_boxes(data, *ipco)), indexes), primary
+    return _Meta(data, list(_boxes(data, *ipco)), indexes, _item_types(data, start, end)), primary
 
 
 def _grid_size(file: BinaryIO, meta: _Meta, primary: int) -> tuple[tuple[int, int], int] | None:
     """A grid's output size and the pixels its tiles decode to; None when the grid does not add up:
-    unreadable, a tile count other than rows x columns, tiles of several sizes or none, or tiles
-    that do not cover the output (or cover more than a row and a column beyond it)."""
-    data = _item_data(file, meta.data, 4, len(meta.data), primary)
+    unreadable, a tile count other than rows x columns, tiles that are not coded images, of several
+    sizes or none, or tiles that do not cover the output (or cover more than a row and a column
+    beyond it)."""
+    data = _item_data(file, meta.data, primary)
     grid = parse_grid(data) if data is not None else None
     tiles = _references(meta.data, 4, len(meta.data), b"dimg", primary)
     if grid is None or tiles is None or len(tiles) != grid.rows * grid.columns:
+        return None
+    if not all(meta.coded(tile) for tile in set(tiles)):
         return None
     sizes = {meta.item(tile).size for tile in set(tiles)}
     if len(sizes) != 1 or None in sizes:
@@ -302,17 +315,45 @@ def _grid_size(file: BinaryIO, meta: _Meta, primary: int) -> tuple[tuple[int, in
     return grid.output, len(tiles) * tile_width * tile_height
 
 
+def _overlay_size(file: BinaryIO, meta: _Meta, primary: int) -> tuple[tuple[int, int], int] | None:
+    """An overlay's canvas size (ImageOverlay, 6.6.2.4: version, flags, fill colour, then the
+    canvas) and the pixels of the canvas and its inputs; None unless every input is a coded image
+    with a size."""
+    data = _item_data(file, meta.data, primary, MAX_OVERLAY_BYTES)
+    inputs = _references(meta.data, 4, len(meta.data), b"dimg", primary)
+    if data is None or len(data) < 2 or data[0] != 0 or not inputs:
+        return None
+    wide = data[1] & 1
+    if len(data) < (20 if wide else 14) or not all(meta.coded(image) for image in set(inputs)):
+        return None
+    canvas = struct.unpack_from(">II" if wide else ">HH", data, 10)
+    sizes = [meta.item(image).size for image in inputs]
+    if None in sizes or 0 in canvas:
+        return None
+    return canvas, canvas[0] * canvas[1] + sum(width * height for width, height in sizes)
+
+
+def _identity_size(meta: _Meta, primary: int) -> tuple[tuple[int, int], int] | None:
+    """An identity item (`iden`, its input with transforms) is its one coded input's size."""
+    inputs = _references(meta.data, 4, len(meta.data), b"dimg", primary)
+    if inputs is None or len(inputs) != 1 or not meta.coded(inputs[0]):
+        return None
+    size = meta.item(inputs[0]).size
+    return (size, size[0] * size[1]) if size else None
+
+
 @dataclass(frozen=True)
 class Primary:
     size: tuple[int, int] | None  # upright width and height (a grid's output), None when nothing says
     icc: bytes | None  # the embedded ICC profile
     pixels: int | None  # what decoding it takes: a grid's tiles (at least its output), else its size
-    consistent: bool = True  # False for a grid whose output size is not its ispe (libheif refuses it)
+    consistent: bool = True  # False for a derived image not the size its ispe says (libheif refuses it)
 
 
 def read_primary(file: BinaryIO) -> Primary | None:
     """The primary image's declared properties; None when the boxes to them are not there, or it is
-    a grid whose structure does not add up (its ispe alone could hide any size)."""
+    a derived image (grid, overlay, identity) whose structure does not add up: the size a decoder
+    makes of it is its structure's, which its ispe alone could hide."""
     try:
         parsed = _parse_meta(file)
         if parsed is None:
@@ -320,14 +361,20 @@ def read_primary(file: BinaryIO) -> Primary | None:
         meta, primary = parsed
         item = meta.item(primary)
         size, pixels = item.size, 0
-        if _item_type(meta.data, 4, len(meta.data), primary) == b"grid":
-            grid = _grid_size(file, meta, primary)
-            if grid is None:
+        kind = meta.types.get(primary)
+        if kind in DERIVED:
+            derived = (
+                _grid_size(file, meta, primary) if kind == b"grid"
+                else _overlay_size(file, meta, primary) if kind == b"iovl"
+                else _identity_size(meta, primary)
+            )
+            if derived is None:
                 return None
-            size, pixels = grid  # whatever its ispe says: the decoder makes the grid's size
+            size, pixels = derived  # whatever its ispe says: the decoder makes this size
     except (struct.error, IndexError, OSError):
         return None
     if size is None or 0 in size:
         return Primary(None, item.icc, None)
     upright = (size[1], size[0]) if item.quarter_turns % 2 else size
-    return Primary(upright, item.icc, max(pixels, size[0] * size[1]), size == item.size)
+    consistent = item.size is None or size == item.size or kind == b"iden"  # iden: its input may turn
+    return Primary(upright, item.icc, max(pixels, size[0] * size[1]), consistent)
