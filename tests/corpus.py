@@ -1704,6 +1704,15 @@ def _heif_hostile_cases() -> list[Case]:
         )
     cases.append(
         _worker_error(
+            "heic-bitstream-1024x1024-ispe-100x100",
+            "image/heic",
+            _patch_ispe(_encode(Image.new("RGB", (1024, 1024), (9, 9, 9)), "HEIF", quality=50), 100, 100),
+            422,
+            note="a coded image larger than its ispe: libheif 1.23 refuses it before decoding (security limit)",
+        )
+    )
+    cases.append(
+        _worker_error(
             "heic-overlay-8192x8192-ispe-100x100",
             "image/heic",
             heic_derived(b"iovl", 1, bytes(10) + struct.pack(">HHhh", 8192, 8192, 0, 0), (100, 100)),
