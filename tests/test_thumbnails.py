@@ -14,6 +14,7 @@ from PIL import Image, ImageStat
 from common.config import LimitsSettings, ThumbnailSettings
 from common.media import GIF, HEIC, JPEG, PNG
 from tests import corpus
+from worker import thumbnails
 from worker.thumbnails import ThumbHandler, apply_limits
 
 GIF_FRAMES, GIF_SIZE = 100, (160, 120)
@@ -99,3 +100,21 @@ def test_heic_of_10_bits_gray_and_alpha(tmp_path: Path) -> None:
     with Image.open(io.BytesIO(made.files()["default"])) as img:
         pixels = img.convert("RGBA")
         assert pixels.getpixel((2, 2))[3] == 0 and pixels.getpixel((40, 30)) == (0, 200, 0, 255)
+
+
+def test_large_heic_reaches_imagemagick_reduced(tmp_path: Path) -> None:
+    """As libjpeg's shrink-on-load: a 1600x1200 HEIC is handed to ImageMagick at 200x150 (twice the
+    100x75 thumbnail), not as 1600x1200, and its thumbnail is still fitted to the whole picture."""
+    rgba = Image.new("RGBA", (1600, 1200), (0, 0, 0, 0))
+    rgba.paste((250, 40, 40, 255), (400, 300, 1200, 900))
+    path = tmp_path / "large.heic"
+    path.write_bytes(corpus._encode(rgba, "HEIF", quality=90))
+    decoded = thumbnails._decode_heif(path, (200, 150))
+    assert (decoded.mode, decoded.size, decoded.full_size) == ("RGBA", (200, 150), (1600, 1200))
+    made = handler().make(path, HEIC)
+    assert (made.media_type, made.dimensions()) == (PNG, {"default": (100, 75)})
+    with Image.open(io.BytesIO(made.files()["default"])) as img:
+        pixels = img.convert("RGBA")
+        assert pixels.getpixel((5, 5))[3] == 0 and pixels.getpixel((95, 70))[3] == 0
+        centre = pixels.getpixel((50, 37))
+        assert all(abs(got - want) < 12 for got, want in zip(centre, (250, 40, 40, 255), strict=True))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import imagesize
 import pillow_heif
+from PIL import Image as PILImage
 from wand.api import libmagick, library
 from wand.exceptions import MissingDelegateError, PolicyError, ResourceLimitError, WandException
 from wand.image import COLORSPACE_TYPES, FILTER_TYPES, STORAGE_TYPES, BaseImage, Image
@@ -231,35 +232,42 @@ def _restore_heif_profile(img: Image, source: Path) -> None:
 @dataclass(frozen=True)
 class _Decoded:
     mode: str  # "RGB" or "RGBA", 8 bits per channel
-    size: tuple[int, int]
+    size: tuple[int, int]  # of the pixels, after any reduction
     pixels: bytes
     icc: bytes | None
+    full_size: tuple[int, int]  # as libheif decoded it: upright, cropped
 
 
-def _decode_heif(source: Path) -> _Decoded:
-    """The primary image of a HEIC/HEIF, decoded by libheif (irot, imir and clap applied). A copy:
-    libheif's own buffer is freed on return, before ImageMagick takes its copy."""
+def _decode_heif(source: Path, floor: tuple[int, int]) -> _Decoded:
+    """The primary image of a HEIC/HEIF, decoded by libheif (irot, imir and clap applied) and, as
+    libjpeg's shrink-on-load, reduced by the largest whole factor that keeps it at least `floor`
+    (a box average, alpha premultiplied): ImageMagick then holds a 1000x750 copy of a 12 MP
+    photo, not 96 MB. libheif's buffer is freed on return."""
     try:
         decoded = pillow_heif.open_heif(source, convert_hdr_to_8bit=True)
-        if decoded.mode in ("RGB", "RGBA"):
-            mode, pixels = decoded.mode, bytes(decoded.data)
-        else:  # premultiplied alpha (RGBa), gray (L, LA)
-            picture = decoded.to_pillow().convert("RGBA" if decoded.has_alpha else "RGB")
-            mode, pixels = picture.mode, picture.tobytes()
+        width, height = decoded.size
+        picture = PILImage.frombuffer(decoded.mode, decoded.size, decoded.data, "raw", decoded.mode, decoded.stride, 1)
+        factor = min(width // max(1, floor[0]), height // max(1, floor[1]))
+        if factor > 1:
+            picture = picture.reduce(factor)
+        if picture.mode not in ("RGB", "RGBA"):  # premultiplied alpha (RGBa), gray (L, LA)
+            picture = picture.convert("RGBA" if decoded.has_alpha else "RGB")
+        pixels = picture.tobytes()
     except (ValueError, RuntimeError, EOFError) as exc:
         raise ImageRejected(state.UNDECODABLE, f"cannot decode HEIF: {exc}") from exc
-    return _Decoded(mode, decoded.size, pixels, decoded.info.get("icc_profile") or None)
+    return _Decoded(picture.mode, picture.size, pixels, decoded.info.get("icc_profile") or None, (width, height))
 
 
-def _read_heif(img: Image, source: Path) -> None:
+def _read_heif(img: Image, source: Path, floor: tuple[int, int]) -> tuple[int, int]:
     """The primary image of a HEIC/HEIF into img, alpha kept, with its ICC profile attached for
-    _to_srgb to apply."""
-    decoded = _decode_heif(source)
+    _to_srgb to apply; its whole size, which thumbnails are fitted to."""
+    decoded = _decode_heif(source, floor)
     width, height = decoded.size
     if not library.MagickConstituteImage(img.wand, width, height, decoded.mode.encode(), CHAR_PIXELS, decoded.pixels):
         img.raise_exception()
     if decoded.icc:
         img.profiles["icc"] = decoded.icc
+    return decoded.full_size
 
 
 def _optimize_gif(img: Image, *, relayer: bool) -> None:
@@ -328,9 +336,10 @@ class ThumbHandler:
             spec += f"[0-{self._frames_kept(declared) - 1}]"
         with Image() as img:
             if media_type is JPEG:
-                img.options["jpeg:size"] = self._jpeg_hint(declared)
+                img.options["jpeg:size"] = "{}x{}".format(*self._decode_floor(declared))
+            decoded_size = None
             if media_type in (HEIC, HEIF):
-                _read_heif(img, source)
+                decoded_size = _read_heif(img, source, self._decode_floor(declared))
             else:
                 img.read(filename=spec)
             warning = corrupt_image_warning(img)
@@ -341,11 +350,11 @@ class ThumbHandler:
                 _restore_heif_profile(img, source)
             output = self._output_type(img, media_type)
             # A JPEG read at reduced scale and an animation's canvas (logical screen) are only
-            # in the header; a HEIF's is the decoded one (irot, clap applied).
+            # in the header; a HEIF's is the one libheif decoded (irot, clap applied).
             if media_type is JPEG or media_type.animated:
                 upright = declared or (img.page_width or img.width, img.page_height or img.height)
             else:
-                upright = (img.width, img.height)
+                upright = decoded_size or (img.width, img.height)
             return Thumbnails(output, self._render_all(img, output, upright), len(img.sequence))
 
     def _check_heif(self, source: Path) -> None:
@@ -377,17 +386,17 @@ class ThumbHandler:
             return media_type
         return PNG if img.alpha_channel else JPEG
 
-    def _jpeg_hint(self, declared: tuple[int, int] | None) -> str:
-        """Shrink-on-load: libjpeg decodes at 1/8..8/8 scale, never below this size. At least twice
-        the smallest size (what one size needs for a clean last reduction) and the largest size,
-        so every size comes from this one decode."""
+    def _decode_floor(self, declared: tuple[int, int] | None) -> tuple[int, int]:
+        """Shrink-on-load: libjpeg decodes at 1/8..8/8 scale (a HEIF is reduced by a whole factor
+        once decoded), never below this size. At least twice the smallest size (what one size needs
+        for a clean last reduction) and the largest size, so every size comes from this one decode."""
         if declared is None:
             sides = [max(box.width, box.height) for box in self.boxes]
             side = max(2 * min(sides), *sides)
-            return f"{side}x{side}"
+            return side, side
         fitted = [fit(*declared, box.width, box.height) for box in self.boxes]
         smallest, largest = min(fitted), max(fitted)
-        return f"{max(2 * smallest[0], largest[0])}x{max(2 * smallest[1], largest[1])}"
+        return max(2 * smallest[0], largest[0]), max(2 * smallest[1], largest[1])
 
     def _render_all(self, img: Image, output: MediaType, upright: tuple[int, int]) -> tuple[SizedThumbnail, ...]:
         """Every size, largest first, each from the smallest image already made that is at least
