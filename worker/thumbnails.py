@@ -359,8 +359,9 @@ class ThumbHandler:
 
     def _check_heif(self, source: Path) -> None:
         """Refuse before any decode what the boxes do not vouch for: a primary image without a
-        readable size, a grid that does not add up or is not the size its ispe says, or a grid
-        whose tiles take more than `limits.max_pixels` (its output was checked as any size)."""
+        readable size, a derived image (grid, overlay) that does not add up or is not the size its
+        ispe says, or one whose tiles or inputs take more than `limits.max_pixels` (its own size
+        was checked as any image's)."""
         with source.open("rb") as file:
             primary = heif.read_primary(file)
         if primary is None or primary.size is None or primary.pixels is None:
@@ -368,10 +369,11 @@ class ThumbHandler:
         if primary.pixels > self.max_pixels:
             raise ImageRejected(
                 state.TOO_MANY_PIXELS,
-                f"image grid of {primary.pixels} pixels is over the {self.max_pixels} pixel limit",
+                f"HEIF image made of {primary.pixels} pixels (grid tiles or overlay inputs) is over the "
+                f"{self.max_pixels} pixel limit",
             )
         if not primary.consistent:
-            raise ImageRejected(state.UNDECODABLE, "HEIF image grid whose size is not the one its ispe declares")
+            raise ImageRejected(state.UNDECODABLE, "HEIF image grid or overlay not the size its ispe declares")
 
     def _frames_kept(self, declared: tuple[int, int] | None) -> int:
         """Frames of an animation to decode: config's cap, fewer when its canvas is large, so the
