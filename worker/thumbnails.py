@@ -215,11 +215,11 @@ def _to_srgb(img: Image, srgb_profile: bytes) -> bool:
 
 
 def _restore_heif_profile(img: Image, source: Path) -> None:
-    """Attach the HEIF's ICC profile again (without converting), for _to_srgb to apply.
+    """Attach an AVIF's ICC profile again (without converting), for _to_srgb to apply.
 
-    ImageMagick 6.9.11's HEIC reader reads the profile, then converts YCbCr to RGB with
-    TransformImageColorspace, which deletes every ICC profile of the image: an iPhone's Display P3
-    would be taken as sRGB.
+    ImageMagick 6.9.11's AVIF reader (its HEIC coder module) reads the profile, then converts YCbCr
+    to RGB with TransformImageColorspace, which deletes every ICC profile of the image: a Display P3
+    photo would be taken as sRGB.
     """
     if img.profiles["icc"] is not None:
         return
