@@ -295,3 +295,24 @@ def test_lists() -> None:
     assert settings.redis.sentinel_addresses() == [("10.0.0.1", 26379), ("::1", 26380), ("sentinel-2", 26381)]
     assert settings.server.cors_origin_set == {"https://a.example", "http://127.0.0.1:8080"}
     assert settings.webhooks.allowed_hosts == "hooks.example, *.example.org, 127.0.0.1:9000, [::1]:9"
+
+
+def deployment_environments() -> dict[str, dict[str, str]]:
+    """The THUMBNAILIFY_ settings each shipped deployment gives its processes."""
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    found = {f"compose {name}": {key: str(value) for key, value in service.get("environment", {}).items()}
+             for name, service in compose["services"].items() if service.get("environment")}
+    k8s: dict[str, str] = {}
+    for name in ("configmap.yaml", "secret.yaml"):
+        for document in yaml.safe_load_all((PROJECT_ROOT / "deploy" / "k8s" / name).read_text()):
+            k8s |= document.get("data", {}) | document.get("stringData", {})
+    found["k8s"] = k8s
+    return {name: env for name, env in found.items() if any(key.startswith("THUMBNAILIFY_") for key in env)}
+
+
+def test_shipped_deployments_have_valid_settings() -> None:
+    environments = deployment_environments()
+    assert {"compose server", "k8s"} <= environments.keys()
+    for name, env in environments.items():
+        settings = load_settings(env)
+        assert settings.backends.store == "redis", name
