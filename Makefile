@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The distributed stack on this machine: Redis for state, RabbitMQ for jobs.
 STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbitmq
 
-.PHONY: run stack s3 test lint check-deploy services system-run system-test system-bench bench clean
+.PHONY: run stack s3 test lint settings-docs check-deploy services system-run system-test system-bench bench clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
 	$(PY) -m common.launch
@@ -22,6 +22,10 @@ test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) -m scripts.settings_docs --check
+
+settings-docs: $(STAMP)  ## rewrite config/config.yaml and the README's settings table from common/config.py
+	$(PY) -m scripts.settings_docs
 
 check-deploy: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash deploy/validate.sh

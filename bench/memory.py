@@ -102,7 +102,7 @@ def main() -> int:
     parser.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--listing", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    limit = byte_size(args.limit or load_settings().worker.memory_limit)
+    limit = byte_size(args.limit) if args.limit else load_settings().worker.memory_limit
     if args.child:
         run_inputs(args.child, limit, args.listing)
         return 0

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from common.config import Settings, byte_size
+from common.config import Settings
 from common.loader import load_backend
 from server import cors, events, images, middleware, ops, page, uploads
 from server.backends import TABLE, Files
@@ -46,7 +46,7 @@ def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context s
             files=files,
             metrics=ServerMetrics(),
             # What one upload in flight holds: the files backend's buffer and what aiohttp reads ahead.
-            upload_slots=UploadSlots(byte_size(settings.limits.upload_memory), files.upload_memory + READ_AHEAD),
+            upload_slots=UploadSlots(settings.limits.upload_memory, files.upload_memory + READ_AHEAD),
             events=EventHub(),
         )
         await res.files.open()

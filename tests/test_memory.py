@@ -65,7 +65,7 @@ def test_ffmpeg_and_pyav_work_under_the_default_limit() -> None:
         from common.config import byte_size, load_settings
         from tests.videos import mp4, quadrants
         from worker.memory import limit_memory
-        limit_memory(byte_size(load_settings().worker.memory_limit))
+        limit_memory(load_settings().worker.memory_limit)
         with av.open(io.BytesIO(mp4([quadrants((1920, 1080))] * 3))) as movie:
             print(len(list(movie.decode(video=0))))
         with wand.image.Image(width=4000, height=3000, background=wand.color.Color("red")) as img:

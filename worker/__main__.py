@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from common.config import Settings, byte_size, load_settings
+from common.config import Settings, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
 from common.queues import KINDS
@@ -123,7 +123,7 @@ def main() -> int:
     heartbeat = Heartbeat(settings.worker.job_timeout + settings.worker.stall_margin)
     liveness.start_watchdog(heartbeat)  # first: start-up touches the volume too
     apply_limits(settings.limits)
-    limit_memory(byte_size(settings.worker.memory_limit))
+    limit_memory(settings.worker.memory_limit)
     scratch = scratch_dir(settings)
     stopping = threading.Event()
 

@@ -25,7 +25,7 @@ from wand.image import COLORSPACE_TYPES, FILTER_TYPES, STORAGE_TYPES, BaseImage,
 from wand.resource import limits
 
 from common import state
-from common.config import LimitsSettings, Settings, ThumbnailSettings, byte_size
+from common.config import LimitsSettings, Settings, ThumbnailSettings
 from common.media import GIF, HEIC, HEIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
 from common.memory import release_freed
 from common.startup import CannotStart
@@ -108,8 +108,9 @@ def fit(width: int, height: int, box_width: int, box_height: int) -> tuple[int, 
 
 def apply_limits(conf: LimitsSettings) -> None:
     """Per-process ImageMagick caps, below the policy file's (a program may only lower them)."""
-    for name in ("memory", "map", "disk"):
-        limits[name] = byte_size(getattr(conf, f"magick_{name}"))
+    limits["memory"] = conf.magick_memory
+    limits["map"] = conf.magick_map
+    limits["disk"] = conf.magick_disk
     limits["width"] = conf.magick_width
     limits["height"] = conf.magick_height
     limits["area"] = conf.max_pixels
