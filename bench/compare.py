@@ -23,7 +23,8 @@ removed afterwards, and every load is bounded in count and time.
    1.5x bare).
 
 Each round prints before, now and now/before; the end prints the medians over the rounds with
-each target checked on the 'now' column.
+each target checked on the 'now' column. A ratio to a baseline is taken within its round (the
+baseline saw the same minute), so its median need not equal the quotient of the medians above it.
 """
 
 from __future__ import annotations
@@ -214,6 +215,7 @@ def check_out(rev: str) -> Path:
             git("checkout", "--quiet", "--detach", commit, cwd=path)
         return path
     BEFORE_DIR.mkdir(parents=True, exist_ok=True)
+    git("worktree", "prune")  # forgets a checkout an interrupted run registered but never removed
     git("worktree", "add", "--quiet", "--detach", path, commit)
     return path
 
