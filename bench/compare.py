@@ -215,8 +215,8 @@ def check_out(rev: str) -> Path:
             git("checkout", "--quiet", "--detach", commit, cwd=path)
         return path
     BEFORE_DIR.mkdir(parents=True, exist_ok=True)
-    git("worktree", "prune")  # forgets a checkout an interrupted run registered but never removed
-    git("worktree", "add", "--quiet", "--detach", path, commit)
+    # --force: also when an interrupted run registered this path and its folder is gone since.
+    git("worktree", "add", "--quiet", "--force", "--detach", path, commit)
     return path
 
 
