@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The distributed stack on this machine: Redis for state, RabbitMQ for jobs.
 STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbitmq
 
-.PHONY: run stack s3 test lint check-deploy services system-run system-test system-bench bench clean
+.PHONY: run stack s3 test lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
 	$(PY) -m common.launch
@@ -22,6 +22,10 @@ test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) -m scripts.settings_docs --check
+
+settings-docs: $(STAMP)  ## rewrite config/config.yaml and the README's settings table from common/config.py
+	$(PY) -m scripts.settings_docs
 
 check-deploy: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash deploy/validate.sh
@@ -46,8 +50,18 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 bench: system-bench $(STAMP) services  ## BEFORE=<checkout of older code> adds it as the hardening bench's baseline
-	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images && $(PY) -m bench.video \
+	$(PY) -m bench.worker && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images && $(PY) -m bench.video && $(PY) -m bench.memory \
 		&& $(PY) -m bench.scale && $(PY) -m bench.streams && $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
+
+# Checked when the Makefile is read, so nothing is installed or started for a call without BEFORE.
+ifneq ($(filter bench-compare,$(MAKECMDGOALS)),)
+ifeq ($(BEFORE),)
+$(error usage: make bench-compare BEFORE=<rev>  (any revision git knows, e.g. main or HEAD~3))
+endif
+endif
+
+bench-compare: system-bench $(STAMP) services  ## BEFORE=<rev> (required): the key benchmarks on <rev> and here, side by side
+	$(PY) -m bench.compare --before $(BEFORE)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

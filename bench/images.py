@@ -5,8 +5,9 @@
 
 (1) A 100-frame 300x225 animated GIF of photo content: POST -> Completed through the real
 distributed service (1 worker) against Pillow's ImageSequence + thumbnail + save of the same
-file in this process, and the bytes of both. (2) A 12 MP HEIC (and an iPhone-like one tagged
-Display P3): our ThumbHandler in this process against pillow-heif decode + Pillow thumbnail +
+file in this process, and the bytes of both; in this process, that GIF with a second size as
+large as the GIF (never enlarged) against one size. (2) A 12 MP HEIC (and an iPhone-like one
+tagged Display P3): our ThumbHandler in this process against pillow-heif decode + Pillow thumbnail +
 JPEG save, in interleaved rounds. (3) The worker's peak RSS (VmHWM) after the HEICs, the AVIF
 and the GIF went through it. (4) CIEDE2000 of flat patches tagged with Display P3, Adobe RGB and
 ProPhoto, through ThumbHandler, against the sRGB colour they were authored as (and, to show what
@@ -53,6 +54,7 @@ from tests.colour import delta_e
 pillow_heif.register_heif_opener()
 
 THREE_SIZES = "default=100x100,medium=200x200,large=400x400"
+GIF_TWO_SIZES = "default=100x100,large=400x400"
 GIF_FRAMES, GIF_SIZE = 100, (300, 225)
 HEIC_SIZE = (4000, 3000)
 
@@ -131,13 +133,20 @@ def handler(sizes: str = "") -> worker.thumbnails.ThumbHandler:
 
 
 # -- the service -----------------------------------------------------------------------------------
+def numbered_gif(data: bytes, number: int) -> bytes:
+    """The same GIF with a comment extension naming the run before its trailer: other bytes, so the
+    worker makes its thumbnail instead of copying the one of an identical earlier upload."""
+    comment = f"run {number}".encode()
+    return data[:-1] + b"\x21\xfe" + bytes([len(comment)]) + comment + b"\x00" + data[-1:]
+
+
 def through_service(gif: Path, heavy: list[tuple[Path, MediaType]], runs: int) -> tuple[float, bytes, float]:
     """Median GIF POST -> Completed, our GIF thumbnail, and the worker's VmHWM after everything."""
     with BenchService("distributed", workers=1) as service:
         session = requests.Session()
-        body = base64.b64encode(gif.read_bytes())
-        post_to_completed(service, session, body, "image/gif")  # warm-up
-        times = [post_to_completed(service, session, body, "image/gif") for _ in range(runs)]
+        bodies = [base64.b64encode(numbered_gif(gif.read_bytes(), run)) for run in range(runs + 1)]
+        post_to_completed(service, session, bodies[0], "image/gif")  # warm-up
+        times = [post_to_completed(service, session, body, "image/gif") for body in bodies[1:]]
         latest = session.get(f"{service.url}/images", params={"limit": 1}, timeout=10).json()["items"][0]
         ours = session.get(f"{service.url}{latest['thumbnail']}", params={"encoding": "binary"}, timeout=10).content
         for path, media_type in heavy:
@@ -211,6 +220,11 @@ def main() -> int:
     size_ratio = len(gif_ours) / pillow_bytes
     rows.append(["GIF thumbnail bytes", f"{len(gif_ours)}", f"{pillow_bytes} Pillow", f"{size_ratio:.2f}", "<= 1.2",
                  met(size_ratio <= 1.2)])
+    two = handler(GIF_TWO_SIZES)
+    spent = interleaved({"one": lambda: ours.make(gif, GIF), "two": lambda: two.make(gif, GIF)}, args.rounds)
+    ratio = spent["two"] / spent["one"]
+    rows.append([f"GIF, 2 sizes ({GIF_TWO_SIZES})", f"{spent['two']:.3f} s", f"{spent['one']:.3f} s one size",
+                 f"{ratio:.2f}", "<= 1.5", met(ratio <= 1.5)])
     print(f"GIF done after {time.perf_counter() - begun:.0f}s")
 
     for label, path in heics.items():

@@ -4,22 +4,18 @@
     bash bench/ingest.sh [--duration 20] [--connections 32] [--server-processes 1 2]
 
 wrk (C, one thread: it must not take the server's cores the way a Python load generator does)
-POSTs one fixed ~100 KB JPEG back to back, as base64 (the default form) and as raw bytes
-(`?encoding=binary`), to the distributed service as `make stack` runs it (Redis + RabbitMQ) with
-the workers paused (server only), with 1 and 2 server processes. While the load runs, the CPU
-used by the server, wrk, Redis and RabbitMQ is measured, to show what the bottleneck is on this
-machine. Every run's queue and Redis keys are deleted afterwards.
+POSTs a ~100 KB JPEG back to back (each with a comment of its own: other bytes every time), as
+base64 (the default form) and as raw bytes (`?encoding=binary`), to the distributed service as
+`make stack` runs it (Redis + RabbitMQ) with the workers paused (server only), with 1 and 2
+server processes. While the load runs, the CPU used by the server, wrk, Redis and RabbitMQ is
+measured, to show what the bottleneck is on this machine. Every run's queue and Redis keys are deleted afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import io
-import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -28,30 +24,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from PIL import Image
 
 from bench.support import (
-    PHOTOS,
     BenchService,
     ForeignLoad,
+    WrkBody,
+    finish_wrk,
     met,
     on_sigterm_raise,
+    photo_payload,
     print_table,
     run_script,
+    start_wrk,
     wait_for_quiet,
+    wrk_body,
 )
 
 TARGET_RATE = 1000.0
 TARGET_P99_MS = 50.0
 TARGET_BINARY_RATIO = 1.3
-PAYLOAD_BYTES = 100_000
-WRK_SCRIPT = """
-local file = io.open(os.getenv("BENCH_BODY"), "rb")
-wrk.method = "POST"
-wrk.body = file:read("*a")
-file:close()
-wrk.headers["Content-Type"] = "image/jpeg"
-"""
 
 
 @dataclass
@@ -64,18 +55,6 @@ class IngestRun:
     failures: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # % of one core, per group of processes
     error: str = ""
-
-
-def photo_payload() -> bytes:
-    """A real photo as a ~100 KB JPEG (the largest quality at or under the size)."""
-    with Image.open(PHOTOS / "coffee.jpg") as photo:
-        image = photo.convert("RGB").resize((1200, 800), Image.Resampling.LANCZOS)
-    for quality in range(95, 10, -5):
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=quality)
-        if buffer.tell() <= PAYLOAD_BYTES:
-            return buffer.getvalue()
-    return buffer.getvalue()
 
 
 def _tree(pid: int | None) -> list[psutil.Process]:
@@ -117,18 +96,9 @@ def measure_cpu(groups: dict[str, Callable[[], list[psutil.Process]]], start: fl
         into[name] = 100 * used / wall
 
 
-def _milliseconds(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def run_wrk(service: BenchService, run: IngestRun, url: str, *, body: Path, args: argparse.Namespace,
+def run_wrk(service: BenchService, run: IngestRun, url: str, *, body: WrkBody, args: argparse.Namespace,
             workdir: Path) -> None:
-    script = workdir / "post.lua"
-    script.write_text(WRK_SCRIPT)
-    argv = ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", str(script), url]
-    wrk = subprocess.Popen(argv, env={"BENCH_BODY": str(body)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, start_new_session=True)
+    wrk = start_wrk(url, body, connections=args.connections, duration=args.duration, workdir=workdir)
     groups: dict[str, Callable[[], list[psutil.Process]]] = {
         "server": service.family,
         "wrk": lambda: _tree(wrk.pid),
@@ -141,24 +111,15 @@ def run_wrk(service: BenchService, run: IngestRun, url: str, *, body: Path, args
     )
     sampler.start()
     try:
-        output, _ = wrk.communicate(timeout=args.duration + 30)
+        figures = finish_wrk(wrk, args.duration)
     finally:
         stop.set()
         sampler.join()
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    if wrk.returncode != 0 or rate is None:
-        run.error = f"wrk exited {wrk.returncode}: {output[-300:]}"
-        return
-    run.rate = float(rate.group(1))
-    run.p50_ms = _milliseconds(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    run.p99_ms = _milliseconds(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    run.requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    run.failures = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
+    run.rate, run.p50_ms, run.p99_ms = figures.rate, figures.p50_ms, figures.p99_ms
+    run.requests, run.failures, run.error = figures.requests, figures.failures, figures.error
 
 
-def ingest(form: str, processes: int, bodies: dict[str, Path], args: argparse.Namespace, workdir: Path) -> IngestRun:
+def ingest(form: str, processes: int, bodies: dict[str, WrkBody], args: argparse.Namespace, workdir: Path) -> IngestRun:
     run = IngestRun(f"{form}, server x{processes}")
     with BenchService("distributed", workers=None, THUMBNAILIFY_SERVER_PROCESSES=str(processes)) as service:
         url = f"{service.url}/images" + ("?encoding=binary" if form == "binary" else "")
@@ -183,9 +144,7 @@ def main() -> int:
     load = ForeignLoad()
     workdir = Path(tempfile.mkdtemp(prefix="thumbnailify-ingest-"))
     photo = photo_payload()
-    bodies = {"base64": workdir / "body.b64", "binary": workdir / "body.jpg"}
-    bodies["base64"].write_bytes(base64.b64encode(photo))
-    bodies["binary"].write_bytes(photo)
+    bodies = {form: wrk_body(photo, form) for form in ("base64", "binary")}
     print(f"machine CPU busy before start: {busy:.0f}%; a {len(photo)} byte JPEG, {args.connections} connections, "
           f"{args.duration}s per run", flush=True)
     runs: dict[tuple[str, int], IngestRun] = {}

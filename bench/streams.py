@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import re
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -27,15 +24,19 @@ from pathlib import Path
 import aiohttp
 import requests
 
-from bench.ingest import WRK_SCRIPT, photo_payload
 from bench.support import (
     BenchService,
     ForeignLoad,
+    WrkBody,
+    finish_wrk,
     met,
     on_sigterm_raise,
+    photo_payload,
     print_table,
     run_script,
+    start_wrk,
     wait_for_quiet,
+    wrk_body,
 )
 
 TARGET_RSS_MB = 100.0  # extra server memory for the idle streams
@@ -46,14 +47,11 @@ def rss_mb(service: BenchService) -> float:
     return sum(p.memory_info().rss for p in service.family()) / 2**20
 
 
-def wrk_rate(url: str, body: Path, duration: int, workdir: Path) -> float:
-    script = workdir / "post.lua"
-    script.write_text(WRK_SCRIPT)
-    output = subprocess.run(
-        ["wrk", "-t1", "-c32", f"-d{duration}s", "-s", str(script), url],
-        env={"BENCH_BODY": str(body)}, capture_output=True, text=True, timeout=duration + 30, check=True,
-    ).stdout
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+def wrk_rate(url: str, body: WrkBody, duration: int, workdir: Path) -> float:
+    figures = finish_wrk(start_wrk(url, body, connections=32, duration=duration, workdir=workdir), duration)
+    if figures.error:
+        raise RuntimeError(figures.error)
+    return figures.rate
 
 
 async def hold_streams(url: str, media_ids: list[str], state: dict[str, int], ready: asyncio.Event) -> None:
@@ -77,7 +75,7 @@ async def hold_streams(url: str, media_ids: list[str], state: dict[str, int], re
             await asyncio.gather(*tasks)
 
 
-def with_streams(service: BenchService, media_ids: list[str], duration: int, body: Path,
+def with_streams(service: BenchService, media_ids: list[str], duration: int, body: WrkBody,
                  workdir: Path) -> dict[str, float]:
     """Server RSS with the streams open, the ingest rate meanwhile, and what the streams saw."""
     state = {"open": 0, "dashboard": 0}
@@ -112,14 +110,13 @@ def main() -> int:
     busy = wait_for_quiet(max_wait=10)
     load = ForeignLoad()
     workdir = Path(tempfile.mkdtemp(prefix="thumbnailify-streams-"))
-    body = workdir / "body.b64"
-    body.write_bytes(base64.b64encode(photo_payload()))
+    body = wrk_body(photo_payload(), "base64")
     print(f"machine CPU busy before start: {busy:.0f}%", flush=True)
     try:
         with BenchService("distributed", workers=None) as service:
-            waiting = [requests.post(f"{service.url}/images", data=body.read_bytes(), timeout=30,
+            waiting = [requests.post(f"{service.url}/images", data=body.with_number(index), timeout=30,
                                      headers={"Content-Type": "image/jpeg"}).json()["media_id"]
-                       for _ in range(args.streams)]
+                       for index in range(args.streams)]
             time.sleep(1)
             idle_rss = rss_mb(service)
             alone = wrk_rate(f"{service.url}/images", body, args.duration, workdir)

@@ -1,24 +1,29 @@
-"""Helpers shared by the bench scripts: an isolated real service, a camera-like corpus, a table.
+"""Helpers shared by the bench scripts: an isolated real service, a camera-like corpus, wrk, a table.
 
-The service runs as real processes (`python -m common.launch` or `python -m server`) with its own
-volume, SQLite file, Redis key prefix and RabbitMQ queue, like tests/harness.py does, so a bench
-never touches `make run`'s data and cleans every trace of itself up afterwards.
+The service runs as real processes (`python -m common.launch` or `python -m server`, or their
+`thumbnailify` equivalents in a checkout of the installed-package layout) with its own volume,
+SQLite file, Redis key prefix and RabbitMQ queue, like tests/harness.py does, so a bench never
+touches `make run`'s data and cleans every trace of itself up afterwards.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -75,17 +80,52 @@ def run_script(main: Callable[[], int]) -> None:
         sys.exit(130)
 
 
-class BenchService:
-    """`python -m common.launch --workers N`, or `python -m server` alone when workers is None.
+@dataclass(frozen=True)
+class Launcher:
+    """How to start one checkout's code: the interpreter, and the modules it runs from `root`."""
 
-    The processes run the code of the checkout at `root` (this one by default): a bench can run
-    another commit's code beside this one's, with the same interpreter and isolated namespace.
+    root: Path
+    python: str
+    launch: str  # the whole service (server + supervised workers)
+    server: str
+    worker: tuple[str, ...]  # the arguments after `python` that start one photo worker
+    installed: bool  # the code imports only once installed (the `thumbnailify` package)
+
+    def argv(self, module: str, *args: str) -> list[str]:
+        return [self.python, "-m", module, *args]
+
+    def is_photo_worker(self, cmdline: list[str]) -> bool:
+        """A photo worker we or the launcher started (`--kind image`, or the bare worker module)."""
+        return cmdline[-2:] == ["--kind", "image"] or cmdline[-2:] == ["-m", self.worker[1]]
+
+
+def detect_launcher(root: Path, python: str = sys.executable) -> Launcher:
+    """The layout of the checkout at `root`: the installed package `thumbnailify`, or the older
+    top-level packages (common/, server/, worker/) that import from the working directory."""
+    if (root / "thumbnailify" / "__main__.py").exists():
+        return Launcher(root, python, "thumbnailify", "thumbnailify.server",
+                        ("-m", "thumbnailify.worker", "--kind", "image"), installed=True)
+    if (root / "common" / "launch.py").exists():
+        worker_main = root / "worker" / "__main__.py"
+        # Before the video worker there was one kind of worker, and no --kind option.
+        kind = ("--kind", "image") if "--kind" in worker_main.read_text() else ()
+        return Launcher(root, python, "common.launch", "server", ("-m", "worker", *kind), installed=False)
+    raise ValueError(f"{root} is neither layout of this project (no thumbnailify/__main__.py nor common/launch.py)")
+
+
+class BenchService:
+    """The whole service with N photo workers, or the server alone when workers is None.
+
+    The processes run the code of the checkout at `root` (this one by default), or as `launcher`
+    says: a bench can run another commit's code beside this one's, in an isolated namespace.
     """
 
-    def __init__(self, mode: str, workers: int | None, root: Path = ROOT, **overrides: str) -> None:
+    def __init__(self, mode: str, workers: int | None, root: Path = ROOT, launcher: Launcher | None = None,
+                 **overrides: str) -> None:
         self.mode = mode
         self.workers = workers
-        self.root = root
+        self.launcher = launcher or detect_launcher(root)
+        self.root = self.launcher.root
         self.workdir = Path(tempfile.mkdtemp(prefix=f"thumbnailify-bench-{mode}-"))
         self.env = service_env(mode, self.workdir, **overrides)
         self.port = int(self.env["THUMBNAILIFY_SERVER_PORT"])
@@ -111,9 +151,9 @@ class BenchService:
 
     def spawn(self) -> None:
         """Start the processes without waiting for them to be ready (start() waits)."""
-        argv = [sys.executable, "-m", "server"]
+        argv = self.launcher.argv(self.launcher.server)
         if self.workers is not None:
-            argv = [sys.executable, "-m", "common.launch", "--workers", str(self.workers)]
+            argv = self.launcher.argv(self.launcher.launch, "--workers", str(self.workers))
         with self.log_path.open("ab") as log:
             # Own session: a Ctrl-C in the terminal reaches only us; our finally stops the service.
             self.process = subprocess.Popen(
@@ -122,11 +162,11 @@ class BenchService:
             )
 
     def start_workers(self, count: int) -> None:
-        """Extra `python -m worker` processes beside a server-only service (to drain a backlog)."""
+        """Extra photo worker processes beside a server-only service (to drain a backlog)."""
         with self.log_path.open("ab") as log:
             for _ in range(count):
                 self.extra_workers.append(subprocess.Popen(
-                    [sys.executable, "-m", "worker"], cwd=self.root, env=os.environ | self.env,
+                    [self.launcher.python, *self.launcher.worker], cwd=self.root, env=os.environ | self.env,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 ))
 
@@ -157,11 +197,11 @@ class BenchService:
         return family
 
     def worker_pids(self) -> list[int]:
-        """Workers are the processes started as `python -m worker` (by the launcher or by us)."""
+        """The photo workers (started by the launcher or by us)."""
         pids = []
         for proc in self.family():
             try:
-                if proc.cmdline()[-2:] == ["--kind", "image"] or proc.cmdline()[-2:] == ["-m", "worker"]:
+                if self.launcher.is_photo_worker(proc.cmdline()):
                     pids.append(proc.pid)
             except psutil.NoSuchProcess:
                 pass
@@ -391,8 +431,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[rank]
 
 
-def post_to_completed(service: BenchService, session: requests.Session, body: bytes, content_type: str) -> float:
-    """Seconds from a POST of `body` (as sent) to its item Completed; any other end is an error."""
+def post_to_completed(service: BenchService, session: requests.Session, body: bytes, content_type: str,
+                      patience: float = 120.0) -> float:
+    """Seconds from a POST of `body` (as sent) to its item Completed; any other end, or still
+    Processing after `patience` seconds, is an error."""
     started = time.perf_counter()
     response = session.post(f"{service.url}/images", data=body, headers={"Content-Type": content_type}, timeout=60)
     response.raise_for_status()
@@ -401,8 +443,185 @@ def post_to_completed(service: BenchService, session: requests.Session, body: by
         status = session.get(f"{service.url}/images/{media_id}", timeout=10).json()
         if status["state"] != "Processing":
             break
+        if time.perf_counter() - started > patience:
+            raise RuntimeError(f"{content_type} still Processing after {patience:.0f}s")
         time.sleep(STATUS_POLL_SECONDS)
     elapsed = time.perf_counter() - started
     if status["state"] != "Completed":
         raise RuntimeError(f"{content_type} ended {status['state']}: {status['message']}")
     return elapsed
+
+
+# -- queued jobs ---------------------------------------------------------------------------------
+UPLOAD_THREADS = 4  # enough to keep the server busy; more only adds client CPU on 2 cores
+DRAIN_POLL_SECONDS = 0.05
+
+
+def post_all(service: BenchService, jobs: int, body: Callable[[int], tuple[bytes, str]]) -> list[str]:
+    """POST `jobs` uploads, body(index) giving each one's (body as sent, content type); their ids."""
+    local = threading.local()  # a requests.Session per upload thread: sessions are not thread-safe
+
+    def post(index: int) -> str:
+        data, content_type = body(index)
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        response = local.session.post(
+            f"{service.url}/images", data=data, headers={"Content-Type": content_type}, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()["media_id"]
+
+    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        return list(pool.map(post, range(jobs)))
+
+
+def completed_items(service: BenchService, session: requests.Session, ids: list[str]) -> list[dict[str, str]]:
+    """The listed Completed items among `ids`."""
+    listed = session.get(f"{service.url}/images", params={"state": "Completed", "limit": 1000}, timeout=10)
+    listed.raise_for_status()
+    wanted = set(ids)
+    return [item for item in listed.json()["items"] if item["media_id"] in wanted]
+
+
+def drain(service: BenchService, session: requests.Session, ids: list[str], since: float,
+          patience: float) -> tuple[float, int]:
+    """Wait (at most `patience` seconds after `since`) until nothing is Processing; (seconds since
+    `since`, how many of ids are Completed)."""
+    deadline = since + patience
+    while time.perf_counter() < deadline:
+        pending = session.get(f"{service.url}/images", params={"state": "Processing", "limit": 1}, timeout=10)
+        if not pending.json()["items"]:
+            break
+        time.sleep(DRAIN_POLL_SECONDS)
+    elapsed = time.perf_counter() - since
+    return elapsed, len(completed_items(service, session, ids))
+
+
+# -- the bare baselines --------------------------------------------------------------------------
+def pillow_thumbnail(path: Path) -> bytes:
+    """The baseline: what a bare Pillow loop does for the same job."""
+    with Image.open(path) as im:
+        fmt = im.format
+        if fmt == "JPEG":
+            im.draft("RGB", (200, 200))  # libjpeg's shrink-on-load, as ours uses jpeg:size
+        im.thumbnail((100, 100))
+        out = io.BytesIO()
+        im.save(out, format=fmt)
+        return out.getvalue()
+
+
+# -- wrk: POSTs of a ~100 KB JPEG, each with bytes of its own -----------------------------------
+PAYLOAD_BYTES = 100_000
+SLOT_BYTES = 12  # the comment that makes each wrk upload unique: 12 digits, or 16 base64 characters
+# The body is head .. a number of `width` digits .. tail: the number (counting requests) is the
+# JPEG comment, spelled as raw digits, or as base64 characters standing for 12 bytes of comment.
+WRK_SCRIPT = """
+local function slurp(variable)
+  local file = io.open(os.getenv(variable), "rb")
+  local text = file:read("*a")
+  file:close()
+  return text
+end
+local head, tail = slurp("BENCH_HEAD"), slurp("BENCH_TAIL")
+local slot = "%0" .. os.getenv("BENCH_WIDTH") .. "d"
+local count = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "image/jpeg"
+request = function()
+  count = count + 1
+  return wrk.format(nil, nil, nil, head .. string.format(slot, count) .. tail)
+end
+"""
+
+
+def photo_payload() -> bytes:
+    """A real photo as a ~100 KB JPEG (the largest quality at or under the size)."""
+    with Image.open(PHOTOS / "coffee.jpg") as photo:
+        image = photo.convert("RGB").resize((1200, 800), Image.Resampling.LANCZOS)
+    for quality in range(95, 10, -5):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+        if buffer.tell() <= PAYLOAD_BYTES:
+            return buffer.getvalue()
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class WrkBody:
+    """A JPEG as wrk sends it: head, then a slot of `width` digits, then tail."""
+
+    head: bytes
+    width: int
+    tail: bytes
+
+    def with_number(self, number: int) -> bytes:
+        return self.head + f"{number:0{self.width}d}".encode() + self.tail
+
+
+def wrk_body(jpeg: bytes, form: str) -> WrkBody:
+    """The JPEG with a 12-byte comment slot, as raw bytes ("binary") or as "base64".
+
+    SOI + COM marker + length are 6 bytes and the comment 12: both multiples of 3, so the base64
+    of the whole is the base64 of each part end to end, and any 16 digits in the slot decode to
+    12 bytes of comment.
+    """
+    head = jpeg[:2] + b"\xff\xfe" + (SLOT_BYTES + 2).to_bytes(2, "big")
+    if form == "binary":
+        return WrkBody(head, SLOT_BYTES, jpeg[2:])
+    if form == "base64":
+        return WrkBody(base64.b64encode(head), SLOT_BYTES * 4 // 3, base64.b64encode(jpeg[2:]))
+    raise ValueError(f"unknown form {form!r}")
+
+
+@dataclass
+class WrkFigures:
+    rate: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    requests: int = 0
+    failures: int = 0  # non-2xx answers and socket errors
+    error: str = ""
+
+
+def start_wrk(url: str, body: WrkBody, *, connections: int, duration: float, workdir: Path) -> subprocess.Popen[str]:
+    """wrk (one thread: it must not take the server's cores) POSTing `body` to `url`; its output
+    comes on stdout. The caller waits with communicate(timeout=duration + 30)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    script, head, tail = workdir / "post.lua", workdir / "body.head", workdir / "body.tail"
+    script.write_text(WRK_SCRIPT)
+    head.write_bytes(body.head)
+    tail.write_bytes(body.tail)
+    env = {"BENCH_HEAD": str(head), "BENCH_TAIL": str(tail), "BENCH_WIDTH": str(body.width)}
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration:.0f}s", "--latency", "-s", str(script), url]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def finish_wrk(wrk: subprocess.Popen[str], duration: float) -> WrkFigures:
+    """Wait for wrk (bounded: killed 30 s past its duration) and read its figures."""
+    try:
+        output, _ = wrk.communicate(timeout=duration + 30)
+    except subprocess.TimeoutExpired:
+        wrk.kill()
+        output, _ = wrk.communicate()
+    return parse_wrk(output, wrk.returncode)
+
+
+def _milliseconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse_wrk(output: str, returncode: int | None) -> WrkFigures:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if returncode != 0 or rate is None:
+        return WrkFigures(error=f"wrk exited {returncode}: {output[-300:]}")
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return WrkFigures(
+        rate=float(rate.group(1)),
+        p50_ms=_milliseconds(re.search(r"\s50%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        p99_ms=_milliseconds(re.search(r"\s99%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        requests=int(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
+        failures=(int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0),
+    )

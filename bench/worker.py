@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import argparse
 import base64
-import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from io import BytesIO
-from pathlib import Path
 
 import requests
-from PIL import Image
 
 # worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
 import worker.thumbnails
@@ -32,9 +27,13 @@ from bench.support import (
     BenchService,
     CorpusFile,
     ForeignLoad,
+    completed_items,
+    drain,
     make_corpus,
     met,
     on_sigterm_raise,
+    pillow_thumbnail,
+    post_all,
     print_table,
     run_script,
     vm_hwm_mb,
@@ -44,21 +43,7 @@ from common.config import load_settings
 from common.media import BY_NAME
 from common.state import parse_iso
 
-POLL_SECONDS = 0.05
 DRAIN_TIMEOUT = 60.0  # per service run; a stuck job fails the bench instead of hanging it
-UPLOAD_THREADS = 4  # enough to keep the server busy; more only adds client CPU on 2 cores
-
-
-def pillow_thumbnail(path: Path) -> bytes:
-    """The baseline: what a bare Pillow loop does for the same job."""
-    with Image.open(path) as im:
-        fmt = im.format
-        if fmt == "JPEG":
-            im.draft("RGB", (200, 200))  # libjpeg's shrink-on-load, as ours uses jpeg:size
-        im.thumbnail((100, 100))
-        out = BytesIO()
-        im.save(out, format=fmt)
-        return out.getvalue()
 
 
 def in_process(corpus: list[CorpusFile], rounds: int) -> dict[tuple[str, str], float]:
@@ -98,33 +83,11 @@ class QueueRun:
 
 def _post_all(service: BenchService, corpus: list[CorpusFile], jobs: int) -> list[str]:
     bodies = [(base64.b64encode(item.path.read_bytes()), item.media_type) for item in corpus]
-    local = threading.local()  # a requests.Session per upload thread: sessions are not thread-safe
-
-    def post(index: int) -> str:
-        body, content_type = bodies[index % len(bodies)]
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        response = local.session.post(
-            f"{service.url}/images", data=body, headers={"Content-Type": content_type}, timeout=30
-        )
-        response.raise_for_status()
-        return response.json()["media_id"]
-
-    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-        return list(pool.map(post, range(jobs)))
+    return post_all(service, jobs, lambda index: bodies[index % len(bodies)])
 
 
 def _drain(service: BenchService, session: requests.Session, ids: list[str], since: float) -> tuple[float, int]:
-    """Wait until nothing is Processing; (seconds since `since`, how many of ids are Completed)."""
-    deadline = since + DRAIN_TIMEOUT
-    while time.perf_counter() < deadline:
-        pending = session.get(f"{service.url}/images", params={"state": "Processing", "limit": 1}, timeout=10)
-        if not pending.json()["items"]:
-            break
-        time.sleep(POLL_SECONDS)
-    elapsed = time.perf_counter() - since
-    listed = session.get(f"{service.url}/images", params={"state": "Completed", "limit": 1000}, timeout=10)
-    return elapsed, len({item["media_id"] for item in listed.json()["items"]} & set(ids))
+    return drain(service, session, ids, since, DRAIN_TIMEOUT)
 
 
 def queue_throughput(corpus: list[CorpusFile], jobs: int, workers: int) -> QueueRun:
@@ -149,8 +112,8 @@ def backlog_drain(corpus: list[CorpusFile], jobs: int, workers: int) -> QueueRun
         uploaded = time.perf_counter() - started
         service.start_workers(workers)
         _, completed = _drain(service, session, ids, time.perf_counter())
-        listed = session.get(f"{service.url}/images", params={"state": "Completed", "limit": 1000}, timeout=10)
-        stamps = sorted(parse_iso(item["updated_at"]).timestamp() for item in listed.json()["items"])
+        listed = completed_items(service, session, ids)
+        stamps = sorted(parse_iso(item["updated_at"]).timestamp() for item in listed)
         peak = max((vm_hwm_mb(pid) for pid in service.worker_pids()), default=0.0)
     rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
     return QueueRun(rate, completed, uploaded, peak)

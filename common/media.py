@@ -22,8 +22,9 @@ JPEG = MediaType("image/jpeg", "jpg", "JPEG", animated=False, magic="jpeg")
 PNG = MediaType("image/png", "png", "PNG", animated=False, magic="png")
 GIF = MediaType("image/gif", "gif", "GIF", animated=True, magic="gif")
 WEBP = MediaType("image/webp", "webp", "WEBP", animated=True, magic="webp")
-# Most browsers cannot show HEIC, so its thumbnails are JPEG or PNG; ImageMagick's HEIC coder
-# (libheif) reads both HEVC- and AV1-coded HEIF, AVIF through its own name.
+# Most browsers cannot show HEIC, so its thumbnails are JPEG or PNG. The worker decodes HEIC and
+# HEIF with pillow-heif (its coder name is ImageMagick's, whose policy no longer lets it read
+# them); AVIF is read by ImageMagick's AVIF coder (Debian's libheif with its AV1 decoder).
 HEIC = MediaType("image/heic", "heic", "HEIC", animated=False, magic="heif", keeps_format=False)
 HEIF = MediaType("image/heif", "heif", "HEIC", animated=False, magic="heif", keeps_format=False)
 AVIF = MediaType("image/avif", "avif", "AVIF", animated=False, magic="avif")

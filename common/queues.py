@@ -18,6 +18,14 @@ def queue_name(base: str, kind: str) -> str:
     return base + _SUFFIX[kind]
 
 
+def prefetch(settings: Settings, kind: str) -> int:
+    """How many deliveries a worker holds unacked at once: a webhook worker one per attempt it
+    makes at once (webhooks.concurrency), the others worker.prefetch."""
+    if kind == "webhook":
+        return max(settings.worker.prefetch, settings.webhooks.concurrency)
+    return settings.worker.prefetch
+
+
 def media_kind(media_type: str) -> str:
     """The kind of worker that makes a media type's thumbnail: its main type (image, video)."""
     return media_type.partition("/")[0]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from common.config import Settings, byte_size
+from common.config import Settings
 from common.loader import load_backend
 from server import cors, events, images, middleware, ops, page, uploads
 from server.backends import TABLE, Files
@@ -26,6 +26,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_backends(settings))
     app.cleanup_ctx.append(_background)
     app.on_response_prepare.append(cors.add_headers)
+    app.on_response_prepare.append(middleware.nosniff)
     uploads.add_routes(app)
     images.add_routes(app)
     events.add_routes(app)
@@ -45,7 +46,7 @@ def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context s
             files=files,
             metrics=ServerMetrics(),
             # What one upload in flight holds: the files backend's buffer and what aiohttp reads ahead.
-            upload_slots=UploadSlots(byte_size(settings.limits.upload_memory), files.upload_memory + READ_AHEAD),
+            upload_slots=UploadSlots(settings.limits.upload_memory, files.upload_memory + READ_AHEAD),
             events=EventHub(events.stream_limit(settings.server.max_event_streams)),
         )
         await res.files.open()

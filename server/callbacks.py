@@ -13,7 +13,8 @@ RESOLVE_SECONDS = 5.0
 
 
 async def checked_callback(url: str | None, conf: WebhookSettings) -> str | None:
-    """The URL when it may be called, else a 400 that says why (nothing is kept)."""
+    """The URL to keep (in its ASCII form) when it may be called, else a 400 that says why (nothing
+    is kept)."""
     if url is None:
         return None
     if not conf.secret:
@@ -30,4 +31,4 @@ async def checked_callback(url: str | None, conf: WebhookSettings) -> str | None
         check_addresses(target, [info[4][0] for info in found])
     except CallbackRefused as exc:
         raise ApiError(400, str(exc)) from exc
-    return url
+    return target.url

@@ -32,6 +32,13 @@ DRAIN_SECONDS = 2.0
 DRAIN_IDLE_SECONDS = 0.25  # a client that is not sending is not waited for
 # Set once "100 Continue" was sent; before that a client sends no body, so there is none to drain.
 CONTINUED = web.RequestKey("continued", bool)
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+
+
+async def nosniff(_request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer is only what its Content-Type says: a browser never takes a thumbnail or an
+    error body for a page or a script."""
+    response.headers[NOSNIFF[0]] = NOSNIFF[1]
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -646,8 +646,82 @@ def ispe_offsets(data: bytes) -> list[int]:
 
 
 def _heif_size(data: bytes) -> tuple[int, int] | None:
+    """The first ispe; for a grid or an overlay (their data in `idat`, as libheif and heic_derived
+    write it) the grid's output size or the overlay's canvas, whatever the ispe says."""
+    idat = data.find(b"idat")
+    if idat >= 0 and data[idat + 4] == 0 and (b"grid" in data or b"iovl" in data):
+        at = idat + (8 if b"grid" in data else 14)  # past the version, flags and (grid) rows and columns
+        wide = data[idat + 5] & 1
+        return struct.unpack(">II" if wide else ">HH", data[at : at + (8 if wide else 4)])
     found = ispe_offsets(data)
     return struct.unpack(">II", data[found[0] : found[0] + 8]) if found else None
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _full_box(kind: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
+    return _box(kind, bytes([version]) + flags.to_bytes(3, "big") + payload)
+
+
+def heic_tile(size: tuple[int, int]) -> tuple[bytes, bytes]:
+    """The hvcC property box and the HEVC data of one real tile: a marked picture, by pillow-heif."""
+    heic = _encode(marked(size), "HEIF", quality=50)
+    at = heic.index(b"hvcC") - 4
+    hvcc = heic[at : at + struct.unpack_from(">I", heic, at)[0]]
+    at = heic.index(b"mdat") - 4
+    return hvcc, heic[at + 8 : at + struct.unpack_from(">I", heic, at)[0]]
+
+
+def heic_grid(
+    rows: int, columns: int, output: tuple[int, int], *, ispe: tuple[int, int] | None = None,
+    tile: tuple[int, int] = (64, 64), grid_in_idat: bool = True,
+) -> bytes:
+    """A HEIC whose primary item is a `grid` of rows x columns references to one real tile, built box
+    by box: the ImageGrid in `idat` (else in `mdat` after the tile), the tile in `mdat`; the grid's
+    ispe is `ispe` (default: output)."""
+    grid = bytes([0, 0, rows - 1, columns - 1]) + struct.pack(">HH", *output)
+    return heic_derived(b"grid", rows * columns, grid, ispe or output, tile=tile, data_in_idat=grid_in_idat)
+
+
+def heic_derived(
+    kind: bytes, inputs: int, structure: bytes, ispe: tuple[int, int], *, tile: tuple[int, int] = (64, 64),
+    data_in_idat: bool = True,
+) -> bytes:
+    """A HEIC whose primary item (1) is a derived image of this kind (`grid`, `iovl`, `iden`) with
+    this structure as its data, `inputs` references to one real tile (item 2), and this ispe."""
+    hvcc, tile_data = heic_tile(tile)
+    mdat = tile_data if data_in_idat else tile_data + structure
+    properties = hvcc + _full_box(b"ispe", struct.pack(">II", *tile))
+    properties += _full_box(b"ispe", struct.pack(">II", *ispe))
+    # ipma: the derived image has property 3 (its ispe); the tile 1 (hvcC, essential) and 2 (its ispe)
+    ipma = struct.pack(">IHBBHBBB", 2, 1, 1, 3, 2, 2, 0x81, 2)
+    infe = _full_box(b"infe", struct.pack(">HH", 1, 0) + kind + b"\0", 2) + _full_box(
+        b"infe", struct.pack(">HH", 2, 0) + b"hvc1\0", 2, flags=1  # a hidden item: only an input
+    )
+
+    def meta(data_at: int) -> bytes:
+        iloc = struct.pack(">BBH", 0x44, 0, 2 if structure else 1)  # 4-byte offsets and lengths; items
+        if structure and data_in_idat:  # construction method 1: an offset in idat
+            iloc += struct.pack(">HHHHII", 1, 1, 0, 1, 0, len(structure))
+        elif structure:  # method 0: an offset in the file
+            iloc += struct.pack(">HHHHII", 1, 0, 0, 1, data_at + len(tile_data), len(structure))
+        iloc += struct.pack(">HHHHII", 2, 0, 0, 1, data_at, len(tile_data))
+        return _full_box(
+            b"meta",
+            _full_box(b"hdlr", bytes(4) + b"pict" + bytes(12) + b"\0")
+            + _full_box(b"pitm", struct.pack(">H", 1))
+            + _full_box(b"iloc", iloc, version=1)
+            + _full_box(b"iinf", struct.pack(">H", 2) + infe)
+            + _full_box(b"iref", _box(b"dimg", struct.pack(">HH", 1, inputs) + struct.pack(">H", 2) * inputs))
+            + _box(b"iprp", _box(b"ipco", properties) + _full_box(b"ipma", ipma))
+            + (_box(b"idat", structure) if structure and data_in_idat else b""),
+        )
+
+    ftyp = _box(b"ftyp", b"heic" + bytes(4) + b"mif1heic")
+    data_at = len(ftyp) + len(meta(0)) + 8
+    return ftyp + meta(data_at) + _box(b"mdat", mdat)
 
 
 def declared_size(data: bytes) -> tuple[int, int] | None:
@@ -1540,18 +1614,53 @@ def _heif_cases(photos_dir: Path) -> list[Case]:
     )
     rgba = Image.new("RGBA", (200, 150), (0, 0, 0, 0))
     ImageDraw.Draw(rgba).rectangle((50, 37, 149, 112), fill=(255, 0, 0, 255))
-    for ext, fmt, out in (("heic", "HEIF", "image/jpeg"), ("avif", "AVIF", "image/avif")):
-        cases.append(
-            _good(
-                f"{ext}-with-alpha",
-                f"image/{ext}",
-                _encode(rgba, fmt, quality=90),
-                rgba.size,
-                MeanColour((0.35, 0.35, 0.65, 0.65), RED),
-                out_type=out,
-                note="ImageMagick 6.9.11's HEIC/AVIF reader decodes the colour planes only: opaque",
-            )
+    cases.append(
+        _good(
+            "heic-with-alpha",
+            "image/heic",
+            _encode(rgba, "HEIF", quality=90),
+            rgba.size,
+            HasAlpha(True),
+            MeanColour((0.35, 0.35, 0.65, 0.65), RED),
+            MeanAlpha((0.35, 0.35, 0.65, 0.65), 255),
+            MeanAlpha((0, 0, 0.2, 0.2), 0, 10),
+            MeanAlpha((0.85, 0.85, 1, 1), 0, 10),
+            out_type="image/png",
+            note="decoded by pillow-heif's libheif, alpha plane kept: a PNG thumbnail",
         )
+    )
+    cases.append(
+        _good(
+            "avif-with-alpha",
+            "image/avif",
+            _encode(rgba, "AVIF", quality=90),
+            rgba.size,
+            MeanColour((0.35, 0.35, 0.65, 0.65), RED),
+            note="ImageMagick 6.9.11's AVIF reader decodes the colour planes only: opaque",
+        )
+    )
+    cases.append(
+        _good(
+            "heic-grid-tiles",
+            "image/heic",
+            _encode(marked((256, 192)), "HEIF", quality=90, tile_size=64),
+            (256, 192),
+            *marked_checks(),
+            out_type="image/jpeg",
+            note="a 4x3 grid of 64x64 tiles, as an iPhone writes 512x512 ones",
+        )
+    )
+    cases.append(
+        _good(
+            "heic-grid-one-tile-repeated",
+            "image/heic",
+            heic_grid(2, 2, (128, 128)),
+            (128, 128),
+            MeanColour((0.3, 0.3, 0.45, 0.45), BLUE),
+            out_type="image/jpeg",
+            note="hand-made: 2x2 references to one 64x64 tile, ispe right",
+        )
+    )
     return cases
 
 
@@ -1582,6 +1691,44 @@ def _heif_hostile_cases() -> list[Case]:
                 note="1.6 GP declared by the primary item's ispe: refused before any decode",
             )
         )
+    for side in (16, 32):
+        cases.append(
+            _worker_error(
+                f"heic-grid-{side}x{side}-tiles-ispe-100x100",
+                "image/heic",
+                heic_grid(side, side, (512 * side, 512 * side), ispe=(100, 100), tile=(512, 512)),
+                413,
+                note=f"~1 KB: {side * side} references to one 512x512 tile, {512 * side}x{512 * side} "
+                "whatever its ispe says: refused from the grid's structure before any decode",
+            )
+        )
+    cases.append(
+        _worker_error(
+            "heic-bitstream-1024x1024-ispe-100x100",
+            "image/heic",
+            _patch_ispe(_encode(Image.new("RGB", (1024, 1024), (9, 9, 9)), "HEIF", quality=50), 100, 100),
+            422,
+            note="a coded image larger than its ispe: libheif 1.23 refuses it before decoding (security limit)",
+        )
+    )
+    cases.append(
+        _worker_error(
+            "heic-overlay-8192x8192-ispe-100x100",
+            "image/heic",
+            heic_derived(b"iovl", 1, bytes(10) + struct.pack(">HHhh", 8192, 8192, 0, 0), (100, 100)),
+            413,
+            note="an overlay's canvas (iovl) is its size too, whatever its ispe says",
+        )
+    )
+    cases.append(
+        _worker_error(
+            "heic-grid-ispe-disagrees",
+            "image/heic",
+            heic_grid(2, 2, (120, 100), ispe=(100, 100)),
+            422,
+            note="a grid that fits the limit but is not the size its ispe says (libheif refuses it)",
+        )
+    )
     ftyp_end = struct.unpack(">I", heic[:4])[0]
     cases.append(
         _worker_error(

@@ -242,3 +242,25 @@ def test_operations_endpoints(service: Service) -> None:
     assert metrics.status_code == 200
     assert "thumbnailify_http_requests_total" in metrics.text
     assert service.get("/openapi.json").json()["openapi"].startswith("3.1")
+
+
+def test_every_answer_says_nosniff(service: Service, photos: dict[str, bytes]) -> None:
+    """A browser never guesses a type: not for a thumbnail, a status, an error or an operation."""
+    media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
+    service.wait(media_id)
+    answers = [
+        service.get(f"/images/{media_id}/thumbnail", params={"encoding": "binary"}),
+        service.get(f"/images/{media_id}/thumbnail"),
+        service.get(f"/images/{media_id}"),
+        service.get("/images"),
+        service.get("/images/not-an-id"),
+        service.post(b"<html><script>alert(1)</script>", "text/html"),
+        service.get("/metrics"),
+        service.get("/ready"),
+        service.get("/"),
+    ]
+    assert [(a.status_code, a.headers.get("X-Content-Type-Options")) for a in answers] == [
+        (status, "nosniff") for status in (200, 200, 200, 200, 404, 415, 200, 200, 200)
+    ]
+    with service.http.get(f"{service.url}/images/{media_id}/events", stream=True, timeout=30) as events:
+        assert events.headers.get("X-Content-Type-Options") == "nosniff"

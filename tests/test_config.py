@@ -1,15 +1,31 @@
-"""Settings: the YAML file, THUMBNAILIFY_* overrides, and the docs that describe them stay in step."""
+"""Settings: the YAML file, THUMBNAILIFY_* overrides, their checks, and the docs written from them."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
+import subprocess
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
-from common.config import DEFAULT_CONFIG_FILE, PROJECT_ROOT, ConfigError, Settings, SizeBox, load_settings
+from common.config import (
+    DEFAULT_CONFIG_FILE,
+    NOT_SETTINGS,
+    PROJECT_ROOT,
+    SETTING_VARIABLES,
+    ConfigError,
+    Settings,
+    SizeBox,
+    default_settings,
+    load_settings,
+    sections,
+)
+from scripts import settings_docs
+
+MISSPELT_ON_PURPOSE = {"THUMBNAILIFY_SREVER_PORT"}  # test_launcher.py's refused variable
+TEXT_FILES = {".py", ".md", ".yaml", ".yml", ".sh", ".toml", ".txt", ".cfg", ".ini", ".env", ""}
 
 
 @pytest.fixture(autouse=True)
@@ -18,32 +34,45 @@ def real_services() -> None:
 
 
 def all_keys() -> set[str]:
-    return {
-        f"{section.name}.{field.name}"
-        for section in dataclasses.fields(Settings)
-        for field in dataclasses.fields(section.default_factory())  # type: ignore[misc]
-    }
+    return {f"{section}.{key}" for section, model in sections().items() for key in model.model_fields}
+
+
+def refusal(env: dict[str, str]) -> str:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env)
+    return str(refused.value)
+
+
+def test_docs_are_written_from_the_settings() -> None:
+    """config/config.yaml and the README's table are what scripts.settings_docs writes from the models."""
+    for path, text in settings_docs.documents().items():
+        assert path.read_text() == text, f"{path.name} is out of date: run python -m scripts.settings_docs"
+    assert settings_docs.main(["--check"]) == 0
 
 
 def test_config_yaml_states_every_default() -> None:
     raw = yaml.safe_load(DEFAULT_CONFIG_FILE.read_text())
-    defaults = Settings()
-    for key in all_keys():
-        section, name = key.split(".")
-        assert name in raw[section], f"{key} missing from config.yaml"
-        assert raw[section][name] == getattr(getattr(defaults, section), name), key
-    assert load_settings({}) == defaults
+    assert {f"{section}.{key}" for section, keys in raw.items() for key in keys} == all_keys()
+    assert load_settings({}) == default_settings()
 
 
-def test_readme_config_table_names_every_key() -> None:
-    table = [line for line in (PROJECT_ROOT / "README.md").read_text().splitlines() if line.startswith("| `")]
-    documented: set[str] = set()
-    for line in table:
-        section = None
-        for found in re.findall(r"`([a-z0-9_]+(?:\.[a-z0-9_]+)?)`", line.split("|")[1]):
-            section, _, name = found.rpartition(".") if "." in found else (section, ".", found)
-            documented.add(f"{section}.{name}")
-    assert all_keys() <= documented, sorted(all_keys() - documented)
+def test_readme_table_has_a_row_per_key_with_its_default() -> None:
+    table = settings_docs.readme_table()
+    assert [key for key in sorted(all_keys()) if f"| `{key}` |" not in table] == []
+    assert "| `limits.upload_memory` | `64MiB` |" in table  # the default as users write it
+    assert "| `server.cors_origins` | empty |" in table
+
+
+def test_every_thumbnailify_variable_in_the_repository_is_a_setting_or_allowed() -> None:
+    """Docs, deployments, tests and scripts name only variables the settings accept."""
+    listed = subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    named: set[str] = set()
+    for name in listed.stdout.split():
+        path = PROJECT_ROOT / name
+        if path.suffix in TEXT_FILES and path != Path(__file__) and path.is_file():
+            named |= set(re.findall(r"THUMBNAILIFY_[A-Z0-9][A-Z0-9_]*", path.read_text(errors="replace")))
+    assert "THUMBNAILIFY_AUTH_API_KEY" in named
+    assert sorted(named - NOT_SETTINGS - MISSPELT_ON_PURPOSE - SETTING_VARIABLES.keys()) == []
 
 
 def test_environment_overrides_with_types() -> None:
@@ -52,35 +81,158 @@ def test_environment_overrides_with_types() -> None:
         "THUMBNAILIFY_WORKER_JOB_TIMEOUT": "2",
         "THUMBNAILIFY_AUTH_API_KEY": "0123",
         "THUMBNAILIFY_BACKENDS_STORE": "redis",
+        "THUMBNAILIFY_LOG_LEVEL": "debug",
     })
     assert settings.server.port == 9000
     assert settings.worker.job_timeout == 2.0 and isinstance(settings.worker.job_timeout, float)
-    assert settings.auth.api_key == "0123"  # strings are taken verbatim, not parsed as YAML
+    assert settings.auth.api_key == "0123"  # strings are taken verbatim
     assert settings.backends.store == "redis"
+    assert settings.log.level == "DEBUG"
+
+
+def test_settings_are_immutable() -> None:
+    settings = load_settings({})
+    with pytest.raises(pydantic.ValidationError):
+        settings.server.port = 1  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError):
+        settings.server = settings.server  # type: ignore[misc]
+
+
+def test_variables_that_are_not_settings_are_allowed() -> None:
+    env = {"THUMBNAILIFY_URL": "http://127.0.0.1:8080", "THUMBNAILIFY_API_KEY": "k", "OTHER_SERVER_PORT": "x"}
+    assert load_settings(env) == default_settings()
 
 
 @pytest.mark.parametrize(
-    ("env", "fragment"),
-    [({"THUMBNAILIFY_SERVER_PORT": "eighty"}, "THUMBNAILIFY_SERVER_PORT"),
-     ({"THUMBNAILIFY_SERVER_PORT": "true"}, "expected int")],
+    ("env", "message"),
+    [({"THUMBNAILIFY_SERVER_PROT": "8081"},
+      "THUMBNAILIFY_SERVER_PROT: no such setting; expected THUMBNAILIFY_<SECTION>_<KEY> of a key in "
+      "config/config.yaml, or one of THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, THUMBNAILIFY_URL; "
+      "did you mean THUMBNAILIFY_SERVER_PORT?"),
+     ({"THUMBNAILIFY_WORKERS_PROCESSES": "2"},
+      "THUMBNAILIFY_WORKERS_PROCESSES: no such setting; expected THUMBNAILIFY_<SECTION>_<KEY> of a key in "
+      "config/config.yaml, or one of THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, THUMBNAILIFY_URL; "
+      "did you mean THUMBNAILIFY_WORKER_PROCESSES?"),
+     ({"THUMBNAILIFY_QQQQQQQQQQQQQQQQ": "x"},
+      "THUMBNAILIFY_QQQQQQQQQQQQQQQQ: no such setting; expected THUMBNAILIFY_<SECTION>_<KEY> of a key in "
+      "config/config.yaml, or one of THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, THUMBNAILIFY_URL")],
 )
-def test_wrong_types_are_refused(env: dict[str, str], fragment: str) -> None:
-    with pytest.raises(ConfigError, match=fragment):
-        load_settings(env)
+def test_unknown_thumbnailify_variables_are_refused(env: dict[str, str], message: str) -> None:
+    assert refusal(env) == message
 
 
-def test_another_file_and_unknown_keys(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [("THUMBNAILIFY_SERVER_PORT", "eighty", "got 'eighty'; expected a whole number from 1 to 65535"),
+     ("THUMBNAILIFY_SERVER_PORT", "true", "got 'true'; expected a whole number from 1 to 65535"),
+     ("THUMBNAILIFY_SERVER_PORT", "0", "got '0'; expected a whole number from 1 to 65535"),
+     ("THUMBNAILIFY_SERVER_PORT", "65536", "got '65536'; expected a whole number from 1 to 65535"),
+     ("THUMBNAILIFY_WORKER_METRICS_PORT", "-1", "got '-1'; expected a whole number from 0 to 65535"),
+     ("THUMBNAILIFY_THUMBNAIL_JPEG_QUALITY", "0", "got '0'; expected a whole number from 1 to 100"),
+     ("THUMBNAILIFY_THUMBNAIL_JPEG_QUALITY", "101", "got '101'; expected a whole number from 1 to 100"),
+     ("THUMBNAILIFY_THUMBNAIL_WIDTH", "5000", "got '5000'; expected a whole number from 1 to 4096"),
+     ("THUMBNAILIFY_WORKER_JOB_TIMEOUT", "0", "got '0'; expected a number above 0"),
+     ("THUMBNAILIFY_WORKER_JOB_TIMEOUT", "nan", "got 'nan'; expected a number above 0"),
+     ("THUMBNAILIFY_REDIS_TIMEOUT", "-2", "got '-2'; expected a number above 0"),
+     ("THUMBNAILIFY_RETENTION_RAW_HOURS", "-1", "got '-1'; expected a number of 0 or more"),
+     ("THUMBNAILIFY_WORKER_PROCESSES", "-1", "got '-1'; expected a whole number of 0 or more"),
+     ("THUMBNAILIFY_WORKER_PREFETCH", "0", "got '0'; expected a whole number of 1 or more"),
+     ("THUMBNAILIFY_WORKER_MAX_ATTEMPTS", "1.5", "got '1.5'; expected a whole number of 1 or more"),
+     ("THUMBNAILIFY_SERVER_HOST", "", "got ''; expected text, not empty"),
+     ("THUMBNAILIFY_RABBITMQ_QUEUE_TYPE", "stream", "got 'stream'; expected one of classic, quorum"),
+     ("THUMBNAILIFY_LOG_FORMAT", "xml", "got 'xml'; expected one of text, json"),
+     ("THUMBNAILIFY_LOG_LEVEL", "loud", "got 'LOUD'; expected one of CRITICAL, ERROR, WARNING, INFO, DEBUG")],
+)
+def test_bounds_and_types_are_checked(variable: str, value: str, message: str) -> None:
+    section, key = SETTING_VARIABLES[variable]
+    assert refusal({variable: value}) == f"{variable} sets {section}.{key}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [("64MiB", 64 << 20), ("1GiB", 1 << 30), ("0.5KiB", 512), ("1024", 1024), ("0", 0), (" 2MiB ", 2 << 20)],
+)
+def test_byte_sizes_are_bytes(value: str, size: int) -> None:
+    assert load_settings({"THUMBNAILIFY_LIMITS_MAGICK_MEMORY": value}).limits.magick_memory == size
+
+
+def test_byte_size_defaults_are_bytes() -> None:
+    limits = default_settings().limits
+    assert (limits.upload_memory, limits.magick_memory, limits.magick_map, limits.magick_disk) == (
+        64 << 20, 96 << 20, 0, 1 << 30,
+    )
+    assert limits.max_upload_bytes == 20971520
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("64MB", "'64MB' is not a byte size; expected a whole number of bytes or a number with KiB, MiB, GiB, e.g. 64MiB"),
+     ("lots", "'lots' is not a byte size; expected a whole number of bytes or a number with KiB, MiB, GiB, e.g. 64MiB"),
+     ("infGiB", "'infGiB' is not a byte size; expected a whole number of bytes or a number with KiB, MiB, GiB, "
+                "e.g. 64MiB"),
+     ("-1MiB", "got '-1MiB'; expected a whole number of 0 or more")],
+)
+def test_bad_byte_sizes_are_refused(value: str, message: str) -> None:
+    assert refusal({"THUMBNAILIFY_LIMITS_UPLOAD_MEMORY": value}) == (
+        f"THUMBNAILIFY_LIMITS_UPLOAD_MEMORY sets limits.upload_memory: {message}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [("THUMBNAILIFY_BACKENDS_STORE", "redsi",
+      "unknown backend 'redsi'; expected sqlite or redis, or a module:Class of one's own"),
+     ("THUMBNAILIFY_BACKENDS_FILES", "S3",
+      "unknown backend 'S3'; expected filesystem or s3, or a module:Class of one's own"),
+     ("THUMBNAILIFY_BACKENDS_QUEUE", "my.queue:",
+      "unknown backend 'my.queue:'; expected sqlite or rabbitmq, or a module:Class of one's own")],
+)
+def test_bad_backend_names_are_refused(variable: str, value: str, message: str) -> None:
+    section, key = SETTING_VARIABLES[variable]
+    assert refusal({variable: value}) == f"{variable} sets {section}.{key}: {message}"
+
+
+def test_backends_by_name_or_import_string() -> None:
+    settings = load_settings({
+        "THUMBNAILIFY_BACKENDS_QUEUE": "rabbitmq", "THUMBNAILIFY_BACKENDS_FILES": "my.files:Bucket",
+    })
+    assert (settings.backends.queue, settings.backends.files) == ("rabbitmq", "my.files:Bucket")
+
+
+def test_another_file(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
-    good.write_text("server:\n  port: 7000\n")
-    assert load_settings({"THUMBNAILIFY_CONFIG": str(good)}).server.port == 7000
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("server:\n  prot: 7000\n")
-    with pytest.raises(ConfigError, match="prot"):
-        load_settings({"THUMBNAILIFY_CONFIG": str(bad)})
-    worse = tmp_path / "worse.yaml"
-    worse.write_text("srever: {}\n")
-    with pytest.raises(ConfigError, match="srever"):
-        load_settings({"THUMBNAILIFY_CONFIG": str(worse)})
+    good.write_text("server:\n  port: 7000\nlimits:\n  upload_memory: 1MiB\nauth:\n")
+    settings = load_settings({"THUMBNAILIFY_CONFIG": str(good), "THUMBNAILIFY_SERVER_HOST": "0.0.0.0"})
+    assert (settings.server.port, settings.server.host, settings.limits.upload_memory) == (7000, "0.0.0.0", 1 << 20)
+    assert load_settings({"THUMBNAILIFY_CONFIG": str(good), "THUMBNAILIFY_SERVER_PORT": "7001"}).server.port == 7001
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("server:\n  prot: 7000\n",
+      "server.prot: unknown key in {file}; expected a key of host, port, processes, shutdown_timeout, "
+      "recovery_min_age, backlog, keepalive_timeout, cors_origins; did you mean port?"),
+     ("srever: {}\n",
+      "srever: unknown section in {file}; expected a section of backends, server, worker, redis, rabbitmq, sqlite, "
+      "files, s3, limits, thumbnail, video, auth, retention, idempotency, webhooks, log; did you mean server?"),
+     ("server:\n  port: true\n", "server.port in {file}: got True; expected a whole number from 1 to 65535"),
+     ("server:\n  port: 8080.5\n", "server.port in {file}: got 8080.5; expected a whole number from 1 to 65535"),
+     ("auth:\n  api_key: [a, b]\n", "auth.api_key in {file}: got ['a', 'b']; expected text"),
+     ("server: 5\n", "server in {file}: got 5; expected a mapping of its keys"),
+     ("- server\n", "{file}: expected a mapping of sections at the top level, got list"),
+     ("server:\n  port: [\n", "{file}: not valid YAML at line 3: did not find expected node content")],
+)
+def test_bad_files_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert refusal({"THUMBNAILIFY_CONFIG": str(path)}) == message.format(file=path)
+
+
+def test_a_missing_file_is_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    assert refusal({"THUMBNAILIFY_CONFIG": str(missing)}) == (
+        f"THUMBNAILIFY_CONFIG: cannot read {missing}: No such file or directory"
+    )
 
 
 def test_relative_paths_are_from_the_project_root() -> None:
@@ -108,23 +260,59 @@ def test_thumbnail_sizes_in_config_order() -> None:
      "a=100x100,,b=10x10", "big=5000x5000", "x=1e3x100", "sp ace=10x10"],
 )
 def test_bad_thumbnail_sizes_name_the_key(value: str) -> None:
-    with pytest.raises(ConfigError, match=r"thumbnail\.sizes"):
-        load_settings({"THUMBNAILIFY_THUMBNAIL_SIZES": value})
+    assert refusal({"THUMBNAILIFY_THUMBNAIL_SIZES": value}).startswith(
+        "THUMBNAILIFY_THUMBNAIL_SIZES sets thumbnail.sizes: "
+    )
 
 
 @pytest.mark.parametrize(
-    ("env", "fragment"),
-    [({"THUMBNAILIFY_RABBITMQ_QUEUE_TYPE": "stream"}, r"rabbitmq\.queue_type"),
-     ({"THUMBNAILIFY_REDIS_SENTINELS": "127.0.0.1"}, r"redis\.sentinels"),
-     ({"THUMBNAILIFY_REDIS_SENTINELS": "a:1,b:x"}, r"redis\.sentinels"),
-     ({"THUMBNAILIFY_BACKENDS_STORE": "redsi"}, r"backends\.store: unknown backend 'redsi'"),
-     ({"THUMBNAILIFY_BACKENDS_FILES": "S3"}, r"backends\.files")],
+    ("variable", "value", "message"),
+    [("THUMBNAILIFY_THUMBNAIL_SIZES", "large",
+      "'large' is not name=WIDTHxHEIGHT; expected e.g. default=100x100,large=400x400 (name: a-z 0-9 _ -)"),
+     ("THUMBNAILIFY_THUMBNAIL_SIZES", "big=5000x5000", "big is larger than 4096x4096; expected a smaller box"),
+     ("THUMBNAILIFY_THUMBNAIL_SIZES", "a=1x1,a=2x2", "'a' is named twice; expected each name once"),
+     ("THUMBNAILIFY_REDIS_SENTINELS", "127.0.0.1", "'127.0.0.1' is not host:port; expected host:port,host:port"),
+     ("THUMBNAILIFY_REDIS_SENTINELS", "a:1,b:x", "'b:x' is not host:port; expected host:port,host:port"),
+     ("THUMBNAILIFY_REDIS_SENTINELS", "a:70000", "'a:70000' is not host:port; expected host:port,host:port"),
+     ("THUMBNAILIFY_SERVER_CORS_ORIGINS", "https://a.example,app.example",
+      "'app.example' is not an origin; expected scheme://host[:port], e.g. https://app.example"),
+     ("THUMBNAILIFY_SERVER_CORS_ORIGINS", "https://a.example/page",
+      "'https://a.example/page' is not an origin; expected scheme://host[:port], e.g. https://app.example"),
+     ("THUMBNAILIFY_WEBHOOKS_ALLOWED_HOSTS", "hooks.example,https://x.example",
+      "'https://x.example' is not a host; expected host, host:port or *.domain (no scheme or path)")],
 )
-def test_bad_past_one_machine_values_name_the_key(env: dict[str, str], fragment: str) -> None:
-    with pytest.raises(ConfigError, match=fragment):
-        load_settings(env)
+def test_bad_lists_name_the_variable_and_the_key(variable: str, value: str, message: str) -> None:
+    section, key = SETTING_VARIABLES[variable]
+    assert refusal({variable: value}) == f"{variable} sets {section}.{key}: {message}"
 
 
-def test_sentinel_addresses() -> None:
-    settings = load_settings({"THUMBNAILIFY_REDIS_SENTINELS": " 10.0.0.1:26379, [::1]:26380,sentinel-2:26381"})
+def test_lists() -> None:
+    settings = load_settings({
+        "THUMBNAILIFY_REDIS_SENTINELS": " 10.0.0.1:26379, [::1]:26380,sentinel-2:26381",
+        "THUMBNAILIFY_SERVER_CORS_ORIGINS": "https://a.example/, http://127.0.0.1:8080",
+        "THUMBNAILIFY_WEBHOOKS_ALLOWED_HOSTS": "hooks.example, *.example.org, 127.0.0.1:9000, [::1]:9",
+    })
     assert settings.redis.sentinel_addresses() == [("10.0.0.1", 26379), ("::1", 26380), ("sentinel-2", 26381)]
+    assert settings.server.cors_origin_set == {"https://a.example", "http://127.0.0.1:8080"}
+    assert settings.webhooks.allowed_hosts == "hooks.example, *.example.org, 127.0.0.1:9000, [::1]:9"
+
+
+def deployment_environments() -> dict[str, dict[str, str]]:
+    """The THUMBNAILIFY_ settings each shipped deployment gives its processes."""
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    found = {f"compose {name}": {key: str(value) for key, value in service.get("environment", {}).items()}
+             for name, service in compose["services"].items() if service.get("environment")}
+    k8s: dict[str, str] = {}
+    for name in ("configmap.yaml", "secret.yaml"):
+        for document in yaml.safe_load_all((PROJECT_ROOT / "deploy" / "k8s" / name).read_text()):
+            k8s |= document.get("data", {}) | document.get("stringData", {})
+    found["k8s"] = k8s
+    return {name: env for name, env in found.items() if any(key.startswith("THUMBNAILIFY_") for key in env)}
+
+
+def test_shipped_deployments_have_valid_settings() -> None:
+    environments = deployment_environments()
+    assert {"compose server", "k8s"} <= environments.keys()
+    for name, env in environments.items():
+        settings = load_settings(env)
+        assert settings.backends.store == "redis", name

@@ -77,8 +77,10 @@ def test_a_port_in_use_is_one_line_and_exit_2(argv: list[str], tmp_path: Path) -
     ("env", "named"),
     [({"THUMBNAILIFY_BACKENDS_STORE": "redsi"}, "backends.store: unknown backend 'redsi'"),
      ({"THUMBNAILIFY_BACKENDS_QUEUE": "nosuch.module:Queue"}, "backends.queue: cannot load"),
-     ({"THUMBNAILIFY_SERVER_PORT": "eighty"}, "THUMBNAILIFY_SERVER_PORT")],
-    ids=["misspelt", "unloadable", "wrong-type"],
+     ({"THUMBNAILIFY_SERVER_PORT": "eighty"}, "THUMBNAILIFY_SERVER_PORT"),
+     ({"THUMBNAILIFY_SREVER_PORT": "8081"}, "THUMBNAILIFY_SREVER_PORT: no such setting"),
+     ({"THUMBNAILIFY_LIMITS_UPLOAD_MEMORY": "64MB"}, "THUMBNAILIFY_LIMITS_UPLOAD_MEMORY sets limits.upload_memory")],
+    ids=["misspelt", "unloadable", "wrong-type", "unknown-variable", "byte-size"],
 )
 def test_bad_configuration_is_one_line_and_exit_2(argv: list[str], env: dict[str, str], named: str,
                                                    tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from server.page import CONTENT_SECURITY_POLICY
+from server.page import CONTENT_SECURITY_POLICY, Site
 from tests.conftest import PHOTOS
 from tests.harness import ROOT, Service
 
@@ -251,6 +251,7 @@ def test_page_asks_for_the_api_key_and_keeps_it_for_the_session(browser: WebDriv
         form = browser.find_element(By.ID, "key-form")
         wait_for(browser, "the key form", lambda d: form.is_displayed())
         field = browser.find_element(By.ID, "api-key")
+        assert field.get_attribute("autocomplete") == "off"  # a password manager has no reason to keep it
         field.send_keys("not-the-key\n")
         wait_for(browser, "the wrong key refused", lambda d: "not accepted" in d.find_element(By.ID, "key-error").text)
         field.send_keys(key + "\n")
@@ -273,4 +274,73 @@ def test_page_asks_for_the_api_key_and_keeps_it_for_the_session(browser: WebDriv
         wait_for(browser, "the item after a reload", lambda d: thumbnail_shown(item(d, media_id)))
         assert not browser.find_element(By.ID, "key-form").is_displayed()
         assert browser.execute_script("return sessionStorage.getItem('thumbnailify.apiKey')") == key
+        assert page_errors(browser) == []
+
+
+MODULES = ROOT / "server" / "static" / "modules"
+
+
+def test_a_changed_module_gets_a_new_url_in_every_module_that_imports_it_and_in_the_page(tmp_path: Path) -> None:
+    static = tmp_path / "static"
+    shutil.copytree(ROOT / "server" / "static", static)
+    before = Site(static)
+    api = before.assets["modules/api.js"]
+    main = before.assets["modules/main.js"].body.decode()
+    assert f'from "./api.js?v={api.etag}";' in main
+    assert before.assets["modules/dom.js"].body == (MODULES / "dom.js").read_bytes()  # it imports nothing
+    assert 'from "./api.js"' in (MODULES / "main.js").read_text()  # the file on disk, unchanged
+
+    with (static / "modules" / "api.js").open("a") as module:
+        module.write("// changed\n")
+    after = Site(static)
+    changed = {name for name, asset in after.assets.items() if asset.etag != before.assets[name].etag}
+    # api.js, what imports it and what imports those: never an old module under a kept URL.
+    assert changed == {f"modules/{name}" for name in ("api.js", "gallery.js", "events.js", "uploads.js", "viewer.js",
+                                                      "main.js")}
+    assert f'from "./api.js?v={after.assets["modules/api.js"].etag}";' in after.assets["modules/main.js"].body.decode()
+    assert f'data-main="/static/modules/main.js?v={after.assets["modules/main.js"].etag}"' in after.page.body.decode()
+
+
+def test_a_module_importing_a_missing_file_or_itself_stops_the_start(tmp_path: Path) -> None:
+    static = tmp_path / "static"
+    shutil.copytree(ROOT / "server" / "static", static)
+    viewer = static / "modules" / "viewer.js"
+    original = viewer.read_text()
+    viewer.write_text('import { x } from "./nowhere.js";\n' + original)
+    with pytest.raises(ValueError, match=re.escape("viewer.js: imports nowhere.js, which is not in")):
+        Site(static)
+    viewer.write_text('import { items } from "./gallery.js";\n' + original)  # gallery.js imports viewer.js
+    cycle = "modules that import each other: gallery.js -> viewer.js -> gallery.js"
+    with pytest.raises(ValueError, match=re.escape(cycle)):
+        Site(static)
+
+
+def test_page_loads_its_modules_under_their_fingerprints(browser: WebDriver, tmp_path: Path) -> None:
+    site = Site(ROOT / "server" / "static")
+    modules = {name.removeprefix("modules/"): asset for name, asset in site.assets.items()
+               if name.startswith("modules/")}
+    assert set(modules) == {path.name for path in MODULES.glob("*.js")} >= {
+        "api.js", "events.js", "gallery.js", "uploads.js", "viewer.js", "main.js"}
+    with Service("embedded", tmp_path / "service", workers=1) as service:
+        for name, asset in modules.items():
+            current = service.get(f"/static/modules/{name}", params={"v": asset.etag})
+            assert current.status_code == 200 and current.content == asset.body, name
+            assert current.headers["Content-Type"] == "text/javascript; charset=utf-8"
+            assert current.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert service.get(f"/static/modules/{name}").headers["Cache-Control"] == "no-cache"
+        for path in ("/static/modules/nowhere.js", "/static/modules/index.html", "/static/modules/app.css",
+                     "/static/api.js", "/static/modules%2Fapi.js", "/static/modules/..%2Fapp.js",
+                     "/static/modules/%2e%2e"):
+            missing = service.get(path)
+            assert (missing.status_code, missing.json()) == (404, {"message": "no such file"}), path
+
+        browser.get(service.url + "/")
+        wait_for(browser, "a live event stream", live)
+        assert browser.execute_script(
+            "return document.querySelector('script[src^=\"/static/app.js\"]').type") == "module"
+        loaded = browser.execute_script(
+            "return performance.getEntriesByType('resource').map((entry) => entry.name)"
+            ".filter((url) => url.includes('/static/modules/'))")
+        assert sorted(loaded) == sorted(f"{service.url}/static/modules/{name}?v={asset.etag}"
+                                        for name, asset in modules.items())
         assert page_errors(browser) == []

@@ -16,6 +16,7 @@ import worker  # noqa: F401  (sets the policy before Wand loads)
 from common import state
 from common.config import Settings
 from common.media import GIF, JPEG, PNG
+from tests import corpus
 from worker.thumbnails import ImageRejected, ThumbHandler, apply_limits
 
 MVG = b"push graphic-context\nviewbox 0 0 640 480\nfill 'url(https://example.com/image.jpg)'\npop graphic-context\n"
@@ -87,12 +88,18 @@ def test_linear_gray_png_does_not_trip_wand(tmp_path: Path, handler: ThumbHandle
         assert made.mode in ("L", "LA", "I", "I;16")
 
 
-def test_heic_is_read_never_written(tmp_path: Path) -> None:
-    """HEIC/HEIF thumbnails are JPEG or PNG, so the policy lets ImageMagick read HEIC only; AVIF
-    thumbnails stay AVIF, so that coder may also write."""
+def test_heic_is_neither_read_nor_written(tmp_path: Path) -> None:
+    """HEIC/HEIF are decoded by pillow-heif and their thumbnails are JPEG or PNG, so ImageMagick's
+    HEIC coder (Debian's libheif 1.15) is closed both ways; AVIF thumbnails stay AVIF, so that coder
+    may read and write."""
     with Image(width=8, height=8, background="red") as img:
         img.format = "AVIF"
-        assert img.make_blob()[4:8] == b"ftyp"
+        avif = img.make_blob()
+        assert avif[4:8] == b"ftyp"
         img.format = "HEIC"
         with pytest.raises(PolicyError):
             img.make_blob()
+    heic = tmp_path / "red.heic"
+    heic.write_bytes(corpus._encode(corpus.marked((16, 16)), "HEIF", quality=90))
+    with pytest.raises(PolicyError):
+        Image(filename=f"HEIC:{heic}")

@@ -40,7 +40,8 @@ def jpeg(color: tuple[int, int, int]) -> bytes:
 @pytest.fixture(scope="module", params=MODES)
 def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with Service(request.param, tmp_path_factory.mktemp(f"uploads-{request.param}"),
-                 THUMBNAILIFY_WEBHOOKS_SECRET="whsec", THUMBNAILIFY_WEBHOOKS_ALLOWED_HOSTS="127.0.0.1:9,*.example.com",
+                 THUMBNAILIFY_WEBHOOKS_SECRET="whsec",
+                 THUMBNAILIFY_WEBHOOKS_ALLOWED_HOSTS="127.0.0.1:9,*.example.com,[64:ff9b::a9fe:a9fe]",
                  THUMBNAILIFY_LIMITS_MAX_FILES="3") as service:
         yield service
 
@@ -217,6 +218,7 @@ def test_bad_idempotency_keys_are_400(svc: Service, key: str) -> None:
     ("https://localhost.example.com/hook", "does not resolve"),  # *.example.com matches, no DNS here
     ("relative/path", "http"),
     ("http://127.0.0.1:9/" + "x" * 3000, "too long"),
+    ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "metadata"),  # NAT64 of 169.254.169.254, listed or not
 ])
 def test_refused_callback_urls_are_400_and_keep_nothing(svc: Service, url: str, fragment: str) -> None:
     before = listed_ids(svc)
@@ -233,6 +235,13 @@ def test_a_listed_callback_is_kept_on_the_record(svc: Service) -> None:
                              data=base64.b64encode(png((1, 1, 1))), headers={"Content-Type": "image/png"}, timeout=30)
     assert response.status_code == 202, response.text
     assert response.json()["callback"] == {"url": url, "state": "pending", "attempts": 0, "last_status": None}
+
+
+def test_a_non_ascii_callback_is_kept_percent_encoded(svc: Service) -> None:
+    response = svc.http.post(f"{svc.url}/images", params={"callback_url": "http://127.0.0.1:9/hook/\u00e9?x=\u00fc"},
+                             data=base64.b64encode(png((1, 1, 1))), headers={"Content-Type": "image/png"}, timeout=30)
+    assert response.status_code == 202, response.text
+    assert response.json()["callback"]["url"] == "http://127.0.0.1:9/hook/%C3%A9?x=%C3%BC"
 
 
 def test_callbacks_need_webhooks_enabled(tmp_path: Path) -> None:

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import io
 import os
+import resource
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import pytest
 from PIL import Image
 
 from tests.corpus import Case, fit_size, run_checks
 from tests.harness import MODES, Service, peak_rss_mb
-from tests.videos import mov, quadrants, video_cases, with_external_reference
+from tests.videos import mov, mp4, quadrants, sample_table_bomb, video_cases, with_external_reference
 
 pytestmark = pytest.mark.timeout(120)
 
 CASES = video_cases()
 PEAK_RSS_LIMIT_MB = 256
+BOMB_RSS_LIMIT_MB = 400  # the bomb would take 2800
 OUTCOMES: dict[tuple[str, str], str] = {}
 VIDEO_WORKERS: dict[str, list[int]] = {}  # by mode, as started
 
@@ -69,6 +73,17 @@ def test_refusals_name_what_was_sent(video_service: Service) -> None:
     assert "8200x6200" in video_service.wait(bomb)["message"]
 
 
+def test_a_sample_table_bomb_is_refused_before_ffmpeg_indexes_it(video_service: Service) -> None:
+    """1.6 KB claiming 80 million samples: FFmpeg's index alone would take the worker to 2.8 GB
+    (40 million: 1.45 GB, just to open it); it is refused from its boxes, the worker untouched."""
+    (pid,) = video_service.worker_pids("video")
+    status = video_service.wait(video_service.upload(sample_table_bomb(), "video/mp4"))
+    assert (status["state"], status["http_status"]) == ("Error", 422), status
+    assert "the sample table claims 80000000 samples, more than a file of this size" in status["message"]
+    assert video_service.worker_pids("video") == [pid]
+    assert peak_rss_mb(pid) < BOMB_RSS_LIMIT_MB
+
+
 def test_external_data_reference_is_never_read(video_service: Service) -> None:
     """A MOV whose frames are in another file beside it: FFmpeg with enable_drefs=1 would show that
     file (tests/test_video_media.py proves it); the worker reads only the upload."""
@@ -113,3 +128,20 @@ def _jpeg(picture: Image.Image) -> bytes:
     out = io.BytesIO()
     picture.save(out, "JPEG", quality=90)
     return out.getvalue()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_decode_past_the_memory_limit_fails_and_the_worker_goes_on(mode: str, tmp_path: Path) -> None:
+    """worker.memory_limit is each worker's RLIMIT_DATA: an 8K H.264 frame needs more than 100 MiB
+    to decode, so the decoder's allocation fails inside FFmpeg (its H.264 decoder reports that as
+    invalid data: Error 422); the same worker then makes the next video's thumbnail."""
+    with Service(mode, tmp_path, workers=1, THUMBNAILIFY_WORKER_MEMORY_LIMIT="100MiB") as service:
+        (pid,) = service.worker_pids("video")
+        for worker in (pid, *service.worker_pids("image")):
+            assert psutil.Process(worker).rlimit(resource.RLIMIT_DATA) == (100 << 20, 100 << 20)
+        large = service.wait(service.upload(mp4([quadrants((7680, 4320))]), "video/mp4"))
+        assert (large["state"], large["http_status"]) == ("Error", 422), large
+        assert large["message"] == "cannot decode video/mp4: Invalid data found when processing input"
+        small = service.wait(service.upload(mov([quadrants()] * 3), "video/quicktime"))
+        assert small["state"] == "Completed", small
+        assert service.worker_pids("video") == [pid]

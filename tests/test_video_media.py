@@ -7,16 +7,33 @@ with data references on would do what the worker refuses), and how the decoder i
 
 from __future__ import annotations
 
+import errno
+import io
+import itertools
 import random
 import struct
 from pathlib import Path
 
 import av
 import pytest
+from av.stream import Discard
+from av.video.frame import PictureType
+from PIL import Image
 
 from common import media
 from common.config import LimitsSettings, ThumbnailSettings, VideoSettings
-from tests.videos import HLS_PLAYLIST, MATROSKA_HEADER, mov, quadrants, webm, with_external_reference
+from tests.videos import (
+    HLS_PLAYLIST,
+    MATROSKA_HEADER,
+    black_then_skip_frames,
+    mov,
+    quadrants,
+    video_cases,
+    webm,
+    with_external_reference,
+    yuv_frame,
+)
+from worker import video
 from worker.thumbnails import ImageRejected
 from worker.video import VideoHandler
 
@@ -146,3 +163,120 @@ def test_settings_key_follows_what_changes_the_picture() -> None:
 
 def handler(scan_seconds: float = 5.0, sizes: str = "") -> VideoHandler:
     return VideoHandler(ThumbnailSettings(sizes=sizes), LimitsSettings(), VideoSettings(scan_seconds=scan_seconds))
+
+
+# --------------------------------------------------------------------------
+# What devices record, and the handler's setup of such files
+# --------------------------------------------------------------------------
+
+
+def device_file(name: str) -> bytes:
+    case = next(case for case in video_cases() if case.name == name)
+    assert case.body is not None
+    return case.body
+
+
+@pytest.fixture(scope="module")
+def devices() -> dict[str, av.container.InputContainer]:
+    """The device-like cases of tests/videos.py, opened as FFmpeg sees them."""
+    names = ("mp4-h264-aac", "mov-h264-aac", "webm-vp9-opus", "mp4-audio-stream-first", "mp4-portrait-with-sound",
+             "mp4-h264-bframes", "mov-hevc-10bit-aac", "mp4-variable-frame-rate", "mp4-second-video-track")
+    cases = {case.name: case for case in video_cases()}
+    return {name: av.open(io.BytesIO(cases[name].body or b"")) for name in names}
+
+
+def test_the_device_files_are_what_they_claim(devices: dict[str, av.container.InputContainer]) -> None:
+    def streams(name: str) -> list[tuple[str, str]]:
+        return [(stream.type, stream.codec_context.name) for stream in devices[name].streams]
+
+    assert streams("mp4-h264-aac") == streams("mov-h264-aac") == [("video", "h264"), ("audio", "aac")]
+    assert streams("webm-vp9-opus") == [("video", "vp9"), ("audio", "opus")]
+    assert streams("mp4-audio-stream-first") == [("audio", "aac"), ("video", "h264")]
+    assert streams("mp4-portrait-with-sound") == [("audio", "aac"), ("video", "h264")]
+    assert streams("mov-hevc-10bit-aac") == [("video", "hevc"), ("audio", "aac")]
+    assert devices["mov-hevc-10bit-aac"].streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+    assert streams("mp4-second-video-track") == [("video", "h264"), ("video", "h264"), ("audio", "aac")]
+    rotated = next(devices["mp4-portrait-with-sound"].decode(video=0))
+    assert rotated.rotation == -90
+    kinds = [PictureType(frame.pict_type) for frame in devices["mp4-h264-bframes"].decode(video=0)]
+    assert kinds.count(PictureType.B) >= 3, kinds
+    times = [frame.time for frame in devices["mp4-variable-frame-rate"].decode(video=0)]
+    gaps = {round(later - earlier, 3) for earlier, later in itertools.pairwise(times)}
+    assert len(gaps) > 2, times
+
+
+def test_every_other_stream_is_discarded(tmp_path: Path) -> None:
+    path = tmp_path / "movie.mp4"
+    path.write_bytes(device_file("mp4-second-video-track"))
+    with handler()._open(path, media.MP4) as container:
+        video = handler()._video_stream(container, media.MP4)
+        assert video.index == 0
+        assert [stream.discard for stream in container.streams] == [Discard.default, Discard.all, Discard.all]
+
+
+def test_skip_frame_takes_the_names_pyav_18_knows() -> None:
+    """The scan switches the decoder between keyframes only and every frame by name (a str in PyAV
+    18, unlike a stream's discard): each name must be one it takes, and a wrong one raises."""
+    with av.open(io.BytesIO(mov(YELLOW_QUADRANTS[:1]))) as container:
+        context = container.streams.video[0].codec_context
+        for name in ("NONKEY", "DEFAULT"):
+            context.skip_frame = name
+            assert context.skip_frame == name
+        with pytest.raises(ValueError, match="Invalid skip_frame"):
+            context.skip_frame = "nonkey"
+
+
+# --------------------------------------------------------------------------
+# The black-frame scan's budget
+# --------------------------------------------------------------------------
+
+
+def test_the_scan_stops_at_its_frame_budget_with_the_brightest_frame(tmp_path: Path) -> None:
+    """A 4K black keyframe, one dim red frame, then thousands of skipped frames (a dimmer blue)
+    before white: the scan decodes SCAN_FRAMES of them at most and keeps the dim red one."""
+    path = tmp_path / "skips.mp4"
+    path.write_bytes(black_then_skip_frames(skips=video.SCAN_FRAMES + 50))
+    made = handler().make(path, media.MP4)  # with no budget: the white frame, after every skipped one
+    with Image.open(io.BytesIO(made.sizes[0].data)) as thumbnail:
+        red, green, blue = thumbnail.convert("RGB").getpixel((50, 28))
+    assert red > 80 and green < 30 and blue < 30, (red, green, blue)
+
+
+def test_the_scan_stops_at_its_cpu_budget(tmp_path: Path) -> None:
+    path = tmp_path / "skips.mp4"
+    path.write_bytes(black_then_skip_frames(skips=100, size=(640, 360)))
+    with av.open(str(path)) as container:
+        first = next(container.decode(video=0))
+        scan = video.Scan(first, cpu_until=0.0)
+        with pytest.raises(video.ScanSpent):
+            next(scan.frames(container.decode(video=0)))
+        scan = video.Scan(first, frames_left=3)
+        assert len(list(itertools.islice(scan.frames(container.decode(video=0)), 3))) == 3
+        with pytest.raises(video.ScanSpent):
+            next(scan.frames(container.decode(video=0)))
+
+
+def test_the_brightest_frame_is_the_earliest_of_equals() -> None:
+    dim, dimmer = yuv_frame((64, 36), 12, 128, 200), yuv_frame((64, 36), 6, 200, 128)
+    scan = video.Scan(yuv_frame((64, 36), 0, 128, 128))
+    assert scan.is_black(dimmer) and scan.is_black(dim) and scan.is_black(yuv_frame((64, 36), 12, 128, 200))
+    assert scan.brightest is dim
+    assert video.mean_luma(dim) == pytest.approx(12, abs=0.5)
+    assert not scan.is_black(yuv_frame((64, 36), 17, 128, 128))
+
+
+
+def test_a_failed_allocation_is_a_413(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFmpeg's ENOMEM (PyAV's av.MemoryError, past worker.memory_limit) is the upload's fault, named."""
+
+    def out_of_memory(*_args: object) -> None:
+        raise av.error.MemoryError(errno.ENOMEM, "Cannot allocate memory")
+
+    path = tmp_path / "movie.mov"
+    path.write_bytes(mov(YELLOW_QUADRANTS[:1]))
+    monkeypatch.setattr(VideoHandler, "_open", staticmethod(out_of_memory))
+    with pytest.raises(ImageRejected) as refused:
+        handler().make(path, media.QUICKTIME)
+    assert (refused.value.code, str(refused.value)) == (
+        413, "cannot decode video/quicktime: it needs more memory than the worker has"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import ipaddress
 import json
 import os
 import signal
@@ -22,10 +23,11 @@ import psutil
 import pytest
 from PIL import Image
 
-from common.callbacks import CallbackRefused, check_addresses, check_url, parse_allowed_hosts
+from common.callbacks import CallbackRefused, check_addresses, check_url, embedded_ipv4, parse_allowed_hosts
 from common.config import WebhookSettings
 from tests.harness import MODES, Service, wait_until
 from worker.webhook_http import post
+from worker.webhooks import HostSlots, host_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -74,13 +76,16 @@ class Receiver:
 
 
 def verified(call: dict) -> dict:
-    """The event, after checking its signature the way a receiver should."""
+    """The event, after checking its signature the way a receiver should: over "<t>.<raw body>",
+    and the event id it de-duplicates on taken from the signed body, never from a header alone."""
     timestamp, signature = (part.split("=", 1)[1] for part in call["headers"]["Thumbnailify-Signature"].split(","))
     expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + call["body"], hashlib.sha256).hexdigest()
     assert hmac.compare_digest(signature, expected)
     assert abs(time.time() - int(timestamp)) < 120
     assert call["headers"]["Content-Type"] == "application/json"
-    return json.loads(call["body"])
+    event = json.loads(call["body"])
+    assert event["id"] == call["headers"]["Thumbnailify-Event-Id"]
+    return event
 
 
 def png(color: tuple[int, int, int]) -> bytes:
@@ -129,12 +134,24 @@ def test_a_webhook_is_retried_with_one_event_id_until_delivered(mode: str, tmp_p
         events = [verified(call) for call in receiver.seen]
         assert len(events) == 3 and all(e == events[0] for e in events)
         assert events[0]["event"] == "media.completed"
+        assert list(events[0]) == ["id", "event", "media"]  # the id receivers dedupe on is signed
         assert events[0]["media"]["media_id"] == media_id and events[0]["media"]["state"] == "Completed"
         ids = {call["headers"]["Thumbnailify-Event-Id"] for call in receiver.seen}
         assert len(ids) == 1
         assert receiver.seen[0]["path"] == "/hooks/thumbnailify?x=1"
         status = service.get(f"/images/{media_id}").json()
         assert status["state"] == "Completed"  # the webhook's failures never touched the media
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_non_ascii_callback_path_is_sent_percent_encoded(mode: str, tmp_path: Path, receiver: Receiver) -> None:
+    with hooked_service(mode, tmp_path, receiver) as service:
+        media_id = upload_with_callback(service, png((30, 60, 90)), f"http://127.0.0.1:{receiver.port}/hook/\u00e9?x=\u00fc")
+        wait_until(lambda: callback_of(service, media_id)["state"] != "pending", 30, "the callback to settle")
+        encoded = f"http://127.0.0.1:{receiver.port}/hook/%C3%A9?x=%C3%BC"
+        assert callback_of(service, media_id) == {"url": encoded, "state": "delivered", "attempts": 1,
+                                                  "last_status": 200}
+        assert [call["path"] for call in receiver.seen] == ["/hook/%C3%A9?x=%C3%BC"]
 
 
 def test_a_failed_image_sends_media_failed(tmp_path: Path, receiver: Receiver) -> None:
@@ -167,6 +184,42 @@ def test_a_slow_receiver_times_out_and_is_retried(tmp_path: Path, receiver: Rece
         callback = callback_of(service, media_id)
         assert callback["state"] == "pending" and callback["last_status"] is None
         assert "error=no answer within 1s" in service.logs()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_slow_receiver_does_not_hold_up_another_hosts_webhook(mode: str, tmp_path: Path) -> None:
+    slow, healthy = Receiver(delay=6.0), Receiver()  # slow answers past webhooks.timeout (3 s), always
+    overrides = {"THUMBNAILIFY_WEBHOOKS_ALLOWED_HOSTS": f"127.0.0.1:{slow.port},127.0.0.1:{healthy.port}",
+                 "THUMBNAILIFY_WEBHOOKS_TIMEOUT": "3", "THUMBNAILIFY_WEBHOOKS_MAX_ATTEMPTS": "8",
+                 "THUMBNAILIFY_WEBHOOKS_PER_HOST": "2"}
+    try:
+        with hooked_service(mode, tmp_path, slow, **overrides) as service:
+            stuck = [upload_with_callback(service, png((i, 40, 40)), slow.url) for i in range(8)]
+            for media_id in stuck:  # so all eight webhook jobs are queued before the healthy one
+                service.wait(media_id)
+            media_id = upload_with_callback(service, png((40, 40, 200)), healthy.url)
+            wait_until(lambda: healthy.seen, 60, "the healthy receiver's webhook")
+            slow_before = [call for call in slow.seen if call["at"] < healthy.seen[0]["at"]]
+            # One at a time, all eight first attempts at the slow host come first, each taking the
+            # whole timeout; in parallel, at most per_host attempts at once go to it.
+            assert len(slow_before) < 8, len(slow_before)
+            assert verified(healthy.seen[0])["media"]["media_id"] == media_id
+            wait_until(lambda: callback_of(service, media_id)["state"] == "delivered", 30, "the record")
+            assert callback_of(service, media_id)["attempts"] == 1
+    finally:
+        slow.close()
+        healthy.close()
+
+
+def test_sigterm_lets_the_attempts_under_way_finish_and_settles_them(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.delay = 1.5  # within webhooks.timeout (5 s): the attempt is under way when SIGTERM comes
+    with hooked_service("distributed", tmp_path, receiver) as service:
+        media_id = upload_with_callback(service, png((5, 90, 5)), receiver.url)
+        wait_until(lambda: receiver.seen, 30, "the attempt to begin")
+        os.kill(service.worker_pids("webhook")[0], signal.SIGTERM)
+        wait_until(lambda: "exited with 0" in service.logs(), 30, "the webhook worker to stop")
+        assert callback_of(service, media_id) == {"url": receiver.url, "state": "delivered", "attempts": 1,
+                                                  "last_status": 200}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -215,6 +268,27 @@ def test_send_time_checks_refuse_without_connecting(url: str, allowed: str, refu
     ("*.example.com", ["fd00:ec2::254"], False),
     ("hooks.example.com", ["10.1.2.3"], True),  # listed exactly: an internal receiver
     ("hooks.example.com", ["169.254.169.254"], False),  # but never the metadata service
+    # IPv6 forms that carry an IPv4 address are judged by that address
+    ("*.example.com", ["64:ff9b::7f00:1"], False),  # NAT64 (RFC 6052) of 127.0.0.1
+    ("*.example.com", ["64:ff9b::a9fe:a9fe"], False),  # NAT64 of the metadata address
+    ("hooks.example.com", ["64:ff9b::a9fe:a9fe"], False),  # ... refused even when listed exactly
+    ("*.example.com", ["64:ff9b::a00:1"], False),  # NAT64 of 10.0.0.1
+    ("*.example.com", ["64:ff9b::808:808"], True),  # NAT64 of 8.8.8.8: public
+    ("*.example.com", ["64:ff9b:1::808:808"], False),  # local-use NAT64 (RFC 8215), whatever it carries
+    ("*.example.com", ["::7f00:1"], False),  # IPv4-compatible 127.0.0.1
+    ("*.example.com", ["::a9fe:a9fe"], False),  # IPv4-compatible metadata address
+    ("*.example.com", ["::ffff:0:7f00:1"], False),  # IPv4-translated (RFC 2765) 127.0.0.1
+    ("*.example.com", ["::ffff:0:a9fe:a9fe"], False),
+    ("*.example.com", ["::ffff:169.254.169.254"], False),  # IPv4-mapped
+    ("hooks.example.com", ["::ffff:169.254.169.254"], False),
+    ("*.example.com", ["2002:7f00:1::1"], False),  # 6to4 of 127.0.0.1
+    ("*.example.com", ["2002:a9fe:a9fe::1"], False),  # 6to4 of the metadata address
+    ("hooks.example.com", ["2002:a9fe:a9fe::1"], False),
+    ("*.example.com", ["2002:c0a8:101::1"], False),  # 6to4 of 192.168.1.1
+    ("*.example.com", ["2001:0:4136:e378:8000:63bf:80ff:fffe"], False),  # Teredo, client 127.0.0.1 XORed
+    ("hooks.example.com", ["2001:0:4136:e378:8000:63bf:5601:5601"], False),  # Teredo, client 169.254.169.254
+    ("*.example.com", ["fec0::1"], False),  # site-local (deprecated, RFC 3879)
+    ("*.example.com", ["2606:4700::6810:84e5"], True),  # a public IPv6 address carries nothing
 ])
 def test_resolved_addresses_against_the_rules(host_entry: str, addresses: list[str], allowed: bool) -> None:
     target = check_url("https://hooks.example.com/x", parse_allowed_hosts(host_entry))
@@ -223,3 +297,60 @@ def test_resolved_addresses_against_the_rules(host_entry: str, addresses: list[s
     else:
         with pytest.raises(CallbackRefused):
             check_addresses(target, addresses)
+
+
+@pytest.mark.parametrize(("address", "carried"), [
+    ("64:ff9b::7f00:1", ["127.0.0.1"]),
+    ("::7f00:1", ["127.0.0.1"]),
+    ("::ffff:0:7f00:1", ["127.0.0.1"]),
+    ("::ffff:7f00:1", ["127.0.0.1"]),
+    ("2002:a9fe:a9fe::1", ["169.254.169.254"]),
+    ("2001:0:4136:e378:8000:63bf:5601:5601", ["65.54.227.120", "169.254.169.254"]),
+    ("::1", []),
+    ("2606:4700::6810:84e5", []),
+    ("93.184.216.34", []),
+])
+def test_the_ipv4_addresses_an_address_carries(address: str, carried: list[str]) -> None:
+    assert [str(a) for a in embedded_ipv4(ipaddress.ip_address(address))] == carried
+
+
+@pytest.mark.parametrize(("url", "sent"), [
+    ("http://hooks.example.com/hook/\u00e9?x=\u00fc", "http://hooks.example.com/hook/%C3%A9?x=%C3%BC"),
+    ("http://hooks.example.com/a%2Fb/%zz?q=%E2%82%AC&r=1", "http://hooks.example.com/a%2Fb/%25zz?q=%E2%82%AC&r=1"),
+    ("http://hooks.example.com/a<b>?c=\"d\"", "http://hooks.example.com/a%3Cb%3E?c=%22d%22"),
+    ("https://HOOKS.example.com:8443/x/y;p=1?a=b/c?d#f", "https://hooks.example.com:8443/x/y;p=1?a=b/c?d#f"),
+    ("http://b\u00fccher.example.com/\u20ac", "http://xn--bcher-kva.example.com/%E2%82%AC"),
+    ("http://hooks.example.com", "http://hooks.example.com"),
+])
+def test_a_url_passes_in_its_ascii_form(url: str, sent: str) -> None:
+    target = check_url(url, parse_allowed_hosts("*.example.com, hooks.example.com"))
+    assert target.url == sent
+    assert check_url(target.url, parse_allowed_hosts("*.example.com, hooks.example.com")).url == sent  # stable
+
+
+def test_an_internationalised_host_matches_its_listed_name() -> None:
+    target = check_url("http://b\u00fccher.example/x", parse_allowed_hosts("B\u00dcCHER.example"))
+    assert target.host == "xn--bcher-kva.example" and target.listed_exactly
+    with pytest.raises(CallbackRefused, match="internationalised"):
+        check_url("http://\u00e9" + "x" * 70 + ".example/", parse_allowed_hosts("*.example"))
+
+
+# -- attempts at once ----------------------------------------------------------------------------
+def test_host_slots_bound_each_host_on_its_own() -> None:
+    slots = HostSlots(2)
+    with slots.slot("a:80") as first, slots.slot("a:80") as second, slots.slot("a:80") as third, \
+            slots.slot("b:80") as other:
+        assert (first, second, third, other) == (True, True, False, True)
+    with slots.slot("a:80") as again:
+        assert again and slots.taken == {"a:80": 1}
+    assert not slots.taken
+
+
+@pytest.mark.parametrize(("url", "host"), [
+    ("http://127.0.0.1:8080/x", "127.0.0.1:8080"),
+    ("https://Hooks.Example.com/x", "hooks.example.com:443"),
+    ("https://hooks.example.com:443/y", "hooks.example.com:443"),
+    ("http://[::1]:99999/", ""),  # invalid: refused by the sender without connecting
+])
+def test_host_of(url: str, host: str) -> None:
+    assert host_of(url) == host

@@ -16,16 +16,21 @@ Findings (PyAV 18.1 / FFmpeg 8.0, probed here):
 
 from __future__ import annotations
 
+import io
+import math
 import multiprocessing
 import os
 import struct
 import tempfile
+from array import array
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
 from tests.corpus import BLUE, GREEN, RED, RGB, WHITE, YELLOW, Case, Corner, MeanColour, _good, _refused, _worker_error
 
@@ -70,26 +75,80 @@ def encode(
     faststart: bool = False,
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
+    audio: str | None = None,
+    audio_first: bool = False,
+    times_ms: Sequence[int] | None = None,
+    second_video: Sequence[Image.Image] = (),
 ) -> bytes:
-    """The frames as a movie file (through a temporary file: faststart rewrites it in place)."""
+    """The frames as a movie file (through a temporary file: faststart rewrites it in place).
+
+    audio: a sound track of that codec (a tone as long as the video), as stream 1, or stream 0 with
+    audio_first; times_ms: each frame's time in ms (variable frame rate) instead of 1/fps apart;
+    second_video: the frames of a second video track (stream after the first video's).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"movie.{container}"
         flags = {"movflags": "+faststart"} if faststart else {}
         with av.open(str(path), "w", format=container, options=flags) as out:
-            stream = out.add_stream(codec, rate=fps, options=options or {})
-            first = frames[0]
-            stream.width, stream.height = first.width, first.height
-            stream.pix_fmt = pix_fmt
-            if gop is not None:
-                stream.codec_context.gop_size = gop
+            sound = _add_audio(out, audio) if audio and audio_first else None
+            settings = {"fps": fps, "pix_fmt": pix_fmt, "options": options, "gop": gop}
+            stream = _add_video(out, frames[0], codec, settings | {"millisecond_times": times_ms is not None})
             if rotation is not None:
                 stream.set_display_rotation(rotation)
-            for index, picture in enumerate(frames):
-                frame = picture if isinstance(picture, av.VideoFrame) else av.VideoFrame.from_image(picture)
-                frame.pts = index
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode())
+            extra = _add_video(out, second_video[0], codec, settings | {"millisecond_times": False}) \
+                if second_video else None
+            if audio and not audio_first:
+                sound = _add_audio(out, audio)
+            if sound is not None:
+                _mux_tone(out, sound, seconds=(times_ms[-1] / 1000 if times_ms else len(frames) / fps) + 0.1)
+            _mux_frames(out, stream, frames, times_ms)
+            if extra is not None:
+                _mux_frames(out, extra, second_video, None)
         return path.read_bytes()
+
+
+def _add_video(
+    out: av.container.OutputContainer, first: Image.Image | av.VideoFrame, codec: str, settings: dict[str, Any],
+) -> av.video.stream.VideoStream:
+    stream = out.add_stream(codec, rate=settings["fps"], options=settings["options"] or {})
+    stream.width, stream.height = first.width, first.height
+    stream.pix_fmt = settings["pix_fmt"]
+    gop = settings["gop"]
+    if settings["millisecond_times"]:
+        stream.codec_context.time_base = Fraction(1, 1000)
+    if gop is not None:
+        stream.codec_context.gop_size = gop
+    return stream
+
+
+def _mux_frames(
+    out: av.container.OutputContainer, stream: av.video.stream.VideoStream,
+    frames: Sequence[Image.Image | av.VideoFrame], times_ms: Sequence[int] | None,
+) -> None:
+    for index, picture in enumerate(frames):
+        frame = picture if isinstance(picture, av.VideoFrame) else av.VideoFrame.from_image(picture)
+        frame.pts = times_ms[index] if times_ms else index
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode())
+
+
+AUDIO_RATE = 48000  # what phones record
+
+
+def _add_audio(out: av.container.OutputContainer, codec: str) -> av.audio.stream.AudioStream:
+    return out.add_stream(codec, rate=AUDIO_RATE, layout="mono")
+
+
+def _mux_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float) -> None:
+    """A 440 Hz tone, in the sample format the encoder takes (the encoder cuts its own frame sizes)."""
+    samples = round(seconds * AUDIO_RATE)
+    tone = array("f", (0.2 * math.sin(2 * math.pi * 440 * i / AUDIO_RATE) for i in range(samples)))
+    frame = av.AudioFrame(format="fltp" if stream.codec_context.name == "aac" else "flt", layout="mono",
+                          samples=samples)
+    frame.planes[0].update(tone.tobytes())
+    frame.rate, frame.pts = AUDIO_RATE, 0
+    out.mux(stream.encode(frame))
+    out.mux(stream.encode())
 
 
 def mp4(frames: Sequence[Image.Image | av.VideoFrame], **kw: object) -> bytes:
@@ -220,6 +279,99 @@ def audio_only_mp4() -> bytes:
         return path.read_bytes()
 
 
+def sample_table_bomb(count: int = 80_000_000) -> bytes:
+    """A 1.6 KB MP4 whose one track claims `count` one-byte samples in one chunk (constant stsz
+    sample size 1, one stts entry, one stsc entry): FFmpeg builds a 36-byte index entry for each
+    before anything checks them, 2.8 GB for 80 million."""
+    movie = mp4([quadrants((16, 16))])
+    chain = find_box(movie, [b"moov", b"trak", b"mdia", b"minf", b"stbl"])
+    stbl_at, stbl_size = chain[-1]
+    tables = {
+        b"stsz": struct.pack(">III", 0, 1, count),  # version/flags, sample size 1, count
+        b"stts": struct.pack(">IIII", 0, 1, count, 1),  # one entry: count samples of duration 1
+        b"stsc": struct.pack(">IIIII", 0, 1, 1, count, 1),  # chunk 1 on: count samples a chunk
+        b"stss": struct.pack(">III", 0, 1, 1),  # the first sample is a keyframe
+    }
+    children = b""
+    for kind, at, size in boxes(movie, stbl_at + 8, stbl_at + stbl_size):
+        if kind in tables:
+            children += struct.pack(">I4s", 8 + len(tables[kind]), kind) + tables[kind]
+        elif kind not in (b"ctts", b"sdtp"):  # tables of the one real sample
+            children += movie[at : at + size]
+    stbl = struct.pack(">I4s", 8 + len(children), b"stbl") + children
+    out = bytearray(movie[:stbl_at] + stbl + movie[stbl_at + stbl_size :])  # moov is last: no offset moves
+    for at, size in chain[:-1]:
+        struct.pack_into(">I", out, at, size + len(stbl) - stbl_size)
+    return bytes(out)
+
+
+SKIP_FRAMES_FPS = 5000
+
+
+def black_then_skip_frames(skips: int = 20_000, size: tuple[int, int] = (3840, 2160)) -> bytes:
+    """A 4K video of a black keyframe, a dim red frame, then `skips` frames that repeat a dimmer
+    blue one (31-byte P-frames with every macroblock skipped, yet each a full 4K decode), then
+    white at 4 s: decoding the scan window frame by frame takes minutes. Encoded once (x264,
+    one GOP), then the skipped frame's packet repeated."""
+    black, red, blue, white = (yuv_frame(size, 0, 128, 128), yuv_frame(size, 12, 128, 200),
+                               yuv_frame(size, 6, 200, 128), yuv_frame(size, 235, 128, 128))
+    quiet = {"preset": "ultrafast", "x264-params": "keyint=infinite:scenecut=0:log-level=error"}
+    movie = encode([black, red, blue, blue, white], fps=SKIP_FRAMES_FPS, options=quiet)
+    with av.open(io.BytesIO(movie)) as source:
+        template = source.streams.video[0]
+        packets = [packet for packet in source.demux(template) if packet.size]
+        order = packets[:3] + [packets[3]] * skips + packets[4:]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "skips.mp4"
+            with av.open(str(path), "w", format="mp4") as out:
+                stream = out.add_stream_from_template(template)
+                for index, packet in enumerate(order):
+                    copy = av.Packet(bytes(packet))
+                    copy.pts = copy.dts = index
+                    copy.time_base = Fraction(1, SKIP_FRAMES_FPS)
+                    copy.is_keyframe = packet.is_keyframe
+                    copy.stream = stream
+                    out.mux(copy)
+            return path.read_bytes()
+
+
+def device_cases(picture: Sequence[Image.Image]) -> list[Case]:
+    """What phones and cameras record: a sound track (AAC in MP4/MOV, Opus in WebM), sometimes
+    before the video; B-frames; 10-bit HEVC; a variable frame rate; a second video track."""
+    h264 = {"preset": "veryfast"}
+    bframes = {"preset": "veryfast", "bf": "3", "x264-params": "b-adapt=0"}  # I B B B P B B B P ...
+    x265 = {"preset": "ultrafast", "x265-params": "log-level=error"}
+    vp9 = {"deadline": "realtime", "cpu-used": "8"}
+    panning = [ImageChops.offset(quadrants(), 2 * i, 0) for i in range(12)]  # x264 codes a pan with B-frames
+    second = [quadrants(colours=(YELLOW,) * 4)] * 3
+    return [
+        _video("mp4-h264-aac", "video/mp4", encode(picture, audio="aac", options=h264), SIZE, *quadrant_checks(),
+               note="a phone's or camera's MP4: H.264 video, AAC sound"),
+        _video("mov-h264-aac", "video/quicktime", encode(picture, container="mov", audio="aac", options=h264), SIZE,
+               *quadrant_checks()),
+        _video("webm-vp9-opus", "video/webm", encode(picture, container="webm", codec="libvpx-vp9", audio="libopus",
+                                                     options=vp9), SIZE, *quadrant_checks(),
+               note="a browser's screen or camera recording (MediaRecorder)"),
+        _video("mp4-audio-stream-first", "video/mp4", encode(picture, audio="aac", audio_first=True, options=h264),
+               SIZE, *quadrant_checks(), note="stream 0 is the sound, stream 1 the video"),
+        _video("mp4-portrait-with-sound", "video/mp4",
+               encode(picture[:5], audio="aac", audio_first=True, rotation=-90, options=h264), SIZE[::-1],
+               *quadrant_checks((BLUE, RED, WHITE, GREEN)), note="a phone held upright: display matrix -90"),
+        _video("mp4-h264-bframes", "video/mp4", encode(panning, audio="aac", options=bframes), SIZE,
+               *quadrant_checks(), note="decode order differs from display order: the first shown frame"),
+        _video("mov-hevc-10bit-aac", "video/quicktime",
+               encode(picture[:3], container="mov", codec="libx265", pix_fmt="yuv420p10le", audio="aac",
+                      rotation=-90, options=x265), SIZE[::-1], *quadrant_checks((BLUE, RED, WHITE, GREEN)),
+               note="an iPhone's HDR video: 10-bit HEVC, portrait, with sound"),
+        _video("mp4-variable-frame-rate", "video/mp4",
+               encode(picture[:6], audio="aac", times_ms=[0, 33, 50, 117, 400, 433], options=h264), SIZE,
+               *quadrant_checks(), note="frames at irregular times, as phones record in low light"),
+        _video("mp4-second-video-track", "video/mp4", encode(picture[:3], audio="aac", second_video=second,
+                                                             options=h264), SIZE, *quadrant_checks(),
+               note="the first video track is the picture; the second (yellow) is not"),
+    ]
+
+
 # --------------------------------------------------------------------------
 # Cases
 # --------------------------------------------------------------------------
@@ -297,6 +449,12 @@ def video_cases() -> list[Case]:
         _video("mov-mjpeg-lowres", "video/quicktime",
                encode([quadrants((1280, 720))] * 2, container="mov", codec="mjpeg", pix_fmt="yuvj420p"), (1280, 720),
                *quadrant_checks(), note="Motion JPEG is decoded at 1/4 size (lowres): still 2x the box"),
+        _video("mp4-4k-black-then-20000-skipped-frames", "video/mp4", black_then_skip_frames(), SIZE,
+               MeanColour((0.1, 0.1, 0.9, 0.9), (109, 0, 0), 30),
+               note="the scan's budget runs out long before the white frame at 4 s: the brightest frame "
+                    "seen (dim red), not the first (black) nor the dimmer blue after it"),
+        _worker_error("mp4-sample-table-bomb", "video/mp4", sample_table_bomb(), 422,
+                      note="1.6 KB claiming 80 million samples: refused before FFmpeg builds its index"),
         _worker_error("mp4-truncated-no-moov", "video/mp4", h264_tail_moov[: len(h264_tail_moov) // 2], 422,
                       note="cut in mdat: the index (moov) is never reached"),
         _worker_error("mp4-truncated-in-moov", "video/mp4", h264_faststart[: moov_at + 200], 422),
@@ -310,6 +468,7 @@ def video_cases() -> list[Case]:
                       note="a decoder outside the list of camera and screen codecs"),
         _worker_error("mov-mjpeg-8200x6200", "video/quicktime", oversized_mjpeg((8200, 6200)), 413,
                       note="50.8 MP frames declared by the stream header: refused before a decode"),
+        *device_cases(picture),
         _refused("hls-playlist-as-mp4", "video/mp4", 415, body=HLS_PLAYLIST),
         _refused("hls-playlist-as-webm", "video/webm", 415, body=HLS_PLAYLIST),
         _refused("ffconcat-as-mp4", "video/mp4", 415, body=FFCONCAT),

@@ -1,7 +1,8 @@
 """`python -m worker [--kind image|video|webhook]`: one worker process; take a job, do it, record the
 outcome, settle the job with the queue, repeat. Each kind takes jobs from a queue of its own.
 
-SIGTERM, SIGINT or SIGHUP lets the current job finish and be acked, then the process exits 0. Scale
+SIGTERM, SIGINT or SIGHUP lets the current job finish and be acked, then the process exits 0. A
+webhook worker makes several attempts at once (see webhook_pool); it lets all of them finish. Scale
 by running more processes (`make run` starts one per core; compose and Kubernetes use replicas).
 A main loop that stops making progress ends the process (see liveness), so it is restarted too.
 """
@@ -17,7 +18,6 @@ import threading
 import time
 from pathlib import Path
 
-from common import state
 from common.config import Settings, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
@@ -25,11 +25,13 @@ from common.queues import KINDS
 from common.startup import cannot_start_exits, raise_open_files_limit
 from worker import liveness
 from worker.backends import TABLE, Consumer, Delivery, Store
-from worker.jobs import Outcome
-from worker.kinds import Runner, build_runner
+from worker.jobs import Outcome, Verdict
+from worker.kinds import Runner, build_runner, run_guarded
 from worker.liveness import Heartbeat
+from worker.memory import limit_memory
 from worker.scratch import ScratchDir
 from worker.thumbnails import apply_limits
+from worker.webhook_pool import WebhookPool
 
 log = logging.getLogger("worker")
 
@@ -38,12 +40,12 @@ IDLE_SECONDS = 1.0
 
 def handle(runner: Runner, consumer: Consumer, delivery: Delivery) -> None:
     started = time.perf_counter()
-    try:
-        outcome, reason, retry_in = runner.run(delivery)
-    except Exception as exc:  # a bug of ours must not make a job loop forever or the worker exit
-        log.exception("unexpected error", extra={"media_id": delivery.media_id})
-        outcome, reason, retry_in = Outcome.ERROR, f"internal error: {exc!r}", 0.0
-        runner.record_failure(delivery.media_id, state.UNDECODABLE, reason)
+    settle(runner, consumer, delivery, run_guarded(runner, delivery), started)
+
+
+def settle(runner: Runner, consumer: Consumer, delivery: Delivery, verdict: Verdict, started: float) -> None:
+    """Tell the queue what became of a delivery (from the main thread only)."""
+    outcome, reason, retry_in = verdict
     if outcome is Outcome.DEAD_LETTERED:
         consumer.dead_letter(delivery, reason)
     elif outcome is Outcome.RETRY_LATER:
@@ -56,6 +58,43 @@ def handle(runner: Runner, consumer: Consumer, delivery: Delivery) -> None:
         extra={"media_id": delivery.media_id, "reason": reason, "redelivered": delivery.redelivered,
                "ms": round((time.perf_counter() - started) * 1000, 1)},
     )
+
+
+def serve_one_at_a_time(runner: Runner, consumer: Consumer, heartbeat: Heartbeat, scratch: ScratchDir,
+                        stopping: threading.Event) -> None:
+    while not stopping.is_set():
+        heartbeat.beat()
+        delivery = consumer.next(IDLE_SECONDS)
+        heartbeat.beat()
+        if delivery is not None:
+            handle(runner, consumer, delivery)
+            scratch.empty()
+        consumer.settle_abandoned(runner.abandon)
+
+
+def serve_in_parallel(runner: Runner, consumer: Consumer, heartbeat: Heartbeat, pool: WebhookPool,
+                      stopping: threading.Event) -> None:
+    """Webhooks: take deliveries while the pool has a free slot, settle each as its attempt ends.
+    The loop is alive while it turns and no attempt has run for longer than the limit."""
+    while not stopping.is_set():
+        heartbeat.beat(pool.oldest_start())
+        if pool.has_room():
+            delivery = consumer.next(IDLE_SECONDS)
+            if delivery is not None:
+                pool.submit(delivery)
+            finished = pool.collect()
+        else:
+            finished = pool.collect(IDLE_SECONDS)
+        for done in finished:
+            settle(runner, consumer, done.delivery, done.verdict, done.started)
+        consumer.settle_abandoned(runner.abandon)
+    while True:  # stopping: the attempts under way end (each within webhooks.timeout) and are settled
+        heartbeat.beat(pool.oldest_start())
+        for done in pool.collect(0.0 if pool.idle() else IDLE_SECONDS):
+            settle(runner, consumer, done.delivery, done.verdict, done.started)
+        if pool.idle():
+            break
+    pool.close()
 
 
 def build(settings: Settings, kind: str, heartbeat: Heartbeat, scratch: Path) -> tuple[Runner, Consumer, Store]:
@@ -85,6 +124,7 @@ def main() -> int:
     heartbeat = Heartbeat(settings.worker.job_timeout + settings.worker.stall_margin)
     liveness.start_watchdog(heartbeat)  # first: start-up touches the volume too
     apply_limits(settings.limits)
+    limit_memory(settings.worker.memory_limit)
     scratch = scratch_dir(settings)
     stopping = threading.Event()
 
@@ -100,14 +140,10 @@ def main() -> int:
         liveness.serve(settings.worker.metrics_port, runner.metrics.registry, heartbeat)
     log.info("worker ready", extra={"kind": kind, "store": settings.backends.store, "queue": settings.backends.queue,
                                     "open_files": open_files})
-    while not stopping.is_set():
-        heartbeat.beat()
-        delivery = consumer.next(IDLE_SECONDS)
-        heartbeat.beat()
-        if delivery is not None:
-            handle(runner, consumer, delivery)
-            scratch.empty()
-        consumer.settle_abandoned(runner.abandon)
+    if kind == "webhook":
+        serve_in_parallel(runner, consumer, heartbeat, WebhookPool(runner, settings.webhooks), stopping)
+    else:
+        serve_one_at_a_time(runner, consumer, heartbeat, scratch, stopping)
     consumer.close()
     store.close()
     log.info("worker stopped")

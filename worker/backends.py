@@ -59,7 +59,8 @@ class Delivery:
 
 
 class Consumer(Protocol):
-    """One kind's job queue, receiving end: at-least-once, one job at a time."""
+    """One kind's job queue, receiving end: at-least-once. Several deliveries may be outstanding
+    at once (a webhook worker holds up to webhooks.concurrency); all calls come from one thread."""
 
     def __init__(self, settings: Settings, kind: str) -> None: ...
     def next(self, timeout: float) -> Delivery | None: ...

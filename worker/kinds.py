@@ -9,10 +9,11 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
+from common import state
 from common.config import Settings
 from common.loader import load_backend
 from worker.backends import TABLE, Consumer, Delivery, Files, Store
-from worker.jobs import JobRunner, Verdict
+from worker.jobs import JobRunner, Outcome, Verdict
 from worker.liveness import Heartbeat
 from worker.metrics import WorkerMetrics
 from worker.webhooks import WebhookRunner
@@ -35,12 +36,23 @@ class Runner(Protocol):
     def record_failure(self, media_id: str, code: int, reason: str) -> None: ...
 
 
+def run_guarded(runner: Runner, delivery: Delivery) -> Verdict:
+    """The runner's verdict; a bug of ours is an Error, recorded, so no job loops forever."""
+    try:
+        return runner.run(delivery)
+    except Exception as exc:
+        log.exception("unexpected error", extra={"media_id": delivery.media_id})
+        reason = f"internal error: {exc!r}"
+        runner.record_failure(delivery.media_id, state.UNDECODABLE, reason)
+        return Verdict(Outcome.ERROR, reason)
+
+
 def build_runner(
     kind: str, settings: Settings, *, store: Store, consumer: Consumer, heartbeat: Heartbeat, scratch: Path
 ) -> Runner:
     metrics = WorkerMetrics()
     if kind == "webhook":
-        return WebhookRunner(settings, store, metrics, heartbeat)
+        return WebhookRunner(settings, store, metrics)
     files: Files = load_backend(TABLE, "files", settings.backends.files)(settings, scratch)
     try:
         files.prepare()

@@ -33,8 +33,9 @@ class Heartbeat:
         self.limit = limit
         self.last = time.monotonic()
 
-    def beat(self) -> None:
-        self.last = time.monotonic()
+    def beat(self, at: float | None = None) -> None:
+        """Progress now, or as of `at` (a time.monotonic()) when work begun then is still under way."""
+        self.last = time.monotonic() if at is None else at
 
     def silence(self) -> float:
         return time.monotonic() - self.last

@@ -1,16 +1,22 @@
 """Video thumbnails with PyAV (FFmpeg's libraries, bundled in its wheel).
 
 The picture: the first frame within `video.scan_seconds` whose mean luma is above 16 (a black
-intro is passed over), else the first frame; turned upright by the stream's display matrix (a
-phone's portrait video), fitted into every configured size like a photo, as JPEG.
+intro is passed over), else the brightest frame looked at (the earliest of equals); turned upright
+by the stream's display matrix (a phone's portrait video), fitted into every configured size like
+a photo, as JPEG.
 
 Finding it costs little: the first frame is decoded; only when it is black are the keyframes of the
 scan window decoded (the rest skipped by the decoder), and then the one stretch between the last
 black keyframe and the first bright one frame by frame, after a seek. Frames are scaled straight
 from YUV to each thumbnail size by swscale; the decoder runs single-threaded and, where that cannot
-show at thumbnail size, without its loop filter.
+show at thumbnail size, without its loop filter. The search has a budget: SCAN_FRAMES decoded
+frames and SCAN_CPU_SECONDS of CPU time; when it runs out (a 4K black keyframe followed by
+thousands of skipped frames takes minutes to decode), the brightest frame seen so far is taken.
 
-A hostile file gets nothing from FFmpeg but its own decoders: the upload is opened through the
+A hostile file gets nothing from FFmpeg but its own decoders, nor any index it cannot hold: the
+sample tables of an MP4/MOV are checked against its size before FFmpeg opens it (worker.isobmff;
+FFmpeg would size its index from their counts), and a decoder's failed allocation under the
+worker's memory limit (worker.memory_limit) is a 413. Otherwise: the upload is opened through the
 `file` protocol only, with the one demuxer its declared type names (never a probe that could pick
 the HLS or concat readers), MOV external data references off, and only the video codecs listed
 here decoded. Frame size is checked against `limits.max_pixels` from the stream header before
@@ -23,23 +29,30 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.stream import Discard
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from wand.image import Image
 
 from common import state
 from common.config import LimitsSettings, Settings, ThumbnailSettings, VideoSettings
-from common.media import JPEG, MediaType
+from common.media import JPEG, MOV_DEMUXER, MediaType
 from common.queues import media_kind
+from worker import isobmff
 from worker.thumbnails import ImageRejected, SizedThumbnail, Thumbnails, fit
 
-RENDERING = "video-1"  # changed whenever a change of this module changes what thumbnails look like
+RENDERING = "video-2"  # changed whenever a change of this module changes what thumbnails look like
 BLACK_LUMA = 16  # mean luma (limited range) at or below this is a black frame
 LUMA_PROBE = (64, 36)  # the size a frame is scaled to for its mean luma
+SCAN_FRAMES = 300  # frames the search for a bright one may decode: 5 s at 60 fps ...
+SCAN_CPU_SECONDS = 4.0  # ... and CPU time it may take (a 4K frame is about 8 ms)
 # Decoders of what cameras, phones and screen recorders write; anything else is a 415.
 CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mjpeg", "prores", "mpeg2video", "h263"})
 # Decoders that can decode at 1/2, 1/4 or 1/8 of the size (FFmpeg's `lowres`), and how far.
@@ -80,12 +93,18 @@ class VideoHandler:
         if media_kind(media_type.name) != "video":
             raise ImageRejected(state.UNSUPPORTED, f"{media_type.name} is not a video")
         try:
+            if media_type.coder == MOV_DEMUXER:
+                _check_sample_tables(source)
             with self._open(source, media_type) as container:
                 stream = self._video_stream(container, media_type)
                 frame = self._pick(container, stream)
                 if frame.is_corrupt:
                     raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: the frame is damaged")
                 return Thumbnails(JPEG, self._render(frame, stream), 1)
+        except MemoryError as exc:  # FFmpeg's ENOMEM too: an allocation past worker.memory_limit
+            raise ImageRejected(
+                state.TOO_MANY_PIXELS, f"cannot decode {media_type.name}: it needs more memory than the worker has"
+            ) from exc
         except av.FFmpegError as exc:  # its text alone: the rest names the file's path
             raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {exc.strerror}") from exc
         finally:
@@ -116,7 +135,7 @@ class VideoHandler:
             )
         for other in container.streams:
             if other.index != stream.index:
-                other.discard = "all"  # audio and the rest are not even read
+                other.discard = Discard.all  # audio and the rest are not even read
         context.thread_count = 1  # one core per worker, and one frame in flight: bounded memory
         context.options = {"max_pixels": str(self.max_pixels)} | self._reductions(codec, width, height)
         return stream
@@ -138,20 +157,21 @@ class VideoHandler:
         return options
 
     def _pick(self, container: av.container.InputContainer, stream: VideoStream) -> VideoFrame:
-        """The first frame that is not black within the scan window, else the first frame."""
+        """The first frame that is not black within the scan window, else the brightest seen."""
         first = _first_frame(container, stream)
         if first is None:
             raise ImageRejected(state.UNDECODABLE, "cannot decode the video: no frame could be decoded")
-        if not is_black(first) or first.pts is None or stream.time_base is None:  # no timestamps: no window
+        scan = Scan(first)
+        no_window = first.pts is None or stream.time_base is None  # no timestamps
+        if scan.brightest_luma > BLACK_LUMA or no_window:
             return first
         try:
-            return self._first_bright(container, stream, first) or first
-        except av.FFmpegError:  # damaged further on: the first frame is still a picture
-            return first
+            return self._first_bright(container, stream, scan)
+        except (av.FFmpegError, ScanSpent):  # damaged further on, or out of budget: the best seen
+            return scan.brightest
 
-    def _first_bright(
-        self, container: av.container.InputContainer, stream: VideoStream, first: VideoFrame
-    ) -> VideoFrame | None:
+    def _first_bright(self, container: av.container.InputContainer, stream: VideoStream, scan: Scan) -> VideoFrame:
+        first = scan.brightest
         start = _seconds(first, stream)
         end = start + self.scan_seconds
         # Keyframes only (the decoder drops the rest unread): the first bright one bounds where
@@ -159,13 +179,13 @@ class VideoHandler:
         stream.codec_context.skip_frame = "NONKEY"
         container.seek(first.pts, stream=stream, backward=True)
         last_black, bright = first, None
-        for keyframe in container.decode(stream):
+        for keyframe in scan.frames(container.decode(stream)):
             at = _seconds(keyframe, stream)
             if at <= start:
                 continue
             if at > end:
                 break
-            if not is_black(keyframe):
+            if not scan.is_black(keyframe):
                 bright = keyframe
                 break
             last_black = keyframe
@@ -174,13 +194,13 @@ class VideoHandler:
         stream.codec_context.skip_frame = "DEFAULT"
         container.seek(last_black.pts, stream=stream, backward=True)
         after, bright_at = _seconds(last_black, stream), _seconds(bright, stream) if bright else end
-        for frame in container.decode(stream):
+        for frame in scan.frames(container.decode(stream)):
             at = _seconds(frame, stream)
             if at >= bright_at:
                 break
-            if at > after and not is_black(frame):
+            if at > after and not scan.is_black(frame):
                 return frame
-        return bright
+        return bright or scan.brightest
 
     def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[SizedThumbnail, ...]:
         """Every size, each scaled from the decoded frame (area average), turned, as JPEG."""
@@ -220,11 +240,51 @@ def _first_frame(container: av.container.InputContainer, stream: VideoStream) ->
     return None
 
 
-def is_black(frame: VideoFrame) -> bool:
-    """Mean luma at or below 16 (limited range), measured on the frame scaled to a few pixels."""
+class ScanSpent(Exception):
+    """The search for a bright frame used its budget up."""
+
+
+@dataclass
+class Scan:
+    """The search's budget (frames decoded, CPU time) and the brightest frame it has looked at."""
+
+    brightest: VideoFrame
+    frames_left: int = SCAN_FRAMES
+    cpu_until: float = field(default_factory=lambda: time.process_time() + SCAN_CPU_SECONDS)
+    brightest_luma: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.brightest_luma = mean_luma(self.brightest)
+
+    def frames(self, decoded: Iterator[VideoFrame]) -> Iterator[VideoFrame]:
+        """The decoded frames, each paid for; ScanSpent once the budget is gone."""
+        for frame in decoded:
+            self.frames_left -= 1
+            if self.frames_left < 0 or time.process_time() > self.cpu_until:
+                raise ScanSpent
+            yield frame
+
+    def is_black(self, frame: VideoFrame) -> bool:
+        luma = mean_luma(frame)
+        if luma > self.brightest_luma:
+            self.brightest, self.brightest_luma = frame, luma
+        return luma <= BLACK_LUMA
+
+
+def mean_luma(frame: VideoFrame) -> float:
+    """Mean luma (limited range: black is 16), measured on the frame scaled to a few pixels."""
     small = frame.reformat(*LUMA_PROBE, "yuv420p", interpolation="AREA", dst_color_range="MPEG", threads=1)
     luma = _packed(small, 1)
-    return sum(luma) // len(luma) <= BLACK_LUMA
+    return sum(luma) / len(luma)
+
+
+def _check_sample_tables(source: Path) -> None:
+    """Refuses an MP4/MOV whose sample tables claim more than its bytes can hold."""
+    with source.open("rb") as file:
+        size = source.stat().st_size
+        problem = isobmff.read_claims(file, size).problem(size)
+    if problem:
+        raise ImageRejected(state.UNDECODABLE, f"cannot decode the video: {problem}")
 
 
 def _packed(frame: VideoFrame, channels: int) -> bytes:

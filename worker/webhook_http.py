@@ -53,7 +53,7 @@ def post(url: str, body: bytes, event_id: str, conf: WebhookSettings) -> Attempt
         address = str(check_addresses(target, [info[4][0] for info in found])[0])
     except CallbackRefused as exc:
         return Attempt(None, f"refused: {exc}")
-    parts = urlsplit(url)
+    parts = urlsplit(target.url)  # ASCII, whatever an older record kept
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = {
         "Host": parts.netloc.rpartition("@")[2],

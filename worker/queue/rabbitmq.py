@@ -24,7 +24,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from common.config import Settings
-from common.queues import dead_letter_queue, given_up_by_broker, queue_name, work_queue_arguments
+from common.queues import dead_letter_queue, given_up_by_broker, prefetch, queue_name, work_queue_arguments
 from worker.backends import DeadLetter, Delivery
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class RabbitMQConsumer:
         self.base = conf.queue
         self.queue = queue_name(conf.queue, kind)
         self.declared: set[str] = set()  # queues declared on this connection, besides ours
-        self.prefetch = settings.worker.prefetch
+        self.prefetch = prefetch(settings, kind)
         self.connection: pika.BlockingConnection | None = None
         self.channel: BlockingChannel | None = None
         self.stream: Iterator[Message] | None = None
@@ -222,6 +222,8 @@ class RabbitMQConsumer:
         """Ack the delivery and have the job back in `seconds`: through a waiting queue whose
         messages expire into ours (one such queue per delay, so no message waits behind a longer
         one)."""
+        if delivery.tag[0] is not self.channel:  # type: ignore[index]
+            return  # its connection is gone: the broker has already put it back (a copy would be one too many)
         ms = max(1, int(seconds * 1000))
         waiting = f"{self.queue}.wait.{ms}"
         arguments = {"x-message-ttl": ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.queue}

@@ -1,0 +1,21 @@
+// Thumbnailify's page: upload with progress, live states from GET /events, the gallery.
+// Native ES modules, no build step: this one wires the others. Hooks for automation (README,
+// "Web page"): each item is an element with data-media-id and data-state, its thumbnail
+// <img data-role="thumbnail">, its delete button data-role="delete".
+import { needKey, onKeyGiven, onKeyNeeded, setUpKeyForm } from "./api.js";
+import { ui } from "./dom.js";
+import { start, stop } from "./events.js";
+import { dropAll, setUpGallery } from "./gallery.js";
+import { setUpUploads } from "./uploads.js";
+
+onKeyNeeded(stop); // the event stream starts again once there is a key
+onKeyGiven(start);
+setUpKeyForm();
+ui.forgetKey.addEventListener("click", () => {
+  dropAll();
+  needKey();
+  ui.keyError.textContent = "";
+});
+setUpGallery();
+setUpUploads();
+start();
