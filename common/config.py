@@ -159,6 +159,21 @@ class ServerSettings(Section):
         description="comma-separated origins (`https://app.example`) whose pages may call the API: CORS headers and "
                     "preflight answers, `Authorization` allowed; empty = no CORS headers",
     )
+    max_event_streams: AtLeastOne = Field(
+        512,
+        description="event streams (`GET /events`, `GET /images/{id}/events`) one server process keeps open, and at "
+                    "most half its open files limit; one more is a 503 with `Retry-After`",
+    )
+    event_stream_seconds: Seconds = Field(
+        3600.0,
+        description="seconds after which the server ends an event stream (clients reconnect and read the status "
+                    "again)",
+    )
+    event_send_timeout: Seconds = Field(
+        30.0,
+        description="seconds one event may take to leave (and the kernel's bound on unacknowledged stream data); a "
+                    "reader slower than that is disconnected",
+    )
 
     @property
     def cors_origin_set(self) -> frozenset[str]:
@@ -353,8 +368,13 @@ class S3Settings(Section):
     )
     timeout: Seconds = Field(
         10.0,
-        description="seconds one request may take (connecting: at most half of it); past it the bucket counts as "
-                    "unavailable",
+        description="seconds one request may take; past it the bucket counts as unavailable",
+    )
+    connect_timeout: Seconds = Field(
+        1.0,
+        description="seconds to connect (TCP and TLS, at most `s3.timeout`): an endpoint that accepts no connection "
+                    "is a 503 after about twice this (one retry), a refused connection at once; raise it only for an "
+                    "endpoint far away",
     )
 
 

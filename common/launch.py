@@ -17,7 +17,7 @@ from common.config import BACKEND_NAMES, Settings, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
 from common.sqlite import Database, release_all
-from common.startup import cannot_start_exits, check_port_free
+from common.startup import cannot_start_exits, check_port_free, raise_open_files_limit
 from common.supervisor import Child, Supervisor
 from server.backends import TABLE as SERVER_TABLE
 from worker.backends import TABLE as WORKER_TABLE
@@ -46,6 +46,7 @@ def main() -> int:
     video_workers = settings.worker.video_processes if args.video_workers is None else args.video_workers
     check_port_free(settings.server.host, settings.server.port)
     check_backends(settings)
+    open_files = raise_open_files_limit()  # after the checks: a start that cannot work says one line
     if settings.backends.queue == "sqlite":
         db = Database(settings.path(settings.sqlite.path))
         released = release_all(db)
@@ -63,9 +64,10 @@ def main() -> int:
         for i, kind in enumerate(kinds)
     ]
     log.info(
-        "starting server on http://%s:%d with %d photo, %d video and %d webhook workers (store=%s, queue=%s)",
+        "starting server on http://%s:%d with %d photo, %d video and %d webhook workers (store=%s, queue=%s, "
+        "open files limit %d)",
         settings.server.host, settings.server.port, workers, video_workers, settings.worker.webhook_processes,
-        settings.backends.store, settings.backends.queue,
+        settings.backends.store, settings.backends.queue, open_files,
     )
     return Supervisor(children, grace_seconds=settings.worker.job_timeout + 5).run()
 

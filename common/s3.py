@@ -1,8 +1,11 @@
 """The bucket both sides keep media in (obstore): one client configuration for server and worker.
 
 Names are the volume layout (common.volume) under `s3.prefix`. obstore's own retries are kept
-short: an endpoint that does not answer within `s3.timeout` is an outage, which the server turns
-into a 503 and a worker retries with its own back-off.
+short: an endpoint that refuses connections, accepts none within `s3.connect_timeout` or does not
+answer within `s3.timeout` is an outage, which the server turns into a 503 and a worker retries
+with its own back-off. Connecting has a bound of its own, well under `s3.timeout`: a connection
+takes milliseconds to a working endpoint, and an upload must not wait a whole request time (twice,
+with the one retry) to learn that the endpoint is gone.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class StoredObject:
 def open_bucket(conf: S3Settings) -> S3Store:
     options: dict[str, object] = {
         "timeout": timedelta(seconds=conf.timeout),
-        "connect_timeout": timedelta(seconds=conf.timeout / 2),
+        "connect_timeout": timedelta(seconds=min(conf.connect_timeout, conf.timeout)),
         "allow_http": conf.endpoint_url.startswith("http://"),
     }
     config: dict[str, str] = {"region": conf.region}

@@ -1,4 +1,6 @@
-"""Start-up errors that no restart can fix: one line on stderr and exit code 2.
+"""Start-up: errors that no restart can fix, and the open files limit every process raises.
+
+Errors that no restart can fix are one line on stderr and exit code 2.
 
 A wrong setting or a port another program holds would fail the same way on every restart, so a
 process that meets one says what is wrong and which setting changes it, and exits with
@@ -8,6 +10,8 @@ EXIT_CANNOT_START; the supervisor then stops everything instead of restarting it
 from __future__ import annotations
 
 import errno
+import logging
+import resource
 import socket
 import sys
 from collections.abc import Iterator
@@ -15,6 +19,8 @@ from contextlib import contextmanager
 
 from common.config import ConfigError
 from common.loader import UnknownBackend
+
+log = logging.getLogger(__name__)
 
 EXIT_CANNOT_START = 2  # as for a command line usage error: the same start would fail again
 
@@ -67,3 +73,22 @@ def check_port_free(host: str, port: int) -> None:
             if error is None:
                 raise
             raise error from exc
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit, and return it (for the
+    process's start line).
+
+    The common soft limit of 1,024 is a few hundred event streams plus the rest; every descriptor a
+    process may open counts against it, and one past it fails an accept or a connect. The hard limit
+    is what the administrator allows, so a service takes all of it (the children inherit it).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:  # an unlimited hard limit is past what the kernel allows
+        log.warning("the open files limit stays %d (hard limit %d): %s", soft, hard, exc)
+        return soft
+    return hard

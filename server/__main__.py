@@ -22,7 +22,7 @@ from aiohttp import web
 from common.config import Settings, load_settings
 from common.logs import setup_logging
 from common.memory import map_large_blocks
-from common.startup import bind_error, cannot_start_exits
+from common.startup import bind_error, cannot_start_exits, raise_open_files_limit
 from common.supervisor import Child, Supervisor
 from server.app import create_app
 from server.http import AppRunner
@@ -33,7 +33,7 @@ log = logging.getLogger("server")
 LARGE_BLOCK = 128 * 1024  # an upload's buffer (a volume's) or part (a bucket's) is at least this
 
 
-async def serve(settings: Settings, shared_port: bool) -> None:
+async def serve(settings: Settings, shared_port: bool, open_files: int) -> None:
     conf = settings.server
     app = create_app(settings)
     runner = AppRunner(app, keepalive_timeout=conf.keepalive_timeout, access_log=None,
@@ -48,7 +48,8 @@ async def serve(settings: Settings, shared_port: bool) -> None:
         if error is None:
             raise
         raise error from exc
-    log.info("serving on http://%s:%d", conf.host, conf.port)
+    log.info("serving on http://%s:%d (open files limit %d, at most %d event streams)", conf.host, conf.port,
+             open_files, app[RESOURCES].events.limit)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal was closed
@@ -71,9 +72,10 @@ def main() -> int:
     args = parser.parse_args()
     settings = load_settings()
     setup_logging(settings.log, "server")
+    open_files = raise_open_files_limit()
     processes = max(1, settings.server.processes)
     if args.child is not None or processes == 1:
-        uvloop.run(serve(settings, shared_port=processes > 1))
+        uvloop.run(serve(settings, shared_port=processes > 1, open_files=open_files))
         return 0
     metrics_dir = tempfile.mkdtemp(prefix="thumbnailify-metrics-")
     children = [

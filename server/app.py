@@ -47,7 +47,7 @@ def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context s
             metrics=ServerMetrics(),
             # What one upload in flight holds: the files backend's buffer and what aiohttp reads ahead.
             upload_slots=UploadSlots(settings.limits.upload_memory, files.upload_memory + READ_AHEAD),
-            events=EventHub(),
+            events=EventHub(events.stream_limit(settings.server.max_event_streams)),
         )
         await res.files.open()
         await res.store.open()

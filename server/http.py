@@ -11,11 +11,16 @@
   or headers still arriving) is closed; aiohttp's default is an hour.
 - A request aiohttp cannot even parse gets a JSON error like every other, and one INFO log
   line instead of an ERROR with a traceback: malformed requests are the client's problem.
+- A handler may ask to hear of its connection's loss (`on_connection_lost`): aiohttp does not
+  cancel handlers then, and a stream waiting for something to send would only notice at its
+  next write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -29,10 +34,21 @@ log = logging.getLogger("server.access")
 
 READ_BUFFER = 16 * 1024  # flow control pauses a connection at a few times this
 READ_AHEAD = 96 * 1024  # what that lets in, measured with aiohttp 3.14 (the rest waits in the kernel)
+LostCallback = Callable[[BaseException | None], None]
 PROTOCOL_OPTIONS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 0, "read_bufsize": READ_BUFFER}
 
 
 class JsonErrorsProtocol(RequestHandler):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lost_callbacks: set[LostCallback] = set()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        callbacks, self.lost_callbacks = self.lost_callbacks, set()
+        for callback in callbacks:
+            callback(exc)
+
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
@@ -64,3 +80,20 @@ class AppRunner(web.AppRunner):
         server = await super()._make_server()
         server.__class__ = JsonErrorsServer  # same state, our protocol factory
         return server
+
+
+@contextlib.contextmanager
+def on_connection_lost(request: web.Request, callback: LostCallback) -> Iterator[None]:
+    """Call `callback` with the reason (None: the client closed it) if the request's connection is
+    lost while inside this block."""
+    protocol = request.protocol
+    if not isinstance(protocol, JsonErrorsProtocol):  # a test client's own server
+        yield
+        return
+    if protocol.transport is None:
+        callback(None)
+    protocol.lost_callbacks.add(callback)
+    try:
+        yield
+    finally:
+        protocol.lost_callbacks.discard(callback)

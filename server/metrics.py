@@ -41,6 +41,15 @@ class ServerMetrics:
             "thumbnailify_event_streams", "Server-sent event streams open, read at scrape time",
             registry=self.registry, multiprocess_mode="livesum",
         )
+        self.event_streams_refused = Counter(
+            "thumbnailify_event_streams_refused_total",
+            "Event streams answered 503: the process had server.max_event_streams open", registry=self.registry,
+        )
+        self.event_streams_cut = Counter(
+            "thumbnailify_event_streams_cut_total",
+            "Event streams disconnected because an event could not leave within server.event_send_timeout",
+            registry=self.registry,
+        )
         self.swept = Counter(
             "thumbnailify_swept_total",
             "What the retention sweep removed: media (past retention.media_days), upload, thumbnail, temp",

@@ -7,9 +7,11 @@ see each other's jobs even on one shared Redis and RabbitMQ.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import sqlite3
@@ -70,9 +72,11 @@ def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
 class Service:
     """`python -m common.launch` (server + supervised workers) with its own backends' namespace."""
 
-    def __init__(self, mode: str, workdir: Path, workers: int = 2, video_workers: int = 1, **overrides: str) -> None:
+    def __init__(self, mode: str, workdir: Path, workers: int = 2, video_workers: int = 1,
+                 open_files: tuple[int, int] | None = None, **overrides: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.mode = mode
+        self.open_files = open_files  # (soft, hard) RLIMIT_NOFILE to start the launcher with
         self.workdir = workdir
         self.workers = workers
         self.video_workers = video_workers
@@ -99,6 +103,7 @@ class Service:
             [sys.executable, "-m", "common.launch", "--workers", str(self.workers),
              "--video-workers", str(self.video_workers)],
             cwd=ROOT, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_open_files if self.open_files else None,  # noqa: PLW1509 (setrlimit only)
         )
         if not wait:
             return self
@@ -108,6 +113,10 @@ class Service:
             self.stop(signal.SIGKILL, timeout=10)  # a service that never got ready must not outlive the test
             raise
         return self
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.open_files)
 
     def ready_workers(self) -> tuple[int, int]:
         """How many photo and video workers have said they are ready, in this service's log."""
@@ -165,6 +174,15 @@ class Service:
             except psutil.Error:
                 continue  # exited meanwhile
         return pids
+
+    def server_pid(self) -> int:
+        """The server process (`python -m server`) the launcher started."""
+        assert self.process is not None
+        for child in psutil.Process(self.process.pid).children():
+            with contextlib.suppress(psutil.Error):
+                if child.status() != psutil.STATUS_ZOMBIE and child.cmdline()[-2:] == ["-m", "server"]:
+                    return child.pid
+        raise AssertionError("no server process")
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -211,7 +211,8 @@ def test_another_file(tmp_path: Path) -> None:
     ("text", "message"),
     [("server:\n  prot: 7000\n",
       "server.prot: unknown key in {file}; expected a key of host, port, processes, shutdown_timeout, "
-      "recovery_min_age, backlog, keepalive_timeout, cors_origins; did you mean port?"),
+      "recovery_min_age, backlog, keepalive_timeout, cors_origins, max_event_streams, event_stream_seconds, "
+      "event_send_timeout; did you mean port?"),
      ("srever: {}\n",
       "srever: unknown section in {file}; expected a section of backends, server, worker, redis, rabbitmq, sqlite, "
       "files, s3, limits, thumbnail, video, auth, retention, idempotency, webhooks, log; did you mean server?"),

@@ -5,8 +5,10 @@ loses nothing (CONTRACT.md, second part, "Past one machine")."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -124,6 +126,52 @@ def test_an_object_store_outage_is_a_503_and_loses_nothing(tmp_path: Path, photo
                 wait_until(lambda p=path: service.get(p).status_code == 200, 30, "the thumbnail served")
                 assert service.thumbnail(media_id)[0]
             service.wait_uploads_removed()
+    finally:
+        store.stop()
+
+
+@contextlib.contextmanager
+def silent_endpoint(port: int) -> Iterator[None]:
+    """127.0.0.1:port as a host that is down looks from here: a listener whose queue is full and
+    that never accepts, so the kernel drops every new SYN and a connect hangs until its timeout."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(0)
+        with socket.create_connection(("127.0.0.1", port)):  # the one place of the queue, taken
+            yield
+
+
+def timed_post(service: Service, data: bytes) -> tuple[requests.Response, float]:
+    began = time.monotonic()
+    response = service.post(data, "image/jpeg")
+    return response, time.monotonic() - began
+
+
+def test_a_stopped_or_silent_object_store_is_a_503_at_once(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    """With the default timeouts (s3.timeout 10 s): a refused connection and an endpoint that
+    accepts none are both a 503 with Retry-After within a few seconds, /ready names s3, and once
+    the store is back uploads work again. The bound tells ~2 s from the 10 s a connect once took."""
+    store = SeaweedFS(tmp_path / "seaweedfs", ports={flag: free_port() for flag in SeaweedFS(tmp_path).ports})
+    store.start()
+    service = Service(S3_MODE, tmp_path / "service", workers=1, video_workers=0, **store.settings_env())
+    try:
+        with service:
+            store.stop()
+            refused, seconds = timed_post(service, photos["coffee.jpg"])
+            assert refused.status_code == 503 and refused.headers["Retry-After"].isdigit(), refused.text
+            assert seconds < 5
+            with silent_endpoint(store.ports["s3.port"]):
+                unanswered, seconds = timed_post(service, photos["coffee.jpg"])
+                assert unanswered.status_code == 503 and unanswered.headers["Retry-After"].isdigit()
+                assert unanswered.json() == {"message": "s3 is unavailable, try again later"}
+                assert seconds < 5
+                ready = service.get("/ready")
+                assert ready.status_code == 503 and list(ready.json()["failing"]) == ["s3"]
+            store.start()
+            wait_until(lambda: service.get("/ready").status_code == 200, 30, "ready again")
+            media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
+            assert service.wait(media_id)["state"] == "Completed"
     finally:
         store.stop()
 

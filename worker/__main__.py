@@ -22,7 +22,7 @@ from common.config import Settings, load_settings
 from common.loader import load_backend
 from common.logs import setup_logging
 from common.queues import KINDS
-from common.startup import cannot_start_exits
+from common.startup import cannot_start_exits, raise_open_files_limit
 from worker import liveness
 from worker.backends import TABLE, Consumer, Delivery, Store
 from worker.jobs import Outcome, Verdict
@@ -120,6 +120,7 @@ def main() -> int:
     kind = parser.parse_args().kind
     settings = load_settings()
     setup_logging(settings.log, "worker")
+    open_files = raise_open_files_limit()
     heartbeat = Heartbeat(settings.worker.job_timeout + settings.worker.stall_margin)
     liveness.start_watchdog(heartbeat)  # first: start-up touches the volume too
     apply_limits(settings.limits)
@@ -137,7 +138,8 @@ def main() -> int:
     runner, consumer, store = build(settings, kind, heartbeat, scratch.path)
     if settings.worker.metrics_port:
         liveness.serve(settings.worker.metrics_port, runner.metrics.registry, heartbeat)
-    log.info("worker ready", extra={"kind": kind, "store": settings.backends.store, "queue": settings.backends.queue})
+    log.info("worker ready", extra={"kind": kind, "store": settings.backends.store, "queue": settings.backends.queue,
+                                    "open_files": open_files})
     if kind == "webhook":
         serve_in_parallel(runner, consumer, heartbeat, WebhookPool(runner, settings.webhooks), stopping)
     else:
