@@ -181,7 +181,8 @@ class Client:
         """The media's terminal status body, as soon as it is known.
 
         Through its event stream; when that breaks (a server restart) the status is read once, in
-        case the change fell in between, and the stream is opened again.
+        case the change fell in between, and the stream is opened again. A server out of reach for
+        longer than one call's retries (a slow restart) is waited for, up to the timeout.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -196,7 +197,13 @@ class Client:
             except ApiError as exc:
                 if exc.status == 404:
                     raise
-            body = self.status(media_id)
+            try:
+                body = self.status(media_id)
+            except ApiError as exc:  # the server is out of reach (restarting): the wait goes on
+                if exc.status is not None or time.monotonic() >= deadline:
+                    raise
+                time.sleep(POLL_INTERVAL)
+                continue
             if body["state"] in calls.TERMINAL:
                 return body
             if time.monotonic() >= deadline:

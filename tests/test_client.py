@@ -107,14 +107,16 @@ def idle_service(tmp_path: Path) -> Iterator[Service]:
 
 
 def test_wait_follows_the_result_across_a_server_restart(idle_service: Service, photo: Path) -> None:
-    """No worker at first: the job waits; the server restarts with one; the wait still ends Completed."""
-    client = Client(idle_service.url)
+    """No worker at first: the job waits; the server is gone for a while, then restarts with one; the
+    wait still ends Completed."""
+    client = Client(idle_service.url, attempts=2)
     media_id = client.upload(photo)["media_id"]
     outcome: dict = {}
     waiter = threading.Thread(target=lambda: outcome.update(client.wait(media_id, timeout=60)))
     waiter.start()
     time.sleep(0.5)  # the waiter is on the event stream
     idle_service.stop()
+    time.sleep(2)  # out of reach for longer than one call's retries (Client(attempts=2)) take
     idle_service.workers = 1
     idle_service.start()
     waiter.join(90)
