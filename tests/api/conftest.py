@@ -1,0 +1,233 @@
+"""The API in process: the real app (`server.app.create_app`) on the embedded backends in a
+temporary folder, behind aiohttp's test server, and the real worker machinery run on demand.
+
+A test posts, then `await api.drain()` (or `await api.wait(media_id)`, which drains first) runs the
+jobs queued so far through `worker.__main__`'s own `build` and `handle`, until the queue is empty:
+no process to start, no log to watch, no polling, so every step happens when the test says.
+
+What needs real processes, sockets held open on a timer, Redis, RabbitMQ or S3 stays in the
+system tests (tests/test_*.py with tests/harness.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from aiohttp.test_utils import TestClient
+from multidict import CIMultiDictProxy
+
+from common.config import Settings, load_settings
+from server.app import create_app
+from worker.__main__ import build, handle
+from worker.liveness import Heartbeat
+from worker.scratch import ScratchDir
+from worker.thumbnails import apply_limits
+
+T = TypeVar("T")
+TERMINAL = ("Completed", "Error")
+
+
+def embedded_env(workdir: Path, **overrides: str) -> dict[str, str]:
+    """Settings as THUMBNAILIFY_* variables: embedded backends, everything under workdir."""
+    return {
+        "THUMBNAILIFY_BACKENDS_STORE": "sqlite",
+        "THUMBNAILIFY_BACKENDS_QUEUE": "sqlite",
+        "THUMBNAILIFY_BACKENDS_FILES": "filesystem",
+        "THUMBNAILIFY_FILES_ROOT": str(workdir / "media"),
+        "THUMBNAILIFY_SQLITE_PATH": str(workdir / "state.db"),
+        "THUMBNAILIFY_WORKER_TEMP_DIR": str(workdir / "scratch"),
+        "THUMBNAILIFY_LOG_LEVEL": "INFO",
+    } | overrides
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response read to its end, shaped like the harness's (`status_code`, `json()`)."""
+
+    status_code: int
+    headers: CIMultiDictProxy[str]
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class InProcessWorker:
+    """One photo worker, as `python -m worker` builds it, on a thread of its own.
+
+    Every call runs on that one thread, so the SQLite connections the worker opens (one per
+    thread) stay its own, and the event loop keeps serving while a job runs. A job off the main
+    thread has no SIGALRM time limit (see worker.jobs.time_limit); the test's own timeout bounds it.
+    The watchdog and the signal handlers of `worker.__main__.main` are left out: the test process
+    is not a worker to stop or restart.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="in-process-worker")
+        self.parts: tuple[Any, Any, Any, ScratchDir] | None = None
+
+    async def _on_thread(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.thread, call)
+
+    def _build(self) -> None:
+        conf = self.settings.worker
+        apply_limits(self.settings.limits)
+        scratch = ScratchDir(self.settings.path(conf.temp_dir))
+        runner, consumer, store = build(self.settings, "image", Heartbeat(conf.job_timeout + conf.stall_margin),
+                                        scratch.path)
+        self.parts = (runner, consumer, store, scratch)
+
+    def _drain(self) -> int:
+        if self.parts is None:
+            self._build()
+        runner, consumer, _, scratch = self.parts  # type: ignore[misc]
+        done = 0
+        while (delivery := consumer.next(0)) is not None:
+            handle(runner, consumer, delivery)
+            scratch.empty()
+            done += 1
+        return done
+
+    async def drain(self) -> int:
+        """Run every job queued now (and any a job queues) to its settlement; how many ran."""
+        return await self._on_thread(self._drain)
+
+    def _close(self) -> None:
+        if self.parts is not None:
+            _, consumer, store, _ = self.parts
+            consumer.close()
+            store.close()
+
+    async def close(self) -> None:
+        await self._on_thread(self._close)
+        self.thread.shutdown()
+
+
+class Api:
+    """The app under test with the harness's vocabulary: post, get, upload, wait, thumbnail..."""
+
+    def __init__(self, client: TestClient, settings: Settings, worker: InProcessWorker) -> None:
+        self.client = client
+        self.settings = settings
+        self.worker = worker
+        self.headers: dict[str, str] = {}  # sent with every request, like a requests.Session's
+
+    @property
+    def port(self) -> int:
+        return self.client.server.port  # type: ignore[return-value]
+
+    @property
+    def url(self) -> str:
+        return str(self.client.make_url(""))
+
+    async def request(self, method: str, path: str, *, headers: dict | None = None, **kwargs: Any) -> Reply:
+        async with self.client.request(method, path, headers=self.headers | (headers or {}), **kwargs) as response:
+            return Reply(response.status, response.headers, await response.read())
+
+    async def get(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("GET", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def post(self, data: bytes, content_type: str | None, *, raw: bool = False, **kwargs: Any) -> Reply:
+        """POST /images: the body in base64 unless raw, with this Content-Type (None: without one)."""
+        body = data if raw else base64.b64encode(data)
+        headers = {"Content-Type": content_type} if content_type is not None else {}
+        headers |= kwargs.pop("headers", {})
+        if content_type is None:  # aiohttp would add application/octet-stream to a bytes body
+            kwargs["skip_auto_headers"] = ["Content-Type"]
+        return await self.request("POST", "/images", data=body, headers=headers, **kwargs)
+
+    async def upload(self, data: bytes, content_type: str) -> str:
+        response = await self.post(data, content_type)
+        assert response.status_code == 202, response.text
+        return response.json()["media_id"]
+
+    async def drain(self) -> int:
+        return await self.worker.drain()
+
+    async def wait(self, media_id: str) -> dict:
+        """The status once every queued job has run; the body with the HTTP status."""
+        await self.drain()
+        response = await self.get(f"/images/{media_id}")
+        return response.json() | {"http_status": response.status_code}
+
+    async def thumbnail(self, media_id: str) -> tuple[bytes, str]:
+        response = await self.get(f"/images/{media_id}/thumbnail", params={"encoding": "binary"})
+        assert response.status_code == 200, response.text
+        return response.content, response.headers["Content-Type"]
+
+    # -- what is stored ---------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.settings.path(self.settings.files.root)
+
+    def media_dir(self, kind: str) -> Path:
+        return self.root / kind
+
+    def files_of(self, media_id: str) -> list[Path]:
+        """What names the item on the volume: `raw/<id>`, `thumbs/<id>`..."""
+        return sorted(self.root.rglob(f"*{media_id}*"))
+
+    def stored(self, folder: str) -> list[str]:
+        path = self.media_dir(folder)
+        return sorted(p.name for p in path.iterdir()) if path.exists() else []
+
+    def record(self, media_id: str) -> dict[str, str] | None:
+        """The stored state record, read straight from the SQLite file (not through the API)."""
+        conn = sqlite3.connect(self.settings.path(self.settings.sqlite.path))
+        try:
+            row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
+        finally:
+            conn.close()
+        return json.loads(row[0]) if row else None
+
+    def indexed(self, media_id: str) -> bool:
+        return self.record(media_id) is not None
+
+
+ApiFactory = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def make_api(aiohttp_client: Callable[..., Awaitable[TestClient]], tmp_path: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ApiFactory]:
+    """Build the app (and its worker) with THUMBNAILIFY_* overrides; ready once /ready says so."""
+    workers: list[InProcessWorker] = []
+    monkeypatch.setenv("MAGICK_TEMPORARY_PATH", "")  # a worker's ScratchDir sets it; restored after
+
+    async def make(**overrides: str) -> Api:
+        workdir = tmp_path / f"api-{len(workers)}"
+        settings = load_settings(embedded_env(workdir, **overrides))
+        worker = InProcessWorker(settings)
+        workers.append(worker)
+        client = await aiohttp_client(create_app(settings))
+        api = Api(client, settings, worker)
+        ready = await client.get("/ready")
+        assert ready.status == 200, await ready.text()
+        return api
+
+    yield make
+    for worker in workers:
+        await worker.close()
+
+
+@pytest.fixture
+async def api(make_api: ApiFactory) -> Api:
+    """The app with default settings and its worker."""
+    return await make_api()
