@@ -120,8 +120,9 @@ class InProcessWorker:
 class Api:
     """The app under test with the harness's vocabulary: post, get, upload, wait, thumbnail..."""
 
-    def __init__(self, client: TestClient, settings: Settings, worker: InProcessWorker) -> None:
+    def __init__(self, client: TestClient, settings: Settings, worker: InProcessWorker, workdir: Path) -> None:
         self.client = client
+        self.workdir = workdir
         self.settings = settings
         self.worker = worker
         self.headers: dict[str, str] = {}  # sent with every request, like a requests.Session's
@@ -217,7 +218,7 @@ async def make_api(aiohttp_client: Callable[..., Awaitable[TestClient]], tmp_pat
         worker = InProcessWorker(settings)
         workers.append(worker)
         client = await aiohttp_client(create_app(settings))
-        api = Api(client, settings, worker)
+        api = Api(client, settings, worker, workdir)
         ready = await client.get("/ready")
         assert ready.status == 200, await ready.text()
         return api
