@@ -33,7 +33,7 @@ from worker.scratch import ScratchDir
 from worker.thumbnails import apply_limits
 
 T = TypeVar("T")
-TERMINAL = ("Completed", "Error")
+RAW_REPLY_SECONDS = 10.0
 
 
 def embedded_env(workdir: Path, **overrides: str) -> dict[str, str]:
@@ -232,3 +232,20 @@ async def make_api(aiohttp_client: Callable[..., Awaitable[TestClient]], tmp_pat
 async def api(make_api: ApiFactory) -> Api:
     """The app with default settings and its worker."""
     return await make_api()
+
+
+async def raw_request(port: int, head: str | bytes, body: bytes = b"") -> tuple[int, dict, bytes]:
+    """Send bytes as they are (no client library fixing them up or cleaning the path); the first
+    response back: status, lower-cased headers, body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write((head.encode() if isinstance(head, str) else head) + body)
+        await writer.drain()
+        async with asyncio.timeout(RAW_REPLY_SECONDS):
+            head_bytes = await reader.readuntil(b"\r\n\r\n")
+            lines = head_bytes.decode("latin-1").split("\r\n")
+            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+            payload = await reader.readexactly(int(headers.get("content-length", "0")))
+        return int(lines[0].split()[1]), headers, payload
+    finally:
+        writer.close()
