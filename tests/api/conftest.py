@@ -1,5 +1,6 @@
 """The API in process: the real app (`server.app.create_app`) on the embedded backends in a
-temporary folder, behind aiohttp's test server, and the real worker machinery run on demand.
+temporary folder, served by aiohttp's test server through the service's own HTTP layer
+(`server.http.AppRunner`), and the real worker machinery run on demand.
 
 A test posts, then `await api.drain()` (or `await api.wait(media_id)`, which drains first) runs the
 jobs queued so far through `worker.__main__`'s own `build` and `handle`, until the queue is empty:
@@ -22,11 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
 
 from common.config import Settings, load_settings
 from server.app import create_app
+from server.http import AppRunner
 from worker.__main__ import build, handle
 from worker.liveness import Heartbeat
 from worker.scratch import ScratchDir
@@ -63,6 +66,20 @@ class Reply:
 
     def json(self) -> Any:
         return json.loads(self.content)
+
+
+class ServiceTestServer(TestServer):
+    """aiohttp's test server with the service's own HTTP layer (`server.http.AppRunner`, set up as
+    `server.__main__.serve` does): bodies never inflated, JSON answers to malformed requests..."""
+
+    def __init__(self, app: web.Application, settings: Settings) -> None:
+        super().__init__(app, host="127.0.0.1")
+        self.settings = settings
+
+    async def _make_runner(self, **_test_defaults: Any) -> web.AppRunner:
+        conf = self.settings.server
+        return AppRunner(self.app, keepalive_timeout=conf.keepalive_timeout, access_log=None,
+                         shutdown_timeout=conf.shutdown_timeout)
 
 
 class InProcessWorker:
@@ -217,7 +234,7 @@ async def make_api(aiohttp_client: Callable[..., Awaitable[TestClient]], tmp_pat
         settings = load_settings(embedded_env(workdir, **overrides))
         worker = InProcessWorker(settings)
         workers.append(worker)
-        client = await aiohttp_client(create_app(settings))
+        client = await aiohttp_client(ServiceTestServer(create_app(settings), settings))
         api = Api(client, settings, worker, workdir)
         ready = await client.get("/ready")
         assert ready.status == 200, await ready.text()
