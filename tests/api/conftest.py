@@ -30,6 +30,7 @@ from multidict import CIMultiDictProxy
 from common.config import Settings, load_settings
 from server.app import create_app
 from server.http import AppRunner
+from server.resources import RESOURCES
 from worker.__main__ import build, handle
 from worker.liveness import Heartbeat
 from worker.scratch import ScratchDir
@@ -80,6 +81,13 @@ class ServiceTestServer(TestServer):
         conf = self.settings.server
         return AppRunner(self.app, keepalive_timeout=conf.keepalive_timeout, access_log=None,
                          shutdown_timeout=conf.shutdown_timeout)
+
+    async def close(self) -> None:
+        """As serve() stops: event streams would never finish on their own, and the shutdown would
+        wait server.shutdown_timeout for them."""
+        if RESOURCES in self.app:
+            self.app[RESOURCES].events.close()
+        await super().close()
 
 
 class InProcessWorker:
