@@ -32,6 +32,8 @@ from server.app import create_app
 from server.http import AppRunner
 from server.resources import RESOURCES
 from worker.__main__ import build, handle
+from worker.backends import Consumer, Store
+from worker.kinds import Runner
 from worker.liveness import Heartbeat
 from worker.scratch import ScratchDir
 from worker.thumbnails import apply_limits
@@ -90,6 +92,14 @@ class ServiceTestServer(TestServer):
         await super().close()
 
 
+@dataclass(frozen=True)
+class WorkerParts:
+    runner: Runner
+    consumer: Consumer
+    store: Store
+    scratch: ScratchDir
+
+
 class InProcessWorker:
     """One photo worker, as `python -m worker` builds it, on a thread of its own.
 
@@ -103,7 +113,7 @@ class InProcessWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="in-process-worker")
-        self.parts: tuple[Any, Any, Any, ScratchDir] | None = None
+        self.parts: WorkerParts | None = None
 
     async def _on_thread(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.thread, call)
@@ -114,28 +124,29 @@ class InProcessWorker:
         scratch = ScratchDir(self.settings.path(conf.temp_dir))
         runner, consumer, store = build(self.settings, "image", Heartbeat(conf.job_timeout + conf.stall_margin),
                                         scratch.path)
-        self.parts = (runner, consumer, store, scratch)
+        self.parts = WorkerParts(runner, consumer, store, scratch)
 
     def _drain(self) -> int:
         if self.parts is None:
             self._build()
-        runner, consumer, _, scratch = self.parts  # type: ignore[misc]
+        parts = self.parts
+        assert parts is not None
         done = 0
-        while (delivery := consumer.next(0)) is not None:
-            handle(runner, consumer, delivery)
-            scratch.empty()
+        while (delivery := parts.consumer.next(0)) is not None:
+            handle(parts.runner, parts.consumer, delivery)
+            parts.scratch.empty()
             done += 1
         return done
 
     async def drain(self) -> int:
-        """Run every job queued now (and any a job queues) to its settlement; how many ran."""
+        """Run every photo job that can be taken now to its settlement, as `python -m worker` would;
+        how many ran. (A job deferred for a retry waits for its time; webhook jobs are not run.)"""
         return await self._on_thread(self._drain)
 
     def _close(self) -> None:
         if self.parts is not None:
-            _, consumer, store, _ = self.parts
-            consumer.close()
-            store.close()
+            self.parts.consumer.close()
+            self.parts.store.close()
 
     async def close(self) -> None:
         await self._on_thread(self._close)
