@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from pathlib import Path
@@ -57,8 +58,14 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
+@functools.cache
+def openapi_json() -> bytes:
+    """The spec as JSON, parsed once per process (the YAML parser takes a while; apps in tests are many)."""
+    return json.dumps(yaml.safe_load(OPENAPI_FILE.read_text())).encode()
+
+
 def add_routes(app: web.Application) -> None:
-    app[OPENAPI] = json.dumps(yaml.safe_load(OPENAPI_FILE.read_text())).encode()
+    app[OPENAPI] = openapi_json()
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)

@@ -1,8 +1,8 @@
-"""Operating the service: API-key auth (the web page open), Prometheus metrics of server and workers, JSON logs."""
+"""Operating the service: Prometheus metrics of server and workers, JSON logs, from real processes.
+(API-key auth: tests/api/test_operations.py.)"""
 
 from __future__ import annotations
 
-import http.client
 import json
 from pathlib import Path
 
@@ -12,39 +12,6 @@ import requests
 from tests.harness import Service, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def raw_get(service: Service, path: str) -> int:
-    """The status of a GET of exactly this path (no client-side clean-up of "..")."""
-    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
-    try:
-        connection.request("GET", path)
-        return connection.getresponse().status
-    finally:
-        connection.close()
-
-
-def test_api_key_guards_everything_but_health_ready_and_the_page(tmp_path: Path, photos: dict[str, bytes]) -> None:
-    with Service("distributed", tmp_path, THUMBNAILIFY_AUTH_API_KEY="0123-s3cret") as service:
-        assert service.get("/health").status_code == 200
-        assert service.get("/ready").status_code == 200
-        assert service.get("/").status_code == 200  # the page asks for the key itself
-        assert service.get("/static/app.js").status_code == 200
-        for path in ("/static/../images", "/static/%2e%2e/images", "/static//images"):
-            assert raw_get(service, path) in (401, 404), path
-        for method, path in [("GET", "/images"), ("POST", "/images"), ("GET", "/metrics"), ("GET", "/openapi.json"),
-                             ("GET", "/events"), ("GET", "/images/9b2d2f8e-7e37-4c1a-9a59-8a3ba1d1f0a4"),
-                             ("GET", "/images/9b2d2f8e-7e37-4c1a-9a59-8a3ba1d1f0a4/thumbnail"),
-                             ("DELETE", "/images/9b2d2f8e-7e37-4c1a-9a59-8a3ba1d1f0a4")]:
-            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "0123-s3cret"}):
-                response = service.http.request(method, service.url + path, headers=headers, timeout=10)
-                assert response.status_code == 401, (method, path, headers)
-                assert response.json() == {"message": "missing or wrong API key"}
-                assert response.headers["WWW-Authenticate"] == "Bearer"
-        service.http.headers["Authorization"] = "Bearer 0123-s3cret"
-        media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
-        assert service.wait(media_id)["state"] == "Completed"
-        assert service.get("/metrics").status_code == 200
 
 
 def test_metrics_of_server_and_workers(tmp_path: Path, photos: dict[str, bytes]) -> None:

@@ -1,4 +1,5 @@
-"""Named thumbnail sizes (`thumbnail.sizes`) end to end, and items stored before there were any.
+"""Named thumbnail sizes (`thumbnail.sizes`) end to end on Redis + RabbitMQ, and items stored before
+there were any. The embedded mode runs the same tests in process (tests/api/test_sizes.py).
 
 CONTRACT.md, second part, "Media": every size from one decode, `?size=` picks one (default the
 first), an unknown name is a 400, the status body lists the sizes; each size has its own ETag.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +16,7 @@ import redis
 from PIL import Image, ImageSequence, ImageStat
 
 from tests.corpus import animated_gif, fit_size
-from tests.harness import MODES, Service
+from tests.harness import Service
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,7 +24,7 @@ SIZES = "default=100x100,large=400x400,tiny=32x32"
 BOXES = {"default": 100, "large": 400, "tiny": 32}
 
 
-@pytest.fixture(scope="module", params=MODES)
+@pytest.fixture(scope="module", params=["distributed"])
 def sized(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service = Service(request.param, tmp_path_factory.mktemp(f"sizes-{request.param}"),
                       THUMBNAILIFY_THUMBNAIL_SIZES=SIZES)
@@ -38,16 +38,11 @@ def binary(service: Service, media_id: str, headers: dict[str, str] | None = Non
 
 def forget_sizes(service: Service, media_id: str) -> None:
     """Make the record look like one written before `sizes` existed."""
-    if service.mode == "distributed":
-        client = redis.Redis.from_url(service.redis_url, decode_responses=True)
-        try:
-            client.hdel(f"{service.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}", "sizes")
-        finally:
-            client.close()
-        return
-    with sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"]) as conn:
-        conn.execute("UPDATE media SET record = json_remove(record, '$.sizes') WHERE media_id = ?", (media_id,))
-    conn.close()
+    client = redis.Redis.from_url(service.redis_url, decode_responses=True)
+    try:
+        client.hdel(f"{service.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}", "sizes")
+    finally:
+        client.close()
 
 
 def test_every_size_from_one_upload(sized: Service, photos: dict[str, bytes]) -> None:

@@ -1,4 +1,7 @@
-"""Upload forms, idempotent retries, history and live events, in both modes on the real services.
+"""Upload forms, idempotent retries, history and live events, on Redis + RabbitMQ with real processes.
+
+The embedded mode runs the same tests in process (tests/api/test_uploads.py): behaviour must not
+differ between the modes.
 
 (CONTRACT second part: "Uploads", "History and live status"; webhook URLs refused at POST time.)
 """
@@ -13,14 +16,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
 import requests
 from PIL import Image
 
-from tests.harness import MODES, Service, wait_until
+from tests.harness import Service, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,7 +39,7 @@ def jpeg(color: tuple[int, int, int]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module", params=MODES)
+@pytest.fixture(scope="module", params=["distributed"])
 def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with Service(request.param, tmp_path_factory.mktemp(f"uploads-{request.param}"),
                  THUMBNAILIFY_WEBHOOKS_SECRET="whsec",
@@ -243,13 +245,6 @@ def test_a_non_ascii_callback_is_kept_percent_encoded(svc: Service) -> None:
     assert response.status_code == 202, response.text
     assert response.json()["callback"]["url"] == "http://127.0.0.1:9/hook/%C3%A9?x=%C3%BC"
 
-
-def test_callbacks_need_webhooks_enabled(tmp_path: Path) -> None:
-    with Service("embedded", tmp_path, workers=0) as service:
-        response = service.http.post(f"{service.url}/images", params={"callback_url": "http://127.0.0.1:9/"},
-                                     data=base64.b64encode(png((1, 1, 1))), headers={"Content-Type": "image/png"})
-        assert response.status_code == 400
-        assert "webhooks.secret" in response.json()["message"]
 
 
 # -- history and live events ------------------------------------------------------------------

@@ -21,6 +21,7 @@ import logging
 import re
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,7 +89,14 @@ def time_limit(seconds: float) -> Iterator[None]:
     job instead. SIGALRM's default action ends the process even inside C code (a decode, a call on
     a hung NFS mount); the job is redelivered and counted as an attempt, and max_attempts ends it
     as an Error.
+
+    Only a worker's main thread arms it: SIGALRM's timer is process-wide and its handler runs in
+    the main thread, so a job run on another thread (the in-process API tests' worker) would cancel
+    or fire someone else's alarm; such a job runs without a hard limit.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield

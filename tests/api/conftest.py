@@ -1,0 +1,287 @@
+"""The API in process: the real app (`server.app.create_app`) on the embedded backends in a
+temporary folder, served by aiohttp's test server through the service's own HTTP layer
+(`server.http.AppRunner`), and the real worker machinery run on demand.
+
+A test posts, then `await api.drain()` (or `await api.wait(media_id)`, which drains first) runs the
+jobs queued so far through `worker.__main__`'s own `build` and `handle`, until the queue is empty:
+no process to start, no log to watch, no polling, so every step happens when the test says.
+
+What needs real processes, sockets held open on a timer, Redis, RabbitMQ or S3 stays in the
+system tests (tests/test_*.py with tests/harness.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDictProxy
+
+from common.config import Settings, load_settings
+from server.app import create_app
+from server.http import AppRunner
+from server.resources import RESOURCES
+from worker.__main__ import build, handle
+from worker.backends import Consumer, Store
+from worker.kinds import Runner
+from worker.liveness import Heartbeat
+from worker.scratch import ScratchDir
+from worker.thumbnails import apply_limits
+
+T = TypeVar("T")
+RAW_REPLY_SECONDS = 10.0
+
+
+def embedded_env(workdir: Path, **overrides: str) -> dict[str, str]:
+    """Settings as THUMBNAILIFY_* variables: embedded backends, everything under workdir."""
+    return {
+        "THUMBNAILIFY_BACKENDS_STORE": "sqlite",
+        "THUMBNAILIFY_BACKENDS_QUEUE": "sqlite",
+        "THUMBNAILIFY_BACKENDS_FILES": "filesystem",
+        "THUMBNAILIFY_FILES_ROOT": str(workdir / "media"),
+        "THUMBNAILIFY_SQLITE_PATH": str(workdir / "state.db"),
+        "THUMBNAILIFY_WORKER_TEMP_DIR": str(workdir / "scratch"),
+        "THUMBNAILIFY_LOG_LEVEL": "INFO",
+    } | overrides
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response read to its end, shaped like the harness's (`status_code`, `json()`)."""
+
+    status_code: int
+    headers: CIMultiDictProxy[str]
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class ServiceTestServer(TestServer):
+    """aiohttp's test server with the service's own HTTP layer (`server.http.AppRunner`, set up as
+    `server.__main__.serve` does): bodies never inflated, JSON answers to malformed requests..."""
+
+    def __init__(self, app: web.Application, settings: Settings) -> None:
+        super().__init__(app, host="127.0.0.1")
+        self.settings = settings
+
+    async def _make_runner(self, **_test_defaults: Any) -> web.AppRunner:
+        conf = self.settings.server
+        return AppRunner(self.app, keepalive_timeout=conf.keepalive_timeout, access_log=None,
+                         shutdown_timeout=conf.shutdown_timeout)
+
+    async def close(self) -> None:
+        """As serve() stops: event streams would never finish on their own, and the shutdown would
+        wait server.shutdown_timeout for them."""
+        if RESOURCES in self.app:
+            self.app[RESOURCES].events.close()
+        await super().close()
+
+
+@dataclass(frozen=True)
+class WorkerParts:
+    runner: Runner
+    consumer: Consumer
+    store: Store
+    scratch: ScratchDir
+
+
+class InProcessWorker:
+    """One photo worker, as `python -m worker` builds it, on a thread of its own.
+
+    Every call runs on that one thread, so the SQLite connections the worker opens (one per
+    thread) stay its own, and the event loop keeps serving while a job runs. A job off the main
+    thread has no SIGALRM time limit (see worker.jobs.time_limit); the test's own timeout bounds it.
+    The watchdog and the signal handlers of `worker.__main__.main` are left out: the test process
+    is not a worker to stop or restart.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="in-process-worker")
+        self.parts: WorkerParts | None = None
+
+    async def _on_thread(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.thread, call)
+
+    def _build(self) -> None:
+        conf = self.settings.worker
+        apply_limits(self.settings.limits)
+        scratch = ScratchDir(self.settings.path(conf.temp_dir))
+        runner, consumer, store = build(self.settings, "image", Heartbeat(conf.job_timeout + conf.stall_margin),
+                                        scratch.path)
+        self.parts = WorkerParts(runner, consumer, store, scratch)
+
+    def _drain(self) -> int:
+        if self.parts is None:
+            self._build()
+        parts = self.parts
+        assert parts is not None
+        done = 0
+        while (delivery := parts.consumer.next(0)) is not None:
+            handle(parts.runner, parts.consumer, delivery)
+            parts.scratch.empty()
+            done += 1
+        return done
+
+    async def drain(self) -> int:
+        """Run every photo job that can be taken now to its settlement, as `python -m worker` would;
+        how many ran. (A job deferred for a retry waits for its time; webhook jobs are not run.)"""
+        return await self._on_thread(self._drain)
+
+    def _close(self) -> None:
+        if self.parts is not None:
+            self.parts.consumer.close()
+            self.parts.store.close()
+
+    async def close(self) -> None:
+        await self._on_thread(self._close)
+        self.thread.shutdown()
+
+
+class Api:
+    """The app under test with the harness's vocabulary: post, get, upload, wait, thumbnail..."""
+
+    def __init__(self, client: TestClient, settings: Settings, worker: InProcessWorker, workdir: Path) -> None:
+        self.client = client
+        self.workdir = workdir
+        self.settings = settings
+        self.worker = worker
+        self.headers: dict[str, str] = {}  # sent with every request, like a requests.Session's
+
+    @property
+    def port(self) -> int:
+        return self.client.server.port  # type: ignore[return-value]
+
+    @property
+    def url(self) -> str:
+        return str(self.client.make_url(""))
+
+    async def request(self, method: str, path: str, *, headers: dict | None = None, **kwargs: Any) -> Reply:
+        async with self.client.request(method, path, headers=self.headers | (headers or {}), **kwargs) as response:
+            return Reply(response.status, response.headers, await response.read())
+
+    async def get(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("GET", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def post(self, data: bytes, content_type: str | None, *, raw: bool = False, **kwargs: Any) -> Reply:
+        """POST /images: the body in base64 unless raw, with this Content-Type (None: without one)."""
+        body = data if raw else base64.b64encode(data)
+        headers = {"Content-Type": content_type} if content_type is not None else {}
+        headers |= kwargs.pop("headers", {})
+        if content_type is None:  # aiohttp would add application/octet-stream to a bytes body
+            kwargs["skip_auto_headers"] = ["Content-Type"]
+        return await self.request("POST", "/images", data=body, headers=headers, **kwargs)
+
+    async def upload(self, data: bytes, content_type: str) -> str:
+        response = await self.post(data, content_type)
+        assert response.status_code == 202, response.text
+        return response.json()["media_id"]
+
+    async def drain(self) -> int:
+        return await self.worker.drain()
+
+    async def wait(self, media_id: str) -> dict:
+        """The status once every queued job has run; the body with the HTTP status."""
+        await self.drain()
+        response = await self.get(f"/images/{media_id}")
+        return response.json() | {"http_status": response.status_code}
+
+    async def thumbnail(self, media_id: str) -> tuple[bytes, str]:
+        response = await self.get(f"/images/{media_id}/thumbnail", params={"encoding": "binary"})
+        assert response.status_code == 200, response.text
+        return response.content, response.headers["Content-Type"]
+
+    # -- what is stored ---------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.settings.path(self.settings.files.root)
+
+    def media_dir(self, kind: str) -> Path:
+        return self.root / kind
+
+    def files_of(self, media_id: str) -> list[Path]:
+        """What names the item on the volume: `raw/<id>`, `thumbs/<id>`..."""
+        return sorted(self.root.rglob(f"*{media_id}*"))
+
+    def stored(self, folder: str) -> list[str]:
+        path = self.media_dir(folder)
+        return sorted(p.name for p in path.iterdir()) if path.exists() else []
+
+    def record(self, media_id: str) -> dict[str, str] | None:
+        """The stored state record, read straight from the SQLite file (not through the API)."""
+        conn = sqlite3.connect(self.settings.path(self.settings.sqlite.path))
+        try:
+            row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
+        finally:
+            conn.close()
+        return json.loads(row[0]) if row else None
+
+    def indexed(self, media_id: str) -> bool:
+        return self.record(media_id) is not None
+
+
+ApiFactory = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def make_api(aiohttp_client: Callable[..., Awaitable[TestClient]], tmp_path: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ApiFactory]:
+    """Build the app (and its worker) with THUMBNAILIFY_* overrides; ready once /ready says so."""
+    workers: list[InProcessWorker] = []
+    monkeypatch.setenv("MAGICK_TEMPORARY_PATH", "")  # a worker's ScratchDir sets it; restored after
+
+    async def make(**overrides: str) -> Api:
+        workdir = tmp_path / f"api-{len(workers)}"
+        settings = load_settings(embedded_env(workdir, **overrides))
+        worker = InProcessWorker(settings)
+        workers.append(worker)
+        client = await aiohttp_client(ServiceTestServer(create_app(settings), settings))
+        api = Api(client, settings, worker, workdir)
+        ready = await client.get("/ready")
+        assert ready.status == 200, await ready.text()
+        return api
+
+    yield make
+    for worker in workers:
+        await worker.close()
+
+
+@pytest.fixture
+async def api(make_api: ApiFactory) -> Api:
+    """The app with default settings and its worker."""
+    return await make_api()
+
+
+async def raw_request(port: int, head: str | bytes, body: bytes = b"") -> tuple[int, dict, bytes]:
+    """Send bytes as they are (no client library fixing them up or cleaning the path); the first
+    response back: status, lower-cased headers, body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write((head.encode() if isinstance(head, str) else head) + body)
+        await writer.drain()
+        async with asyncio.timeout(RAW_REPLY_SECONDS):
+            head_bytes = await reader.readuntil(b"\r\n\r\n")
+            lines = head_bytes.decode("latin-1").split("\r\n")
+            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+            payload = await reader.readexactly(int(headers.get("content-length", "0")))
+        return int(lines[0].split()[1]), headers, payload
+    finally:
+        writer.close()
