@@ -9,10 +9,10 @@ STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbi
 .PHONY: run stack s3 test lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
-	$(PY) -m common.launch
+	$(PY) -m thumbnailify
 
 stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ, 2 photo workers, a video worker
-	$(STACK_ENV) $(PY) -m common.launch --workers 2
+	$(STACK_ENV) $(PY) -m thumbnailify --workers 2
 
 s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.files=s3; Ctrl-C stops it
 	$(PY) -m scripts.seaweed var/s3
@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m scripts.settings_docs --check
 
-settings-docs: $(STAMP)  ## rewrite config/config.yaml and the README's settings table from common/config.py
+settings-docs: $(STAMP)  ## rewrite config/config.yaml and the README's settings table from thumbnailify/settings.py
 	$(PY) -m scripts.settings_docs
 
 check-deploy: $(STAMP)

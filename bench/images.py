@@ -29,8 +29,6 @@ import pillow_heif
 import requests
 from PIL import Image, ImageSequence, ImageStat
 
-# worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
-import worker.thumbnails
 from bench.support import (
     CORPUS_DIR,
     PHOTOS,
@@ -46,10 +44,13 @@ from bench.support import (
     vm_hwm_mb,
     wait_for_quiet,
 )
-from common.config import LimitsSettings, ThumbnailSettings, load_settings
-from common.media import AVIF, GIF, HEIC, JPEG, PNG, WEBP, MediaType
 from tests import corpus
 from tests.colour import delta_e
+from thumbnailify.media import AVIF, GIF, HEIC, JPEG, PNG, WEBP, MediaType
+from thumbnailify.settings import LimitsSettings, ThumbnailSettings, load_settings
+
+# worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
+from thumbnailify.worker.handlers import image as thumbnails
 
 pillow_heif.register_heif_opener()
 
@@ -126,10 +127,10 @@ def pillow_heif_thumbnail(path: Path) -> bytes:
         return out.getvalue()
 
 
-def handler(sizes: str = "") -> worker.thumbnails.ThumbHandler:
+def handler(sizes: str = "") -> thumbnails.ThumbHandler:
     settings = load_settings()
-    worker.thumbnails.apply_limits(settings.limits)
-    return worker.thumbnails.ThumbHandler(ThumbnailSettings(sizes=sizes), LimitsSettings())
+    thumbnails.apply_limits(settings.limits)
+    return thumbnails.ThumbHandler(ThumbnailSettings(sizes=sizes), LimitsSettings())
 
 
 # -- the service -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ memory limit: each input's peak RSS against worker.memory_limit.
 
 The cases of tests/corpus.py and tests/videos.py that reach a worker (those the server accepts)
 are written to a folder; one process per kind of worker (photo, video) then sets itself up as
-`python -m worker` does (ImageMagick's limits, RLIMIT_DATA at worker.memory_limit), and for each
+`python -m thumbnailify.worker` does (ImageMagick's limits, RLIMIT_DATA at worker.memory_limit), and for each
 input resets its peak RSS (/proc/self/clear_refs), makes the thumbnails, and reports the outcome
 and the peak (VmHWM). Ends with one table: input, expected, got, peak RSS, budget, met; it fails
 when an input's outcome differs from the corpus's expectation (a legitimate input that no longer
@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from bench.support import ROOT, met, on_sigterm_raise, print_table, run_script
-from common import media
-from common.config import byte_size, load_settings
+from thumbnailify import media
+from thumbnailify.settings import byte_size, load_settings
 
 KINDS = ("image", "video")
 
@@ -49,10 +49,10 @@ def write_inputs(folder: Path) -> dict[str, list[dict[str, str]]]:
 
 def run_inputs(kind: str, limit: int, listing: Path) -> None:
     """In a process of its own: set up like a worker, then each input with its own peak RSS."""
-    from common.loader import load_backend  # a child imports what a worker does
-    from worker.kinds import HANDLERS
-    from worker.memory import limit_memory
-    from worker.thumbnails import ImageRejected, apply_limits
+    from thumbnailify.backends.loader import load_backend  # a child imports what a worker does
+    from thumbnailify.worker.handlers.image import ImageRejected, apply_limits
+    from thumbnailify.worker.kinds import HANDLERS
+    from thumbnailify.worker.memory import limit_memory
 
     settings = load_settings()
     apply_limits(settings.limits)

@@ -42,10 +42,10 @@ from bench.support import (
     vm_hwm_mb,
     wait_for_quiet,
 )
-from common.config import load_settings
-from common.media import MP4
-from worker.thumbnails import apply_limits
-from worker.video import VideoHandler
+from thumbnailify.media import MP4
+from thumbnailify.settings import load_settings
+from thumbnailify.worker.handlers.image import apply_limits
+from thumbnailify.worker.handlers.video import VideoHandler
 
 FPS = 30
 

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import requests
 
-# worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
-import worker.thumbnails
 from bench.support import (
     BenchService,
     CorpusFile,
@@ -39,9 +37,12 @@ from bench.support import (
     vm_hwm_mb,
     wait_for_quiet,
 )
-from common.config import load_settings
-from common.media import BY_NAME
-from common.state import parse_iso
+from thumbnailify.media import BY_NAME
+from thumbnailify.settings import load_settings
+from thumbnailify.state import parse_iso
+
+# worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
+from thumbnailify.worker.handlers import image as thumbnails
 
 DRAIN_TIMEOUT = 60.0  # per service run; a stuck job fails the bench instead of hanging it
 
@@ -49,8 +50,8 @@ DRAIN_TIMEOUT = 60.0  # per service run; a stuck job fails the bench instead of 
 def in_process(corpus: list[CorpusFile], rounds: int) -> dict[tuple[str, str], float]:
     """Seconds spent per (method, media type), summed over the rounds."""
     settings = load_settings()
-    worker.thumbnails.apply_limits(settings.limits)
-    handler = worker.thumbnails.ThumbHandler(settings.thumbnail, settings.limits)
+    thumbnails.apply_limits(settings.limits)
+    handler = thumbnails.ThumbHandler(settings.thumbnail, settings.limits)
 
     def ours(item: CorpusFile) -> None:
         handler.make(item.path, BY_NAME[item.media_type])

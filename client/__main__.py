@@ -1,7 +1,7 @@
-"""`python -m client` is the `thumbnailify` command."""
+"""`python -m thumbnailify.client` is the `thumbnailify` command."""
 
 import sys
 
-from client.cli import main
+from thumbnailify.client.cli import main
 
 sys.exit(main())

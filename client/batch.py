@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from client import media
-from client.session import ApiError, Client
+from thumbnailify.client import media
+from thumbnailify.client.session import ApiError, Client
 
 
 @dataclass(frozen=True)

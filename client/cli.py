@@ -20,11 +20,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from client import calls
-from client.batch import Batch, ThumbnailWriter, collect
-from client.media import BY_EXTENSION
-from client.report import LiveReport, PlainReport, summary
-from client.session import ApiError, Client
+from thumbnailify.client import calls
+from thumbnailify.client.batch import Batch, ThumbnailWriter, collect
+from thumbnailify.client.media import BY_EXTENSION
+from thumbnailify.client.report import LiveReport, PlainReport, summary
+from thumbnailify.client.session import ApiError, Client
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_JOBS = 4

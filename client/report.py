@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Column, Table
 from rich.text import Text
 
-from client.batch import Result, Source
+from thumbnailify.client.batch import Result, Source
 
 
 def _size(count: float) -> str:

@@ -16,7 +16,7 @@ from typing import BinaryIO
 import requests
 import sseclient
 
-from client import calls, media
+from thumbnailify.client import calls, media
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0

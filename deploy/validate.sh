@@ -67,12 +67,12 @@ assert svcs["worker"].get("deploy", {}).get("replicas") == 2, "worker: deploy.re
 assert "/health" in " ".join(svcs["worker"]["healthcheck"]["test"]), "worker: healthcheck does not ask /health"
 assert svcs["worker"].get("restart") in ("always", "unless-stopped"), "worker: no restart policy"
 video = svcs["video-worker"]
-assert video.get("command", [])[-2:] == ["--kind", "video"], "video-worker: command is not python -m worker --kind video"
+assert video.get("command", [])[-2:] == ["--kind", "video"], "video-worker: command is not python -m thumbnailify.worker --kind video"
 assert video.get("image") == svcs["worker"].get("image"), "video-worker: not the worker image"
 assert "/health" in " ".join(video["healthcheck"]["test"]), "video-worker: healthcheck does not ask /health"
 assert video.get("restart") in ("always", "unless-stopped"), "video-worker: no restart policy"
 hooks = svcs["webhook-worker"]
-assert hooks.get("command", [])[-2:] == ["--kind", "webhook"], "webhook-worker: command is not python -m worker --kind webhook"
+assert hooks.get("command", [])[-2:] == ["--kind", "webhook"], "webhook-worker: command is not python -m thumbnailify.worker --kind webhook"
 assert "THUMBNAILIFY_WEBHOOKS_SECRET" in hooks.get("environment", {}), "webhook-worker: no webhooks.secret"
 assert "/health" in " ".join(hooks["healthcheck"]["test"]), "webhook-worker: healthcheck does not ask /health"
 assert hooks.get("restart") in ("always", "unless-stopped"), "webhook-worker: no restart policy"
@@ -104,11 +104,11 @@ for path in sys.argv[1:]:
     if "worker" in path:
         if not has(r"libmagickwand-6\.q16-6"): problems.append("libmagickwand-6.q16-6 not installed")
         if not has(r"COPY\s+worker/imagemagick/policy\.xml\s+/etc/ImageMagick-6/policy\.xml"): problems.append("policy.xml not installed")
-        if not has(r'CMD \["python", "-m", "worker"\]'): problems.append("CMD is not python -m worker")
+        if not has(r'CMD \["python", "-m", "thumbnailify.worker"\]'): problems.append("CMD is not python -m thumbnailify.worker")
         if not has(r"^HEALTHCHECK .*:9100/health"): problems.append("HEALTHCHECK does not ask :9100/health")
     else:
         if has(r"magick"): problems.append("server image should not install ImageMagick")
-        if not has(r'CMD \["python", "-m", "server"\]'): problems.append("CMD is not python -m server")
+        if not has(r'CMD \["python", "-m", "thumbnailify.server"\]'): problems.append("CMD is not python -m thumbnailify.server")
     if problems:
         sys.exit(f"FAIL {path}: " + "; ".join(problems))
     print(f"OK   {path}")
@@ -191,7 +191,7 @@ for path in crd_files:
                 w = f"{where} triggers[{i}]"
                 if trig.get("type") != "rabbitmq":
                     sys.exit(f"FAIL {w}: type must be rabbitmq")
-                # Each kind of worker scales on its own queue (common/queues.py).
+                # Each kind of worker scales on its own queue (thumbnailify/kinds.py).
                 want = {"thumbnailify-worker": "task_queue", "thumbnailify-video-worker": "task_queue.video"}.get(target)
                 if want and get(trig, "metadata.queueName", w) != want:
                     sys.exit(f"FAIL {w}: {target} must scale on queue {want}")
@@ -221,9 +221,9 @@ for (kind, name), (path, d) in sorted(docs.items()):
         if probe != "/health":
             sys.exit(f"FAIL {path}: worker liveness probe asks {probe!r}, want /health (the main loop's progress)")
     if name == "thumbnailify-video-worker" and spec["containers"][0].get("args", [])[-2:] != ["--kind", "video"]:
-        sys.exit(f"FAIL {path}: the video worker does not run python -m worker --kind video")
+        sys.exit(f"FAIL {path}: the video worker does not run python -m thumbnailify.worker --kind video")
     if name == "thumbnailify-webhook-worker" and spec["containers"][0].get("args", [])[-2:] != ["--kind", "webhook"]:
-        sys.exit(f"FAIL {path}: the webhook worker does not run python -m worker --kind webhook")
+        sys.exit(f"FAIL {path}: the webhook worker does not run python -m thumbnailify.worker --kind webhook")
     for v in spec.get("volumes", []):
         claim = v.get("persistentVolumeClaim", {}).get("claimName")
         if claim and claim not in names("PersistentVolumeClaim"):

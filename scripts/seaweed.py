@@ -20,9 +20,9 @@ from pathlib import Path
 
 import obstore
 
-from common.config import PROJECT_ROOT, S3Settings
-from common.s3 import FAULTS, open_bucket
-from common.supervisor import die_with
+from thumbnailify.backends.s3.bucket import FAULTS, open_bucket
+from thumbnailify.settings import PROJECT_ROOT, S3Settings
+from thumbnailify.supervisor import die_with
 
 CREDENTIALS = PROJECT_ROOT / "config" / "seaweedfs-s3.json"
 ACCESS_KEY = "thumbnailify"

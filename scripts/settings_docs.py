@@ -1,6 +1,6 @@
 """Write config/config.yaml and the README's configuration table from the settings' definitions.
 
-Each key's type, default and description live once, in `common/config.py`; this writes the docs
+Each key's type, default and description live once, in `thumbnailify/settings.py`; this writes the docs
 from there, so they cannot drift (tests/test_config.py runs the check).
 
     python -m scripts.settings_docs          # rewrite both files
@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from pydantic.fields import FieldInfo
 
-from common.config import DEFAULT_CONFIG_FILE, PROJECT_ROOT, sections
+from thumbnailify.settings import DEFAULT_CONFIG_FILE, PROJECT_ROOT, sections
 
 README = PROJECT_ROOT / "README.md"
 TABLE_START = "<!-- settings-table:start -->"
@@ -30,7 +30,7 @@ CONFIG_HEADER = """\
 # THUMBNAILIFY_CONFIG=/path/to/other.yaml reads another file instead of this one.
 # Relative paths are taken from the project root.
 #
-# This file states every default. It is written from common/config.py (python -m scripts.settings_docs):
+# This file states every default. It is written from thumbnailify/settings.py (python -m scripts.settings_docs):
 # change a default or a description there, not here.
 """
 

@@ -1,4 +1,4 @@
-"""`python -m server`: serve the API, in one process or several sharing the port (SO_REUSEPORT).
+"""`python -m thumbnailify.server`: serve the API, in one process or several sharing the port (SO_REUSEPORT).
 
 On SIGTERM, SIGINT or SIGHUP a process stops listening, lets the requests in flight finish (up to
 server.shutdown_timeout), then closes. aiohttp's own shutdown stops reading request bodies at
@@ -19,14 +19,14 @@ import tempfile
 import uvloop
 from aiohttp import web
 
-from common.config import Settings, load_settings
-from common.logs import setup_logging
-from common.memory import map_large_blocks
-from common.startup import bind_error, cannot_start_exits, raise_open_files_limit
-from common.supervisor import Child, Supervisor
-from server.app import create_app
-from server.http import AppRunner
-from server.resources import IN_FLIGHT, RESOURCES
+from thumbnailify.logs import setup_logging
+from thumbnailify.memory import map_large_blocks
+from thumbnailify.server.app import create_app
+from thumbnailify.server.http.protocol import AppRunner
+from thumbnailify.server.resources import IN_FLIGHT, RESOURCES
+from thumbnailify.settings import Settings, load_settings
+from thumbnailify.startup import bind_error, cannot_start_exits, raise_open_files_limit
+from thumbnailify.supervisor import Child, Supervisor
 
 log = logging.getLogger("server")
 
@@ -67,7 +67,7 @@ async def serve(settings: Settings, shared_port: bool, open_files: int) -> None:
 
 def main() -> int:
     map_large_blocks(LARGE_BLOCK)  # uploads' buffers go back to the system once freed
-    parser = argparse.ArgumentParser(prog="python -m server")
+    parser = argparse.ArgumentParser(prog="python -m thumbnailify.server")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = load_settings()
@@ -79,7 +79,7 @@ def main() -> int:
         return 0
     metrics_dir = tempfile.mkdtemp(prefix="thumbnailify-metrics-")
     children = [
-        Child(f"server-{i}", [sys.executable, "-m", "server", "--child", str(i)],
+        Child(f"server-{i}", [sys.executable, "-m", "thumbnailify.server", "--child", str(i)],
               {"PROMETHEUS_MULTIPROC_DIR": metrics_dir})
         for i in range(processes)
     ]
@@ -89,6 +89,11 @@ def main() -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The console script and `python -m`: start-up errors are one line and exit code 2."""
     with cannot_start_exits("thumbnailify server"):
         sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -8,16 +8,18 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from common.config import Settings
-from common.loader import load_backend
-from server import cors, events, images, middleware, ops, page, uploads
-from server.backends import TABLE, Files
-from server.http import READ_AHEAD
-from server.hub import EventHub
-from server.intake import UploadSlots
-from server.maintenance import maintain
-from server.metrics import ServerMetrics
-from server.resources import IN_FLIGHT, RESOURCES, InFlight, Resources
+from thumbnailify.backends.loader import load_backend
+from thumbnailify.server import ops, page, routes
+from thumbnailify.server.backends import TABLE, Files
+from thumbnailify.server.background.maintenance import maintain
+from thumbnailify.server.events import streams
+from thumbnailify.server.events.hub import EventHub
+from thumbnailify.server.http import cors, middleware
+from thumbnailify.server.http.protocol import READ_AHEAD
+from thumbnailify.server.metrics import ServerMetrics
+from thumbnailify.server.resources import IN_FLIGHT, RESOURCES, InFlight, Resources
+from thumbnailify.server.uploads.intake import UploadSlots
+from thumbnailify.settings import Settings
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -27,11 +29,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_background)
     app.on_response_prepare.append(cors.add_headers)
     app.on_response_prepare.append(middleware.nosniff)
-    uploads.add_routes(app)
-    images.add_routes(app)
-    events.add_routes(app)
-    ops.add_routes(app)
-    page.add_routes(app)
+    ops.setup(app)
+    page.setup(app)
+    routes.add_routes(app)
     return app
 
 
@@ -47,7 +47,7 @@ def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context s
             metrics=ServerMetrics(),
             # What one upload in flight holds: the files backend's buffer and what aiohttp reads ahead.
             upload_slots=UploadSlots(settings.limits.upload_memory, files.upload_memory + READ_AHEAD),
-            events=EventHub(events.stream_limit(settings.server.max_event_streams)),
+            events=EventHub(streams.stream_limit(settings.server.max_event_streams)),
         )
         await res.files.open()
         await res.store.open()

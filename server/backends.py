@@ -1,27 +1,27 @@
-"""The server's backends by name, as config/config.yaml chooses them (see common.loader)."""
+"""The server's backends by name, as config/config.yaml chooses them (see thumbnailify.backends.loader)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from common.config import Settings
-from common.media import MediaType
-from common.volume import StoredFile
-from server.intake import Sink
+from thumbnailify.backends.layout import StoredFile
+from thumbnailify.media import MediaType
+from thumbnailify.server.uploads.intake import Sink
+from thumbnailify.settings import Settings
 
 TABLE: dict[str, dict[str, str]] = {
     "store": {
-        "redis": "server.store.redis:RedisStore",
-        "sqlite": "server.store.sqlite:SQLiteStore",
+        "redis": "thumbnailify.backends.redis.aio:RedisStore",
+        "sqlite": "thumbnailify.backends.sqlite.aio_store:SQLiteStore",
     },
     "queue": {
-        "rabbitmq": "server.queue.rabbitmq:RabbitMQPublisher",
-        "sqlite": "server.queue.sqlite:SQLitePublisher",
+        "rabbitmq": "thumbnailify.backends.rabbitmq.aio:RabbitMQPublisher",
+        "sqlite": "thumbnailify.backends.sqlite.aio_queue:SQLitePublisher",
     },
     "files": {
-        "filesystem": "server.files.filesystem:FilesystemFiles",
-        "s3": "server.files.s3:S3Files",
+        "filesystem": "thumbnailify.backends.filesystem.aio:FilesystemFiles",
+        "s3": "thumbnailify.backends.s3.aio:S3Files",
     },
 }
 

@@ -1,4 +1,4 @@
-"""HTTP handlers for /images: report state, list, serve and delete thumbnails (uploads: server/uploads.py)."""
+"""HTTP handlers for /images: report state, list, serve and delete thumbnails (uploads: server/uploads/handler.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import math
 from aiohttp import hdrs, web
 from aiohttp.helpers import ETAG_ANY
 
-from common import media, state
-from common.volume import is_media_id
-from server.errors import ApiError
-from server.middleware import LOG_EXTRA
-from server.resources import Resources, resources
+from thumbnailify import media, state
+from thumbnailify.media import is_media_id
+from thumbnailify.server.http.errors import ApiError
+from thumbnailify.server.http.middleware import LOG_EXTRA
+from thumbnailify.server.resources import Resources, resources
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
@@ -128,10 +128,3 @@ async def list_images(request: web.Request) -> web.Response:
     items = [state.status_body(media_id, record) for media_id, _, record in rows]
     cursor = _encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
     return web.json_response({"items": items, "next": cursor})
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/images", list_images)
-    app.router.add_get("/images/{media_id}", get_image)
-    app.router.add_delete("/images/{media_id}", delete_image)
-    app.router.add_get("/images/{media_id}/thumbnail", get_thumbnail)

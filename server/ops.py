@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
-from server.errors import BackendUnavailable
-from server.resources import resources
+from thumbnailify.server.http.errors import BackendUnavailable
+from thumbnailify.server.resources import resources
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,6 @@ def openapi_json() -> bytes:
     return json.dumps(yaml.safe_load(OPENAPI_FILE.read_text())).encode()
 
 
-def add_routes(app: web.Application) -> None:
-    app[OPENAPI] = openapi_json()
-    app.router.add_get("/health", health)
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/openapi.json", openapi)
+def setup(app: web.Application) -> None:
+    """The spec, parsed once, for /openapi.json."""
+    app[OPENAPI] = json.dumps(yaml.safe_load(OPENAPI_FILE.read_text())).encode()

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from aiohttp import hdrs, web
 
-from server.errors import ApiError
-from server.images import etag_matches
+from thumbnailify.server.http.errors import ApiError
+from thumbnailify.server.images import etag_matches
 
 STATIC_DIR = Path(__file__).with_name("static")
 PAGE_FILE = "index.html"
@@ -142,8 +142,6 @@ def _static(request: web.Request, name: str) -> web.Response:
     return _answer(request, asset, {hdrs.CACHE_CONTROL: FOREVER if current else REVALIDATE})
 
 
-def add_routes(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
+    """The page and its files, read and fingerprinted once."""
     app[SITE] = Site(STATIC_DIR)
-    app.router.add_get("/", page)
-    app.router.add_get("/static/{name}", static)
-    app.router.add_get(f"/static/{MODULES}/{{name}}", module)

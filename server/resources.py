@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from common.config import Settings
-from server.backends import Files, Publisher, Store
-from server.hub import EventHub
-from server.intake import UploadSlots
-from server.metrics import ServerMetrics
+from thumbnailify.server.backends import Files, Publisher, Store
+from thumbnailify.server.events.hub import EventHub
+from thumbnailify.server.metrics import ServerMetrics
+from thumbnailify.server.uploads.intake import UploadSlots
+from thumbnailify.settings import Settings
 
 
 @dataclass

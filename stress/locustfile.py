@@ -26,7 +26,7 @@ from locust import FastHttpUser, between, constant, task
 from locust.contrib.fasthttp import ResponseContextManager
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from client import calls
+from thumbnailify.client import calls
 
 PHOTOS_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "photos"
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}

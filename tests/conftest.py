@@ -10,7 +10,7 @@ import pika
 import pytest
 import redis
 
-import worker  # noqa: F401 - first: it sets ImageMagick's variables before any test module loads Wand
+import thumbnailify.worker  # noqa: F401 - first: it sets ImageMagick's variables before any test module loads Wand
 from scripts.seaweed import DEFAULT_PORTS, SeaweedFS
 from tests.harness import AMQP_URL, MODES, REDIS_URL, S3_MODE, Service, free_port
 

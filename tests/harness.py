@@ -27,9 +27,9 @@ import psutil
 import redis
 import requests
 
-from common.config import load_settings
-from common.queues import KINDS, dead_letter_queue, queue_name
-from common.s3 import open_bucket
+from thumbnailify.backends.s3.bucket import open_bucket
+from thumbnailify.kinds import KINDS, dead_letter_queue, queue_name
+from thumbnailify.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_PORT = 6379
@@ -70,7 +70,7 @@ def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
 
 
 class Service:
-    """`python -m common.launch` (server + supervised workers) with its own backends' namespace."""
+    """`python -m thumbnailify` (server + supervised workers) with its own backends' namespace."""
 
     def __init__(self, mode: str, workdir: Path, workers: int = 2, video_workers: int = 1,
                  open_files: tuple[int, int] | None = None, **overrides: str) -> None:
@@ -100,7 +100,7 @@ class Service:
         seen_before = self.ready_workers()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "common.launch", "--workers", str(self.workers),
+            [sys.executable, "-m", "thumbnailify", "--workers", str(self.workers),
              "--video-workers", str(self.video_workers)],
             cwd=ROOT, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=self._limit_open_files if self.open_files else None,  # noqa: PLW1509 (setrlimit only)
@@ -176,11 +176,11 @@ class Service:
         return pids
 
     def server_pid(self) -> int:
-        """The server process (`python -m server`) the launcher started."""
+        """The server process (`python -m thumbnailify.server`) the launcher started."""
         assert self.process is not None
         for child in psutil.Process(self.process.pid).children():
             with contextlib.suppress(psutil.Error):
-                if child.status() != psutil.STATUS_ZOMBIE and child.cmdline()[-2:] == ["-m", "server"]:
+                if child.status() != psutil.STATUS_ZOMBIE and child.cmdline()[-2:] == ["-m", "thumbnailify.server"]:
                     return child.pid
         raise AssertionError("no server process")
 

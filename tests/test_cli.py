@@ -10,6 +10,7 @@ import re
 import select
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tests.harness import ROOT, Service
 
 pytestmark = pytest.mark.timeout(180)
 
-CLI = ROOT / ".venv" / "bin" / "thumbnailify"
+CLI = Path(sys.executable).parent / "thumbnailify"  # the console script beside this Python
 KEY = "cli-test-key"
 NOT_AN_IMAGE = b"these are words, not a JPEG\n"
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")

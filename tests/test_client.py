@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from client import calls
-from client.session import ATTEMPTS, ApiError, Client
 from tests.conftest import PHOTOS
 from tests.harness import Service
+from thumbnailify.client import calls
+from thumbnailify.client.session import ATTEMPTS, ApiError, Client
 
 pytestmark = pytest.mark.timeout(120)
 

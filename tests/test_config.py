@@ -10,7 +10,8 @@ import pydantic
 import pytest
 import yaml
 
-from common.config import (
+from scripts import settings_docs
+from thumbnailify.settings import (
     DEFAULT_CONFIG_FILE,
     NOT_SETTINGS,
     PROJECT_ROOT,
@@ -22,7 +23,6 @@ from common.config import (
     load_settings,
     sections,
 )
-from scripts import settings_docs
 
 MISSPELT_ON_PURPOSE = {"THUMBNAILIFY_SREVER_PORT"}  # test_launcher.py's refused variable
 TEXT_FILES = {".py", ".md", ".yaml", ".yml", ".sh", ".toml", ".txt", ".cfg", ".ini", ".env", ""}

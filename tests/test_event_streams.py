@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from client.session import Client
-from server.hub import BACKLOG, EventHub, TooManyStreams
 from tests.harness import Service, wait_until
+from thumbnailify.client.session import Client
+from thumbnailify.server.events.hub import BACKLOG, EventHub, TooManyStreams
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -209,7 +209,7 @@ def test_sigterm_lets_a_busy_worker_finish(tmp_path: Path) -> None:
     service = Service("distributed", tmp_path, workers=0)
     with service as running:
         log = (tmp_path / "worker.log").open("wb")
-        worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=os.environ | running.env,
+        worker = subprocess.Popen([sys.executable, "-m", "thumbnailify.worker"], cwd=ROOT, env=os.environ | running.env,
                                   stdout=log, stderr=subprocess.STDOUT)
         try:
             # Frozen as soon as it is seen on a job, so the signal lands mid-job; on a loaded machine

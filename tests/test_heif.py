@@ -11,9 +11,9 @@ import struct
 
 import pytest
 
-from common import media
 from tests import corpus
-from worker import heif
+from thumbnailify import media
+from thumbnailify.worker.handlers import heif
 
 
 @pytest.fixture(scope="session")

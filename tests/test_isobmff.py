@@ -1,4 +1,4 @@
-"""worker.isobmff on crafted boxes: what real movies claim, tables that lie about their counts,
+"""thumbnailify.worker.handlers.isobmff on crafted boxes: what real movies claim, tables that lie about their counts,
 boxes that lie about their sizes, and truncations anywhere; never an exception, never a read or an
 allocation past the file."""
 
@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from tests.videos import encode, mp4, quadrants, sample_table_bomb
-from worker.isobmff import Claims, read_claims
+from thumbnailify.worker.handlers.isobmff import Claims, read_claims
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from common.startup import EXIT_CANNOT_START
-from common.supervisor import Child, Supervisor
 from tests.harness import ROOT, Service, service_env, wait_until
+from thumbnailify.startup import EXIT_CANNOT_START
+from thumbnailify.supervisor import Child, Supervisor
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -57,7 +57,7 @@ def _start(argv: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedP
     )
 
 
-@pytest.mark.parametrize("argv", [["-m", "common.launch"], ["-m", "server"]], ids=["launcher", "server"])
+@pytest.mark.parametrize("argv", [["-m", "thumbnailify"], ["-m", "thumbnailify.server"]], ids=["launcher", "server"])
 def test_a_port_in_use_is_one_line_and_exit_2(argv: list[str], tmp_path: Path) -> None:
     """No traceback and no restart loop: which address, which setting changes it, exit code 2."""
     with socket.socket() as holder:
@@ -71,7 +71,7 @@ def test_a_port_in_use_is_one_line_and_exit_2(argv: list[str], tmp_path: Path) -
     assert f"127.0.0.1:{port} is already in use" in lines[0] and "THUMBNAILIFY_SERVER_PORT" in lines[0]
 
 
-@pytest.mark.parametrize("argv", [["-m", "common.launch"], ["-m", "server"], ["-m", "worker"]],
+@pytest.mark.parametrize("argv", [["-m", "thumbnailify"], ["-m", "thumbnailify.server"], ["-m", "thumbnailify.worker"]],
                          ids=["launcher", "server", "worker"])
 @pytest.mark.parametrize(
     ("env", "named"),

@@ -8,9 +8,9 @@ import contextlib
 from pathlib import Path
 from types import SimpleNamespace
 
-from common.config import load_settings
-from server.maintenance import LEASE, maintain
-from server.store.sqlite import SQLiteStore
+from thumbnailify.backends.sqlite.aio_store import SQLiteStore
+from thumbnailify.server.background.maintenance import LEASE, maintain
+from thumbnailify.settings import load_settings
 
 
 async def stop_while_asking(tmp_path: Path) -> bool:

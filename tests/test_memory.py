@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import worker  # noqa: F401  (sets ImageMagick's policy before Wand loads)
-from common.config import Settings
-from common.media import PNG
-from worker.thumbnails import ImageRejected, ThumbHandler
+import thumbnailify.worker  # noqa: F401  (sets ImageMagick's policy before Wand loads)
+from thumbnailify.media import PNG
+from thumbnailify.settings import Settings
+from thumbnailify.worker.handlers.image import ImageRejected, ThumbHandler
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def run(code: str) -> str:
 def test_an_allocation_past_the_limit_fails_and_the_process_goes_on() -> None:
     out = run("""
         import resource
-        from worker.memory import limit_memory
+        from thumbnailify.worker.memory import limit_memory
         limit_memory(256 << 20)
         print(resource.getrlimit(resource.RLIMIT_DATA))
         try:
@@ -44,7 +44,7 @@ def test_an_allocation_past_the_limit_fails_and_the_process_goes_on() -> None:
 def test_zero_is_no_limit_and_a_lower_cap_stays() -> None:
     out = run("""
         import resource
-        from worker.memory import limit_memory
+        from thumbnailify.worker.memory import limit_memory
         limit_memory(0)
         print(resource.getrlimit(resource.RLIMIT_DATA) == (resource.RLIM_INFINITY,) * 2)
         resource.setrlimit(resource.RLIMIT_DATA, (200 << 20, 300 << 20))
@@ -62,9 +62,9 @@ def test_ffmpeg_and_pyav_work_under_the_default_limit() -> None:
         import io
         import pika, wand.color, wand.image
         import av
-        from common.config import byte_size, load_settings
+        from thumbnailify.settings import byte_size, load_settings
         from tests.videos import mp4, quadrants
-        from worker.memory import limit_memory
+        from thumbnailify.worker.memory import limit_memory
         limit_memory(load_settings().worker.memory_limit)
         with av.open(io.BytesIO(mp4([quadrants((1920, 1080))] * 3))) as movie:
             print(len(list(movie.decode(video=0))))

@@ -25,9 +25,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from server.page import CONTENT_SECURITY_POLICY, Site
 from tests.conftest import PHOTOS
 from tests.harness import ROOT, Service
+from thumbnailify.server.page import CONTENT_SECURITY_POLICY, Site
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -12,12 +12,12 @@ import pytest
 from wand.exceptions import PolicyError
 from wand.image import Image
 
-import worker  # noqa: F401  (sets the policy before Wand loads)
-from common import state
-from common.config import Settings
-from common.media import GIF, JPEG, PNG
+import thumbnailify.worker  # noqa: F401  (sets the policy before Wand loads)
 from tests import corpus
-from worker.thumbnails import ImageRejected, ThumbHandler, apply_limits
+from thumbnailify import state
+from thumbnailify.media import GIF, JPEG, PNG
+from thumbnailify.settings import Settings
+from thumbnailify.worker.handlers.image import ImageRejected, ThumbHandler, apply_limits
 
 MVG = b"push graphic-context\nviewbox 0 0 640 480\nfill 'url(https://example.com/image.jpg)'\npop graphic-context\n"
 SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="10" height="10">'

@@ -14,10 +14,10 @@ import pika
 import pytest
 from PIL import Image
 
-from common.config import load_settings
-from common.queues import dead_letter_queue
 from tests.harness import AMQP_URL, Service, queue_depth, wait_until
-from worker.queue.rabbitmq import declare_queues
+from thumbnailify.backends.rabbitmq.sync import declare_queues
+from thumbnailify.kinds import dead_letter_queue
+from thumbnailify.settings import load_settings
 
 pytestmark = pytest.mark.timeout(180)
 QUORUM = {"THUMBNAILIFY_RABBITMQ_QUEUE_TYPE": "quorum", "THUMBNAILIFY_WORKER_MAX_ATTEMPTS": "2"}

@@ -27,7 +27,7 @@ def dead_letters(service: Service) -> int:
 
 
 def replay(service: Service) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker.replay"], cwd=ROOT, env=os.environ | service.env,
+    return subprocess.run([sys.executable, "-m", "thumbnailify.worker.replay"], cwd=ROOT, env=os.environ | service.env,
                           capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -18,8 +18,8 @@ import pytest
 import redis
 from PIL import Image
 
-from common import state
 from tests.harness import MODES, Service, wait_until
+from thumbnailify import state
 
 pytestmark = pytest.mark.timeout(180)
 

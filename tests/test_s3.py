@@ -19,13 +19,13 @@ import pytest
 import requests
 from PIL import Image
 
-from common.config import load_settings
-from common.s3 import open_bucket
-from common.volume import StoredFile
 from scripts.seaweed import SeaweedFS
-from server.files.s3 import S3Files
 from tests.harness import S3_MODE, Service, free_port, wait_until
 from tests.test_retention import backdate
+from thumbnailify.backends.layout import StoredFile
+from thumbnailify.backends.s3.aio import S3Files
+from thumbnailify.backends.s3.bucket import open_bucket
+from thumbnailify.settings import load_settings
 
 pytestmark = pytest.mark.timeout(180)
 BIG = 8 * 1024 * 1024

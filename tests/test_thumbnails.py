@@ -10,12 +10,13 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageStat
 
-# worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
-from common.config import LimitsSettings, ThumbnailSettings
-from common.media import GIF, HEIC, JPEG, PNG
 from tests import corpus
-from worker import thumbnails
-from worker.thumbnails import ThumbHandler, apply_limits
+from thumbnailify.media import GIF, HEIC, JPEG, PNG
+
+# worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
+from thumbnailify.settings import LimitsSettings, ThumbnailSettings
+from thumbnailify.worker import thumbnails
+from thumbnailify.worker.handlers.image import ThumbHandler, apply_limits
 
 GIF_FRAMES, GIF_SIZE = 100, (160, 120)
 

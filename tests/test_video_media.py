@@ -20,8 +20,6 @@ from av.stream import Discard
 from av.video.frame import PictureType
 from PIL import Image
 
-from common import media
-from common.config import LimitsSettings, ThumbnailSettings, VideoSettings
 from tests.videos import (
     HLS_PLAYLIST,
     MATROSKA_HEADER,
@@ -33,9 +31,11 @@ from tests.videos import (
     with_external_reference,
     yuv_frame,
 )
-from worker import video
-from worker.thumbnails import ImageRejected
-from worker.video import VideoHandler
+from thumbnailify import media
+from thumbnailify.settings import LimitsSettings, ThumbnailSettings, VideoSettings
+from thumbnailify.worker.handlers import video
+from thumbnailify.worker.handlers.image import ImageRejected
+from thumbnailify.worker.handlers.video import VideoHandler
 
 YELLOW_QUADRANTS = [quadrants(colours=((255, 255, 0),) * 4)] * 5
 # EBML header with 1-byte sizes: versions, ID and size lengths, DocType "webm"

@@ -23,11 +23,11 @@ import psutil
 import pytest
 from PIL import Image
 
-from common.callbacks import CallbackRefused, check_addresses, check_url, embedded_ipv4, parse_allowed_hosts
-from common.config import WebhookSettings
 from tests.harness import MODES, Service, wait_until
-from worker.webhook_http import post
-from worker.webhooks import HostSlots, host_of
+from thumbnailify.settings import WebhookSettings
+from thumbnailify.webhook_urls import CallbackRefused, check_addresses, check_url, embedded_ipv4, parse_allowed_hosts
+from thumbnailify.worker.webhooks.runner import HostSlots, host_of
+from thumbnailify.worker.webhooks.sender import post
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -23,10 +23,10 @@ import redis
 import requests
 from PIL import Image
 
-from common import state
 from tests.harness import AMQP_URL, REDIS_PORT, ROOT, Service, free_port, publish_raw, queue_status, wait_until
 from tests.proxy import TcpProxy
 from tests.test_faults import camera_jpeg
+from thumbnailify import state
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
@@ -37,7 +37,7 @@ def report(name: str, **figures: object) -> None:
 
 def start_worker(service: Service, log: Path, argv: list[str] | None = None, **env: str) -> subprocess.Popen[bytes]:
     """A worker of the service's own, outside its launcher, with settings of its own."""
-    process = subprocess.Popen(argv or [sys.executable, "-m", "worker"], cwd=ROOT,
+    process = subprocess.Popen(argv or [sys.executable, "-m", "thumbnailify.worker"], cwd=ROOT,
                                env=os.environ | service.env | env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     wait_until(lambda: "worker ready" in log.read_text(), 30, "the worker to start")
     return process
@@ -163,8 +163,8 @@ def test_a_stuck_main_loop_fails_its_health_check_and_is_replaced(
     port = free_port()
     with TcpProxy(REDIS_PORT) as proxy, Service("distributed", tmp_path, workers=0) as service:
         log = tmp_path / "worker.log"
-        supervised = [sys.executable, "-c", "import sys; from common.supervisor import Child, Supervisor; "
-                      "sys.exit(Supervisor([Child('worker', [sys.executable, '-m', 'worker'])]).run())"]
+        supervised = [sys.executable, "-c", "import sys; from thumbnailify.supervisor import Child, Supervisor; "
+                      "sys.exit(Supervisor([Child('worker', [sys.executable, '-m', 'thumbnailify.worker'])]).run())"]
         launcher = start_worker(service, log, supervised,
                                 THUMBNAILIFY_REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0",
                                 THUMBNAILIFY_REDIS_TIMEOUT="60", THUMBNAILIFY_WORKER_JOB_TIMEOUT="1",

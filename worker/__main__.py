@@ -1,4 +1,4 @@
-"""`python -m worker [--kind image|video|webhook]`: one worker process; take a job, do it, record the
+"""`python -m thumbnailify.worker [--kind image|video|webhook]`: one worker process; take a job, do it, record the
 outcome, settle the job with the queue, repeat. Each kind takes jobs from a queue of its own.
 
 SIGTERM, SIGINT or SIGHUP lets the current job finish and be acked, then the process exits 0. A
@@ -18,20 +18,20 @@ import threading
 import time
 from pathlib import Path
 
-from common.config import Settings, load_settings
-from common.loader import load_backend
-from common.logs import setup_logging
-from common.queues import KINDS
-from common.startup import cannot_start_exits, raise_open_files_limit
-from worker import liveness
-from worker.backends import TABLE, Consumer, Delivery, Store
-from worker.jobs import Outcome, Verdict
-from worker.kinds import Runner, build_runner, run_guarded
-from worker.liveness import Heartbeat
-from worker.memory import limit_memory
-from worker.scratch import ScratchDir
-from worker.thumbnails import apply_limits
-from worker.webhook_pool import WebhookPool
+from thumbnailify.backends.loader import load_backend
+from thumbnailify.kinds import KINDS
+from thumbnailify.logs import setup_logging
+from thumbnailify.settings import Settings, load_settings
+from thumbnailify.startup import cannot_start_exits, raise_open_files_limit
+from thumbnailify.worker import liveness
+from thumbnailify.worker.backends import TABLE, Consumer, Delivery, Store
+from thumbnailify.worker.handlers.image import apply_limits
+from thumbnailify.worker.jobs import Outcome, Verdict
+from thumbnailify.worker.kinds import Runner, build_runner, run_guarded
+from thumbnailify.worker.liveness import Heartbeat
+from thumbnailify.worker.memory import limit_memory
+from thumbnailify.worker.scratch import ScratchDir
+from thumbnailify.worker.webhooks.pool import WebhookPool
 
 log = logging.getLogger("worker")
 
@@ -115,7 +115,7 @@ def scratch_dir(settings: Settings) -> ScratchDir:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker")
+    parser = argparse.ArgumentParser(prog="python -m thumbnailify.worker")
     parser.add_argument("--kind", choices=KINDS, default="image", help="which jobs to take (default: image)")
     kind = parser.parse_args().kind
     settings = load_settings()
@@ -150,6 +150,11 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The console script and `python -m`: start-up errors are one line and exit code 2."""
     with cannot_start_exits("thumbnailify worker"):
         sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,4 +1,4 @@
-"""The worker's backends by name, as config/config.yaml chooses them (see common.loader)."""
+"""The worker's backends by name, as config/config.yaml chooses them (see thumbnailify.backends.loader)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from common.config import Settings
-from common.media import MediaType
+from thumbnailify.media import MediaType
+from thumbnailify.settings import Settings
 
 TABLE: dict[str, dict[str, str]] = {
     "store": {
-        "redis": "worker.store.redis:RedisStore",
-        "sqlite": "worker.store.sqlite:SQLiteStore",
+        "redis": "thumbnailify.backends.redis.sync:RedisStore",
+        "sqlite": "thumbnailify.backends.sqlite.sync_store:SQLiteStore",
     },
     "queue": {
-        "rabbitmq": "worker.queue.rabbitmq:RabbitMQConsumer",
-        "sqlite": "worker.queue.sqlite:SQLiteConsumer",
+        "rabbitmq": "thumbnailify.backends.rabbitmq.sync:RabbitMQConsumer",
+        "sqlite": "thumbnailify.backends.sqlite.sync_queue:SQLiteConsumer",
     },
     "files": {
-        "filesystem": "worker.files.filesystem:FilesystemFiles",
-        "s3": "worker.files.s3:S3Files",
+        "filesystem": "thumbnailify.backends.filesystem.sync:FilesystemFiles",
+        "s3": "thumbnailify.backends.s3.sync:S3Files",
     },
-    # by the queue's name: where that queue keeps its dead letters, for `python -m worker.replay`
+    # by the queue's name: where that queue keeps its dead letters, for `python -m thumbnailify.worker.replay`
     "dead_letters": {
-        "rabbitmq": "worker.queue.rabbitmq:RabbitMQDeadLetters",
-        "sqlite": "worker.queue.sqlite:SQLiteDeadLetters",
+        "rabbitmq": "thumbnailify.backends.rabbitmq.sync:RabbitMQDeadLetters",
+        "sqlite": "thumbnailify.backends.sqlite.sync_queue:SQLiteDeadLetters",
     },
 }
 

@@ -11,7 +11,7 @@ Every step is idempotent, so a delivery may be repeated after a crash at any poi
 A record deleted while we worked makes the final transition fail; we then remove our thumbnail,
 so nothing comes back after a DELETE. Outages of the store or the volume are retried with backoff;
 when the retries run out the job is dead-lettered and, if the store answers, marked Error 503 with
-its upload kept for `python -m worker.replay`. Attempts are counted once per delivery (by its
+its upload kept for `python -m thumbnailify.worker.replay`. Attempts are counted once per delivery (by its
 token), so a store call repeated after a lost reply does not count again.
 """
 
@@ -33,13 +33,13 @@ from typing import NamedTuple, Protocol
 from redis.exceptions import RedisError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from common import media, state
-from common.config import Settings
-from common.volume import is_media_id
-from worker.backends import Delivery, Files, SourceMissing, Store
-from worker.liveness import Heartbeat
-from worker.metrics import WorkerMetrics
-from worker.thumbnails import ImageRejected, Thumbnails
+from thumbnailify import media, state
+from thumbnailify.media import is_media_id
+from thumbnailify.settings import Settings
+from thumbnailify.worker.backends import Delivery, Files, SourceMissing, Store
+from thumbnailify.worker.handlers.image import ImageRejected, Thumbnails
+from thumbnailify.worker.liveness import Heartbeat
+from thumbnailify.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Verdict(NamedTuple):
 
 
 class Handler(Protocol):
-    """Makes every size of one item's thumbnail from its upload (photos: worker.thumbnails)."""
+    """Makes every size of one item's thumbnail from its upload (photos: thumbnailify.worker.handlers.image)."""
 
     settings_key: str
 

@@ -1,4 +1,4 @@
-"""The kinds of worker (`python -m worker --kind ...`): the queue each takes jobs from, and what
+"""The kinds of worker (`python -m thumbnailify.worker --kind ...`): the queue each takes jobs from, and what
 it makes of them. Photos and videos share the media state machine (worker.jobs) with a handler of
 their own, loaded by name so a photo worker never imports a video decoder; webhooks have theirs.
 """
@@ -9,21 +9,21 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
-from common import state
-from common.config import Settings
-from common.loader import load_backend
-from worker.backends import TABLE, Consumer, Delivery, Files, Store
-from worker.jobs import JobRunner, Outcome, Verdict
-from worker.liveness import Heartbeat
-from worker.metrics import WorkerMetrics
-from worker.webhooks import WebhookRunner
+from thumbnailify import state
+from thumbnailify.backends.loader import load_backend
+from thumbnailify.settings import Settings
+from thumbnailify.worker.backends import TABLE, Consumer, Delivery, Files, Store
+from thumbnailify.worker.jobs import JobRunner, Outcome, Verdict
+from thumbnailify.worker.liveness import Heartbeat
+from thumbnailify.worker.metrics import WorkerMetrics
+from thumbnailify.worker.webhooks.runner import WebhookRunner
 
 log = logging.getLogger(__name__)
 
 HANDLERS: dict[str, dict[str, str]] = {
     "handler": {
-        "image": "worker.thumbnails:ThumbHandler",
-        "video": "worker.video:VideoHandler",
+        "image": "thumbnailify.worker.handlers.image:ThumbHandler",
+        "video": "thumbnailify.worker.handlers.video:VideoHandler",
     },
 }
 

@@ -1,4 +1,4 @@
-"""`python -m worker.replay`: after an outage, put the dead letters back on the work queue.
+"""`python -m thumbnailify.worker.replay`: after an outage, put the dead letters back on the work queue.
 
 A job that met an outage of the store or the volume on every retry is a dead letter (RabbitMQ's
 `<queue>.dead`, or a dead row of the embedded queue) and its record says Error 503 with the upload
@@ -15,13 +15,13 @@ import argparse
 import logging
 import sys
 
-from common import state
-from common.config import Settings, load_settings
-from common.loader import load_backend
-from common.logs import setup_logging
-from common.queues import MEDIA_KINDS
-from common.startup import cannot_start_exits
-from worker.backends import TABLE, DeadLetter, DeadLetters, Store
+from thumbnailify import state
+from thumbnailify.backends.loader import load_backend
+from thumbnailify.kinds import MEDIA_KINDS
+from thumbnailify.logs import setup_logging
+from thumbnailify.settings import Settings, load_settings
+from thumbnailify.startup import cannot_start_exits
+from thumbnailify.worker.backends import TABLE, DeadLetter, DeadLetters, Store
 
 log = logging.getLogger("replay")
 
@@ -63,7 +63,7 @@ def replay(settings: Settings, limit: int | None, kind: str = "image") -> tuple[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.replay", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m thumbnailify.worker.replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="replay at most this many dead letters")
     parser.add_argument("--kind", choices=MEDIA_KINDS, default="image", help="whose dead letters (default: image)")
     args = parser.parse_args()
@@ -79,5 +79,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    with cannot_start_exits("python -m worker.replay"):
+    with cannot_start_exits("python -m thumbnailify.worker.replay"):
         sys.exit(main())

@@ -1,6 +1,6 @@
 """The API in process: the real app (`server.app.create_app`) on the embedded backends in a
 temporary folder, served by aiohttp's test server through the service's own HTTP layer
-(`server.http.AppRunner`), and the real worker machinery run on demand.
+(`thumbnailify.server.http.protocol.AppRunner`), and the real worker machinery run on demand.
 
 A test posts, then `await api.drain()` (or `await api.wait(media_id)`, which drains first) runs the
 jobs queued so far through `worker.__main__`'s own `build` and `handle`, until the queue is empty:
@@ -27,16 +27,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
 
-from common.config import Settings, load_settings
-from server.app import create_app
-from server.http import AppRunner
-from server.resources import RESOURCES
-from worker.__main__ import build, handle
-from worker.backends import Consumer, Store
-from worker.kinds import Runner
-from worker.liveness import Heartbeat
-from worker.scratch import ScratchDir
-from worker.thumbnails import apply_limits
+from thumbnailify.server.app import create_app
+from thumbnailify.server.http.protocol import AppRunner
+from thumbnailify.server.resources import RESOURCES
+from thumbnailify.settings import Settings, load_settings
+from thumbnailify.worker.__main__ import build, handle
+from thumbnailify.worker.backends import Consumer, Store
+from thumbnailify.worker.handlers.image import apply_limits
+from thumbnailify.worker.kinds import Runner
+from thumbnailify.worker.liveness import Heartbeat
+from thumbnailify.worker.scratch import ScratchDir
 
 T = TypeVar("T")
 RAW_REPLY_SECONDS = 10.0
@@ -72,7 +72,7 @@ class Reply:
 
 
 class ServiceTestServer(TestServer):
-    """aiohttp's test server with the service's own HTTP layer (`server.http.AppRunner`, set up as
+    """aiohttp's test server with the service's own HTTP layer (`thumbnailify.server.http.protocol.AppRunner`, set up as
     `server.__main__.serve` does): bodies never inflated, JSON answers to malformed requests..."""
 
     def __init__(self, app: web.Application, settings: Settings) -> None:
@@ -101,7 +101,7 @@ class WorkerParts:
 
 
 class InProcessWorker:
-    """One photo worker, as `python -m worker` builds it, on a thread of its own.
+    """One photo worker, as `python -m thumbnailify.worker` builds it, on a thread of its own.
 
     Every call runs on that one thread, so the SQLite connections the worker opens (one per
     thread) stay its own, and the event loop keeps serving while a job runs. A job off the main
@@ -139,7 +139,7 @@ class InProcessWorker:
         return done
 
     async def drain(self) -> int:
-        """Run every photo job that can be taken now to its settlement, as `python -m worker` would;
+        """Run every photo job that can be taken now to its settlement, as `python -m thumbnailify.worker` would;
         how many ran. (A job deferred for a retry waits for its time; webhook jobs are not run.)"""
         return await self._on_thread(self._drain)
 

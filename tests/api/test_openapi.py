@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import yaml
 
-from common.config import Settings
-from server.app import create_app
-from server.ops import OPENAPI_FILE
+from thumbnailify.server.app import create_app
+from thumbnailify.server.ops import OPENAPI_FILE
+from thumbnailify.settings import Settings
 
 SPEC = yaml.safe_load(OPENAPI_FILE.read_text())
 

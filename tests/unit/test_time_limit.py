@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from worker.jobs import time_limit
+from thumbnailify.worker.jobs import time_limit
 
 SENTINEL = 1000.0  # seconds: far beyond the test, and restored before it could fire
 

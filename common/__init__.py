@@ -1,1 +1,0 @@
-"""What server and worker share: settings, media types, the state record, keys, embedded backends."""

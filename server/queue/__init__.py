@@ -1,1 +1,0 @@
-"""Job publishers for the server: `rabbitmq` (distributed) and `sqlite` (embedded)."""

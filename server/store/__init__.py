@@ -1,1 +1,0 @@
-"""State stores for the server: `redis` (distributed) and `sqlite` (embedded)."""

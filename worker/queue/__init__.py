@@ -1,1 +1,0 @@
-"""Job consumers for the worker: `rabbitmq` (distributed) and `sqlite` (embedded)."""

@@ -1,1 +1,0 @@
-"""State stores for the worker: `redis` (distributed) and `sqlite` (embedded)."""
