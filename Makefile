@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The distributed stack on this machine: Redis for state, RabbitMQ for jobs.
 STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbitmq
 
-.PHONY: run stack s3 test lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
+.PHONY: run stack s3 test check lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
 	$(PY) -m thumbnailify
@@ -19,6 +19,9 @@ s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.fi
 
 test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
 	$(PY) -m pytest -n 3 --dist loadfile  # a file per process: most tests wait on services, not cores
+
+check: lint  ## the inner loop: lint, the unit and the in-process API tests (no service needed)
+	$(PY) -m pytest -q -n 2 tests/unit tests/api
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

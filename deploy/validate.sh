@@ -95,7 +95,9 @@ for path in sys.argv[1:]:
     for ins in ("WORKDIR", "USER", "HEALTHCHECK", "STOPSIGNAL", "CMD"):
         if ins not in instr: problems.append(f"no {ins}")
     if not has(r"^USER\s+10001"): problems.append("USER is not 10001")
-    if not has(r"pip install --no-cache-dir -r requirements\.txt"): problems.append("requirements not installed with pip --no-cache-dir")
+    extra = "worker" if "worker" in path else "server"
+    if not has(rf'pip install --no-cache-dir --constraint /src/requirements\.txt "/src\[{extra}\]"'):
+        problems.append(f"the package's [{extra}] extra is not installed with pip --no-cache-dir at the pinned versions")
     if not has(r"PYTHONUNBUFFERED=1"): problems.append("PYTHONUNBUFFERED=1 not set")
     if not has(r"chown 10001:10001 /data/media"): problems.append("/data/media not owned by 10001")
     for l in lines:

@@ -1,7 +1,7 @@
 """Write config/config.yaml and the README's configuration table from the settings' definitions.
 
 Each key's type, default and description live once, in `thumbnailify/settings.py`; this writes the docs
-from there, so they cannot drift (tests/test_config.py runs the check).
+from there, so they cannot drift (tests/unit/test_config.py runs the check).
 
     python -m scripts.settings_docs          # rewrite both files
     python -m scripts.settings_docs --check  # only compare: exit 1 and name the stale files

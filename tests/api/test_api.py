@@ -1,6 +1,6 @@
 """The HTTP API end to end, in process on the embedded backends (CONTRACT.md, "HTTP API").
 
-The same contract runs on Redis + RabbitMQ and on S3 in tests/test_api.py; behaviour must not
+The same contract runs on Redis + RabbitMQ and on S3 in tests/system/test_api.py; behaviour must not
 differ between the modes.
 """
 

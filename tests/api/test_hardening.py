@@ -1,7 +1,7 @@
 """The server under hostile clients, in process: compressed and padded bodies refused before they
 cost anything, private thumbnails behind a key, parsed conditional requests and cursors, CORS for
 listed origins only, a non-UTF-8 Authorization header. What needs slow clients on a real socket
-server, real processes or an outage stays in tests/test_hardening.py.
+server, real processes or an outage stays in tests/system/test_hardening.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from PIL import Image
 
 from tests.api.conftest import Api, ApiFactory, raw_request
 
-# As tests/test_hardening.py's `keyed` service: an API key, a CORS origin, short upload timeouts and
+# As tests/system/test_hardening.py's `keyed` service: an API key, a CORS origin, short upload timeouts and
 # room for one upload.
 KEYED_SETTINGS = {
     "THUMBNAILIFY_AUTH_API_KEY": "k3y",

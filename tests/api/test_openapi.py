@@ -1,5 +1,5 @@
 """The OpenAPI spec matches the code: every route is documented, and every documented one exists.
-(schemathesis against the running service is in tests/test_openapi.py.)"""
+(schemathesis against the running service is in tests/system/test_openapi.py.)"""
 
 from __future__ import annotations
 

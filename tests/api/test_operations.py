@@ -1,5 +1,5 @@
 """Operating the service, in process: API-key auth guards everything but health, readiness and the
-web page. (Metrics of worker processes and JSON log lines are in tests/test_operations.py.)"""
+web page. (Metrics of worker processes and JSON log lines are in tests/system/test_operations.py.)"""
 
 from __future__ import annotations
 

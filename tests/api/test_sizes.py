@@ -1,5 +1,5 @@
 """Named thumbnail sizes (`thumbnail.sizes`) in process on the embedded backends, and items stored
-before there were any (tests/test_sizes.py runs the same on Redis + RabbitMQ).
+before there were any (tests/system/test_sizes.py runs the same on Redis + RabbitMQ).
 
 CONTRACT.md, second part, "Media": every size from one decode, `?size=` picks one (default the
 first), an unknown name is a 400, the status body lists the sizes; each size has its own ETag.

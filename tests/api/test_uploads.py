@@ -1,7 +1,7 @@
 """Upload forms, idempotent retries, history and live events, in process on the embedded backends.
 
 (CONTRACT second part: "Uploads", "History and live status"; webhook URLs refused at POST time.)
-tests/test_uploads.py runs the same on Redis + RabbitMQ, and what needs a slow client on a real socket.
+tests/system/test_uploads.py runs the same on Redis + RabbitMQ, and what needs a slow client on a real socket.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def test_a_sample_table_bomb_is_refused_before_ffmpeg_indexes_it(video_service: 
 
 def test_external_data_reference_is_never_read(video_service: Service) -> None:
     """A MOV whose frames are in another file beside it: FFmpeg with enable_drefs=1 would show that
-    file (tests/test_video_media.py proves it); the worker reads only the upload."""
+    file (tests/system/test_video_media.py proves it); the worker reads only the upload."""
     referenced = mov([quadrants()] * 5)
     (video_service.media_dir("raw") / "ref.mov").write_bytes(referenced)
     media_id = video_service.upload(with_external_reference(referenced, "ref.mov"), "video/quicktime")

@@ -15,15 +15,10 @@ from thumbnailify.media import GIF, HEIC, JPEG, PNG
 
 # worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
 from thumbnailify.settings import LimitsSettings, ThumbnailSettings
-from thumbnailify.worker import thumbnails
+from thumbnailify.worker.handlers import image
 from thumbnailify.worker.handlers.image import ThumbHandler, apply_limits
 
 GIF_FRAMES, GIF_SIZE = 100, (160, 120)
-
-
-@pytest.fixture(scope="session")
-def real_services() -> None:
-    """Overrides conftest's autouse check for Redis/RabbitMQ: these tests touch no service."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -110,7 +105,7 @@ def test_large_heic_reaches_imagemagick_reduced(tmp_path: Path) -> None:
     rgba.paste((250, 40, 40, 255), (400, 300, 1200, 900))
     path = tmp_path / "large.heic"
     path.write_bytes(corpus._encode(rgba, "HEIF", quality=90))
-    decoded = thumbnails._decode_heif(path, (200, 150))
+    decoded = image._decode_heif(path, (200, 150))
     assert (decoded.mode, decoded.size, decoded.full_size) == ("RGBA", (200, 150), (1600, 1200))
     made = handler().make(path, HEIC)
     assert (made.media_type, made.dimensions()) == (PNG, {"default": (100, 75)})

@@ -16,11 +16,6 @@ from thumbnailify import media
 from thumbnailify.worker.handlers import heif
 
 
-@pytest.fixture(scope="session")
-def real_services() -> None:
-    """Overrides conftest's autouse check for Redis/RabbitMQ: these tests touch no service."""
-
-
 @pytest.fixture(scope="module")
 def files() -> dict[str, bytes]:
     marked = corpus.marked((160, 120))

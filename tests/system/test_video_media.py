@@ -1,6 +1,6 @@
 """Video recognition (server) and the video handler's own decisions, without a service.
 
-The service-level outcomes of every generated video are in tests/test_video.py; here: the magic
+The service-level outcomes of every generated video are in tests/system/test_video.py; here: the magic
 rules byte by byte, that the hostile files really are hostile (FFmpeg left to its defaults or
 with data references on would do what the worker refuses), and how the decoder is set up.
 """

@@ -28,11 +28,6 @@ MISSPELT_ON_PURPOSE = {"THUMBNAILIFY_SREVER_PORT"}  # test_launcher.py's refused
 TEXT_FILES = {".py", ".md", ".yaml", ".yml", ".sh", ".toml", ".txt", ".cfg", ".ini", ".env", ""}
 
 
-@pytest.fixture(autouse=True)
-def real_services() -> None:
-    """Pure unit tests: no Redis or RabbitMQ needed (overrides the session-wide check)."""
-
-
 def all_keys() -> set[str]:
     return {f"{section}.{key}" for section, model in sections().items() for key in model.model_fields}
 

@@ -25,7 +25,7 @@ from PIL import Image
 
 from tests.harness import AMQP_URL, REDIS_PORT, ROOT, Service, free_port, publish_raw, queue_status, wait_until
 from tests.proxy import TcpProxy
-from tests.test_faults import camera_jpeg
+from tests.system.test_faults import camera_jpeg
 from thumbnailify import state
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]

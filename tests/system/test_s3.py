@@ -21,7 +21,7 @@ from PIL import Image
 
 from scripts.seaweed import SeaweedFS
 from tests.harness import S3_MODE, Service, free_port, wait_until
-from tests.test_retention import backdate
+from tests.system.test_retention import backdate
 from thumbnailify.backends.layout import StoredFile
 from thumbnailify.backends.s3.aio import S3Files
 from thumbnailify.backends.s3.bucket import open_bucket

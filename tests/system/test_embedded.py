@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from tests.harness import Service, distinct_jpeg, free_port
-from tests.test_faults import camera_jpeg
+from tests.system.test_faults import camera_jpeg
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -14,11 +14,6 @@ from tests.videos import encode, mp4, quadrants, sample_table_bomb
 from thumbnailify.worker.handlers.isobmff import Claims, read_claims
 
 
-@pytest.fixture(scope="session")
-def real_services() -> None:
-    """Overrides conftest's autouse check for Redis/RabbitMQ: these tests touch no service."""
-
-
 def box(kind: bytes, *payload: bytes) -> bytes:
     body = b"".join(payload)
     return struct.pack(">I4s", 8 + len(body), kind) + body

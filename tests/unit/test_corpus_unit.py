@@ -1,6 +1,6 @@
 """Fast checks of the test corpus itself: it must be well-formed before it can judge the service.
 
-No service is needed: ``real_services`` below overrides the autouse fixture of ``conftest.py``.
+No service is needed (tests/unit/conftest.py): the corpus is checked in this process.
 """
 
 from __future__ import annotations
@@ -34,11 +34,6 @@ from tests.corpus import (
 
 PHOTOS = Path(corpus.__file__).resolve().parent / "data" / "photos"
 Image.MAX_IMAGE_PIXELS = None  # the 50 MP boundary case is intended
-
-
-@pytest.fixture(scope="session")
-def real_services() -> None:
-    """Overrides conftest's autouse check for Redis/RabbitMQ: these tests touch no service."""
 
 
 @pytest.fixture(scope="module")
