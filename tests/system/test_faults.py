@@ -469,7 +469,7 @@ def test_sigterm_lets_the_server_finish_requests_in_flight(tmp_path: Path, photo
         yield body[half:]
 
     with Service("distributed", tmp_path) as service:
-        server = next(c for c in psutil.Process(service.process.pid).children() if "server" in c.cmdline())
+        server = psutil.Process(service.server_pid())
         answer: list[requests.Response] = []
         upload = threading.Thread(target=lambda: answer.append(requests.post(
             f"{service.url}/images", data=slow_body(), headers={"Content-Type": "image/png"}, timeout=30)))

@@ -22,7 +22,6 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
-import psutil
 import pytest
 from PIL import Image
 
@@ -294,8 +293,7 @@ def test_a_server_killed_mid_upload_leaves_no_file_under_a_final_name(tmp_path: 
                          + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
             raw = service.media_dir("raw")
             wait_until(lambda: any(p.stat().st_size > 1 << 20 for p in raw.iterdir()), 10, "the upload to spill")
-            server = next(p for p in psutil.Process(service.process.pid).children() if "server" in p.cmdline())
-            os.kill(server.pid, signal.SIGKILL)
+            os.kill(service.server_pid(), signal.SIGKILL)
         left = [p.name for p in raw.iterdir()]
         assert left and all(p.startswith(".") and p.endswith(".tmp") for p in left), left
         assert not any(is_uuid(p) for p in left)
