@@ -124,7 +124,7 @@ class JobRunner:
             before=lambda _: self.heartbeat.beat(),  # each try is progress, however long the outage
             before_sleep=lambda rs: log.warning(
                 "transient fault, retrying",
-                extra={"media_id": delivery.media_id, "error": repr(rs.outcome.exception())},
+                extra={"media_id": delivery.media_id, "error": repr(rs.outcome and rs.outcome.exception())},
             ),
         )
         try:
@@ -201,7 +201,7 @@ class JobRunner:
             return None
         twin_id = self.store.find_content(self._content_key(record))
         twin = self.store.get(twin_id) if twin_id and twin_id != media_id else None
-        if twin is None or twin.get("state") != state.State.COMPLETED:
+        if twin_id is None or twin is None or twin.get("state") != state.State.COMPLETED:
             return None
         thumb_type = media.BY_NAME.get(twin.get("thumbnail_type", ""))
         if thumb_type is None or "sizes" not in twin:
