@@ -67,7 +67,9 @@ class Verdict(NamedTuple):
 class Handler(Protocol):
     """Makes every size of one item's thumbnail from its upload (photos: thumbnailify.worker.handlers.image)."""
 
-    settings_key: str
+    @property
+    def settings_key(self) -> str:
+        """What decides the thumbnails besides the upload's bytes (uploads alike under one key share them)."""
 
     def make(self, source: Path, media_type: media.MediaType) -> Thumbnails: ...
 
