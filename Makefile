@@ -25,6 +25,7 @@ check: lint  ## the inner loop: lint, the unit and the in-process API tests (no 
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) -m scripts.typecheck  # mypy --strict on the package: ~15 s cold, under 1 s from var/mypy-cache
 	$(PY) -m scripts.settings_docs --check
 
 settings-docs: $(STAMP)  ## rewrite config/config.yaml and the README's settings table from thumbnailify/settings.py

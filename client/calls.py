@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from urllib.parse import quote, urlencode
 
 TERMINAL = frozenset({"Completed", "Error"})
@@ -18,6 +18,13 @@ STATES = ("Processing", "Completed", "Error")
 
 class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+@runtime_checkable
+class Rewindable(Protocol):
+    """A body that can be sent again from its start (a file), as a retry does."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
 
 
 Body = bytes | Readable | None

@@ -24,7 +24,7 @@ from thumbnailify.client import calls
 from thumbnailify.client.batch import Batch, ThumbnailWriter, collect
 from thumbnailify.client.media import BY_EXTENSION
 from thumbnailify.client.report import LiveReport, PlainReport, summary
-from thumbnailify.client.session import ApiError, Client
+from thumbnailify.client.session import ApiError, Client, JsonObject
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_JOBS = 4
@@ -97,7 +97,7 @@ def _status(args: argparse.Namespace, client: Client, console: Console) -> int:
 
 
 def _list(args: argparse.Namespace, client: Client, console: Console) -> int:
-    items = []
+    items: list[JsonObject] = []
     for item in client.items(args.state, page=min(args.limit, 1000)):
         if len(items) >= args.limit:
             break

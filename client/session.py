@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 import requests
 import sseclient
@@ -27,6 +27,7 @@ MAX_RETRY_AFTER = 30.0  # a longer Retry-After is waited this long, so a retry l
 POLL_INTERVAL = 0.5
 
 Progress = Callable[[int, int], None]  # (bytes sent, bytes in all)
+JsonObject = dict[str, Any]  # a response body: a status, a listing page, an event's data
 
 
 class ApiError(Exception):
@@ -70,8 +71,9 @@ def _message(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, str):
+        return message
     return response.text.strip()[:200] or response.reason or "no message"
 
 
@@ -92,8 +94,28 @@ def _retry_after(response: requests.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def _is_status(body: object) -> bool:
+def _is_status(body: object) -> TypeGuard[JsonObject]:
     return isinstance(body, dict) and "media_id" in body and "state" in body
+
+
+def _rewind(body: object) -> None:
+    """A retry sends a file again from its start."""
+    if isinstance(body, calls.Rewindable):
+        body.seek(0)
+
+
+def _json_object(response: requests.Response) -> JsonObject:
+    """A success's body, which the API always sends as a JSON object."""
+    body = response.json()
+    if not isinstance(body, dict):
+        raise ApiError(response.status_code, f"expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+class _Connections(threading.local):
+    """Each thread's own requests session (a Session is not safe to share between threads)."""
+
+    session: requests.Session | None = None
 
 
 class Client:
@@ -103,11 +125,11 @@ class Client:
         self.url = url.rstrip("/")
         self.headers = calls.bearer(api_key)
         self.attempts = attempts
-        self._local = threading.local()
+        self._local = _Connections()
 
     @property
     def _http(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
+        if self._local.session is None:
             self._local.session = requests.Session()
         return self._local.session
 
@@ -119,8 +141,7 @@ class Client:
         """
         safe = call.method == "GET" or "Idempotency-Key" in call.headers
         for attempt in range(1, self.attempts + 1):
-            if hasattr(call.body, "seek"):
-                call.body.seek(0)  # a retry sends the file again from its start
+            _rewind(call.body)
             try:
                 response = self._http.request(
                     call.method, self.url + call.target, headers=self.headers | call.headers, data=call.body,
@@ -148,18 +169,18 @@ class Client:
 
     # -- the API ---------------------------------------------------------------------------------
     def upload(self, source: Path | bytes, media_type: str | None = None, *, binary: bool = True,
-               progress: Progress | None = None) -> dict:
+               progress: Progress | None = None) -> JsonObject:
         """The accepted upload's status body (202); the server's refusal as an ApiError."""
         key = calls.new_idempotency_key()
         if isinstance(source, bytes):
-            return self._checked(calls.upload(source, media_type or media.UNKNOWN, idempotency_key=key,
-                                              binary=binary)).json()
+            return _json_object(self._checked(calls.upload(source, media_type or media.UNKNOWN,
+                                                           idempotency_key=key, binary=binary)))
         with source.open("rb") as file:
             body = ProgressReader(file, source.stat().st_size, progress)
             call = calls.upload(body, media_type or media.media_type(source), idempotency_key=key, binary=binary)
-            return self._checked(call).json()
+            return _json_object(self._checked(call))
 
-    def status(self, media_id: str) -> dict:
+    def status(self, media_id: str) -> JsonObject:
         """The status body; an Error status comes back as a body too (its HTTP code is the error's)."""
         response = self.send(calls.status(media_id))
         try:
@@ -170,14 +191,14 @@ class Client:
             return body
         raise ApiError(response.status_code, _message(response))
 
-    def events(self, media_id: str | None = None) -> Iterator[tuple[str, dict]]:
+    def events(self, media_id: str | None = None) -> Iterator[tuple[str, JsonObject]]:
         """(event, body) as the server sends them: "status" with a status body, "deleted"."""
         response = self._checked(calls.events(media_id), stream=True, read_timeout=EVENTS_READ_TIMEOUT)
         with response:
             for event in sseclient.SSEClient(response.iter_content(chunk_size=None)).events():
                 yield event.event, json.loads(event.data)
 
-    def wait(self, media_id: str, timeout: float = 600.0) -> dict:
+    def wait(self, media_id: str, timeout: float = 600.0) -> JsonObject:
         """The media's terminal status body, as soon as it is known.
 
         Through its event stream; when that breaks (a server restart) the status is read once, in
@@ -218,11 +239,11 @@ class Client:
     def delete(self, media_id: str) -> None:
         self._checked(calls.delete(media_id))
 
-    def items(self, state: str | None = None, page: int = 100) -> Iterator[dict]:
+    def items(self, state: str | None = None, page: int = 100) -> Iterator[JsonObject]:
         """Every media, newest first, a page at a time (following the server's cursor)."""
         cursor = None
         while True:
-            body = self._checked(calls.listing(page, cursor, state)).json()
+            body = _json_object(self._checked(calls.listing(page, cursor, state)))
             yield from body["items"]
             cursor = body.get("next")
             if not cursor:

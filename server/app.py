@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def _backends(settings: Settings):  # noqa: ANN202 - aiohttp's cleanup-context shape
+def _backends(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:  # a cleanup context
     async def context(app: web.Application) -> AsyncIterator[None]:
         names = settings.backends
         files: Files = load_backend(TABLE, "files", names.files)(settings)

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
+from thumbnailify.server.backends import Backend
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.server.resources import resources
 
@@ -27,7 +28,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     res = resources(request)
-    backends = (res.store, res.publisher, res.files)
+    backends: tuple[Backend, ...] = (res.store, res.publisher, res.files)
     results = await asyncio.gather(*(b.ping() for b in backends), return_exceptions=True)
     failing = {}
     for backend, result in zip(backends, results, strict=True):

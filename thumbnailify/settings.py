@@ -5,7 +5,7 @@ its type, default, bounds and description in one `Field`. `config/config.yaml` a
 configuration table are written from these definitions (`python -m scripts.settings_docs`).
 
 To add a key: add one line to its section's class below, e.g.
-    memory_limit: ByteSize = Field("512MiB", description="what one worker may hold ...")
+    memory_limit: ByteSize = Field(size("512MiB"), description="what one worker may hold ...")
 choosing the type from the aliases below (ByteSize, Port, Seconds, Count, AtLeastOne, ...) or giving
 bounds in the Field (ge=, le=, gt=), then run `python -m scripts.settings_docs` (or `make
 settings-docs`). Its variable (THUMBNAILIFY_<SECTION>_<KEY>), its checks, its line in
@@ -58,7 +58,8 @@ IMPORT_STRING = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s]+")
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: ten times faster at each start
 BOUNDS = ("ge", "gt", "le", "min_length")  # the constraints the fields below use, as error messages state them
-LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+LOG_LEVELS: tuple[str, ...] = typing.get_args(LogLevel)
 
 
 class ConfigError(ValueError):
@@ -86,6 +87,12 @@ def _byte_size(value: object) -> object:
                 f"{', '.join(BYTE_UNITS)}, e.g. 64MiB"
             ) from None
     return value  # an int from the YAML file; anything else fails as "not an integer"
+
+
+def size(text: str) -> int:
+    """A ByteSize default as the docs show it ("64MiB"): validate_default turns it into bytes at load, so
+    the field holds an int while its default stays in words."""
+    return typing.cast(int, text)
 
 
 def _split(text: str) -> list[str]:
@@ -231,7 +238,7 @@ class WorkerSettings(Section):
                     "system temp dir (`$TMPDIR`, `/tmp`) + `/thumbnailify`",
     )
     memory_limit: ByteSize = Field(
-        "1GiB",
+        size("1GiB"),
         description="data memory of each worker process (`RLIMIT_DATA`, set at its start: heap and private maps, "
                     "not code nor thread stacks' untouched reserve); an allocation past it fails inside the decoder "
                     "and the job ends as an Error (413, or 422 where FFmpeg reports the failure as invalid data) "
@@ -386,7 +393,7 @@ class LimitsSettings(Section):
     """What one upload, one image and one worker may use."""
 
     max_upload_bytes: ByteSize = Field(
-        "20MiB",
+        size("20MiB"),
         description="decoded upload size limit (413); the base64 text may be at most 4/3 of it plus 1/16 for line "
                     "breaks",
     )
@@ -398,7 +405,7 @@ class LimitsSettings(Section):
         300.0, description="seconds a whole upload body may take (408, connection closed)",
     )
     upload_memory: ByteSize = Field(
-        "64MiB",
+        size("64MiB"),
         description="per server process, what uploads in flight may buffer (~224 KiB each: 128 KiB of the upload, "
                     "96 KiB aiohttp reads ahead); past it an upload waits for its turn (its waiting counts against "
                     "`limits.upload_timeout`; 503 if it never came)",
@@ -414,19 +421,19 @@ class LimitsSettings(Section):
                     "`thumbnail.max_frames`), which keeps a worker's memory bounded",
     )
     magick_memory: ByteSize = Field(
-        "96MiB",
+        size("96MiB"),
         description="ImageMagick pixel cache in RAM; past it the cache goes to memory-mapped files (`magick_map`), "
                     "then to disk (`magick_disk`)",
     )
     magick_map: ByteSize = Field(
-        "0",
+        size("0"),
         description="ImageMagick pixel cache in memory-mapped files. A mapped cache counts in the worker's RSS, so it "
                     "is off: "
                     "what does not fit in `magick_memory` (a 12 MP HEIC, a 20 MP PNG) goes to disk, slower but within "
                     "256 MB",
     )
     magick_disk: ByteSize = Field(
-        "1GiB",
+        size("1GiB"),
         description="ImageMagick pixel cache on disk, past `magick_memory` and `magick_map`; beyond it the job fails",
     )
     magick_width: AtLeastOne = Field(
@@ -566,7 +573,7 @@ class WebhookSettings(Section):
 class LogSettings(Section):
     """Logs, on stderr."""
 
-    level: Annotated[Literal[LOG_LEVELS], BeforeValidator(_log_level)] = Field(
+    level: Annotated[LogLevel, BeforeValidator(_log_level)] = Field(
         "INFO", description=f"the least severe level logged: {', '.join(LOG_LEVELS)}",
     )
     format: Literal["text", "json"] = Field("text", description="`text`, or `json` for one JSON object per line")
@@ -660,7 +667,14 @@ def _sources(settings_cls: type[BaseSettings], env: typing.Mapping[str, str]) ->
 
 def sections() -> dict[str, type[Section]]:
     """Each section's name and model, in the order the docs list them."""
-    return {name: field.default_factory for name, field in Settings.model_fields.items()}
+    return {name: _section_model(field) for name, field in Settings.model_fields.items()}
+
+
+def _section_model(field: FieldInfo) -> type[Section]:
+    model = field.annotation
+    if not (isinstance(model, type) and issubclass(model, Section)):
+        raise TypeError(f"a field of Settings is a Section, not {model!r}")
+    return model
 
 
 def env_name(section: str, key: str) -> str:
@@ -725,12 +739,15 @@ def _unknown(name: str, known: list[str], what: str, kind: str) -> str:
     return f"{name}: unknown {what}; expected a {kind} of {', '.join(known)}{hint}"
 
 
+WORDS: dict[object, str] = {int: "a whole number", float: "a number", str: "text"}
+
+
 def expectation(field: FieldInfo) -> str:
     """What a field takes, in words: its type and its bounds."""
     kind = field.annotation
     if typing.get_origin(kind) is Literal:
         return f"one of {', '.join(map(str, typing.get_args(kind)))}"
-    words = {int: "a whole number", float: "a number", str: "text"}.get(kind, str(kind))
+    words = WORDS.get(kind, str(kind))
     bounds = {name: getattr(rule, name) for rule in field.metadata for name in BOUNDS if hasattr(rule, name)}
     if "ge" in bounds and "le" in bounds:
         return f"{words} from {bounds['ge']} to {bounds['le']}"

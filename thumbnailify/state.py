@@ -134,7 +134,8 @@ def thumbnail_sizes(record: dict[str, str]) -> dict[str, list[int]]:
     """The sizes a Completed record names, first = default. A record written before there were
     several sizes has one thumbnail, its width and height, which reads as the size "default"."""
     if "sizes" in record:
-        return json.loads(record["sizes"])
+        sizes: dict[str, list[int]] = json.loads(record["sizes"])  # as thumbnail_fields wrote it
+        return sizes
     return {LEGACY_SIZE: [int(record.get("width") or 0), int(record.get("height") or 0)]}
 
 

@@ -67,7 +67,9 @@ class Verdict(NamedTuple):
 class Handler(Protocol):
     """Makes every size of one item's thumbnail from its upload (photos: thumbnailify.worker.handlers.image)."""
 
-    settings_key: str
+    @property
+    def settings_key(self) -> str:
+        """What decides the thumbnails besides the upload's bytes (uploads alike under one key share them)."""
 
     def make(self, source: Path, media_type: media.MediaType) -> Thumbnails: ...
 
@@ -124,7 +126,7 @@ class JobRunner:
             before=lambda _: self.heartbeat.beat(),  # each try is progress, however long the outage
             before_sleep=lambda rs: log.warning(
                 "transient fault, retrying",
-                extra={"media_id": delivery.media_id, "error": repr(rs.outcome.exception())},
+                extra={"media_id": delivery.media_id, "error": repr(rs.outcome and rs.outcome.exception())},
             ),
         )
         try:
@@ -201,7 +203,7 @@ class JobRunner:
             return None
         twin_id = self.store.find_content(self._content_key(record))
         twin = self.store.get(twin_id) if twin_id and twin_id != media_id else None
-        if twin is None or twin.get("state") != state.State.COMPLETED:
+        if twin_id is None or twin is None or twin.get("state") != state.State.COMPLETED:
             return None
         thumb_type = media.BY_NAME.get(twin.get("thumbnail_type", ""))
         if thumb_type is None or "sizes" not in twin:

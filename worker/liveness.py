@@ -15,8 +15,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
@@ -63,17 +64,13 @@ class _QuietHandler(WSGIRequestHandler):
         """Probes every few seconds are not worth a log line."""
 
 
-Environ = dict[str, object]
-StartResponse = Callable[[str, list[tuple[str, str]]], object]
-
-
 def serve(port: int, registry: CollectorRegistry, heartbeat: Heartbeat) -> None:
     """GET /health (the main loop's progress) and the Prometheus metrics, from a daemon thread."""
-    metrics = make_wsgi_app(registry)
+    metrics: WSGIApplication = make_wsgi_app(registry)  # typed as a bare Callable there
 
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != "/health":
-            return metrics(environ, start_response)  # type: ignore[arg-type]
+            return metrics(environ, start_response)
         silence = heartbeat.silence()
         status = "503 Service Unavailable" if heartbeat.stuck() else "200 OK"
         body = f'{{"main_loop_silent_seconds": {silence:.1f}, "limit_seconds": {heartbeat.limit:.1f}}}\n'

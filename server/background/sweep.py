@@ -34,7 +34,9 @@ def _upload_done_with(record: dict[str, str], raw_cutoff: float) -> bool:
     return state.parse_iso(record["updated_at"]).timestamp() <= raw_cutoff
 
 
-async def _expire_media(res: Resources, cutoff: float, counts: Counter, renew: Callable[[], Awaitable[None]]) -> None:
+async def _expire_media(
+    res: Resources, cutoff: float, counts: Counter[str], renew: Callable[[], Awaitable[None]],
+) -> None:
     while media_ids := await res.store.created_before(cutoff, PAGE):
         for media_id in media_ids:
             counts["media"] += await res.store.delete(media_id)
@@ -44,7 +46,7 @@ async def _expire_media(res: Resources, cutoff: float, counts: Counter, renew: C
         await renew()
 
 
-async def _judge(res: Resources, items: list[StoredFile], raw_cutoff: float, counts: Counter) -> None:
+async def _judge(res: Resources, items: list[StoredFile], raw_cutoff: float, counts: Counter[str]) -> None:
     """Remove each file whose record is gone (or whose upload its record no longer needs)."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
@@ -58,10 +60,10 @@ async def _judge(res: Resources, items: list[StoredFile], raw_cutoff: float, cou
     await asyncio.gather(*(one(item) for item in items))
 
 
-async def sweep(res: Resources, renew: Callable[[], Awaitable[None]]) -> Counter:
+async def sweep(res: Resources, renew: Callable[[], Awaitable[None]]) -> Counter[str]:
     conf = res.settings.retention
     now = time.time()
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     if conf.media_days > 0:
         await _expire_media(res, now - conf.media_days * 86400, counts, renew)
     raw_cutoff = now - conf.raw_hours * 3600

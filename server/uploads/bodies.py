@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -55,7 +55,7 @@ class ReadLimits:
             raise BodyTimeout("the upload stalled or took too long; send it again") from exc
 
 
-async def raw_chunks(stream: StreamReader, limits: ReadLimits) -> AsyncIterator[bytes]:
+async def raw_chunks(stream: StreamReader, limits: ReadLimits) -> AsyncGenerator[bytes, None]:
     """The body as it arrives, within the byte cap and both timeouts."""
     received = 0
     while True:
@@ -74,7 +74,7 @@ def base64_wire_bytes(decoded_limit: int) -> int:
     return encoded + encoded // 16 + 4096
 
 
-async def base64_chunks(stream: StreamReader, limits: ReadLimits) -> AsyncIterator[bytes]:
+async def base64_chunks(stream: StreamReader, limits: ReadLimits) -> AsyncGenerator[bytes, None]:
     """The decoded media of a base64 body (standard alphabet, padding required)."""
     decoder = Base64Decoder()
     async for chunk in raw_chunks(stream, limits):

@@ -105,10 +105,13 @@ async def _persist(res: Resources, kept: list[Kept], callback_url: str | None) -
     return records
 
 
-def _answer(form: UploadForm, kept: list[Kept], records: list[dict[str, str]]) -> tuple[web.Response, dict]:
+Body = dict[str, object]
+
+
+def _answer(form: UploadForm, kept: list[Kept], records: list[dict[str, str]]) -> tuple[web.Response, Body]:
     bodies = [state.status_body(item.media_id, record) for item, record in zip(kept, records, strict=True)]
     if form.many:
-        body: dict = {"items": [b | {"filename": item.filename} for b, item in zip(bodies, kept, strict=True)]}
+        body: Body = {"items": [b | {"filename": item.filename} for b, item in zip(bodies, kept, strict=True)]}
         return web.json_response(body, status=202), body
     headers = {hdrs.LOCATION: f"/images/{kept[0].media_id}"}
     return web.json_response(bodies[0], status=202, headers=headers), bodies[0]

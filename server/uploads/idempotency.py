@@ -40,7 +40,7 @@ class Prior:
 
     fingerprint: str
     status: int
-    body: dict
+    body: dict[str, object]
     location: str | None
 
 
@@ -75,7 +75,7 @@ async def begin(res: Resources, key: str, marker: str) -> Prior | None:
     return Prior(**json.loads(found))
 
 
-async def finish(res: Resources, key: str, fingerprint: str, response: web.Response, body: dict) -> None:
+async def finish(res: Resources, key: str, fingerprint: str, response: web.Response, body: dict[str, object]) -> None:
     """Keep the answer for replays. The upload is done whatever happens here: if the store cannot
     keep it, the in-flight marker stays until it expires (a retry meanwhile is a 409, never a
     second upload)."""

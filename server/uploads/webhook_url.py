@@ -28,7 +28,7 @@ async def checked_callback(url: str | None, conf: WebhookSettings) -> str | None
                 )
         except (OSError, TimeoutError) as exc:
             raise CallbackRefused(f"callback_url host {target.host!r} does not resolve") from exc
-        check_addresses(target, [info[4][0] for info in found])
+        check_addresses(target, [str(info[4][0]) for info in found])  # an IP family's address: the host first
     except CallbackRefused as exc:
         raise ApiError(400, str(exc)) from exc
     return target.url

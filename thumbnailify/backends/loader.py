@@ -9,19 +9,26 @@ does not use.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 
 class UnknownBackend(LookupError):
     pass
 
 
-def load_backend(table: dict[str, dict[str, str]], kind: str, name: str) -> type:
+def load_backend(table: dict[str, dict[str, str]], kind: str, name: str) -> type[Any]:
+    """The class a table names for the configured name (or a module:Class of one's own). The caller
+    states which protocol it builds; the tables' classes are checked against those protocols by mypy,
+    in thumbnailify/backends/conformance.py."""
     choices = table[kind]
     target = choices.get(name, name)
     module_name, _, class_name = target.partition(":")
     if not class_name:
         raise UnknownBackend(f"backends.{kind}: unknown backend {name!r}; choose one of {sorted(choices)}")
     try:
-        return getattr(importlib.import_module(module_name), class_name)
+        backend = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise UnknownBackend(f"backends.{kind}: cannot load {target!r}: {exc}") from exc
+    if not isinstance(backend, type):
+        raise UnknownBackend(f"backends.{kind}: {target!r} is not a class")
+    return backend

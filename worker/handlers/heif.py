@@ -305,9 +305,10 @@ def _grid_size(file: BinaryIO, meta: _Meta, primary: int) -> tuple[tuple[int, in
     if not all(meta.coded(tile) for tile in set(tiles)):
         return None
     sizes = {meta.item(tile).size for tile in set(tiles)}
-    if len(sizes) != 1 or None in sizes:
+    size = sizes.pop() if len(sizes) == 1 else None  # every tile the same size, and known
+    if size is None:
         return None
-    (tile_width, tile_height), (width, height) = next(iter(sizes)), grid.output
+    (tile_width, tile_height), (width, height) = size, grid.output
     covered = grid.columns * tile_width >= width and grid.rows * tile_height >= height
     beyond = (grid.columns - 1) * tile_width >= width or (grid.rows - 1) * tile_height >= height
     if not covered or beyond:
@@ -326,9 +327,9 @@ def _overlay_size(file: BinaryIO, meta: _Meta, primary: int) -> tuple[tuple[int,
     wide = data[1] & 1
     if len(data) < (20 if wide else 14) or not all(meta.coded(image) for image in set(inputs)):
         return None
-    canvas = struct.unpack_from(">II" if wide else ">HH", data, 10)
-    sizes = [meta.item(image).size for image in inputs]
-    if None in sizes or 0 in canvas:
+    canvas: tuple[int, int] = struct.unpack_from(">II" if wide else ">HH", data, 10)
+    sizes = [size for image in inputs if (size := meta.item(image).size) is not None]
+    if len(sizes) != len(inputs) or 0 in canvas:
         return None
     return canvas, canvas[0] * canvas[1] + sum(width * height for width, height in sizes)
 

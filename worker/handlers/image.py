@@ -12,7 +12,7 @@ import ctypes
 import hashlib
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -309,7 +309,7 @@ class ThumbHandler:
 
     def make(self, source: Path, media_type: MediaType) -> Thumbnails:
         kind = media_type.name.partition("/")[0]
-        method = getattr(self, f"_make_{kind}", None)
+        method: Callable[[Path, MediaType], Thumbnails] | None = getattr(self, f"_make_{kind}", None)
         if method is None:
             raise ImageRejected(state.UNSUPPORTED, f"no thumbnails for {media_type.name} yet")
         try:

@@ -177,7 +177,7 @@ class VideoHandler:
         # Keyframes only (the decoder drops the rest unread): the first bright one bounds where
         # the first bright frame can be.
         stream.codec_context.skip_frame = "NONKEY"
-        container.seek(first.pts, stream=stream, backward=True)
+        container.seek(_pts(first), stream=stream, backward=True)
         last_black, bright = first, None
         for keyframe in scan.frames(container.decode(stream)):
             at = _seconds(keyframe, stream)
@@ -192,7 +192,7 @@ class VideoHandler:
         # Then every frame from the last black keyframe up to there (the bright keyframe itself
         # is decoded already).
         stream.codec_context.skip_frame = "DEFAULT"
-        container.seek(last_black.pts, stream=stream, backward=True)
+        container.seek(_pts(last_black), stream=stream, backward=True)
         after, bright_at = _seconds(last_black, stream), _seconds(bright, stream) if bright else end
         for frame in scan.frames(container.decode(stream)):
             at = _seconds(frame, stream)
@@ -299,4 +299,11 @@ def _packed(frame: VideoFrame, channels: int) -> bytes:
 
 def _seconds(frame: VideoFrame, stream: VideoStream) -> float:
     """The frame's time; one without a timestamp counts as past any window."""
-    return float("inf") if frame.pts is None else float(frame.pts * stream.time_base)
+    return float("inf") if frame.pts is None or stream.time_base is None else float(frame.pts * stream.time_base)
+
+
+def _pts(frame: VideoFrame) -> int:
+    """The timestamp of a frame the scan placed in its window, which only a frame with one is."""
+    if frame.pts is None:
+        raise ValueError("a frame without a timestamp has no place to seek to")
+    return frame.pts

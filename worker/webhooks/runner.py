@@ -34,7 +34,7 @@ from thumbnailify.worker.webhooks.sender import post
 log = logging.getLogger(__name__)
 
 EVENT_NAMESPACE = uuid.UUID("5b0c3d4e-9a51-4f7e-8d36-2d1e7a1c9f40")
-EVENTS = {state.State.COMPLETED: "media.completed", state.State.ERROR: "media.failed"}
+EVENTS: dict[str, str] = {state.State.COMPLETED: "media.completed", state.State.ERROR: "media.failed"}
 
 
 def event_id(media_id: str, event: str) -> str:

@@ -50,7 +50,8 @@ def post(url: str, body: bytes, event_id: str, conf: WebhookSettings) -> Attempt
             found = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise CallbackRefused(f"host {target.host!r} does not resolve") from exc
-        address = str(check_addresses(target, [info[4][0] for info in found])[0])
+        hosts = [str(info[4][0]) for info in found]  # an IP family's address: the host first
+        address = str(check_addresses(target, hosts)[0])
     except CallbackRefused as exc:
         return Attempt(None, f"refused: {exc}")
     parts = urlsplit(target.url)  # ASCII, whatever an older record kept

@@ -12,7 +12,8 @@ from pathlib import Path
 import aiofiles
 import aiofiles.os
 
-from thumbnailify.backends.filesystem.volume import StoredFile, Volume
+from thumbnailify.backends.filesystem.volume import Volume
+from thumbnailify.backends.layout import StoredFile
 from thumbnailify.media import MediaType
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings

@@ -37,7 +37,7 @@ class Connection:
 
     @property
     def usable(self) -> bool:
-        return self.protocol.state == OPEN
+        return bool(self.protocol.state == OPEN)  # aioamqp is untyped
 
     async def close(self) -> None:
         try:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 
 import pika
 import pika.exceptions
+import pika.spec
 from pika.adapters.blocking_connection import BlockingChannel
 
 from thumbnailify.kinds import dead_letter_queue, given_up_by_broker, prefetch, queue_name, work_queue_arguments
@@ -29,8 +30,23 @@ from thumbnailify.worker.backends import DeadLetter, Delivery
 
 log = logging.getLogger(__name__)
 
-Message = tuple[object, object, bytes] | tuple[None, None, None]
-FAILURES = (pika.exceptions.AMQPError, OSError)
+
+def _channel_and_tag(delivery: Delivery) -> tuple[BlockingChannel, int]:
+    """Delivery.tag as RabbitMQConsumer makes it: the channel the job came on, and its delivery tag."""
+    match delivery.tag:
+        case (BlockingChannel() as channel, int() as tag):
+            return channel, tag
+    raise TypeError(f"not a delivery of this consumer: {delivery.tag!r}")
+
+
+def _number(delivery_tag: object) -> int:
+    """A delivery tag: the broker always sets one (pika's types allow None, its constructors' default)."""
+    if not isinstance(delivery_tag, int):
+        raise TypeError(f"not a delivery tag: {delivery_tag!r}")
+    return delivery_tag
+
+Message = tuple[pika.spec.Basic.Deliver, pika.spec.BasicProperties, bytes] | tuple[None, None, None]
+FAILURES: tuple[type[Exception], ...] = (pika.exceptions.AMQPError, OSError)
 PRECONDITION_FAILED = 406
 ABANDONED_CHECK_SECONDS = 5.0  # how often a quorum queue's dead letters are looked through
 
@@ -97,7 +113,7 @@ class RabbitMQConsumer:
     def _drop(self) -> None:
         connection, self.connection, self.channel, self.stream = self.connection, None, None, None
         if connection is not None and connection.is_open:
-            with contextlib.suppress(FAILURES):
+            with contextlib.suppress(*FAILURES):
                 connection.close()
 
     def next(self, timeout: float) -> Delivery | None:
@@ -123,15 +139,15 @@ class RabbitMQConsumer:
         headers = getattr(properties, "headers", None) or {}
         media_type = headers.get("media_type") if isinstance(headers, dict) else None
         return Delivery(
-            media_id=bytes(body).decode("utf-8", "replace").strip(),
+            media_id=bytes(body or b"").decode("utf-8", "replace").strip(),
             media_type=media_type if isinstance(media_type, str) else None,
-            redelivered=bool(method.redelivered),  # type: ignore[attr-defined]
-            tag=(self.channel, method.delivery_tag),  # type: ignore[attr-defined]
-            token=f"{self.session}:{method.delivery_tag}",  # type: ignore[attr-defined]
+            redelivered=bool(method.redelivered),
+            tag=(self.channel, method.delivery_tag),
+            token=f"{self.session}:{method.delivery_tag}",
         )
 
     def ack(self, delivery: Delivery) -> None:
-        channel, tag = delivery.tag  # type: ignore[misc]
+        channel, tag = _channel_and_tag(delivery)
         if channel is not self.channel:
             return  # its connection is gone: the broker has already put it back in the queue
         try:
@@ -141,7 +157,7 @@ class RabbitMQConsumer:
             self._drop()
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        channel, _ = delivery.tag  # type: ignore[misc]
+        channel, _ = _channel_and_tag(delivery)
         if channel is not self.channel:
             return
         try:
@@ -198,7 +214,7 @@ class RabbitMQConsumer:
                     continue  # held unacked until the channel closes: it goes back where it was
                 media_type = headers.get("media_type")
                 delivery = Delivery(
-                    media_id=bytes(body).decode("utf-8", "replace").strip(),
+                    media_id=bytes(body or b"").decode("utf-8", "replace").strip(),
                     media_type=media_type if isinstance(media_type, str) else None,
                     redelivered=True, tag=(channel, method.delivery_tag), token=f"dead:{uuid.uuid4().hex}",
                 )
@@ -209,12 +225,12 @@ class RabbitMQConsumer:
                                 extra={"media_id": delivery.media_id})
                     failed = True
                     continue
-                channel.basic_ack(method.delivery_tag)
+                channel.basic_ack(_number(method.delivery_tag))
                 settled += 1
             self.dead_kept = -1 if failed else waiting - settled  # -1: look again next time
         finally:
             if channel.is_open:
-                with contextlib.suppress(FAILURES):
+                with contextlib.suppress(*FAILURES):
                     channel.close()
         return settled
 
@@ -222,7 +238,7 @@ class RabbitMQConsumer:
         """Ack the delivery and have the job back in `seconds`: through a waiting queue whose
         messages expire into ours (one such queue per delay, so no message waits behind a longer
         one)."""
-        if delivery.tag[0] is not self.channel:  # type: ignore[index]
+        if _channel_and_tag(delivery)[0] is not self.channel:
             return  # its connection is gone: the broker has already put it back (a copy would be one too many)
         ms = max(1, int(seconds * 1000))
         waiting = f"{self.queue}.wait.{ms}"
@@ -248,7 +264,7 @@ class RabbitMQConsumer:
 
     def close(self) -> None:
         if self.channel is not None and self.channel.is_open:
-            with contextlib.suppress(FAILURES):
+            with contextlib.suppress(*FAILURES):
                 self.channel.cancel()
         self._drop()
 
@@ -289,9 +305,9 @@ class RabbitMQDeadLetters:
         self.drop(letter)
 
     def drop(self, letter: DeadLetter) -> None:
-        self.channel.basic_ack(letter.tag)  # type: ignore[arg-type]
+        self.channel.basic_ack(_number(letter.tag))
 
     def close(self) -> None:
         if self.connection.is_open:
-            with contextlib.suppress(FAILURES):
+            with contextlib.suppress(*FAILURES):
                 self.connection.close()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
@@ -20,6 +20,7 @@ from thumbnailify.backends.redis.layout import (
     DELETE_SCRIPT,
     RELEASE_LOCK_SCRIPT,
     TRANSITION_SCRIPT,
+    Call,
     NotReplicated,
     client_options,
     create_call,
@@ -30,6 +31,10 @@ from thumbnailify.backends.redis.layout import (
     master_options,
     media_key,
     request_key,
+    scored,
+    text,
+    text_hash,
+    texts,
     transition_call,
     wait_command,
 )
@@ -44,7 +49,7 @@ RESUBSCRIBE_SECONDS = 1.0
 R = TypeVar("R")
 
 
-def _unavailable_on_error(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _unavailable_on_error(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     @wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -96,7 +101,7 @@ class RedisStore:
     async def ping(self) -> None:
         await self.client.ping()
 
-    async def _replicated(self, script: AsyncScript, call: dict) -> object:
+    async def _replicated(self, script: AsyncScript, call: Call) -> object:
         """Run a script; with redis.wait_replicas, only done once that many replicas have it."""
         if not self.conf.wait_replicas:
             return await script(**call)
@@ -114,7 +119,7 @@ class RedisStore:
 
     @_unavailable_on_error
     async def get(self, media_id: str) -> dict[str, str] | None:
-        return await self.client.hgetall(media_key(self.prefix, media_id)) or None
+        return text_hash(await self.client.hgetall(media_key(self.prefix, media_id))) or None
 
     @_unavailable_on_error
     async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
@@ -137,9 +142,9 @@ class RedisStore:
         high: float | str = "+inf" if after is None else after[0]
         offset = 0
         while len(found) < limit:
-            members = await self.client.zrevrangebyscore(
+            members = scored(await self.client.zrevrangebyscore(
                 index, high, "-inf", start=offset, num=limit, withscores=True
-            )
+            ))
             if not members:
                 break
             offset += len(members)
@@ -147,7 +152,7 @@ class RedisStore:
             async with self.client.pipeline(transaction=False) as pipe:
                 for media_id, _ in fresh:
                     pipe.hgetall(media_key(self.prefix, media_id))
-                records = await pipe.execute()
+                records: list[dict[str, str]] = await pipe.execute()
             for (media_id, score), record in zip(fresh, records, strict=True):
                 if record and (state is None or record.get("state") == state):
                     found.append((media_id, score, record))
@@ -155,7 +160,7 @@ class RedisStore:
 
     @_unavailable_on_error
     async def created_before(self, score: float, limit: int) -> list[str]:
-        return await self.client.zrangebyscore(self.index, "-inf", f"({score}", start=0, num=limit)
+        return texts(await self.client.zrangebyscore(self.index, "-inf", f"({score}", start=0, num=limit))
 
     @_unavailable_on_error
     async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
@@ -171,7 +176,7 @@ class RedisStore:
         while True:
             if await self.client.set(name, marker, nx=True, px=int(seconds * 1000)):
                 return None
-            found = await self.client.get(name)
+            found = text(await self.client.get(name))
             if found is not None:  # else it expired between the two calls: try again
                 return found
 

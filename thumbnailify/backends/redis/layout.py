@@ -5,6 +5,9 @@ The async server store and the sync worker store both use these, so the layout c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypedDict, cast
+
 from redis.connection import parse_url
 from redis.exceptions import RedisError
 
@@ -20,6 +23,25 @@ def client_options(conf: RedisSettings) -> dict[str, object]:
         "socket_connect_timeout": conf.timeout,
         "health_check_interval": 10,
     }
+
+
+# Every client is made with decode_responses=True (client_options), so replies are text; redis-py's
+# types say bytes | str whatever the client, so these state what the replies are, once.
+def text(reply: bytes | str | None) -> str | None:
+    return cast(str | None, reply)
+
+
+def texts(reply: object) -> list[str]:
+    return cast(list[str], reply)
+
+
+def text_hash(reply: object) -> dict[str, str]:
+    return cast(dict[str, str], reply)
+
+
+def scored(reply: object) -> list[tuple[str, float]]:
+    """A sorted-set range read withscores=True."""
+    return cast(list[tuple[str, float]], reply)
 
 
 def master_options(conf: RedisSettings) -> dict[str, object]:
@@ -132,7 +154,11 @@ def events_channel(prefix: str) -> str:
     return f"{prefix}events"
 
 
-Call = dict[str, list]  # keys= and args= of a registered script
+class Call(TypedDict):
+    """keys= and args= of a registered script."""
+
+    keys: Sequence[str]
+    args: Sequence[str | int | float]
 
 
 def create_call(prefix: str, media_id: str, record: dict[str, str], score: float) -> Call:

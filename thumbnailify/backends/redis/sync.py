@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from redis.commands.core import Script
 from redis.sentinel import Sentinel
@@ -10,12 +12,15 @@ from thumbnailify.backends.redis.layout import (
     ATTEMPT_SCRIPT,
     SET_FIELDS_SCRIPT,
     TRANSITION_SCRIPT,
+    Call,
     NotReplicated,
     client_options,
     content_key,
     master_options,
     media_key,
     pairs,
+    text,
+    text_hash,
     transition_call,
     wait_command,
 )
@@ -29,7 +34,8 @@ def connect(settings: Settings) -> redis.Redis:
     if not conf.sentinels.strip():
         return redis.Redis.from_url(conf.url, **client_options(conf))
     sentinel = Sentinel(conf.sentinel_addresses(), socket_timeout=conf.timeout, socket_connect_timeout=conf.timeout)
-    return sentinel.master_for(conf.sentinel_master, **master_options(conf))
+    client: redis.Redis = sentinel.master_for(conf.sentinel_master, **master_options(conf))  # unannotated
+    return client
 
 
 class RedisStore:
@@ -43,9 +49,9 @@ class RedisStore:
         self._set_fields = self.client.register_script(SET_FIELDS_SCRIPT)
 
     def get(self, media_id: str) -> dict[str, str] | None:
-        return self.client.hgetall(media_key(self.prefix, media_id)) or None
+        return text_hash(self.client.hgetall(media_key(self.prefix, media_id))) or None
 
-    def _replicated(self, script: Script, call: dict) -> object:
+    def _replicated(self, script: Script, call: Call) -> Any:  # what the script returns
         """Run a script; with redis.wait_replicas, only done once that many replicas have it (an
         outcome must not be lost in a failover after its job was acked)."""
         if not self.conf.wait_replicas:
@@ -70,7 +76,7 @@ class RedisStore:
                                                         "args": pairs(fields)}))
 
     def find_content(self, key: str) -> str | None:
-        return self.client.get(content_key(self.prefix, key))
+        return text(self.client.get(content_key(self.prefix, key)))
 
     def remember_content(self, key: str, media_id: str) -> None:
         self.client.set(content_key(self.prefix, key), media_id)

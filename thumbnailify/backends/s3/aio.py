@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import obstore
 from obstore.store import S3Store
@@ -23,6 +24,9 @@ from thumbnailify.backends.s3.bucket import FAULTS, PART_BYTES, PARTS_IN_FLIGHT,
 from thumbnailify.media import THUMBNAIL_TYPES, MediaType, is_media_id
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
+
+if TYPE_CHECKING:  # names of obstore's stubs only
+    from obstore import ObjectMeta, PutResult
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ class S3Upload:
         # Parts on their way: a queue of one chunk, so a slow bucket slows the reading of the body.
         # None ends the stream (the upload is complete); an Aborted aborts it.
         self._chunks: asyncio.Queue[bytes | Aborted | None] = asyncio.Queue(maxsize=1)
-        self._sending: asyncio.Future[object] | None = None
+        self._sending: asyncio.Future[PutResult] | None = None
         self._committed = False
 
     async def write(self, data: bytes) -> None:
@@ -75,8 +79,9 @@ class S3Upload:
         """Hand a chunk to the multipart upload, unless that upload has failed meanwhile."""
         assert self._sending is not None
         handing = asyncio.ensure_future(self._chunks.put(chunk))
+        racing: set[asyncio.Future[Any]] = {handing, self._sending}
         try:
-            done, _ = await asyncio.wait({handing, self._sending}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             handing.cancel()
             raise
@@ -172,7 +177,7 @@ class S3Files:
         except FAULTS as exc:
             raise _unavailable(exc) from exc
 
-    async def _listed(self, prefix: str) -> AsyncIterator[dict]:
+    async def _listed(self, prefix: str) -> AsyncIterator[ObjectMeta]:
         async for batch in obstore.list(self.bucket, prefix, chunk_size=1000):
             for meta in batch:
                 yield meta

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from obstore.exceptions import BaseError
 from obstore.store import S3Store
 
 from thumbnailify.settings import S3Settings
+
+if TYPE_CHECKING:  # names of obstore's stubs only
+    from obstore.store import ClientConfig, S3Config
 
 # Faults of the bucket: obstore's errors, and a missing object where one must be (an OSError).
 FAULTS: tuple[type[BaseException], ...] = (BaseError, OSError)
@@ -35,12 +39,12 @@ class StoredObject:
 
 
 def open_bucket(conf: S3Settings) -> S3Store:
-    options: dict[str, object] = {
+    options: ClientConfig = {
         "timeout": timedelta(seconds=conf.timeout),
         "connect_timeout": timedelta(seconds=min(conf.connect_timeout, conf.timeout)),
         "allow_http": conf.endpoint_url.startswith("http://"),
     }
-    config: dict[str, str] = {"region": conf.region}
+    config: S3Config = {"region": conf.region}
     if conf.endpoint_url:
         config["endpoint"] = conf.endpoint_url
     if conf.access_key:  # else the usual AWS sources: environment, web identity, instance role
@@ -48,8 +52,8 @@ def open_bucket(conf: S3Settings) -> S3Store:
     return S3Store(
         conf.bucket,
         prefix=conf.prefix.strip("/") or None,
-        config=config,  # type: ignore[arg-type]
-        client_options=options,  # type: ignore[arg-type]
+        config=config,
+        client_options=options,
         retry_config={"max_retries": 1, "retry_timeout": timedelta(seconds=conf.timeout),
                       "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1)}},
     )

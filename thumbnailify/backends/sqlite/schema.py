@@ -12,10 +12,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from thumbnailify.state import append_history, history_entry
 
@@ -105,7 +106,7 @@ class Database:
             raise
         conn.execute("COMMIT")
 
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self._connection().execute(sql, params).fetchall()
 
     def close(self) -> None:
@@ -175,7 +176,7 @@ class SQLiteStore:
         )
 
     def last_change(self) -> int:
-        return self.db.query("SELECT COALESCE(MAX(id), 0) FROM changes")[0][0]
+        return int(self.db.query("SELECT COALESCE(MAX(id), 0) FROM changes")[0][0])
 
     def prune_changes(self, older_than: float) -> None:
         with self.db.transaction() as conn:
@@ -221,7 +222,8 @@ class SQLiteStore:
         self, limit: int, after: tuple[float, str] | None, state: str | None
     ) -> list[tuple[str, float, dict[str, str]]]:
         """Newest first, strictly after the (score, media_id) cursor, optionally one state."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if after is not None:
             where.append("(score, media_id) < (?, ?)")
             params.extend(after)
@@ -247,7 +249,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM requests WHERE expires <= ?", (now,))
             row = conn.execute("SELECT value FROM requests WHERE key = ?", (key,)).fetchone()
             if row is not None:
-                return row[0]
+                return str(row[0])
             conn.execute("INSERT INTO requests (key, value, expires) VALUES (?, ?, ?)", (key, marker, now + seconds))
             return None
 
@@ -398,7 +400,7 @@ class SQLiteQueue:
             ).rowcount
 
     def depth(self) -> int:
-        return self.db.query("SELECT COUNT(*) FROM jobs WHERE dead = 0 AND queue = ?", (self.queue,))[0][0]
+        return int(self.db.query("SELECT COUNT(*) FROM jobs WHERE dead = 0 AND queue = ?", (self.queue,))[0][0])
 
 
 def release_all(db: Database) -> int:

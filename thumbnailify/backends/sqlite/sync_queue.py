@@ -13,6 +13,13 @@ from thumbnailify.worker.backends import DeadLetter, Delivery
 REAP_INTERVAL = 1.0
 
 
+def _job_id(tag: object) -> int:
+    """Delivery.tag and DeadLetter.tag as this queue makes them: the job's row id."""
+    if not isinstance(tag, int):
+        raise TypeError(f"not a job of this queue: {tag!r}")
+    return tag
+
+
 def open_queue(settings: Settings, kind: str) -> SQLiteQueue:
     return SQLiteQueue(Database(settings.path(settings.sqlite.path)), settings.sqlite.lease_seconds, kind)
 
@@ -40,10 +47,10 @@ class SQLiteConsumer:
             time.sleep(self.poll_interval)
 
     def ack(self, delivery: Delivery) -> None:
-        self.queue.ack(int(delivery.tag))  # type: ignore[call-overload]
+        self.queue.ack(_job_id(delivery.tag))
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        self.queue.dead_letter(int(delivery.tag), reason)  # type: ignore[call-overload]
+        self.queue.dead_letter(_job_id(delivery.tag), reason)
         self.queue.prune_dead(*self.dead_bounds)
 
     def enqueue(self, kind: str, media_id: str, media_type: str) -> None:
@@ -51,7 +58,7 @@ class SQLiteConsumer:
         SQLiteQueue(self.queue.db, self.queue.lease_seconds, kind).put(media_id, media_type)
 
     def retry_later(self, delivery: Delivery, seconds: float) -> None:
-        self.queue.defer(int(delivery.tag), seconds)  # type: ignore[call-overload]
+        self.queue.defer(_job_id(delivery.tag), seconds)
 
     def settle_abandoned(self, settle: Callable[[Delivery], None]) -> int:
         """Never any: this queue hands a job out again until a worker settles it (see worker.jobs)."""
@@ -76,10 +83,10 @@ class SQLiteDeadLetters:
         return DeadLetter(job.media_id, job.media_type, job.reason, job.job_id)
 
     def requeue(self, letter: DeadLetter) -> None:
-        self.queue.revive(int(letter.tag))  # type: ignore[call-overload]
+        self.queue.revive(_job_id(letter.tag))
 
     def drop(self, letter: DeadLetter) -> None:
-        self.queue.ack(int(letter.tag))  # type: ignore[call-overload]
+        self.queue.ack(_job_id(letter.tag))
 
     def close(self) -> None:
         self.queue.db.close()
