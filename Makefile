@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m scripts.settings_docs --check
 
-settings-docs: $(STAMP)  ## rewrite config/config.yaml and the README's settings table from thumbnailify/settings.py
+settings-docs: $(STAMP)  ## rewrite config/config.yaml and the settings table of docs/configuration.md from thumbnailify/settings.py
 	$(PY) -m scripts.settings_docs
 
 check-deploy: $(STAMP)
