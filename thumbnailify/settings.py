@@ -331,7 +331,7 @@ class RabbitMQSettings(Section):
         "classic",
         description="`classic` or `quorum` (replicated; the broker itself dead-letters a job delivered more than "
                     "`worker.max_attempts` times, and a worker records it as Error 422). An existing queue keeps its "
-                    "type: switch with a new `rabbitmq.queue` name (see Operations)",
+                    "type: switch with a new `rabbitmq.queue` name (see docs/scaling.md)",
     )
 
 
