@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(PY) -m scripts.typecheck  # mypy --strict on the package: ~15 s cold, under 1 s from var/mypy-cache
 	$(PY) -m scripts.settings_docs --check
 
-settings-docs: $(STAMP)  ## rewrite config/config.yaml and the README's settings table from thumbnailify/settings.py
+settings-docs: $(STAMP)  ## rewrite config/config.yaml and the settings table of docs/configuration.md from thumbnailify/settings.py
 	$(PY) -m scripts.settings_docs
 
 check-deploy: $(STAMP)

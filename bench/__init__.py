@@ -1,1 +1,1 @@
-"""Benchmarks that print figures against baselines run side by side; see the README's Performance."""
+"""Benchmarks that print figures against baselines run side by side; see docs/performance.md."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Past one machine: media in a bucket against media on a volume, and what one job costs each
-shared service, from which the README's capacity model for 10 to 1,000 worker machines follows.
+shared service, from which the capacity model in docs/scaling.md for 10 to 1,000 worker machines follows.
 
     .venv/bin/python -m bench.scale [--runs 40]
 

@@ -1,4 +1,4 @@
-"""Write config/config.yaml and the README's configuration table from the settings' definitions.
+"""Write config/config.yaml and the settings table of docs/configuration.md from the settings' definitions.
 
 Each key's type, default and description live once, in `thumbnailify/settings.py`; this writes the docs
 from there, so they cannot drift (tests/unit/test_config.py runs the check).
@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 
 from thumbnailify.settings import DEFAULT_CONFIG_FILE, PROJECT_ROOT, sections
 
-README = PROJECT_ROOT / "README.md"
+CONFIGURATION_DOC = PROJECT_ROOT / "docs" / "configuration.md"
 TABLE_START = "<!-- settings-table:start -->"
 TABLE_END = "<!-- settings-table:end -->"
 COMMENT_WIDTH = 100
@@ -58,8 +58,8 @@ def _shown_default(value: object) -> str:
     return "empty" if value == "" else f"`{value}`"
 
 
-def readme_table() -> str:
-    """The README's configuration table, one row per key."""
+def settings_table() -> str:
+    """The settings table of docs/configuration.md, one row per key."""
     rows = ["| Key | Default | Meaning |", "| --- | --- | --- |"]
     for name, model in sections().items():
         for key, field in model.model_fields.items():
@@ -68,18 +68,18 @@ def readme_table() -> str:
     return "\n".join(rows)
 
 
-def with_table(readme: str) -> str:
-    """The README with the text between the table's markers replaced by the current table."""
-    before, start, rest = readme.partition(TABLE_START)
+def with_table(document: str) -> str:
+    """The document with the text between the table's markers replaced by the current table."""
+    before, start, rest = document.partition(TABLE_START)
     _, end, after = rest.partition(TABLE_END)
     if not start or not end:
-        raise SystemExit(f"{README}: the markers {TABLE_START} and {TABLE_END} are missing")
-    return f"{before}{TABLE_START}\n{readme_table()}\n{TABLE_END}{after}"
+        raise SystemExit(f"{CONFIGURATION_DOC}: the markers {TABLE_START} and {TABLE_END} are missing")
+    return f"{before}{TABLE_START}\n{settings_table()}\n{TABLE_END}{after}"
 
 
 def documents() -> dict[Path, str]:
     """Each generated file and the text it should hold."""
-    return {DEFAULT_CONFIG_FILE: config_yaml(), README: with_table(README.read_text())}
+    return {DEFAULT_CONFIG_FILE: config_yaml(), CONFIGURATION_DOC: with_table(CONFIGURATION_DOC.read_text())}
 
 
 def main(argv: list[str] | None = None) -> int:

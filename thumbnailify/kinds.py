@@ -43,7 +43,7 @@ def work_queue_arguments(settings: Settings, queue: str) -> dict[str, object]:
     A quorum queue (replicated, durable, never exclusive) counts deliveries itself and, past
     worker.max_attempts, dead-letters the job to `<queue>.dead`, at least once: the message leaves
     the queue only when the dead queue has it (which needs reject-publish overflow). A classic
-    queue cannot become a quorum one: switching means a new queue name (see the README).
+    queue cannot become a quorum one: switching means a new queue name (see docs/scaling.md, "Quorum queues").
     """
     if settings.rabbitmq.queue_type == "classic":
         return {}

@@ -1,15 +1,15 @@
 """Settings shared by server and worker: THUMBNAILIFY_* env vars, then config/config.yaml, then defaults.
 
 Every value lives in a section (`redis.url`, `limits.max_pixels`, ...) and is defined once, below:
-its type, default, bounds and description in one `Field`. `config/config.yaml` and the README's
-configuration table are written from these definitions (`python -m scripts.settings_docs`).
+its type, default, bounds and description in one `Field`. `config/config.yaml` and the settings
+table of docs/configuration.md are written from these definitions (`python -m scripts.settings_docs`).
 
 To add a key: add one line to its section's class below, e.g.
     memory_limit: ByteSize = Field(size("512MiB"), description="what one worker may hold ...")
 choosing the type from the aliases below (ByteSize, Port, Seconds, Count, AtLeastOne, ...) or giving
 bounds in the Field (ge=, le=, gt=), then run `python -m scripts.settings_docs` (or `make
 settings-docs`). Its variable (THUMBNAILIFY_<SECTION>_<KEY>), its checks, its line in
-config/config.yaml and its row in the README follow. A new section is a Section subclass plus one
+config/config.yaml and its row in docs/configuration.md follow. A new section is a Section subclass plus one
 field of Settings.
 
 Any value can be overridden from the environment as THUMBNAILIFY_<SECTION>_<KEY>, e.g.
@@ -338,7 +338,7 @@ class RabbitMQSettings(Section):
         "classic",
         description="`classic` or `quorum` (replicated; the broker itself dead-letters a job delivered more than "
                     "`worker.max_attempts` times, and a worker records it as Error 422). An existing queue keeps its "
-                    "type: switch with a new `rabbitmq.queue` name (see Operations)",
+                    "type: switch with a new `rabbitmq.queue` name (see docs/scaling.md)",
     )
 
 

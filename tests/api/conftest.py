@@ -1,4 +1,4 @@
-"""The API in process: the real app (`server.app.create_app`) on the embedded backends in a
+"""The API in process: the real app (`thumbnailify.server.app.create_app`) on the embedded backends in a
 temporary folder, served by aiohttp's test server through the service's own HTTP layer
 (`thumbnailify.server.http.protocol.AppRunner`), and the real worker machinery run on demand.
 

@@ -1,6 +1,6 @@
 // Thumbnailify's page: upload with progress, live states from GET /events, the gallery.
-// Native ES modules, no build step: this one wires the others. Hooks for automation (README,
-// "Web page"): each item is an element with data-media-id and data-state, its thumbnail
+// Native ES modules, no build step: this one wires the others. Hooks for automation (docs/web-page.md,
+// "Stable hooks"): each item is an element with data-media-id and data-state, its thumbnail
 // <img data-role="thumbnail">, its delete button data-role="delete".
 import { needKey, onKeyGiven, onKeyNeeded, setUpKeyForm } from "./api.js";
 import { ui } from "./dom.js";

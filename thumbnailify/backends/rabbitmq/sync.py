@@ -8,7 +8,7 @@ queue is declared again and consumed again.
 Dead letters go to `<queue>.dead`, declared here (only the worker writes to it) with the bounds of
 worker.dead_letter_max_length / dead_letter_max_age as queue arguments. RabbitMQ refuses to declare
 an existing queue with other arguments; the queue then keeps the bounds it was created with (see
-the README, Operations, to change them).
+docs/operations.md, "Dead-letter bounds", to change them).
 """
 
 from __future__ import annotations

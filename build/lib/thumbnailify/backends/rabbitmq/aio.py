@@ -1,0 +1,169 @@
+"""Jobs into RabbitMQ's durable work queue, with publisher confirms (aioamqp).
+
+aioamqp 0.15 ignores a confirm that acks several deliveries at once (multiple=True), which the
+broker sends when a channel has more than one publish in flight. So each channel carries at most
+one publish at a time: requests borrow a channel from a pool and return it after the confirm.
+A publish that fails on its channel drops the whole connection; the next publish opens a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import unquote, urlsplit
+
+import aioamqp
+from aioamqp.channel import Channel
+from aioamqp.protocol import OPEN, AmqpProtocol
+
+from thumbnailify.kinds import MEDIA_KINDS, media_kind, queue_name, work_queue_arguments
+from thumbnailify.server.http.errors import BackendUnavailable
+from thumbnailify.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FAILURES = (aioamqp.AioamqpException, OSError, asyncio.TimeoutError)
+
+
+class Connection:
+    """One AMQP connection: a control channel and a pool of confirm-mode channels."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: AmqpProtocol) -> None:
+        self.transport = transport
+        self.protocol = protocol
+        self.control: Channel | None = None
+        self.control_lock = asyncio.Lock()  # aioamqp keeps one waiter per method and channel
+        self.pool: asyncio.Queue[Channel] = asyncio.Queue()
+
+    @property
+    def usable(self) -> bool:
+        return self.protocol.state == OPEN
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self.protocol.close(), 2)
+        except (*FAILURES, RuntimeError):
+            pass
+        self.transport.close()
+
+
+class RabbitMQPublisher:
+    name = "rabbitmq"
+
+    def __init__(self, settings: Settings) -> None:
+        conf = settings.rabbitmq
+        self.url = conf.url
+        self.settings = settings
+        # One work queue per kind of media: a long video never holds up photos.
+        self.queues = {kind: queue_name(conf.queue, kind) for kind in MEDIA_KINDS}
+        self.timeout = conf.publish_timeout
+        self.channels = conf.channels
+        self.connection: Connection | None = None
+        self._connecting = asyncio.Lock()
+        self._closing = False  # our own close is not worth a warning
+
+    async def open(self) -> None:
+        try:
+            await self._connection()
+        except BackendUnavailable as exc:
+            log.warning("RabbitMQ not reachable at start-up; will retry on demand: %s", exc.message)
+
+    async def _connect(self) -> Connection:
+        url = urlsplit(self.url)
+        # aioamqp.from_url would not unquote the vhost ("%2F" for "/"), so connect() is called here.
+        transport, protocol = await aioamqp.connect(
+            host=url.hostname or "localhost",
+            port=url.port or 5672,
+            login=unquote(url.username or "guest"),
+            password=unquote(url.password or "guest"),
+            virtualhost=unquote(url.path[1:]) or "/",
+            on_error=self._on_error,
+        )
+        conn = Connection(transport, protocol)
+        try:
+            conn.control = await protocol.channel()
+            # Only the work queues: a dead queue is its workers', declared with its bounds there.
+            for queue in self.queues.values():
+                await conn.control.queue_declare(queue, durable=True,
+                                                 arguments=work_queue_arguments(self.settings, queue))
+            for _ in range(self.channels):
+                channel = await protocol.channel()
+                await channel.confirm_select()
+                conn.pool.put_nowait(channel)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def _connection(self) -> Connection:
+        conn = self.connection
+        if conn is not None and conn.usable:
+            return conn
+        async with self._connecting:
+            if self.connection is None or not self.connection.usable:
+                await self._drop()
+                try:
+                    self.connection = await asyncio.wait_for(self._connect(), self.timeout)
+                except FAILURES as exc:
+                    raise BackendUnavailable(self.name, str(exc) or type(exc).__name__) from exc
+                log.info("connected to RabbitMQ")
+            return self.connection
+
+    def _on_error(self, exc: BaseException) -> None:
+        if not self._closing:
+            log.warning("RabbitMQ connection lost: %s", exc)
+
+    async def _drop(self) -> None:
+        conn, self.connection = self.connection, None
+        if conn is not None:
+            await conn.close()
+
+    async def ping(self) -> None:
+        await self.depth()
+
+    async def publish(self, media_id: str, media_type: str) -> None:
+        conn = await self._connection()
+        try:
+            channel = await asyncio.wait_for(conn.pool.get(), self.timeout)
+        except TimeoutError as exc:
+            # Every channel busy for that long: the broker is slow, not the connection broken, so
+            # the publishes in flight on it are left to finish.
+            raise BackendUnavailable(self.name, f"no channel free within {self.timeout:g}s") from exc
+        try:
+            await asyncio.wait_for(
+                channel.publish(
+                    media_id.encode(),
+                    exchange_name="",
+                    routing_key=self.queues[media_kind(media_type)],
+                    properties={"delivery_mode": 2, "headers": {"media_type": media_type}},
+                ),
+                self.timeout,
+            )
+        except FAILURES as exc:
+            # The channel's confirm state is unknown now: start over on a new connection.
+            if self.connection is conn:
+                await self._drop()
+            raise BackendUnavailable(self.name, str(exc) or type(exc).__name__) from exc
+        conn.pool.put_nowait(channel)
+
+    async def depth(self) -> int:
+        """Jobs waiting, all kinds together."""
+        conn = await self._connection()
+        waiting = 0
+        try:
+            assert conn.control is not None
+            async with conn.control_lock:
+                for queue in self.queues.values():
+                    reply = await asyncio.wait_for(
+                        conn.control.queue_declare(queue, durable=True, passive=True), self.timeout
+                    )
+                    waiting += int(reply["message_count"])
+        except FAILURES as exc:
+            if self.connection is conn:
+                await self._drop()
+            raise BackendUnavailable(self.name, str(exc) or type(exc).__name__) from exc
+        return waiting
+
+    async def close(self) -> None:
+        self._closing = True
+        await self._drop()

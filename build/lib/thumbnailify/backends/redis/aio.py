@@ -1,0 +1,202 @@
+"""Media records in Redis hashes, listed through a sorted set by creation time (redis.asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from thumbnailify.backends.redis.layout import (
+    ACQUIRE_LOCK_SCRIPT,
+    CREATE_SCRIPT,
+    DELETE_SCRIPT,
+    RELEASE_LOCK_SCRIPT,
+    TRANSITION_SCRIPT,
+    NotReplicated,
+    client_options,
+    create_call,
+    delete_call,
+    events_channel,
+    index_key,
+    lock_key,
+    master_options,
+    media_key,
+    request_key,
+    transition_call,
+    wait_command,
+)
+from thumbnailify.server.backends import Change, Page
+from thumbnailify.server.http.errors import BackendUnavailable
+from thumbnailify.settings import Settings
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+RESUBSCRIBE_SECONDS = 1.0
+R = TypeVar("R")
+
+
+def _unavailable_on_error(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    @wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except RedisError as exc:
+            raise BackendUnavailable("redis", str(exc) or type(exc).__name__) from exc
+
+    return wrapper
+
+
+class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """Connections to the master Sentinel names (found again after a failover: a connection that
+    fails or meets a demoted master is dropped, the next one asks Sentinel), waiting for a free one
+    past max_connections like the plain pool does."""
+
+
+def connection_pool(settings: Settings) -> aioredis.ConnectionPool:
+    conf = settings.redis
+    # A burst of requests past max_connections waits for a free connection (up to pool_timeout)
+    # instead of failing: a burst is not an outage.
+    if not conf.sentinels.strip():
+        return aioredis.BlockingConnectionPool.from_url(
+            conf.url, max_connections=conf.max_connections, timeout=conf.pool_timeout, **client_options(conf)
+        )
+    sentinel = Sentinel(conf.sentinel_addresses(), socket_timeout=conf.timeout, socket_connect_timeout=conf.timeout)
+    return BlockingSentinelPool(conf.sentinel_master, sentinel, max_connections=conf.max_connections,
+                                timeout=conf.pool_timeout, **master_options(conf))
+
+
+class RedisStore:
+    name = "redis"
+
+    def __init__(self, settings: Settings) -> None:
+        conf = settings.redis
+        self.conf = conf
+        self.prefix = conf.prefix
+        self.index = index_key(conf.prefix)
+        self.client = aioredis.Redis.from_pool(connection_pool(settings))
+        self._create = self.client.register_script(CREATE_SCRIPT)
+        self._transition = self.client.register_script(TRANSITION_SCRIPT)
+        self._delete = self.client.register_script(DELETE_SCRIPT)
+        self._acquire_lock = self.client.register_script(ACQUIRE_LOCK_SCRIPT)
+        self._release_lock = self.client.register_script(RELEASE_LOCK_SCRIPT)
+
+    async def open(self) -> None:
+        return None
+
+    @_unavailable_on_error
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def _replicated(self, script: AsyncScript, call: dict) -> object:
+        """Run a script; with redis.wait_replicas, only done once that many replicas have it."""
+        if not self.conf.wait_replicas:
+            return await script(**call)
+        async with self.client.pipeline(transaction=False) as pipe:
+            await script(**call, client=pipe)
+            pipe.execute_command(*wait_command(self.conf))
+            result, replicas = await pipe.execute()
+        if replicas < self.conf.wait_replicas:
+            raise NotReplicated(f"{replicas} of {self.conf.wait_replicas} replicas confirmed the write")
+        return result
+
+    @_unavailable_on_error
+    async def create(self, media_id: str, record: dict[str, str], score: float) -> None:
+        await self._replicated(self._create, create_call(self.prefix, media_id, record, score))
+
+    @_unavailable_on_error
+    async def get(self, media_id: str) -> dict[str, str] | None:
+        return await self.client.hgetall(media_key(self.prefix, media_id)) or None
+
+    @_unavailable_on_error
+    async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+        return bool(await self._replicated(self._transition,
+                                           transition_call(self.prefix, media_id, expected_state, fields)))
+
+    @_unavailable_on_error
+    async def delete(self, media_id: str) -> bool:
+        return bool(await self._replicated(self._delete, delete_call(self.prefix, media_id)))
+
+    @_unavailable_on_error
+    async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
+        """Newest first after the (score, id) cursor; Redis orders equal scores by id, as we do.
+
+        A state has an index of its own, so a filtered page reads only matching entries; a record
+        that changed state or was deleted between the index read and its own is skipped.
+        """
+        found: Page = []
+        index = self.index if state is None else index_key(self.prefix, state)
+        high: float | str = "+inf" if after is None else after[0]
+        offset = 0
+        while len(found) < limit:
+            members = await self.client.zrevrangebyscore(
+                index, high, "-inf", start=offset, num=limit, withscores=True
+            )
+            if not members:
+                break
+            offset += len(members)
+            fresh = [(m, s) for m, s in members if after is None or (s, m) < after]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for media_id, _ in fresh:
+                    pipe.hgetall(media_key(self.prefix, media_id))
+                records = await pipe.execute()
+            for (media_id, score), record in zip(fresh, records, strict=True):
+                if record and (state is None or record.get("state") == state):
+                    found.append((media_id, score, record))
+        return found[:limit]
+
+    @_unavailable_on_error
+    async def created_before(self, score: float, limit: int) -> list[str]:
+        return await self.client.zrangebyscore(self.index, "-inf", f"({score}", start=0, num=limit)
+
+    @_unavailable_on_error
+    async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
+        return bool(await self._acquire_lock(keys=[lock_key(self.prefix, name)], args=[owner, int(seconds * 1000)]))
+
+    @_unavailable_on_error
+    async def release_lock(self, name: str, owner: str) -> None:
+        await self._release_lock(keys=[lock_key(self.prefix, name)], args=[owner])
+
+    @_unavailable_on_error
+    async def reserve_request(self, key: str, marker: str, seconds: float) -> str | None:
+        name = request_key(self.prefix, key)
+        while True:
+            if await self.client.set(name, marker, nx=True, px=int(seconds * 1000)):
+                return None
+            found = await self.client.get(name)
+            if found is not None:  # else it expired between the two calls: try again
+                return found
+
+    @_unavailable_on_error
+    async def save_request(self, key: str, value: str, seconds: float) -> None:
+        await self.client.set(request_key(self.prefix, key), value, px=int(seconds * 1000))
+
+    @_unavailable_on_error
+    async def release_request(self, key: str, marker: str) -> None:
+        await self._release_lock(keys=[request_key(self.prefix, key)], args=[marker])  # delete if it holds marker
+
+    async def changes(self) -> AsyncIterator[Change]:
+        """From the events channel the scripts publish on; a lost connection is re-subscribed."""
+        while True:
+            try:
+                async with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(events_channel(self.prefix))
+                    while True:
+                        message = await pubsub.get_message(timeout=10.0)
+                        if message is not None:
+                            change = json.loads(message["data"])
+                            yield change["media_id"], None if change.get("deleted") else change["record"]
+            except Exception as exc:  # an outage, a failover (Sentinel names the master again), bad data
+                log.warning("events subscription lost, subscribing again: %r", exc)
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
+
+    async def close(self) -> None:
+        await self.client.aclose()

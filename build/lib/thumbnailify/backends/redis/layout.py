@@ -1,0 +1,202 @@
+"""How both sides use Redis: key names, client options, and the scripts that change a record.
+
+The async server store and the sync worker store both use these, so the layout cannot drift.
+"""
+
+from __future__ import annotations
+
+from redis.connection import parse_url
+from redis.exceptions import RedisError
+
+from thumbnailify.settings import RedisSettings
+from thumbnailify.state import HISTORY_LIMIT, State, history_entry
+
+
+def client_options(conf: RedisSettings) -> dict[str, object]:
+    """Strings in and out, bounded waits (an outage is an error, not a hang), stale sockets noticed."""
+    return {
+        "decode_responses": True,
+        "socket_timeout": conf.timeout,
+        "socket_connect_timeout": conf.timeout,
+        "health_check_interval": 10,
+    }
+
+
+def master_options(conf: RedisSettings) -> dict[str, object]:
+    """client_options plus what redis.url says of the database and credentials, for connections
+    Sentinel points at (the url's host and port are then unused)."""
+    parsed = parse_url(conf.url)
+    return client_options(conf) | {key: parsed[key] for key in ("db", "username", "password") if parsed.get(key)}
+
+
+class NotReplicated(RedisError):
+    """A write the master took but fewer than redis.wait_replicas replicas confirmed in time."""
+
+
+def wait_command(conf: RedisSettings) -> tuple[object, ...]:
+    """WAIT for redis.wait_replicas replicas, at most redis.timeout: sent right after a write on
+    its connection, so a failover cannot lose a write we have acted on (an accepted job, an outcome
+    acked to the queue)."""
+    return ("WAIT", conf.wait_replicas, int(conf.timeout * 1000))
+
+
+def media_key(prefix: str, media_id: str) -> str:
+    return f"{prefix}media:{media_id}"
+
+
+def index_key(prefix: str, state: str | None = None) -> str:
+    """All media by creation time, or (with a state) only those in that state, for ?state= lists."""
+    return f"{prefix}index" if state is None else f"{prefix}index:{state}"
+
+
+def request_key(prefix: str, key: str) -> str:
+    """An Idempotency-Key's in-flight marker or saved answer."""
+    return f"{prefix}request:{key}"
+
+
+def content_key(prefix: str, key: str) -> str:
+    """The media_id last made from some content with some thumbnail settings (see worker.jobs)."""
+    return f"{prefix}content:{key}"
+
+
+def lock_key(prefix: str, name: str) -> str:
+    return f"{prefix}lock:{name}"
+
+
+def pairs(fields: dict[str, str]) -> list[str]:
+    """field, value, field, value... as the scripts below take them in ARGV."""
+    return [item for pair in fields.items() for item in pair]
+
+
+# Every change of a record is published on the events channel as one JSON message,
+# {"media_id": ..., "record": {...}} (or "deleted": true), in the same atomic step as the change,
+# so every server process can stream it (GET /events).
+_PUBLISH_RECORD = """
+local flat = redis.call('HGETALL', KEYS[1])
+local record = {}
+for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+redis.call('PUBLISH', ARGV[4], cjson.encode({media_id = ARGV[2], record = record}))
+"""
+
+# Appends ARGV[3] (one JSON entry) to the record's JSON 'history' field, keeping the last ARGV[5].
+_APPEND_HISTORY = """
+local history = cjson.decode(redis.call('HGET', KEYS[1], 'history') or '[]')
+table.insert(history, cjson.decode(ARGV[3]))
+while #history > tonumber(ARGV[5]) do table.remove(history, 1) end
+redis.call('HSET', KEYS[1], 'history', cjson.encode(history))
+"""
+
+# KEYS[1] record, KEYS[2] index, KEYS[3] its state's index; ARGV[1] score, ARGV[2] media_id,
+# ARGV[3] history entry, ARGV[4] events channel, ARGV[5] history limit, ARGV[6..] field, value
+# pairs. Record, index entries, history and event in one atomic round trip.
+CREATE_SCRIPT = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
+""" + _APPEND_HISTORY + _PUBLISH_RECORD + """
+return 1
+"""
+
+# KEYS[1] record, KEYS[2] index, KEYS[3] old state's index, KEYS[4] new state's index;
+# ARGV[1] expected state, ARGV[2] media_id, ARGV[3] history entry, ARGV[4] events channel,
+# ARGV[5] history limit, ARGV[6..] field, value pairs.
+# A missing record (deleted) never matches, so a late worker cannot bring it back.
+TRANSITION_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+if KEYS[3] ~= KEYS[4] then
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  if score then
+    redis.call('ZADD', KEYS[4], score, ARGV[2])
+  end
+end
+""" + _APPEND_HISTORY + _PUBLISH_RECORD + """
+return 1
+"""
+
+# KEYS[1] record, KEYS[2..] every index; ARGV[1] media_id, ARGV[2] events channel.
+DELETE_SCRIPT = """
+local existed = redis.call('DEL', KEYS[1])
+for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+if existed == 1 then
+  redis.call('PUBLISH', ARGV[2], cjson.encode({media_id = ARGV[1], deleted = true}))
+end
+return existed
+"""
+
+
+def events_channel(prefix: str) -> str:
+    return f"{prefix}events"
+
+
+Call = dict[str, list]  # keys= and args= of a registered script
+
+
+def create_call(prefix: str, media_id: str, record: dict[str, str], score: float) -> Call:
+    keys = [media_key(prefix, media_id), index_key(prefix), index_key(prefix, record["state"])]
+    entry = history_entry(record, record["state"])
+    return {"keys": keys, "args": [score, media_id, entry, events_channel(prefix), HISTORY_LIMIT, *pairs(record)]}
+
+
+def transition_call(prefix: str, media_id: str, expected_state: str, fields: dict[str, str]) -> Call:
+    keys = [
+        media_key(prefix, media_id),
+        index_key(prefix),
+        index_key(prefix, expected_state),
+        index_key(prefix, fields.get("state", expected_state)),
+    ]
+    entry = history_entry(fields, expected_state)
+    return {"keys": keys, "args": [expected_state, media_id, entry, events_channel(prefix), HISTORY_LIMIT,
+                                   *pairs(fields)]}
+
+
+def delete_call(prefix: str, media_id: str) -> Call:
+    keys = [media_key(prefix, media_id), index_key(prefix), *(index_key(prefix, name) for name in State)]
+    return {"keys": keys, "args": [media_id, events_channel(prefix)]}
+
+
+# KEYS[1] record; ARGV[1] the delivery's token. Counts a delivery attempt only on a record that
+# still exists, and only once per delivery: a call repeated after its reply was lost (a stall over
+# the client timeout) finds its token already recorded and returns the count unchanged.
+ATTEMPT_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+if redis.call('HGET', KEYS[1], 'counted_delivery') == ARGV[1] then
+  return tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+end
+redis.call('HSET', KEYS[1], 'counted_delivery', ARGV[1])
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+"""
+
+
+# KEYS[1] record; ARGV field, value pairs. Fields beside the state (a webhook's progress), only
+# on a record that still exists.
+SET_FIELDS_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+# KEYS[1] lock; ARGV[1] owner, ARGV[2] milliseconds. Takes a free lock, or extends one's own.
+ACQUIRE_LOCK_SCRIPT = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS[1] lock; ARGV[1] owner. Only the owner releases a lock (it may have expired and been taken).
+RELEASE_LOCK_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""

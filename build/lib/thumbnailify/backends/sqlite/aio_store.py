@@ -1,0 +1,107 @@
+"""Media records in the embedded SQLite file; the sync store runs in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+from thumbnailify.backends.sqlite.schema import Database
+from thumbnailify.backends.sqlite.schema import SQLiteStore as SyncStore
+from thumbnailify.server.backends import Change, Page
+from thumbnailify.server.http.errors import BackendUnavailable
+from thumbnailify.settings import Settings
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+POLL_SECONDS = 0.2  # how often a server process looks for changes others wrote
+CHANGES_BATCH = 500
+KEEP_CHANGES_SECONDS = 600.0  # the changes table is a short log, not history
+
+
+class SQLiteStore:
+    name = "sqlite"
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.path(settings.sqlite.path)
+        self.store: SyncStore | None = None
+
+    async def _run(self, call: Callable[..., R], *args: object) -> R:
+        try:
+            return await asyncio.to_thread(call, *args)
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(self.name, str(exc)) from exc
+
+    async def open(self) -> None:
+        self.store = SyncStore(await self._run(Database, self.path))
+
+    @property
+    def _store(self) -> SyncStore:
+        assert self.store is not None, "open() first"
+        return self.store
+
+    async def ping(self) -> None:
+        await self._run(self._store.ping)
+
+    async def create(self, media_id: str, record: dict[str, str], score: float) -> None:
+        await self._run(self._store.create, media_id, record, score)
+
+    async def get(self, media_id: str) -> dict[str, str] | None:
+        return await self._run(self._store.get, media_id)
+
+    async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+        return await self._run(self._store.transition, media_id, expected_state, fields)
+
+    async def delete(self, media_id: str) -> bool:
+        return await self._run(self._store.delete, media_id)
+
+    async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
+        return await self._run(self._store.page, limit, after, state)
+
+    async def created_before(self, score: float, limit: int) -> list[str]:
+        return await self._run(self._store.created_before, score, limit)
+
+    async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
+        return await self._run(self._store.acquire_lock, name, owner, seconds)
+
+    async def release_lock(self, name: str, owner: str) -> None:
+        await self._run(self._store.release_lock, name, owner)
+
+    async def reserve_request(self, key: str, marker: str, seconds: float) -> str | None:
+        return await self._run(self._store.reserve_request, key, marker, seconds)
+
+    async def save_request(self, key: str, value: str, seconds: float) -> None:
+        await self._run(self._store.save_request, key, value, seconds)
+
+    async def release_request(self, key: str, marker: str) -> None:
+        await self._run(self._store.release_request, key, marker)
+
+    async def changes(self) -> AsyncIterator[Change]:
+        """Polls the changes table every writer (servers and workers) appends to."""
+        last: int | None = None
+        next_prune = 0.0
+        while True:
+            try:
+                if last is None:
+                    last = await self._run(self._store.last_change)
+                rows = await self._run(self._store.changes_after, last, CHANGES_BATCH)
+                if time.monotonic() > next_prune:
+                    await self._run(self._store.prune_changes, time.time() - KEEP_CHANGES_SECONDS)
+                    next_prune = time.monotonic() + KEEP_CHANGES_SECONDS / 10
+            except BackendUnavailable as exc:
+                log.warning("cannot read changes: %s", exc.detail)
+                rows = []
+            for change_id, media_id, text in rows:
+                last = change_id
+                yield media_id, json.loads(text) if text else None
+            if len(rows) < CHANGES_BATCH:
+                await asyncio.sleep(POLL_SECONDS)
+
+    async def close(self) -> None:
+        if self.store is not None:
+            self.store.db.close()

@@ -1,0 +1,408 @@
+"""The embedded backends: state and job queue in one local SQLite file, no server process.
+
+Both are synchronous; the worker calls them directly and the server through a thread. The file
+survives restarts, and a job is only deleted when acked, so a killed service loses nothing: a
+claimed job whose lease runs out is handed out again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from thumbnailify.state import append_history, history_entry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS media (
+    media_id TEXT PRIMARY KEY,
+    score REAL NOT NULL,
+    state TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS media_by_score ON media (score DESC, media_id DESC);
+CREATE INDEX IF NOT EXISTS media_by_state ON media (state, score DESC, media_id DESC);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    media_id TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    enqueued REAL NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0,
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    owner INTEGER NOT NULL DEFAULT 0,
+    dead INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    dead_at REAL NOT NULL DEFAULT 0,
+    queue TEXT NOT NULL DEFAULT 'image'
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (dead, lease_until, id);
+CREATE TABLE IF NOT EXISTS content (
+    key TEXT PRIMARY KEY,
+    media_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    media_id TEXT NOT NULL,
+    record TEXT,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_expiry ON requests (expires);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+# Columns added since the first release, for files created before them.
+# Columns added since the first release, for files created before them (whose jobs are all photos).
+MIGRATIONS = {
+    ("jobs", "dead_at"): "ALTER TABLE jobs ADD COLUMN dead_at REAL NOT NULL DEFAULT 0",
+    ("jobs", "queue"): "ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'image'",
+}
+
+
+class Database:
+    """One SQLite file; a connection per thread, WAL so readers never wait for the writer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connection()
+        conn.executescript(SCHEMA)  # executescript commits on its own
+        for (table, column), sql in MIGRATIONS.items():
+            if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(sql)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _log_change(conn: sqlite3.Connection, media_id: str, record: str | None) -> None:
+    """Every change goes to the changes table in its own transaction; servers stream it from there."""
+    conn.execute("INSERT INTO changes (media_id, record, at) VALUES (?, ?, ?)", (media_id, record, time.time()))
+
+
+class SQLiteStore:
+    """Media records, keyed by media_id and ordered by creation time for listing."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def ping(self) -> None:
+        self.db.query("SELECT 1")
+
+    def create(self, media_id: str, record: dict[str, str], score: float) -> None:
+        text = json.dumps(record | {"history": append_history({}, history_entry(record, record["state"]))})
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO media (media_id, score, state, record) VALUES (?, ?, ?, ?)",
+                (media_id, score, record["state"], text),
+            )
+            _log_change(conn, media_id, text)
+
+    def get(self, media_id: str) -> dict[str, str] | None:
+        rows = self.db.query("SELECT record FROM media WHERE media_id = ?", (media_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def delete(self, media_id: str) -> bool:
+        with self.db.transaction() as conn:
+            deleted = conn.execute("DELETE FROM media WHERE media_id = ?", (media_id,)).rowcount > 0
+            if deleted:
+                _log_change(conn, media_id, None)
+            return deleted
+
+    def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+        """Apply fields only if the record exists and is still in expected_state."""
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT record FROM media WHERE media_id = ? AND state = ?",
+                (media_id, expected_state),
+            ).fetchone()
+            if row is None:
+                return False
+            record = json.loads(row[0])
+            history = append_history(record, history_entry(fields, expected_state))
+            text = json.dumps(record | fields | {"history": history})
+            conn.execute(
+                "UPDATE media SET state = ?, record = ? WHERE media_id = ?",
+                (fields.get("state", expected_state), text, media_id),
+            )
+            _log_change(conn, media_id, text)
+            return True
+
+    def changes_after(self, last_id: int, limit: int) -> list[tuple[int, str, str | None]]:
+        """(id, media_id, record JSON or None when deleted) of changes after last_id, oldest first."""
+        return self.db.query(
+            "SELECT id, media_id, record FROM changes WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+        )
+
+    def last_change(self) -> int:
+        return self.db.query("SELECT COALESCE(MAX(id), 0) FROM changes")[0][0]
+
+    def prune_changes(self, older_than: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM changes WHERE at < ?", (older_than,))
+
+    def add_attempt(self, media_id: str, delivery_token: str) -> int:
+        """Count one more delivery of an existing record, once per delivery; 0 when the record is gone."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
+            if row is None:
+                return 0
+            record = json.loads(row[0])
+            attempts = int(record.get("attempts", "0"))
+            if record.get("counted_delivery") == delivery_token:
+                return attempts
+            attempts += 1
+            record["attempts"] = str(attempts)
+            record["counted_delivery"] = delivery_token
+            conn.execute(
+                "UPDATE media SET record = ? WHERE media_id = ?", (json.dumps(record), media_id)
+            )
+            return attempts
+
+    def set_fields(self, media_id: str, fields: dict[str, str]) -> bool:
+        """Fields beside the state (a webhook's progress), on a record that still exists."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE media SET record = ? WHERE media_id = ?", (json.dumps(json.loads(row[0]) | fields),
+                                                                          media_id))
+            return True
+
+    def find_content(self, key: str) -> str | None:
+        rows = self.db.query("SELECT media_id FROM content WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def remember_content(self, key: str, media_id: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO content (key, media_id) VALUES (?, ?)", (key, media_id))
+
+    def page(
+        self, limit: int, after: tuple[float, str] | None, state: str | None
+    ) -> list[tuple[str, float, dict[str, str]]]:
+        """Newest first, strictly after the (score, media_id) cursor, optionally one state."""
+        where, params = [], []
+        if after is not None:
+            where.append("(score, media_id) < (?, ?)")
+            params.extend(after)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        sql = "SELECT media_id, score, record FROM media"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY score DESC, media_id DESC LIMIT ?"
+        rows = self.db.query(sql, (*params, limit))
+        return [(media_id, score, json.loads(record)) for media_id, score, record in rows]
+
+
+    def created_before(self, score: float, limit: int) -> list[str]:
+        rows = self.db.query("SELECT media_id FROM media WHERE score < ? ORDER BY score LIMIT ?", (score, limit))
+        return [media_id for (media_id,) in rows]
+
+    def reserve_request(self, key: str, marker: str, seconds: float) -> str | None:
+        """Put marker under an Idempotency-Key unless it holds something: None, or what it holds."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM requests WHERE expires <= ?", (now,))
+            row = conn.execute("SELECT value FROM requests WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return row[0]
+            conn.execute("INSERT INTO requests (key, value, expires) VALUES (?, ?, ?)", (key, marker, now + seconds))
+            return None
+
+    def save_request(self, key: str, value: str, seconds: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO requests (key, value, expires) VALUES (?, ?, ?)",
+                         (key, value, time.time() + seconds))
+
+    def release_request(self, key: str, marker: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM requests WHERE key = ? AND value = ?", (key, marker))
+
+    def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
+        """Take the named lock unless another owner holds it unexpired; extend it if it is ours."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM locks WHERE name = ? AND (expires <= ? OR owner = ?)", (name, now, owner))
+            return conn.execute(
+                "INSERT OR IGNORE INTO locks (name, owner, expires) VALUES (?, ?, ?)", (name, owner, now + seconds)
+            ).rowcount > 0
+
+    def release_lock(self, name: str, owner: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    job_id: int
+    media_id: str
+    media_type: str
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class DeadJob:
+    job_id: int
+    media_id: str
+    media_type: str
+    reason: str
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SQLiteQueue:
+    """A durable FIFO with leases: claim hands a job out, ack deletes it, a lapsed lease returns it.
+
+    One table holds every queue, named by the kind of job (image, video, webhook). Embedded means
+    one machine, so a job held by a process that no longer exists (a worker killed mid-job) is
+    handed out again at once rather than when its lease runs out. A deferred job is one leased to
+    nobody (owner 0) until its time.
+    """
+
+    def __init__(self, db: Database, lease_seconds: float, queue: str) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+        self.queue = queue
+
+    def put(self, media_id: str, media_type: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO jobs (media_id, media_type, enqueued, queue) VALUES (?, ?, ?, ?)",
+                (media_id, media_type, time.time(), self.queue),
+            )
+
+    def claim(self) -> ClaimedJob | None:
+        now = time.time()
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET lease_until = ?, deliveries = deliveries + 1, owner = ? WHERE id = ("
+                " SELECT id FROM jobs WHERE dead = 0 AND lease_until <= ? AND queue = ? ORDER BY id LIMIT 1)"
+                " RETURNING id, media_id, media_type, deliveries",
+                (now + self.lease_seconds, os.getpid(), now, self.queue),
+            ).fetchone()
+        return ClaimedJob(*row) if row else None
+
+    def ack(self, job_id: int) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def defer(self, job_id: int, seconds: float) -> None:
+        """Hand the job out again in `seconds`, not before."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE jobs SET lease_until = ?, owner = 0 WHERE id = ?", (time.time() + seconds, job_id))
+
+    def dead_letter(self, job_id: int, reason: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET dead = 1, reason = ?, dead_at = ? WHERE id = ?", (reason, time.time(), job_id)
+            )
+
+    def prune_dead(self, max_length: int, max_age: float) -> int:
+        """Remove dead letters older than max_age seconds and all but the newest max_length (0: no bound)."""
+        with self.db.transaction() as conn:
+            removed = 0
+            if max_age > 0:
+                removed += conn.execute(
+                    "DELETE FROM jobs WHERE dead = 1 AND queue = ? AND dead_at < ?",
+                    (self.queue, time.time() - max_age),
+                ).rowcount
+            if max_length > 0:
+                removed += conn.execute(
+                    "DELETE FROM jobs WHERE dead = 1 AND queue = ? AND id NOT IN"
+                    " (SELECT id FROM jobs WHERE dead = 1 AND queue = ? ORDER BY id DESC LIMIT ?)",
+                    (self.queue, self.queue, max_length),
+                ).rowcount
+            return removed
+
+    def dead_jobs(self) -> list[DeadJob]:
+        rows = self.db.query(
+            "SELECT id, media_id, media_type, reason FROM jobs WHERE dead = 1 AND queue = ? ORDER BY id",
+            (self.queue,),
+        )
+        return [DeadJob(*row) for row in rows]
+
+    def revive(self, job_id: int) -> None:
+        """Put a dead letter back at the end of the queue as a fresh job."""
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "DELETE FROM jobs WHERE id = ? AND dead = 1 RETURNING media_id, media_type, queue", (job_id,)
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    "INSERT INTO jobs (media_id, media_type, queue, enqueued) VALUES (?, ?, ?, ?)",
+                    (*row, time.time()),
+                )
+
+    def release_orphans(self) -> int:
+        """Hand out again the jobs whose claiming process has died."""
+        held = self.db.query(
+            "SELECT DISTINCT owner FROM jobs WHERE dead = 0 AND owner != 0 AND lease_until > ?", (time.time(),)
+        )
+        dead_owners = [owner for (owner,) in held if not _alive(owner)]
+        if not dead_owners:
+            return 0
+        marks = ",".join("?" * len(dead_owners))
+        with self.db.transaction() as conn:
+            return conn.execute(
+                f"UPDATE jobs SET lease_until = 0 WHERE dead = 0 AND owner IN ({marks})", dead_owners
+            ).rowcount
+
+    def depth(self) -> int:
+        return self.db.query("SELECT COUNT(*) FROM jobs WHERE dead = 0 AND queue = ?", (self.queue,))[0][0]
+
+
+def release_all(db: Database) -> int:
+    """Hand out again every claimed job of every queue (deferred ones keep their time); only safe
+    when no worker runs."""
+    with db.transaction() as conn:
+        return conn.execute("UPDATE jobs SET lease_until = 0 WHERE dead = 0 AND owner != 0").rowcount

@@ -1,0 +1,98 @@
+"""Every request the API takes, built as plain data: a method, a path, its query, headers and body.
+
+One place knows the routes, parameters and headers; `client.session` sends these calls with
+requests, and `stress/locustfile.py` sends the same ones with locust's own HTTP client.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import quote, urlencode
+
+TERMINAL = frozenset({"Completed", "Error"})
+STATES = ("Processing", "Completed", "Error")
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+Body = bytes | Readable | None
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    name: str  # the route with placeholders, to group statistics by
+    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Body = None
+
+    @property
+    def target(self) -> str:
+        """Path and query, as they go on the request line."""
+        return f"{self.path}?{urlencode(self.params)}" if self.params else self.path
+
+
+def bearer(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def new_idempotency_key() -> str:
+    return str(uuid.uuid4())
+
+
+def _media(media_id: str) -> str:
+    return f"/images/{quote(media_id, safe='')}"
+
+
+def upload(
+    body: bytes | Readable, media_type: str, *, idempotency_key: str | None, binary: bool = True,
+    callback_url: str | None = None,
+) -> Call:
+    """POST /images with one file: raw bytes (`?encoding=binary`) or, with binary=False, base64.
+
+    The same idempotency key on a retry gets the first answer instead of a second upload.
+    """
+    params = {"encoding": "binary"} if binary else {}
+    if callback_url:
+        params["callback_url"] = callback_url
+    if not binary:
+        raw = body if isinstance(body, bytes) else body.read()
+        body = base64.b64encode(raw)
+    headers = {"Content-Type": media_type}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    return Call("POST", "/images", "/images", params, headers, body)
+
+
+def status(media_id: str) -> Call:
+    return Call("GET", _media(media_id), "/images/[id]")
+
+
+def events(media_id: str | None = None) -> Call:
+    """One media's status as server-sent events until it is terminal; every media's without an id."""
+    path, name = (f"{_media(media_id)}/events", "/images/[id]/events") if media_id else ("/events", "/events")
+    return Call("GET", path, name, headers={"Accept": "text/event-stream"})
+
+
+def thumbnail(media_id: str, size: str | None = None) -> Call:
+    params = {"encoding": "binary"} | ({"size": size} if size else {})
+    return Call("GET", f"{_media(media_id)}/thumbnail", "/images/[id]/thumbnail", params)
+
+
+def delete(media_id: str) -> Call:
+    return Call("DELETE", _media(media_id), "/images/[id]")
+
+
+def listing(limit: int | None = None, cursor: str | None = None, state: str | None = None) -> Call:
+    params = {"limit": str(limit)} if limit else {}
+    if cursor:
+        params["cursor"] = cursor
+    if state:
+        params["state"] = state
+    return Call("GET", "/images", "/images", params)

@@ -1,0 +1,229 @@
+"""Sending the API's calls with requests: the key on every call, a 503 retried after its
+Retry-After, uploads safe to retry (each carries an Idempotency-Key), results awaited through
+the media's event stream with polling as the fallback."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import requests
+import sseclient
+
+from thumbnailify.client import calls, media
+
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+# An event stream sends a keep-alive comment every 15 s: twice that in silence means it is gone.
+EVENTS_READ_TIMEOUT = 30.0
+ATTEMPTS = 5  # per call: a 503, a lost connection (when a retry is safe), a 409 "still in flight"
+MAX_RETRY_AFTER = 30.0  # a longer Retry-After is waited this long, so a retry loop stays bounded
+POLL_INTERVAL = 0.5
+
+Progress = Callable[[int, int], None]  # (bytes sent, bytes in all)
+
+
+class ApiError(Exception):
+    """The server's refusal (status and its message), or status None: it could not be reached."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.message}" if self.status else self.message
+
+
+class ProgressReader:
+    """A file as a request body that reports how much of it was read (that is, sent)."""
+
+    def __init__(self, file: BinaryIO, size: int, progress: Progress | None) -> None:
+        self._file = file
+        self._size = size
+        self._progress = progress
+
+    def __len__(self) -> int:
+        return self._size
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self._file.read(size)
+        if self._progress is not None:
+            self._progress(self._file.tell(), self._size)
+        return chunk
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return response.text.strip()[:200] or response.reason or "no message"
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds to wait before a retry when the server says it is worth one, else None."""
+    if response.status_code == 409 and "Idempotency-Key" in response.request.headers:
+        return 1.0  # the first request with this key is still being handled
+    header = response.headers.get("Retry-After")
+    if response.status_code != 503 or header is None:
+        return None  # a 503 without it is an Error status (the job's infrastructure failed), not an outage
+    try:
+        seconds = float(header)
+    except ValueError:
+        try:
+            seconds = (email.utils.parsedate_to_datetime(header) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            seconds = 1.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _is_status(body: object) -> bool:
+    return isinstance(body, dict) and "media_id" in body and "state" in body
+
+
+class Client:
+    """One server, one key; safe to share between threads (each thread has its own connections)."""
+
+    def __init__(self, url: str, api_key: str | None = None, *, attempts: int = ATTEMPTS) -> None:
+        self.url = url.rstrip("/")
+        self.headers = calls.bearer(api_key)
+        self.attempts = attempts
+        self._local = threading.local()
+
+    @property
+    def _http(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def send(self, call: calls.Call, *, stream: bool = False, read_timeout: float = READ_TIMEOUT) -> requests.Response:
+        """The server's answer to the call, after retries; an ApiError once there is none to retry.
+
+        A lost connection is retried only when that cannot do anything twice: a GET, or an upload
+        with an Idempotency-Key. A 4xx or 5xx comes back as it is, for the caller to judge.
+        """
+        safe = call.method == "GET" or "Idempotency-Key" in call.headers
+        for attempt in range(1, self.attempts + 1):
+            if hasattr(call.body, "seek"):
+                call.body.seek(0)  # a retry sends the file again from its start
+            try:
+                response = self._http.request(
+                    call.method, self.url + call.target, headers=self.headers | call.headers, data=call.body,
+                    stream=stream, timeout=(CONNECT_TIMEOUT, read_timeout),
+                )
+            except requests.RequestException as exc:
+                if not safe or attempt == self.attempts:
+                    raise ApiError(None, f"cannot reach {self.url}: {type(exc).__name__}") from exc
+                time.sleep(min(0.5 * 2.0 ** (attempt - 1), MAX_RETRY_AFTER))
+                continue
+            wait = _retry_after(response)
+            if wait is None or attempt == self.attempts:
+                return response
+            response.close()
+            time.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _checked(self, call: calls.Call, *, stream: bool = False,
+                 read_timeout: float = READ_TIMEOUT) -> requests.Response:
+        """The answer when it is a success; the server's refusal as an ApiError."""
+        response = self.send(call, stream=stream, read_timeout=read_timeout)
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _message(response))
+        return response
+
+    # -- the API ---------------------------------------------------------------------------------
+    def upload(self, source: Path | bytes, media_type: str | None = None, *, binary: bool = True,
+               progress: Progress | None = None) -> dict:
+        """The accepted upload's status body (202); the server's refusal as an ApiError."""
+        key = calls.new_idempotency_key()
+        if isinstance(source, bytes):
+            return self._checked(calls.upload(source, media_type or media.UNKNOWN, idempotency_key=key,
+                                              binary=binary)).json()
+        with source.open("rb") as file:
+            body = ProgressReader(file, source.stat().st_size, progress)
+            call = calls.upload(body, media_type or media.media_type(source), idempotency_key=key, binary=binary)
+            return self._checked(call).json()
+
+    def status(self, media_id: str) -> dict:
+        """The status body; an Error status comes back as a body too (its HTTP code is the error's)."""
+        response = self.send(calls.status(media_id))
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if _is_status(body):
+            return body
+        raise ApiError(response.status_code, _message(response))
+
+    def events(self, media_id: str | None = None) -> Iterator[tuple[str, dict]]:
+        """(event, body) as the server sends them: "status" with a status body, "deleted"."""
+        response = self._checked(calls.events(media_id), stream=True, read_timeout=EVENTS_READ_TIMEOUT)
+        with response:
+            for event in sseclient.SSEClient(response.iter_content(chunk_size=None)).events():
+                yield event.event, json.loads(event.data)
+
+    def wait(self, media_id: str, timeout: float = 600.0) -> dict:
+        """The media's terminal status body, as soon as it is known.
+
+        Through its event stream; when that breaks (a server restart) the status is read once, in
+        case the change fell in between, and the stream is opened again. A server out of reach for
+        longer than one call's retries (a slow restart) is waited for, up to the timeout.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                for event, body in self.events(media_id):
+                    if event == "deleted":
+                        raise ApiError(404, "deleted while waiting for it")
+                    if event == "status" and body.get("state") in calls.TERMINAL:
+                        return body
+            except requests.RequestException:
+                pass  # the stream broke; the status below says whether anything was missed
+            except ApiError as exc:
+                if exc.status == 404:
+                    raise
+            try:
+                body = self.status(media_id)
+            except ApiError as exc:  # the server is out of reach (restarting): the wait goes on
+                if exc.status is not None or time.monotonic() >= deadline:
+                    raise
+                time.sleep(POLL_INTERVAL)
+                continue
+            if body["state"] in calls.TERMINAL:
+                return body
+            if time.monotonic() >= deadline:
+                raise ApiError(None, f"still {body['state']} after {timeout:g} s")
+            time.sleep(POLL_INTERVAL)
+
+    def thumbnail(self, media_id: str, size: str | None = None) -> tuple[bytes, str]:
+        """The thumbnail's bytes and media type (`size`: one of the server's `thumbnail.sizes`)."""
+        response = self._checked(calls.thumbnail(media_id, size))
+        return response.content, response.headers.get("Content-Type", "application/octet-stream")
+
+    def delete(self, media_id: str) -> None:
+        self._checked(calls.delete(media_id))
+
+    def items(self, state: str | None = None, page: int = 100) -> Iterator[dict]:
+        """Every media, newest first, a page at a time (following the server's cursor)."""
+        cursor = None
+        while True:
+            body = self._checked(calls.listing(page, cursor, state)).json()
+            yield from body["items"]
+            cursor = body.get("next")
+            if not cursor:
+                return

@@ -1,0 +1,1 @@
+"""The HTTP side: accepts uploads, stores them, queues jobs, answers for state and thumbnails."""

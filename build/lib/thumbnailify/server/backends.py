@@ -1,0 +1,91 @@
+"""The server's backends by name, as config/config.yaml chooses them (see thumbnailify.backends.loader)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from thumbnailify.backends.layout import StoredFile
+from thumbnailify.media import MediaType
+from thumbnailify.server.uploads.intake import Sink
+from thumbnailify.settings import Settings
+
+TABLE: dict[str, dict[str, str]] = {
+    "store": {
+        "redis": "thumbnailify.backends.redis.aio:RedisStore",
+        "sqlite": "thumbnailify.backends.sqlite.aio_store:SQLiteStore",
+    },
+    "queue": {
+        "rabbitmq": "thumbnailify.backends.rabbitmq.aio:RabbitMQPublisher",
+        "sqlite": "thumbnailify.backends.sqlite.aio_queue:SQLitePublisher",
+    },
+    "files": {
+        "filesystem": "thumbnailify.backends.filesystem.aio:FilesystemFiles",
+        "s3": "thumbnailify.backends.s3.aio:S3Files",
+    },
+}
+
+Page = list[tuple[str, float, dict[str, str]]]
+Change = tuple[str, dict[str, str] | None]  # media_id and its record after the change (None: deleted)
+
+
+class Store(Protocol):
+    """Media records. Every method raises BackendUnavailable when the store cannot answer."""
+
+    name: str
+
+    def __init__(self, settings: Settings) -> None: ...
+    async def open(self) -> None: ...
+    async def ping(self) -> None: ...
+    async def create(self, media_id: str, record: dict[str, str], score: float) -> None: ...
+    async def get(self, media_id: str) -> dict[str, str] | None: ...
+    async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool: ...
+    async def delete(self, media_id: str) -> bool: ...
+    async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page: ...
+    async def created_before(self, score: float, limit: int) -> list[str]:
+        """Ids of items created before `score` (seconds since the epoch), oldest first."""
+    async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
+        """Take the lock if free, or extend it if this owner holds it; False if another does."""
+    async def release_lock(self, name: str, owner: str) -> None: ...
+    async def reserve_request(self, key: str, marker: str, seconds: float) -> str | None:
+        """Put marker under an Idempotency-Key unless it holds something: None, or what it holds."""
+    async def save_request(self, key: str, value: str, seconds: float) -> None: ...
+    async def release_request(self, key: str, marker: str) -> None:
+        """Free the key if it still holds this marker (not another request's, nor an answer)."""
+    def changes(self) -> AsyncIterator[Change]:
+        """Every change of every record from now on, whoever made it; survives outages."""
+    async def close(self) -> None: ...
+
+
+class Publisher(Protocol):
+    """The job queue's sending end; publish returns only once the queue has the job."""
+
+    name: str
+
+    def __init__(self, settings: Settings) -> None: ...
+    async def open(self) -> None: ...
+    async def ping(self) -> None: ...
+    async def publish(self, media_id: str, media_type: str) -> None: ...
+    async def depth(self) -> int: ...
+    async def close(self) -> None: ...
+
+
+class Files(Protocol):
+    """Uploads and thumbnails (server/files/). Every method raises BackendUnavailable on outages."""
+
+    name: str
+    upload_memory: int  # the most one upload in flight holds in this process's memory
+
+    def __init__(self, settings: Settings) -> None: ...
+    async def open(self) -> None: ...
+    async def ping(self) -> None: ...
+    def upload(self, media_id: str) -> Sink:
+        """Where an upload's bytes go; they become the item's upload only at `commit`."""
+    async def raw_exists(self, media_id: str) -> bool: ...
+    async def read_thumbnail(self, media_id: str, media_type: MediaType, size: str | None) -> bytes | None: ...
+    async def remove(self, media_id: str) -> None:
+        """Everything of the item, whatever state its record is in (or if it has none)."""
+    def scan(self) -> AsyncIterator[StoredFile]:
+        """Everything stored, by item, for the retention sweep."""
+    async def remove_stored(self, item: StoredFile) -> None: ...
+    async def close(self) -> None: ...

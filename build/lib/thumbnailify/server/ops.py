@@ -1,0 +1,69 @@
+"""Operations endpoints: liveness, readiness of every backend, metrics, the OpenAPI spec."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+from pathlib import Path
+
+import yaml
+from aiohttp import web
+
+from thumbnailify.server.http.errors import BackendUnavailable
+from thumbnailify.server.resources import resources
+
+log = logging.getLogger(__name__)
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
+OPENAPI = web.AppKey("openapi", bytes)
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    res = resources(request)
+    backends = (res.store, res.publisher, res.files)
+    results = await asyncio.gather(*(b.ping() for b in backends), return_exceptions=True)
+    failing = {}
+    for backend, result in zip(backends, results, strict=True):
+        if isinstance(result, BackendUnavailable):
+            log.warning("not ready: %s unavailable: %s", result.backend, result.detail)
+            failing[backend.name] = result.message
+        elif isinstance(result, BaseException):
+            raise result
+    if failing:
+        names = ", ".join(sorted(failing))
+        return web.json_response(
+            {"message": f"not ready: {names}", "failing": failing}, status=503,
+            headers={"Retry-After": str(BackendUnavailable.RETRY_AFTER_SECONDS)},
+        )
+    return web.json_response({"status": "ready", "backends": [b.name for b in backends]})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    res = resources(request)
+    res.metrics.event_streams.set(res.events.streams)
+    # On an outage the depth keeps its last reading; /ready reports the outage.
+    with contextlib.suppress(BackendUnavailable):
+        res.metrics.queue_depth.set(await res.publisher.depth())
+    return web.Response(body=res.metrics.render(), headers={"Content-Type": res.metrics.content_type})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+@functools.cache
+def openapi_json() -> bytes:
+    """The spec as JSON, parsed once per process (the YAML parser takes a while; apps in tests are many)."""
+    return json.dumps(yaml.safe_load(OPENAPI_FILE.read_text())).encode()
+
+
+def setup(app: web.Application) -> None:
+    """The spec, parsed once, for /openapi.json."""
+    app[OPENAPI] = json.dumps(yaml.safe_load(OPENAPI_FILE.read_text())).encode()

@@ -1,0 +1,27 @@
+"""The whole URL map: uploads, media, live status, operations and the web page."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from thumbnailify.server import images, ops, page
+from thumbnailify.server.events import streams
+from thumbnailify.server.uploads import handler as uploads
+
+
+def add_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_post("/images", uploads.create_image, expect_handler=uploads.defer_continue)
+    router.add_get("/images", images.list_images)
+    router.add_get("/images/{media_id}", images.get_image)
+    router.add_delete("/images/{media_id}", images.delete_image)
+    router.add_get("/images/{media_id}/thumbnail", images.get_thumbnail)
+    router.add_get("/images/{media_id}/events", streams.media_events)
+    router.add_get("/events", streams.all_events)
+    router.add_get("/health", ops.health)
+    router.add_get("/ready", ops.ready)
+    router.add_get("/metrics", ops.metrics)
+    router.add_get("/openapi.json", ops.openapi)
+    router.add_get("/", page.page)
+    router.add_get("/static/{name}", page.static)
+    router.add_get(f"/static/{page.MODULES}/{{name}}", page.module)

@@ -1,0 +1,15 @@
+"""The worker side: takes jobs off the queue, makes thumbnails with ImageMagick, records the outcome.
+
+ImageMagick reads these variables once, when Wand is first imported, so they are set here, before
+any worker module can import it: one thread per process (we scale with processes), and our own
+security policy (imagemagick/policy.xml) in force. MAGICK_TEMPORARY_PATH is different: ImageMagick
+reads it each time it makes a temporary file, and worker.scratch sets it per process at start.
+"""
+
+import os
+from pathlib import Path
+
+POLICY_DIR = Path(__file__).resolve().parent / "imagemagick"
+
+os.environ.setdefault("MAGICK_THREAD_LIMIT", "1")
+os.environ["MAGICK_CONFIGURE_PATH"] = str(POLICY_DIR)

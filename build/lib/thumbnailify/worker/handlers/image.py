@@ -1,0 +1,444 @@
+"""Thumbnails with Wand (ImageMagick): every configured size from one decode, aspect kept, never
+enlarged, colours converted to sRGB.
+
+`ThumbHandler.make` dispatches on the media's main type (`image/...` here), so a new kind of media
+is a new handler method or module. Every refusal is an `ImageRejected` with the HTTP-style code
+the state record keeps: 413 too many pixels, 415 not a format we read, 422 cannot decode.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagesize
+import pillow_heif
+from PIL import Image as PILImage
+from wand.api import libmagick, library
+from wand.exceptions import MissingDelegateError, PolicyError, ResourceLimitError, WandException
+from wand.image import COLORSPACE_TYPES, FILTER_TYPES, STORAGE_TYPES, BaseImage, Image
+from wand.resource import limits
+
+from thumbnailify import state
+from thumbnailify.media import GIF, HEIC, HEIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
+from thumbnailify.memory import release_freed
+from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings
+from thumbnailify.startup import CannotStart
+from thumbnailify.worker.handlers import heif
+
+RENDERING = "image-3"  # changed whenever a change of this module changes what thumbnails look like
+KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
+TRIANGLE = FILTER_TYPES.index("triangle")
+CHAR_PIXELS = STORAGE_TYPES.index("char")
+CORRUPT_IMAGE_WARNING = 325  # MagickCore's ExceptionType value
+# The sRGB profile pixels are converted to, from Debian's colord-data (CC0), which
+# scripts/install-system.sh and the worker image install.
+SRGB_PROFILE = Path("/usr/share/color/icc/colord/sRGB.icc")
+
+
+class _ExceptionInfo(ctypes.Structure):
+    """The leading fields of MagickCore's ExceptionInfo."""
+
+    _fields_ = (
+        ("severity", ctypes.c_int),
+        ("error_number", ctypes.c_int),
+        ("reason", ctypes.c_char_p),
+        ("description", ctypes.c_char_p),
+    )
+
+
+library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
+library.GetImageFromMagickWand.restype = ctypes.c_void_p
+libmagick.AcquireExceptionInfo.restype = ctypes.POINTER(_ExceptionInfo)
+libmagick.GetImageException.argtypes = [ctypes.c_void_p, ctypes.POINTER(_ExceptionInfo)]
+libmagick.DestroyExceptionInfo.argtypes = [ctypes.POINTER(_ExceptionInfo)]
+libmagick.DestroyExceptionInfo.restype = ctypes.c_void_p
+# Wand has no binding for it: assigning a profile over an embedded one converts the pixels (LCMS).
+library.MagickProfileImage.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+library.MagickProfileImage.restype = ctypes.c_int
+
+# HEIC/HEIF are decoded by pillow-heif's own libheif (alpha kept, faster than ImageMagick 6.9's
+# HEIC coder on Debian's libheif 1.15): one thread per process as ImageMagick, the primary image only.
+pillow_heif.options.DECODE_THREADS = 1
+pillow_heif.options.THUMBNAILS = False
+pillow_heif.options.DEPTH_IMAGES = False
+pillow_heif.options.AUX_IMAGES = False
+
+
+class ImageRejected(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SizedThumbnail:
+    name: str
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Thumbnails:
+    """Every size of one item's thumbnail, in config order (the first is the default)."""
+
+    media_type: MediaType
+    sizes: tuple[SizedThumbnail, ...]
+    frames: int
+
+    def dimensions(self) -> dict[str, tuple[int, int]]:
+        return {size.name: (size.width, size.height) for size in self.sizes}
+
+    def files(self) -> dict[str, bytes]:
+        return {size.name: size.data for size in self.sizes}
+
+
+def fit(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int]:
+    """The largest size inside the box with the same aspect, never larger than the source."""
+    scale = min(box_width / width, box_height / height, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def apply_limits(conf: LimitsSettings) -> None:
+    """Per-process ImageMagick caps, below the policy file's (a program may only lower them)."""
+    limits["memory"] = conf.magick_memory
+    limits["map"] = conf.magick_map
+    limits["disk"] = conf.magick_disk
+    limits["width"] = conf.magick_width
+    limits["height"] = conf.magick_height
+    limits["area"] = conf.max_pixels
+
+
+def header_size(source: Path, media_type: MediaType) -> tuple[int, int] | None:
+    """Width and height as the file's header declares them, upright, without decoding pixels.
+
+    imagesize turns a JPEG's size by its EXIF orientation; it reads a GIF's size as signed
+    16-bit numbers (65535 becomes -1), so a GIF's logical screen is read here, as is the
+    primary image of a HEIF/AVIF file (which imagesize does not know).
+    """
+    try:
+        with source.open("rb") as file:
+            head = file.read(SNIFF_BYTES)
+            if not looks_like(head, media_type):
+                return None  # not what it claims: the decoder will refuse it
+            if media_type is GIF:
+                return struct.unpack("<HH", head[6:10])
+            if media_type.magic in ("heif", "avif"):
+                primary = heif.read_primary(file)
+                return primary.size if primary else None
+        width, height = imagesize.get(source)
+    except (OSError, ValueError, struct.error):
+        return None
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def corrupt_image_warning(img: Image) -> str | None:
+    """The CorruptImageWarning a successful read left on the image (a JPEG cut mid-scan decodes
+    "fine" with grey rows). ImageMagick 6 files it on the image, where Wand never looks."""
+    info = libmagick.AcquireExceptionInfo()
+    try:
+        libmagick.GetImageException(library.GetImageFromMagickWand(img.wand), info)
+        found = info.contents
+        if found.severity != CORRUPT_IMAGE_WARNING:
+            return None
+        return " ".join(part.decode(errors="replace") for part in (found.reason, found.description) if part)
+    finally:
+        libmagick.DestroyExceptionInfo(info)
+
+
+def _colorspace(img: Image) -> str:
+    # Wand's img.colorspace raises IndexError on enum values it does not list (linear gray PNGs).
+    value = library.MagickGetImageColorspace(img.wand)
+    return COLORSPACE_TYPES[value] if 0 <= value < len(COLORSPACE_TYPES) else "other"
+
+
+def _frames(img: Image) -> Iterator[int]:
+    """Make each frame in turn the one Wand's single-image calls act on."""
+    for index in range(library.MagickGetNumberImages(img.wand)):
+        library.MagickSetIteratorIndex(img.wand, index)
+        yield index
+
+
+def _canvas(img: BaseImage) -> tuple[int, int]:
+    """The picture's whole size: an animation's logical screen, else the decoded image's."""
+    return img.page_width or img.width, img.page_height or img.height
+
+
+def _shrink(img: BaseImage, width: int, height: int) -> None:
+    """Resize to exactly width x height (already aspect-correct), as fast as looks right.
+
+    Over 5x, ImageMagick's thumbnail() samples down first, far faster than filtering every source
+    pixel; at 5x or less (a JPEG after shrink-on-load) a triangle filter takes 2/3 of the time of
+    thumbnail()'s Lanczos for the same area-weighted result at this size; under 2x (a large size
+    from a JPEG's 1/8 decode) scale()'s area average is as good and takes 60% of the triangle's
+    time. Wand resizes every frame of an animation in one call (coalescing it first: each frame
+    becomes a whole picture).
+    """
+    if library.MagickGetNumberImages(img.wand) > 1:
+        img.resize(width, height, filter="triangle")
+    elif img.width < 2 * width and img.height < 2 * height:
+        if not library.MagickScaleImage(img.wand, width, height):
+            img.raise_exception()
+    elif img.width <= 5 * width and img.height <= 5 * height:
+        # Straight to ImageMagick: Wand's resize() first asks for the MIME type, ~1 ms a call.
+        if not library.MagickResizeImage(img.wand, width, height, TRIANGLE, 1.0):
+            img.raise_exception()
+    else:
+        img.thumbnail(width, height)
+    for _ in _frames(img):
+        library.MagickSetImagePage(img.wand, width, height, 0, 0)  # else it keeps its old canvas
+
+
+def _to_srgb(img: Image, srgb_profile: bytes) -> bool:
+    """Pixels converted to sRGB: from an embedded ICC profile through LittleCMS, else by colour
+    space (CMYK, YCbCr from the HEIF reader, ...). Gray stays gray. Run on the small image.
+    True when some frame's pixels changed."""
+    converted = False
+    for _ in _frames(img):
+        space = _colorspace(img)
+        if space != "gray" and img.profiles["icc"] is not None:
+            if library.MagickProfileImage(img.wand, b"icc", srgb_profile, len(srgb_profile)):
+                converted = True
+                continue
+            # A profile LittleCMS cannot use, or one for another colour space: as if untagged.
+            library.MagickClearException(img.wand)
+            del img.profiles["icc"]
+        if space not in KEEP_COLORSPACES:
+            img.transform_colorspace("srgb")
+            converted = True
+    return converted
+
+
+def _restore_heif_profile(img: Image, source: Path) -> None:
+    """Attach an AVIF's ICC profile again (without converting), for _to_srgb to apply.
+
+    ImageMagick 6.9.11's AVIF reader (its HEIC coder module) reads the profile, then converts YCbCr
+    to RGB with TransformImageColorspace, which deletes every ICC profile of the image: a Display P3
+    photo would be taken as sRGB.
+    """
+    if img.profiles["icc"] is not None:
+        return
+    with source.open("rb") as file:
+        primary = heif.read_primary(file)
+    if primary is not None and primary.icc:
+        img.profiles["icc"] = primary.icc
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    mode: str  # "RGB" or "RGBA", 8 bits per channel
+    size: tuple[int, int]  # of the pixels, after any reduction
+    pixels: bytes
+    icc: bytes | None
+    full_size: tuple[int, int]  # as libheif decoded it: upright, cropped
+
+
+def _decode_heif(source: Path, floor: tuple[int, int]) -> _Decoded:
+    """The primary image of a HEIC/HEIF, decoded by libheif (irot, imir and clap applied) and, as
+    libjpeg's shrink-on-load, reduced by the largest whole factor that keeps it at least `floor`
+    (a box average, alpha premultiplied): ImageMagick then holds a 1000x750 copy of a 12 MP
+    photo, not 96 MB. libheif's buffer is freed on return."""
+    try:
+        decoded = pillow_heif.open_heif(source, convert_hdr_to_8bit=True)
+        width, height = decoded.size
+        picture = PILImage.frombuffer(decoded.mode, decoded.size, decoded.data, "raw", decoded.mode, decoded.stride, 1)
+        factor = min(width // max(1, floor[0]), height // max(1, floor[1]))
+        if factor > 1:
+            picture = picture.reduce(factor)
+        if picture.mode not in ("RGB", "RGBA"):  # premultiplied alpha (RGBa), gray (L, LA)
+            picture = picture.convert("RGBA" if decoded.has_alpha else "RGB")
+        pixels = picture.tobytes()
+    except (ValueError, RuntimeError, EOFError) as exc:
+        raise ImageRejected(state.UNDECODABLE, f"cannot decode HEIF: {exc}") from exc
+    return _Decoded(picture.mode, picture.size, pixels, decoded.info.get("icc_profile") or None, (width, height))
+
+
+def _read_heif(img: Image, source: Path, floor: tuple[int, int]) -> tuple[int, int]:
+    """The primary image of a HEIC/HEIF into img, alpha kept, with its ICC profile attached for
+    _to_srgb to apply; its whole size, which thumbnails are fitted to."""
+    decoded = _decode_heif(source, floor)
+    width, height = decoded.size
+    if not library.MagickConstituteImage(img.wand, width, height, decoded.mode.encode(), CHAR_PIXELS, decoded.pixels):
+        img.raise_exception()
+    if decoded.icc:
+        img.profiles["icc"] = decoded.icc
+    return decoded.full_size
+
+
+def _optimize_gif(img: Image, *, relayer: bool) -> None:
+    """Smaller animated GIF, same look: each frame only where it differs from the one before
+    (unchanged pixels transparent), then a palette per frame without dithering (ImageMagick's
+    default Riemersma dither takes ~0.1 s per 100x75 frame and makes the frames differ more).
+    Frames that were not resized keep their layout: they are the source encoder's already."""
+    if relayer and library.MagickGetNumberImages(img.wand) > 1:
+        img.optimize_layers()
+        img.optimize_transparency()
+    for _ in _frames(img):
+        library.MagickQuantizeImage(img.wand, 256, 0, 0, False, False)
+
+
+class ThumbHandler:
+    def __init__(self, thumbnail: ThumbnailSettings, limits_conf: LimitsSettings) -> None:
+        self.boxes = thumbnail.boxes()
+        self.max_frames = thumbnail.max_frames
+        self.jpeg_quality = thumbnail.jpeg_quality
+        self.max_pixels = limits_conf.max_pixels
+        self.max_animation_pixels = limits_conf.max_animation_pixels
+        try:
+            self.srgb_profile = SRGB_PROFILE.read_bytes()
+        except OSError as exc:
+            raise CannotStart(f"no sRGB profile at {SRGB_PROFILE}: install Debian's colord-data") from exc
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ThumbHandler:
+        return cls(settings.thumbnail, settings.limits)
+
+    @property
+    def settings_key(self) -> str:
+        """What decides the thumbnails besides the upload's bytes: an upload identical to an earlier
+        one whose thumbnails were made under the same key may reuse them."""
+        settings = [RENDERING, self.boxes, self.max_frames, self.jpeg_quality, self.max_animation_pixels]
+        return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
+
+    def make(self, source: Path, media_type: MediaType) -> Thumbnails:
+        kind = media_type.name.partition("/")[0]
+        method = getattr(self, f"_make_{kind}", None)
+        if method is None:
+            raise ImageRejected(state.UNSUPPORTED, f"no thumbnails for {media_type.name} yet")
+        try:
+            return method(source, media_type)
+        except ResourceLimitError as exc:
+            raise ImageRejected(state.TOO_MANY_PIXELS, f"image exceeds a size limit: {exc}") from exc
+        except MemoryError as exc:  # an allocation past worker.memory_limit
+            raise ImageRejected(state.TOO_MANY_PIXELS, "decoding it needs more memory than the worker has") from exc
+        except (PolicyError, MissingDelegateError) as exc:
+            raise ImageRejected(state.UNSUPPORTED, f"format not supported: {exc}") from exc
+        except WandException as exc:
+            raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {exc}") from exc
+        finally:
+            release_freed()  # a decoder's large buffers must not stay in RSS for the next image
+
+    def _make_image(self, source: Path, media_type: MediaType) -> Thumbnails:
+        declared = header_size(source, media_type)
+        if declared is not None and declared[0] * declared[1] > self.max_pixels:
+            raise ImageRejected(
+                state.TOO_MANY_PIXELS,
+                f"{declared[0]}x{declared[1]} image ({declared[0] * declared[1]} pixels) is over the "
+                f"{self.max_pixels} pixel limit",
+            )
+        if media_type.magic in ("heif", "avif"):
+            self._check_heif(source)
+        spec = f"{media_type.coder}:{source}"
+        if media_type.animated:
+            spec += f"[0-{self._frames_kept(declared) - 1}]"
+        with Image() as img:
+            if media_type is JPEG:
+                img.options["jpeg:size"] = "{}x{}".format(*self._decode_floor(declared))
+            decoded_size = None
+            if media_type in (HEIC, HEIF):
+                decoded_size = _read_heif(img, source, self._decode_floor(declared))
+            else:
+                img.read(filename=spec)
+            warning = corrupt_image_warning(img)
+            if warning:
+                raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {warning}")
+            img.auto_orient()  # EXIF; a HEIF's irot/imir are applied by libheif as it decodes
+            if media_type.magic == "avif":
+                _restore_heif_profile(img, source)
+            output = self._output_type(img, media_type)
+            # A JPEG read at reduced scale and an animation's canvas (logical screen) are only
+            # in the header; a HEIF's is the one libheif decoded (irot, clap applied).
+            if media_type is JPEG or media_type.animated:
+                upright = declared or (img.page_width or img.width, img.page_height or img.height)
+            else:
+                upright = decoded_size or (img.width, img.height)
+            return Thumbnails(output, self._render_all(img, output, upright), len(img.sequence))
+
+    def _check_heif(self, source: Path) -> None:
+        """Refuse before any decode what the boxes do not vouch for: a primary image without a
+        readable size, a derived image (grid, overlay) that does not add up or is not the size its
+        ispe says, or one whose tiles or inputs take more than `limits.max_pixels` (its own size
+        was checked as any image's)."""
+        with source.open("rb") as file:
+            primary = heif.read_primary(file)
+        if primary is None or primary.size is None or primary.pixels is None:
+            raise ImageRejected(state.UNDECODABLE, "cannot read the HEIF container's primary image")
+        if primary.pixels > self.max_pixels:
+            raise ImageRejected(
+                state.TOO_MANY_PIXELS,
+                f"HEIF image made of {primary.pixels} pixels (grid tiles or overlay inputs) is over the "
+                f"{self.max_pixels} pixel limit",
+            )
+        if not primary.consistent:
+            raise ImageRejected(state.UNDECODABLE, "HEIF image grid or overlay not the size its ispe declares")
+
+    def _frames_kept(self, declared: tuple[int, int] | None) -> int:
+        """Frames of an animation to decode: config's cap, fewer when its canvas is large, so the
+        decoded and coalesced frames stay within `limits.max_animation_pixels`."""
+        if declared is None:
+            return self.max_frames
+        return max(1, min(self.max_frames, self.max_animation_pixels // max(1, declared[0] * declared[1])))
+
+    @staticmethod
+    def _output_type(img: Image, media_type: MediaType) -> MediaType:
+        if media_type.keeps_format:
+            return media_type
+        return PNG if img.alpha_channel else JPEG
+
+    def _decode_floor(self, declared: tuple[int, int] | None) -> tuple[int, int]:
+        """Shrink-on-load: libjpeg decodes at 1/8..8/8 scale (a HEIF is reduced by a whole factor
+        once decoded), never below this size. At least twice the smallest size (what one size needs
+        for a clean last reduction) and the largest size, so every size comes from this one decode."""
+        if declared is None:
+            sides = [max(box.width, box.height) for box in self.boxes]
+            side = max(2 * min(sides), *sides)
+            return side, side
+        fitted = [fit(*declared, box.width, box.height) for box in self.boxes]
+        smallest, largest = min(fitted), max(fitted)
+        return max(2 * smallest[0], largest[0]), max(2 * smallest[1], largest[1])
+
+    def _render_all(self, img: Image, output: MediaType, upright: tuple[int, int]) -> tuple[SizedThumbnail, ...]:
+        """Every size, largest first, each from the smallest image already made that is at least
+        twice its size (else from the decoded one): a second size costs a small resize, not a
+        second pass over the whole picture. ImageMagick shares a copy's pixels until it is written.
+        A size the decoded picture already has (never enlarged) is encoded from it as it is."""
+        made: dict[str, SizedThumbnail] = {}
+        sources: list[Image] = []
+        try:
+            for box in sorted(self.boxes, key=lambda box: box.width * box.height, reverse=True):
+                width, height = fit(*upright, box.width, box.height)
+                if (width, height) == upright == _canvas(img):
+                    made[box.name] = self._encode(img, output, box.name, (width, height), resized=False)
+                    continue
+                base = next((s for s in reversed(sources) if s.width >= 2 * width and s.height >= 2 * height), img)
+                resized = base.clone()
+                sources.append(resized)
+                _shrink(resized, width, height)
+                made[box.name] = self._encode(resized, output, box.name, (width, height), resized=True)
+        finally:
+            for source in sources:
+                source.close()
+        return tuple(made[box.name] for box in self.boxes)
+
+    def _encode(
+        self, picture: Image, output: MediaType, name: str, size: tuple[int, int], *, resized: bool
+    ) -> SizedThumbnail:
+        """One size in sRGB, without metadata, in the thumbnail's format. A picture that was not
+        resized keeps an animation's frames as the source laid them out, and their palettes."""
+        with picture.clone() as small:
+            converted = _to_srgb(small, self.srgb_profile)
+            if output is GIF and (resized or converted):
+                _optimize_gif(small, relayer=resized)
+            small.strip()
+            small.depth = 8
+            small.format = output.coder
+            if output is JPEG:
+                small.compression_quality = self.jpeg_quality
+            return SizedThumbnail(name, small.make_blob(), *size)
