@@ -15,9 +15,10 @@ gives None, never an exception or a large read.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from thumbnailify.worker.handlers.isobmff import boxes
 
 MAX_META_BYTES = 4 << 20  # an iPhone's meta box is a few KiB; anything near this is hostile
 MAX_TOP_LEVEL_BOXES = 64
@@ -26,27 +27,8 @@ MAX_OVERLAY_BYTES = 16 + 8 * 4096  # an overlay's: 16 bytes, then 8 per input im
 DERIVED = (b"grid", b"iovl", b"iden")  # image items made from other items (ISO/IEC 23008-12 6.6.2)
 
 
-def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """(type, payload start, box end) of each complete box in data[start:end]."""
-    pos = start
-    while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        header = 8
-        if size == 1:
-            if pos + 16 > end:
-                return
-            (size,) = struct.unpack_from(">Q", data, pos + 8)
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            return
-        yield kind, pos + header, pos + size
-        pos += size
-
-
 def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
-    for found, payload, box_end in _boxes(data, start, end):
+    for found, payload, box_end in boxes(data, start, end):
         if found == kind:
             return payload, box_end
     return None
@@ -116,7 +98,7 @@ def _item_types(meta: bytes, start: int, end: int) -> dict[int, bytes]:
     payload, box_end = iinf
     first = payload + 4 + (2 if meta[payload] == 0 else 4)  # version, flags, entry count
     types = {}
-    for kind, entry, entry_end in _boxes(meta, first, box_end):
+    for kind, entry, entry_end in boxes(meta, first, box_end):
         version = meta[entry] if kind == b"infe" and entry < entry_end else 0
         if version < 2:  # versions 0 and 1 name no item type
             continue
@@ -134,7 +116,7 @@ def _references(meta: bytes, start: int, end: int, kind: bytes, item: int) -> li
         return None
     payload, box_end = iref
     id_size = 2 if meta[payload] == 0 else 4
-    for found, ref, ref_end in _boxes(meta, payload + 4, box_end):
+    for found, ref, ref_end in boxes(meta, payload + 4, box_end):
         if found == kind and _uint(meta, ref, id_size, ref_end) == item:
             count = _uint(meta, ref + id_size, 2, ref_end)
             first = ref + id_size + 2
@@ -286,10 +268,10 @@ def _parse_meta(file: BinaryIO) -> tuple[_Meta, int] | None:
     if ipco is None:
         return None
     indexes: dict[int, list[int]] = {}
-    for kind, payload, box_end in _boxes(data, *iprp):
+    for kind, payload, box_end in boxes(data, *iprp):
         if kind == b"ipma":
             _associations(data, payload, box_end, indexes)
-    return _Meta(data, list(_boxes(data, *ipco)), indexes, _item_types(data, start, end)), primary
+    return _Meta(data, list(boxes(data, *ipco)), indexes, _item_types(data, start, end)), primary
 
 
 def _grid_size(file: BinaryIO, meta: _Meta, primary: int) -> tuple[tuple[int, int], int] | None:

@@ -52,9 +52,9 @@ class Claims:
         return None
 
 
-def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """(type, payload start, end) of each box in data[start:end]; a box that claims more than is
-    there (the last, in a truncated file) ends where the data does."""
+def boxes(data: bytes, start: int, end: int, *, clip: bool = False) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, end) of each box in data[start:end]. A box that claims more than is
+    there ends the walk, or with `clip` (the last box of a truncated file) ends where the data does."""
     pos = start
     while pos + 8 <= end:
         size, kind = struct.unpack_from(">I4s", data, pos)
@@ -66,7 +66,7 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
             header = 16
         elif size == 0:
             size = end - pos
-        if size < header:
+        if size < header or (pos + size > end and not clip):
             return
         yield kind, pos + header, min(pos + size, end)
         pos += size
@@ -125,7 +125,7 @@ class _Tally:
         """One track's stbl: its samples are the most that its stsz/stz2 or its stts claims."""
         sizes: tuple[int, int] = (0, 0)  # count, least bytes
         timed = 0
-        for kind, payload, box_end in _boxes(data, start, end):
+        for kind, payload, box_end in boxes(data, start, end, clip=True):
             if box_end - payload < 8:
                 continue
             if kind == b"stsz" and box_end - payload >= 12:
@@ -167,7 +167,7 @@ def _stts_total(data: bytes, start: int, entries: int, end: int) -> int:
 
 
 def _walk(data: bytes, start: int, end: int, tally: _Tally, depth: int = 0) -> None:
-    for kind, payload, box_end in _boxes(data, start, end):
+    for kind, payload, box_end in boxes(data, start, end, clip=True):
         if kind == b"stbl":
             tally.sample_table(data, payload, box_end)
         elif kind == b"trun":

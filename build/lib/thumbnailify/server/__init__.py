@@ -1,1 +1,0 @@
-"""The HTTP side: accepts uploads, stores them, queues jobs, answers for state and thumbnails."""
