@@ -9,16 +9,16 @@ the state record keeps: 413 too many pixels, 415 not a format we read, 422 canno
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import imagesize
-import pillow_heif
-from PIL import Image as PILImage
 from wand.api import libmagick, library
 from wand.exceptions import MissingDelegateError, PolicyError, ResourceLimitError, WandException
 from wand.image import COLORSPACE_TYPES, FILTER_TYPES, STORAGE_TYPES, BaseImage, Image
@@ -62,12 +62,21 @@ libmagick.DestroyExceptionInfo.restype = ctypes.c_void_p
 library.MagickProfileImage.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
 library.MagickProfileImage.restype = ctypes.c_int
 
-# HEIC/HEIF are decoded by pillow-heif's own libheif (alpha kept, faster than ImageMagick 6.9's
-# HEIC coder on Debian's libheif 1.15): one thread per process as ImageMagick, the primary image only.
-pillow_heif.options.DECODE_THREADS = 1
-pillow_heif.options.THUMBNAILS = False
-pillow_heif.options.DEPTH_IMAGES = False
-pillow_heif.options.AUX_IMAGES = False
+
+
+@functools.cache
+def _pillow_heif() -> ModuleType:
+    """pillow-heif, imported at a worker's first HEIC (its libheif and Pillow cost a JPEG worker
+    memory for nothing). HEIC/HEIF are decoded by its own libheif (alpha kept, faster than
+    ImageMagick 6.9's HEIC coder on Debian's libheif 1.15): one thread per process as ImageMagick,
+    the primary image only."""
+    import pillow_heif  # noqa: PLC0415 - see above
+
+    pillow_heif.options.DECODE_THREADS = 1
+    pillow_heif.options.THUMBNAILS = False
+    pillow_heif.options.DEPTH_IMAGES = False
+    pillow_heif.options.AUX_IMAGES = False
+    return pillow_heif
 
 
 class ImageRejected(Exception):
@@ -245,8 +254,10 @@ def _decode_heif(source: Path, floor: tuple[int, int]) -> _Decoded:
     libjpeg's shrink-on-load, reduced by the largest whole factor that keeps it at least `floor`
     (a box average, alpha premultiplied): ImageMagick then holds a 1000x750 copy of a 12 MP
     photo, not 96 MB. libheif's buffer is freed on return."""
+    from PIL import Image as PILImage  # noqa: PLC0415 - with pillow-heif, only once a HEIC comes
+
     try:
-        decoded = pillow_heif.open_heif(source, convert_hdr_to_8bit=True)
+        decoded = _pillow_heif().open_heif(source, convert_hdr_to_8bit=True)
         width, height = decoded.size
         picture = PILImage.frombuffer(decoded.mode, decoded.size, decoded.data, "raw", decoded.mode, decoded.stride, 1)
         factor = min(width // max(1, floor[0]), height // max(1, floor[1]))
