@@ -25,7 +25,7 @@ from thumbnailify.server.app import create_app
 from thumbnailify.server.http.protocol import AppRunner
 from thumbnailify.server.resources import IN_FLIGHT, RESOURCES
 from thumbnailify.settings import Settings, load_settings
-from thumbnailify.startup import bind_error, cannot_start_exits, raise_open_files_limit
+from thumbnailify.startup import bind_error, cannot_start_exits, check_port_free, raise_open_files_limit
 from thumbnailify.supervisor import Child, Supervisor
 
 log = logging.getLogger("server")
@@ -38,6 +38,9 @@ async def serve(settings: Settings, shared_port: bool, open_files: int) -> None:
     app = create_app(settings)
     runner = AppRunner(app, keepalive_timeout=conf.keepalive_timeout, access_log=None,
                        shutdown_timeout=conf.shutdown_timeout)
+    # Before the app starts (its start runs the recovery pass and the sweep): a process that cannot
+    # listen must do nothing else.
+    check_port_free(conf.host, conf.port, shared=shared_port)
     await runner.setup()
     site = web.TCPSite(runner, conf.host, conf.port, reuse_port=shared_port, backlog=conf.backlog)
     try:

@@ -57,8 +57,9 @@ def bind_error(host: str, port: int, exc: OSError) -> CannotStart | None:
     )
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Bind the server's address once, as the server will, before starting anything."""
+def check_port_free(host: str, port: int, *, shared: bool = False) -> None:
+    """Bind the server's address once, as the server will, before starting anything (`shared`:
+    as one of several server processes, which share the port with SO_REUSEPORT)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -66,6 +67,8 @@ def check_port_free(host: str, port: int) -> None:
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does: TIME_WAIT is no conflict
+        if shared:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             probe.bind(address)
         except OSError as exc:
