@@ -71,6 +71,7 @@ from bench.support import (
     start_wrk,
     vm_hwm_mb,
     wait_for_quiet,
+    wait_ready,
     wrk_body,
 )
 from tests.harness import distinct_jpeg, free_port
@@ -321,7 +322,7 @@ def bare_ingest(bodies: dict[str, WrkBody], plan: Plan, workdir: Path) -> Values
                                cwd=ROOT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process)
+        wait_ready(url, process, READY_PATIENCE, "bench.bare_ingest")
         rate, p99 = wrk_figures("bare", f"{url}/images", bodies["base64"], plan, workdir)
     finally:
         process.terminate()
@@ -332,20 +333,6 @@ def bare_ingest(bodies: dict[str, WrkBody], plan: Plan, workdir: Path) -> Values
             process.wait()
         shutil.rmtree(folder, ignore_errors=True)
     return {BARE_RATE: rate, BARE_P99: p99}
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_PATIENCE
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bench.bare_ingest exited with {process.returncode}")
-        try:
-            if requests.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"bench.bare_ingest not ready after {READY_PATIENCE:.0f}s")
 
 
 def attempt(label: str, measure: Callable[[], Values]) -> Values:

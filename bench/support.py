@@ -171,17 +171,7 @@ class BenchService:
                 ))
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.logs()}")
-            try:
-                if requests.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"service not ready after {timeout}s:\n{self.logs()}")
+        wait_ready(self.url, self.process, timeout, "service", self.logs)
 
     def family(self) -> list[psutil.Process]:
         """The launcher, every process under it, and the extra workers."""
@@ -282,6 +272,23 @@ class BenchService:
 
     def media_dir(self, kind: str) -> Path:
         return Path(self.env["THUMBNAILIFY_FILES_ROOT"]) / kind
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float, name: str,
+               logs: Callable[[], str] = str) -> None:
+    """Until GET {url}/ready answers 200; a process that exits meanwhile, or no answer in time, is
+    an error naming `name` (with what `logs` gives)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{logs()}")
+        try:
+            if requests.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} not ready after {timeout:.0f}s:\n{logs()}")
 
 
 def vm_hwm_mb(pid: int) -> float:
