@@ -101,6 +101,10 @@ async def _persist(res: Resources, kept: list[Kept], callback_url: str | None) -
         for media_id in created:
             with contextlib.suppress(ApiError):
                 await res.store.delete(media_id)
+                # Once its record is gone: a job whose confirm was lost may have been delivered
+                # and run already, so its thumbnails go too, as a DELETE's do (a worker still
+                # busy finds no record and removes its own).
+                await res.files.remove(media_id)
         raise
     return records
 
