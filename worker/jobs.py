@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from redis.exceptions import RedisError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -37,7 +37,7 @@ from thumbnailify import media, state
 from thumbnailify.media import is_media_id
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import Delivery, Files, SourceMissing, Store
-from thumbnailify.worker.handlers.image import ImageRejected, Thumbnails
+from thumbnailify.worker.handlers import Handler, ImageRejected, Thumbnails
 from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.metrics import WorkerMetrics
 
@@ -62,16 +62,6 @@ class Verdict(NamedTuple):
     outcome: Outcome
     reason: str
     retry_in: float = 0.0
-
-
-class Handler(Protocol):
-    """Makes every size of one item's thumbnail from its upload (photos: thumbnailify.worker.handlers.image)."""
-
-    @property
-    def settings_key(self) -> str:
-        """What decides the thumbnails besides the upload's bytes (uploads alike under one key share them)."""
-
-    def make(self, source: Path, media_type: media.MediaType) -> Thumbnails: ...
 
 
 # Where in ImageMagick's sources a message came from (" @ warning/jpeg.c/JPEGWarningHandler/389").
