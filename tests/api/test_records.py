@@ -3,6 +3,7 @@ nothing else is affected (lists, other items, the worker's jobs)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -10,7 +11,7 @@ import uuid
 from contextlib import closing
 
 from tests.api.conftest import Api
-from tests.api.test_uploads import png
+from tests.api.test_uploads import png, read_events
 from thumbnailify.server.resources import RESOURCES
 
 STAMP = "2026-01-01T00:00:00.000Z"
@@ -59,3 +60,25 @@ async def test_a_job_whose_record_cannot_be_read_ends_as_an_error(api: Api) -> N
     assert status.status_code == 422, status.text  # the Error's own code replaced the broken one
     assert status.json()["state"] == "Error"
     assert "code 'abc' is not a whole number" in status.json()["message"]
+
+
+async def test_an_event_stream_skips_a_change_it_cannot_read(api: Api) -> None:
+    bad = str(uuid.uuid4())
+    seen: list[tuple[str, dict]] = []
+    async with api.client.get("/events") as response:  # subscribed once the headers are back
+        with closing(sqlite3.connect(api.settings.path(api.settings.sqlite.path))) as conn, conn:
+            conn.execute("INSERT INTO changes (media_id, record, at) VALUES (?, ?, ?)",
+                         (bad, json.dumps(PLANTED | {"history": "not json"}), time.time()))
+        good = await api.upload(png((10, 10, 200)), "image/png")
+        await api.wait(good)
+
+        async def listen() -> None:
+            async for name, body in read_events(response):
+                seen.append((name, body))
+                if body.get("media_id") == good and body.get("state") == "Completed":
+                    return
+
+        await asyncio.wait_for(listen(), 10)
+    states = [body["state"] for _, body in seen if body["media_id"] == good]
+    assert states[0] == "Processing" and states[-1] == "Completed", states
+    assert bad not in [body["media_id"] for _, body in seen]
