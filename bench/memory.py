@@ -49,15 +49,14 @@ def write_inputs(folder: Path) -> dict[str, list[dict[str, str]]]:
 
 def run_inputs(kind: str, limit: int, listing: Path) -> None:
     """In a process of its own: set up like a worker, then each input with its own peak RSS."""
-    from thumbnailify.backends.loader import load_backend  # a child imports what a worker does
-    from thumbnailify.worker.handlers.image import ImageRejected, apply_limits
-    from thumbnailify.worker.kinds import HANDLERS
+    from thumbnailify.worker.handlers import ImageRejected, load_handler  # a child imports what a worker does
+    from thumbnailify.worker.handlers.image import apply_limits
     from thumbnailify.worker.memory import limit_memory
 
     settings = load_settings()
     apply_limits(settings.limits)
     limit_memory(limit)
-    handler = load_backend(HANDLERS, "handler", kind).from_settings(settings)
+    handler = load_handler(kind, settings)
     for item in json.loads(listing.read_text()):
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM starts again from the current RSS
         started = time.process_time()

@@ -38,8 +38,8 @@ from bench.support import (
     wait_for_quiet,
 )
 from thumbnailify.media import BY_NAME
+from thumbnailify.record import parse_iso
 from thumbnailify.settings import load_settings
-from thumbnailify.state import parse_iso
 
 # worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
 from thumbnailify.worker.handlers import image as thumbnails

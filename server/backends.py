@@ -7,6 +7,7 @@ from typing import Protocol
 
 from thumbnailify.backends.layout import StoredFile
 from thumbnailify.media import MediaType
+from thumbnailify.record import Fields, MediaRecord, State
 from thumbnailify.server.uploads.intake import Sink
 from thumbnailify.settings import Settings
 
@@ -25,8 +26,8 @@ TABLE: dict[str, dict[str, str]] = {
     },
 }
 
-Page = list[tuple[str, float, dict[str, str]]]
-Change = tuple[str, dict[str, str] | None]  # media_id and its record after the change (None: deleted)
+Page = list[tuple[str, float, MediaRecord]]
+Change = tuple[str, MediaRecord | None]  # media_id and its record after the change (None: deleted)
 
 
 class Backend(Protocol):
@@ -41,13 +42,16 @@ class Backend(Protocol):
 
 
 class Store(Backend, Protocol):
-    """Media records. Every method raises BackendUnavailable when the store cannot answer."""
+    """Media records. Every method raises BackendUnavailable when the store cannot answer; `get`
+    raises UnreadableRecord for a record it cannot read, `page` and `changes` skip one (see
+    thumbnailify.record.readable)."""
 
-    async def create(self, media_id: str, record: dict[str, str], score: float) -> None: ...
-    async def get(self, media_id: str) -> dict[str, str] | None: ...
-    async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool: ...
+    async def create(self, media_id: str, record: MediaRecord, score: float) -> None: ...
+    async def get(self, media_id: str) -> MediaRecord | None: ...
+    async def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool: ...
     async def delete(self, media_id: str) -> bool: ...
-    async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page: ...
+    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None) -> Page:
+        """Newest first, strictly after the (score, media_id) cursor, optionally one state only."""
     async def created_before(self, score: float, limit: int) -> list[str]:
         """Ids of items created before `score` (seconds since the epoch), oldest first."""
     async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:

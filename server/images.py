@@ -12,6 +12,7 @@ from aiohttp.helpers import ETAG_ANY
 
 from thumbnailify import media, state
 from thumbnailify.media import is_media_id
+from thumbnailify.record import MediaRecord, State
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.http.middleware import LOG_EXTRA
 from thumbnailify.server.resources import Resources, resources
@@ -31,7 +32,7 @@ def path_media_id(request: web.Request) -> str:
     return media_id
 
 
-async def existing_record(res: Resources, media_id: str) -> dict[str, str]:
+async def existing_record(res: Resources, media_id: str) -> MediaRecord:
     record = await res.store.get(media_id)
     if record is None:
         raise ApiError(404, "no such media")
@@ -57,12 +58,12 @@ async def get_thumbnail(request: web.Request) -> web.Response:
     if encoding not in ("base64", "binary"):
         raise ApiError(400, "encoding must be 'base64' or 'binary'")
     record = await existing_record(res, media_id)
-    if record.get("state") != state.State.COMPLETED:
-        raise ApiError(409, f"no thumbnail: the media is {record.get('state', 'unknown')}")
-    thumb_type = media.BY_NAME.get(record.get("thumbnail_type", ""))
+    if record.state != State.COMPLETED:
+        raise ApiError(409, f"no thumbnail: the media is {record.state}")
+    thumb_type = media.BY_NAME.get(record.thumbnail_type or "")
     if thumb_type is None:
         raise ApiError(409, "no thumbnail: the record names no thumbnail type")
-    sizes = list(state.thumbnail_sizes(record))
+    sizes = list(record.sizes)
     size = request.query.get("size", sizes[0])
     if size not in sizes:
         raise ApiError(400, f"no size {size!r}; this media has " + ", ".join(sizes))
@@ -73,7 +74,7 @@ async def get_thumbnail(request: web.Request) -> web.Response:
     }
     if encoding == "binary" and etag_matches(request, tag):
         return web.Response(status=304, headers=cache)
-    data = await res.files.read_thumbnail(media_id, thumb_type, None if "sizes" not in record else size)
+    data = await res.files.read_thumbnail(media_id, thumb_type, size if record.named_sizes else None)
     if data is None:
         raise ApiError(404, "no such media")
     if encoding == "binary":
@@ -119,10 +120,10 @@ async def list_images(request: web.Request) -> web.Response:
     if not 1 <= limit <= MAX_PAGE:
         raise ApiError(400, f"limit must be an integer from 1 to {MAX_PAGE}")
     wanted = query.get("state")
-    if wanted is not None and wanted not in tuple(state.State):
-        raise ApiError(400, "state must be one of " + ", ".join(state.State))
+    if wanted is not None and wanted not in tuple(State):
+        raise ApiError(400, "state must be one of " + ", ".join(State))
     after = _decode_cursor(query["cursor"]) if query.get("cursor") else None
-    rows = await res.store.page(limit + 1, after, wanted)
+    rows = await res.store.page(limit + 1, after, None if wanted is None else State(wanted))
     more = len(rows) > limit
     rows = rows[:limit]
     items = [state.status_body(media_id, record) for media_id, _, record in rows]

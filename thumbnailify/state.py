@@ -1,26 +1,22 @@
-"""A media item's state record: its fields, its life cycle, and how it reads over HTTP.
-
-The record is a flat mapping of strings (a Redis hash, an SQLite row) so that every backend stores
-exactly the same thing.
+"""A media item's life cycle: the record the server accepts, each change after it, and how a record
+reads over HTTP. The record itself, and its stored form, is thumbnailify.record's.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 from datetime import UTC, datetime
 
-
-class State(enum.StrEnum):
-    PROCESSING = "Processing"
-    COMPLETED = "Completed"
-    ERROR = "Error"
-
-
-class Service(enum.StrEnum):
-    WEBSERVER = "webserver"
-    WORKER = "worker"
-
+from thumbnailify.record import (
+    REQUEUE_FAILED,
+    Callback,
+    CallbackProgress,
+    Fields,
+    MediaRecord,
+    Service,
+    State,
+    iso,
+)
 
 # Error codes a worker stores; GET /images/<id> answers with them.
 UNDECODABLE = 422  # truncated, corrupt, or crashed/timed out the decoder on every attempt
@@ -28,9 +24,6 @@ UNSUPPORTED = 415  # the coder refused it: not a format we read
 TOO_MANY_PIXELS = 413  # over limits.max_pixels, refused from the header alone
 GAVE_UP = 503  # our own infrastructure failed on every retry; the image itself may be fine
 
-LEGACY_SIZE = "default"  # the one size of a record made before `thumbnail.sizes` existed
-
-PUBLIC_FIELDS = ("media_type", "state", "service", "message", "created_at", "updated_at")
 HISTORY_LIMIT = 50  # entries a record keeps, the newest
 HISTORY_FIELDS = ("state", "service", "message", "code", "at")
 
@@ -39,40 +32,18 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-class Callback(enum.StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-
-
-def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str | None = None) -> dict[str, str]:
+def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str | None = None) -> MediaRecord:
     """The record the server writes before publishing the job."""
-    stamp = iso(moment)
-    record = {
-        "media_type": media_type,
-        "service": Service.WEBSERVER,
-        "state": State.PROCESSING,
-        "message": "Accepted; waiting for a worker",
-        "code": "202",
-        "sha256": sha256,
-        "created_at": stamp,
-        "updated_at": stamp,
-    }
-    if callback_url:
-        record |= {"callback_url": callback_url, "callback_state": Callback.PENDING, "callback_attempts": "0",
-                   "callback_last_status": ""}
-    return record
+    callback = CallbackProgress(callback_url, Callback.PENDING, 0, None) if callback_url else None
+    return MediaRecord(media_type=media_type, state=State.PROCESSING, service=Service.WEBSERVER,
+                       message="Accepted; waiting for a worker", code=202, created_at=moment, updated_at=moment,
+                       sha256=sha256, callback=callback)
 
 
-def taken(moment: datetime) -> dict[str, str]:
+# Each change below is the fields it writes (see thumbnailify.record). Every one but
+# requeue_failed clears `awaits_requeue`: whatever comes after a failed re-queue supersedes it.
+
+def taken(moment: datetime) -> Fields:
     """A worker has started on the item."""
     return {
         "service": Service.WORKER,
@@ -80,23 +51,22 @@ def taken(moment: datetime) -> dict[str, str]:
         "message": "A worker is making the thumbnail",
         "code": "202",
         "updated_at": iso(moment),
+        "awaits_requeue": "",
     }
 
 
-def requeued(moment: datetime) -> dict[str, str]:
+def requeued(moment: datetime) -> Fields:
     """The recovery pass sent the job again (its message had been lost)."""
     return {
         "service": Service.WEBSERVER,
         "message": "Re-queued: the job's message had been lost",
         "code": "202",
         "updated_at": iso(moment),
+        "awaits_requeue": "",
     }
 
 
-REQUEUE_FAILED = "Re-queue failed"
-
-
-def requeue_failed(detail: str, moment: datetime) -> dict[str, str]:
+def requeue_failed(detail: str, moment: datetime) -> Fields:
     """The recovery pass could not send the job again (the queue was unavailable): the next pass,
     retried within seconds, sends it, whatever its age."""
     return {
@@ -104,15 +74,11 @@ def requeue_failed(detail: str, moment: datetime) -> dict[str, str]:
         "message": f"{REQUEUE_FAILED} ({detail}); the next recovery pass retries it",
         "code": "202",
         "updated_at": iso(moment),
+        "awaits_requeue": "1",
     }
 
 
-def awaits_requeue(record: dict[str, str]) -> bool:
-    """A recovery pass touched this Processing record but could not send its job."""
-    return record.get("message", "").startswith(REQUEUE_FAILED)
-
-
-def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: datetime) -> dict[str, str]:
+def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: datetime) -> Fields:
     """`sizes` maps each size's name to its width and height, in config order; width and height
     stay the first size's, as records had them before there were several."""
     width, height = next(iter(sizes.values()))
@@ -127,43 +93,22 @@ def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: da
         "height": str(height),
         "sizes": json.dumps({name: [w, h] for name, (w, h) in sizes.items()}),
         "updated_at": iso(moment),
+        "awaits_requeue": "",
     }
 
 
-def thumbnail_sizes(record: dict[str, str]) -> dict[str, list[int]]:
-    """The sizes a Completed record names, first = default. A record written before there were
-    several sizes has one thumbnail, its width and height, which reads as the size "default"."""
-    if "sizes" in record:
-        sizes: dict[str, list[int]] = json.loads(record["sizes"])  # as thumbnail_fields wrote it
-        return sizes
-    return {LEGACY_SIZE: [int(record.get("width") or 0), int(record.get("height") or 0)]}
-
-
-def failed(code: int, message: str, moment: datetime) -> dict[str, str]:
+def failed(code: int, message: str, moment: datetime) -> Fields:
     return {
         "service": Service.WORKER,
         "state": State.ERROR,
         "message": message,
         "code": str(code),
         "updated_at": iso(moment),
+        "awaits_requeue": "",
     }
 
 
-def history_entry(fields: dict[str, str], current_state: str) -> str:
-    """The history line a change adds, as JSON: what the record says after the change."""
-    values = (fields.get("state", current_state), fields.get("service", ""), fields.get("message", ""),
-              int(fields.get("code") or 0), fields.get("updated_at", ""))
-    return json.dumps(dict(zip(HISTORY_FIELDS, values, strict=True)))
-
-
-def append_history(record: dict[str, str], entry: str) -> str:
-    """The record's history with one more entry, the oldest dropped past HISTORY_LIMIT."""
-    history = json.loads(record.get("history") or "[]")
-    history.append(json.loads(entry))
-    return json.dumps(history[-HISTORY_LIMIT:])
-
-
-def replayed(moment: datetime) -> dict[str, str]:
+def replayed(moment: datetime) -> Fields:
     """An operator put the job back on the queue (`python -m thumbnailify.worker.replay`): a fresh start."""
     return {
         "service": Service.WORKER,
@@ -173,50 +118,83 @@ def replayed(moment: datetime) -> dict[str, str]:
         "attempts": "0",
         "counted_delivery": "",
         "updated_at": iso(moment),
+        "awaits_requeue": "",
     }
 
 
-def is_terminal(record: dict[str, str]) -> bool:
-    return record.get("state") in (State.COMPLETED, State.ERROR)
+def callback_tried(progress: Callback, attempts: int, last_status: int | None) -> Fields:
+    """One more attempt at the webhook: where its delivery stands, and what the receiver answered."""
+    return {"callback_state": progress, "callback_attempts": str(attempts),
+            "callback_last_status": str(last_status or "")}
 
 
-def awaits_replay(record: dict[str, str]) -> bool:
+def callback_given_up() -> Fields:
+    """The webhook will not be delivered (the queue gave up on its job, or a bug of ours)."""
+    return {"callback_state": Callback.FAILED}
+
+
+def history_entry(fields: Fields, current_state: str) -> str:
+    """The history line a change adds, as JSON: what the record says after the change."""
+    values = (fields.get("state", current_state), fields.get("service", ""), fields.get("message", ""),
+              int(fields.get("code") or 0), fields.get("updated_at", ""))
+    return json.dumps(dict(zip(HISTORY_FIELDS, values, strict=True)))
+
+
+def append_history(stored: Fields, entry: str) -> str:
+    """A stored record's history with one more entry, the oldest dropped past HISTORY_LIMIT."""
+    history = json.loads(stored.get("history") or "[]")
+    history.append(json.loads(entry))
+    return json.dumps(history[-HISTORY_LIMIT:])
+
+
+def is_terminal(record: MediaRecord) -> bool:
+    return record.state in (State.COMPLETED, State.ERROR)
+
+
+def awaits_replay(record: MediaRecord) -> bool:
     """Error 503: our infrastructure failed on every retry; the job is a dead letter to replay."""
-    return record.get("state") == State.ERROR and record.get("code") == str(GAVE_UP)
+    return record.state == State.ERROR and record.code == GAVE_UP
 
 
-def keeps_upload(record: dict[str, str] | None) -> bool:
+def keeps_upload(record: MediaRecord | None) -> bool:
     """Whether the raw upload is still needed: the job may run (Processing) or be replayed (Error 503)."""
     return record is not None and (not is_terminal(record) or awaits_replay(record))
 
 
-def http_status(record: dict[str, str]) -> int:
+def http_status(record: MediaRecord) -> int:
     """202 while Processing, 200 Completed, the worker's code on Error."""
-    state = record.get("state")
-    if state == State.COMPLETED:
+    if record.state == State.COMPLETED:
         return 200
-    if state == State.ERROR:
-        return int(record.get("code") or UNDECODABLE)
+    if record.state == State.ERROR:
+        return record.code or UNDECODABLE
     return 202
 
 
-def status_body(media_id: str, record: dict[str, str]) -> dict[str, object]:
-    body: dict[str, object] = {"media_id": media_id}
-    body.update({name: record.get(name, "") for name in PUBLIC_FIELDS})
-    if record.get("sha256"):
-        body["sha256"] = record["sha256"]
-    if record.get("state") == State.COMPLETED:
+def status_body(media_id: str, record: MediaRecord) -> dict[str, object]:
+    body: dict[str, object] = {
+        "media_id": media_id,
+        "media_type": record.media_type,
+        "state": record.state,
+        "service": record.service,
+        "message": record.message,
+        "created_at": iso(record.created_at),
+        "updated_at": iso(record.updated_at),
+    }
+    if record.sha256:
+        body["sha256"] = record.sha256
+    if record.state == State.COMPLETED:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
-        body["sizes"] = thumbnail_sizes(record)
-    if record.get("callback_url"):
-        last = record.get("callback_last_status")
+        body["sizes"] = {name: [width, height] for name, (width, height) in record.sizes.items()}
+    if record.callback:
         body["callback"] = {
-            "url": record["callback_url"],
-            "state": record.get("callback_state", Callback.PENDING),
-            "attempts": int(record.get("callback_attempts") or 0),
-            "last_status": int(last) if last else None,
+            "url": record.callback.url,
+            "state": record.callback.state,
+            "attempts": record.callback.attempts,
+            "last_status": record.callback.last_status,
         }
-    # Re-ordered: Redis' Lua side keeps each entry as an unordered table.
-    body["history"] = [{key: entry.get(key) for key in HISTORY_FIELDS}
-                       for entry in json.loads(record.get("history") or "[]")]
+    body["history"] = [
+        {"state": entry.state, "service": entry.service, "message": entry.message, "code": entry.code,
+         "at": iso(entry.at)}
+        for entry in record.history
+    ]
     return body

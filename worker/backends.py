@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from thumbnailify.media import MediaType
+from thumbnailify.record import Fields, MediaRecord, State
 from thumbnailify.settings import Settings
 
 TABLE: dict[str, dict[str, str]] = {
@@ -33,13 +34,14 @@ TABLE: dict[str, dict[str, str]] = {
 
 
 class Store(Protocol):
-    """Media records, as the worker changes them. Raises on outages (see TRANSIENT in jobs)."""
+    """Media records, as the worker changes them. Raises on outages (see TRANSIENT in jobs), and
+    UnreadableRecord from `get` for a record it cannot read."""
 
     def __init__(self, settings: Settings) -> None: ...
-    def get(self, media_id: str) -> dict[str, str] | None: ...
-    def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool: ...
+    def get(self, media_id: str) -> MediaRecord | None: ...
+    def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool: ...
     def add_attempt(self, media_id: str, delivery_token: str) -> int: ...
-    def set_fields(self, media_id: str, fields: dict[str, str]) -> bool:
+    def set_fields(self, media_id: str, fields: Fields) -> bool:
         """Fields that are not the media's state (a webhook's progress), on a record that exists."""
     def find_content(self, key: str) -> str | None:
         """The media_id last made from this content and these thumbnail settings, if any."""

@@ -28,16 +28,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from redis.exceptions import RedisError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from thumbnailify import media, state
 from thumbnailify.media import is_media_id
+from thumbnailify.record import Callback, Fields, MediaRecord, State
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import Delivery, Files, SourceMissing, Store
-from thumbnailify.worker.handlers.image import ImageRejected, Thumbnails
+from thumbnailify.worker.handlers import Handler, ImageRejected, Thumbnails
 from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.metrics import WorkerMetrics
 
@@ -62,16 +63,6 @@ class Verdict(NamedTuple):
     outcome: Outcome
     reason: str
     retry_in: float = 0.0
-
-
-class Handler(Protocol):
-    """Makes every size of one item's thumbnail from its upload (photos: thumbnailify.worker.handlers.image)."""
-
-    @property
-    def settings_key(self) -> str:
-        """What decides the thumbnails besides the upload's bytes (uploads alike under one key share them)."""
-
-    def make(self, source: Path, media_type: media.MediaType) -> Thumbnails: ...
 
 
 # Where in ImageMagick's sources a message came from (" @ warning/jpeg.c/JPEGWarningHandler/389").
@@ -147,17 +138,17 @@ class JobRunner:
         with time_limit(self.settings.worker.job_timeout):
             return self._work(delivery, record)
 
-    def _work(self, delivery: Delivery, record: dict[str, str]) -> tuple[Outcome, str]:  # noqa: PLR0911
+    def _work(self, delivery: Delivery, record: MediaRecord) -> tuple[Outcome, str]:  # noqa: PLR0911
         media_id = delivery.media_id
         if state.is_terminal(record):
             # Also a retry of our own final write whose reply was lost: the upload goes either way,
             # and the webhook job, if one was due, is handed on (at least once).
             self._discard_upload(media_id, record)
             self._notify(media_id, record)
-            return Outcome.SKIPPED, f"already {record['state']}"
-        media_type = media.BY_NAME.get(record.get("media_type", ""))
+            return Outcome.SKIPPED, f"already {record.state}"
+        media_type = media.BY_NAME.get(record.media_type)
         if media_type is None:
-            unknown = record.get("media_type")
+            unknown = record.media_type
             return self._finish_error(record, media_id, state.UNSUPPORTED, f"unsupported media type {unknown!r}")
         attempts = self.store.add_attempt(media_id, delivery.token)
         if attempts > self.settings.worker.max_attempts:
@@ -165,7 +156,7 @@ class JobRunner:
                 record, media_id, state.UNDECODABLE,
                 f"gave up after {attempts - 1} attempts: the image crashed or timed out the worker each time",
             )
-        if not self.store.transition(media_id, state.State.PROCESSING, state.taken(state.now())):
+        if not self.store.transition(media_id, State.PROCESSING, state.taken(state.now())):
             return Outcome.SKIPPED, "record changed meanwhile"
         self.metrics.observe_wait(record)
         done = self._reuse(media_id, record)
@@ -178,7 +169,7 @@ class JobRunner:
                 return self._finish_error(record, media_id, state.UNDECODABLE, str(exc))
             self.files.write_thumbnails(media_id, thumbnails.media_type, thumbnails.files())
             done = state.completed(thumbnails.media_type.name, thumbnails.dimensions(), state.now())
-        if not self.store.transition(media_id, state.State.PROCESSING, done):
+        if not self.store.transition(media_id, State.PROCESSING, done):
             # Deleted or finished meanwhile (by a twin delivery, or by our own write whose reply was
             # lost and that the client retried): leave nothing behind that the record does not need.
             record_now = self.store.get(media_id)
@@ -188,36 +179,36 @@ class JobRunner:
                 self._discard_upload(media_id, record_now)
             return Outcome.SKIPPED, "record deleted or finished meanwhile"
         self._retire_upload(media_id)
-        if record.get("sha256"):
-            self.store.remember_content(self._content_key(record), media_id)
-        self._notify(media_id, record | done)
+        if record.sha256:
+            self.store.remember_content(self._content_key(record.sha256), media_id)
+        self._notify(media_id, record)
         return Outcome.COMPLETED, done["message"]
 
-    def _content_key(self, record: dict[str, str]) -> str:
-        return f"{record['sha256']}:{self.handler.settings_key}"
+    def _content_key(self, sha256: str) -> str:
+        return f"{sha256}:{self.handler.settings_key}"
 
-    def _reuse(self, media_id: str, record: dict[str, str]) -> dict[str, str] | None:
+    def _reuse(self, media_id: str, record: MediaRecord) -> Fields | None:
         """The Completed fields of an identical upload made under the same settings, its thumbnails
         copied as this item's own (so deleting either never breaks the other); None if there is none."""
-        if not record.get("sha256"):
+        if not record.sha256:
             return None
-        twin_id = self.store.find_content(self._content_key(record))
+        twin_id = self.store.find_content(self._content_key(record.sha256))
         twin = self.store.get(twin_id) if twin_id and twin_id != media_id else None
-        if twin_id is None or twin is None or twin.get("state") != state.State.COMPLETED:
+        if twin_id is None or twin is None or twin.state != State.COMPLETED:
             return None
-        thumb_type = media.BY_NAME.get(twin.get("thumbnail_type", ""))
-        if thumb_type is None or "sizes" not in twin:
+        thumb_type = media.BY_NAME.get(twin.thumbnail_type or "")
+        if thumb_type is None or not twin.named_sizes:
             return None
-        sizes = {name: (w, h) for name, (w, h) in state.thumbnail_sizes(twin).items()}
-        if not self.files.copy_thumbnails(twin_id, media_id, thumb_type, list(sizes)):
+        if not self.files.copy_thumbnails(twin_id, media_id, thumb_type, list(twin.sizes)):
             return None  # deleted meanwhile: make them anew
-        done = state.completed(thumb_type.name, sizes, state.now())
+        done = state.completed(thumb_type.name, twin.sizes, state.now())
         return done | {"message": f"{done['message']}, reused from identical upload {twin_id}"}
 
-    def _notify(self, media_id: str, record: dict[str, str]) -> None:
-        """Hand the webhook on when the upload asked for one and it is not settled yet."""
-        if record.get("callback_url") and record.get("callback_state") == state.Callback.PENDING:
-            self.notify(media_id, record.get("media_type", ""))
+    def _notify(self, media_id: str, record: MediaRecord | None) -> None:
+        """Hand the webhook on when the upload asked for one and it is not settled yet (no change
+        of the media's state touches the callback's fields, so the record before it tells)."""
+        if record is not None and record.callback is not None and record.callback.state == Callback.PENDING:
+            self.notify(media_id, record.media_type)
 
     def _make(self, media_id: str, media_type: media.MediaType) -> Thumbnails:
         with self.files.source(media_id) as source:
@@ -229,16 +220,16 @@ class JobRunner:
             finally:
                 self.metrics.processing.observe(time.perf_counter() - started)
 
-    def _finish_error(self, record: dict[str, str], media_id: str, code: int, message: str) -> tuple[Outcome, str]:
+    def _finish_error(self, record: MediaRecord, media_id: str, code: int, message: str) -> tuple[Outcome, str]:
         failed = state.failed(code, message, state.now())
-        if self.store.transition(media_id, state.State.PROCESSING, failed):
+        if self.store.transition(media_id, State.PROCESSING, failed):
             self._retire_upload(media_id)
-            self._notify(media_id, record | failed)
+            self._notify(media_id, record)
         else:  # changed meanwhile, perhaps by this very write whose reply was lost
             self._discard_upload(media_id, self.store.get(media_id))
         return Outcome.ERROR, f"{code} {message}"
 
-    def _discard_upload(self, media_id: str, record: dict[str, str] | None) -> None:
+    def _discard_upload(self, media_id: str, record: MediaRecord | None) -> None:
         if not state.keeps_upload(record):
             self._retire_upload(media_id)
 
@@ -257,9 +248,9 @@ class JobRunner:
         message = (f"gave up after more than {self.settings.worker.max_attempts} deliveries: "
                    "the image crashed or timed out the worker each time")
         failed = state.failed(state.UNDECODABLE, message, state.now())
-        if self.store.transition(media_id, state.State.PROCESSING, failed):
+        if self.store.transition(media_id, State.PROCESSING, failed):
             self.files.remove_upload(media_id)
-            self._notify(media_id, (self.store.get(media_id) or {}) | failed)
+            self._notify(media_id, self.store.get(media_id))
         log.warning("job given up by the queue: Error 422", extra={"media_id": media_id})
 
     def record_failure(self, media_id: str, code: int, reason: str) -> None:
@@ -270,9 +261,9 @@ class JobRunner:
         """
         try:
             if is_media_id(media_id) and self.store.transition(
-                media_id, state.State.PROCESSING, state.failed(code, reason, state.now())
+                media_id, State.PROCESSING, state.failed(code, reason, state.now())
             ):
-                self._notify(media_id, self.store.get(media_id) or {})
+                self._notify(media_id, self.store.get(media_id))
                 if code != state.GAVE_UP:
                     with time_limit(self.settings.worker.job_timeout):
                         self._retire_upload(media_id)

@@ -1,6 +1,6 @@
 """The kinds of worker (`python -m thumbnailify.worker --kind ...`): the queue each takes jobs from, and what
 it makes of them. Photos and videos share the media state machine (worker.jobs) with a handler of
-their own, loaded by name so a photo worker never imports a video decoder; webhooks have theirs.
+their own (thumbnailify.worker.handlers); webhooks have a runner of their own.
 """
 
 from __future__ import annotations
@@ -13,20 +13,13 @@ from thumbnailify import state
 from thumbnailify.backends.loader import load_backend
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import TABLE, Consumer, Delivery, Files, Store
+from thumbnailify.worker.handlers import load_handler
 from thumbnailify.worker.jobs import JobRunner, Outcome, Verdict
 from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.metrics import WorkerMetrics
 from thumbnailify.worker.webhooks.runner import WebhookRunner
 
 log = logging.getLogger(__name__)
-
-HANDLERS: dict[str, dict[str, str]] = {
-    "handler": {
-        "image": "thumbnailify.worker.handlers.image:ThumbHandler",
-        "video": "thumbnailify.worker.handlers.video:VideoHandler",
-    },
-}
-
 
 class Runner(Protocol):
     metrics: WorkerMetrics
@@ -58,6 +51,6 @@ def build_runner(
         files.prepare()
     except files.transient as exc:  # not fatal: each job checks the files backend and retries through outages
         log.warning("media files not usable yet: %s", exc)
-    handler = load_backend(HANDLERS, "handler", kind).from_settings(settings)
+    handler = load_handler(kind, settings)
     return JobRunner(settings, store, files, handler, metrics, heartbeat,
                      notify=lambda media_id, media_type: consumer.enqueue("webhook", media_id, media_type))

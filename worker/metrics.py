@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from thumbnailify import state
+from thumbnailify.record import MediaRecord
 
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -25,7 +26,5 @@ class WorkerMetrics:
             buckets=SECONDS_BUCKETS, registry=self.registry,
         )
 
-    def observe_wait(self, record: dict[str, str]) -> None:
-        created = record.get("created_at")
-        if created:
-            self.queue_wait.observe(max(0.0, (state.now() - state.parse_iso(created)).total_seconds()))
+    def observe_wait(self, record: MediaRecord) -> None:
+        self.queue_wait.observe(max(0.0, (state.now() - record.created_at).total_seconds()))

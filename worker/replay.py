@@ -32,7 +32,7 @@ def replay_one(store: Store, dead: DeadLetters, letter: DeadLetter) -> bool:
     if record is None or not state.keeps_upload(record):
         dead.drop(letter)
         return False
-    if not store.transition(letter.media_id, record["state"], state.replayed(state.now())):
+    if not store.transition(letter.media_id, record.state, state.replayed(state.now())):
         dead.drop(letter)  # changed meanwhile: deleted, finished, or replayed by someone else
         return False
     dead.requeue(letter)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from thumbnailify import state
+from thumbnailify.record import State
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.server.resources import Resources
 
@@ -32,18 +33,19 @@ async def _recover(res: Resources, media_id: str, media_type: str) -> str:
     if await res.files.raw_exists(media_id):
         # Touched first, so a pass of another process that starts after this one ends finds
         # the job fresh and does not send it a second time.
-        if not await res.store.transition(media_id, state.State.PROCESSING, state.requeued(state.now())):
+        if not await res.store.transition(media_id, State.PROCESSING, state.requeued(state.now())):
             return "finished meanwhile"
         try:
             await res.publisher.publish(media_id, media_type)
         except BackendUnavailable as exc:
             # Touched but not sent: marked so, the pass retried after the outage sends it rather
             # than taking it for fresh and leaving it until it is stale again.
-            await res.store.transition(media_id, state.State.PROCESSING,
+            await res.store.transition(media_id, State.PROCESSING,
                                        state.requeue_failed(f"{exc.backend} unavailable", state.now()))
             raise
         return "requeued"
-    if (await res.store.get(media_id) or {}).get("state") == state.State.PROCESSING:
+    record = await res.store.get(media_id)
+    if record is not None and record.state == State.PROCESSING:
         await res.store.delete(media_id)
         return "removed"
     return "finished meanwhile"
@@ -61,11 +63,11 @@ async def requeue_stale(res: Resources, renew: Callable[[], Awaitable[None]]) ->
 
     after = None
     while True:
-        rows = await res.store.page(PAGE, after, state.State.PROCESSING)
+        rows = await res.store.page(PAGE, after, State.PROCESSING)
         stale = [
-            (media_id, record["media_type"])
+            (media_id, record.media_type)
             for media_id, _score, record in rows
-            if state.parse_iso(record["updated_at"]).timestamp() <= cutoff or state.awaits_requeue(record)
+            if record.updated_at.timestamp() <= cutoff or record.awaits_requeue
         ]
         # Every job of the page is tried before a failure ends the pass, so none is left running
         # after the lease is given back.

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from thumbnailify import state
 from thumbnailify.backends.layout import StoredFile
+from thumbnailify.record import MediaRecord, UnreadableRecord
 from thumbnailify.server.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,10 @@ PAGE = 500
 CONCURRENCY = 32
 
 
-def _upload_done_with(record: dict[str, str], raw_cutoff: float) -> bool:
+def _upload_done_with(record: MediaRecord, raw_cutoff: float) -> bool:
     if state.keeps_upload(record):
         return False
-    return state.parse_iso(record["updated_at"]).timestamp() <= raw_cutoff
+    return record.updated_at.timestamp() <= raw_cutoff
 
 
 async def _expire_media(
@@ -52,7 +53,10 @@ async def _judge(res: Resources, items: list[StoredFile], raw_cutoff: float, cou
 
     async def one(item: StoredFile) -> None:
         async with gate:
-            record = await res.store.get(item.media_id or "")
+            try:
+                record = await res.store.get(item.media_id or "")
+            except UnreadableRecord:
+                return  # a record is there, whatever it says: its files stay
             if record is None or (item.kind == "upload" and _upload_done_with(record, raw_cutoff)):
                 await res.files.remove_stored(item)
                 counts[item.kind] += 1

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from thumbnailify import state
+from thumbnailify.record import MediaRecord
 from thumbnailify.server.events.hub import Subscription, TooManyStreams
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.http.protocol import on_connection_lost
@@ -96,7 +97,7 @@ async def _finish(request: web.Request, stream: EventSourceResponse, seconds: fl
         pass
 
 
-async def _send_status(stream: EventSourceResponse, media_id: str, record: dict[str, str]) -> None:
+async def _send_status(stream: EventSourceResponse, media_id: str, record: MediaRecord) -> None:
     await stream.send(json.dumps(state.status_body(media_id, record)), event="status")
 
 
@@ -118,7 +119,7 @@ async def media_events(request: web.Request) -> web.StreamResponse:
                 if changed is None:
                     await stream.send(json.dumps({"media_id": media_id}), event="deleted")
                     return
-                if changed.get("history") != current.get("history"):  # not the one already sent
+                if changed.history != current.history:  # not the one already sent
                     current = changed
                     await _send_status(stream, media_id, current)
 

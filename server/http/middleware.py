@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import ClientPayloadError, hdrs, web
 
+from thumbnailify.record import UnreadableRecord
 from thumbnailify.server.http.errors import ApiError, BackendUnavailable
 from thumbnailify.server.resources import IN_FLIGHT, resources
 
@@ -74,6 +75,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(exc.status, exc.message, exc.headers)
     except ApiError as exc:
         response = error_response(exc.status, exc.message, exc.headers)
+    except UnreadableRecord as exc:  # our data, not the client's request: a 500 that says what is wrong
+        log.error("unreadable record: %s", exc, extra={"path": request.path})
+        response = error_response(500, f"this media's record cannot be read: {exc}")
     except ConnectionResetError:
         raise  # the client left; there is no one to answer
     except web.HTTPException as exc:

@@ -17,6 +17,7 @@ from aiohttp import ClientPayloadError, hdrs, web
 
 from thumbnailify import media, state
 from thumbnailify.media import new_media_id
+from thumbnailify.record import MediaRecord
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.http.middleware import CONTINUED, LOG_EXTRA
 from thumbnailify.server.resources import Resources, resources
@@ -85,7 +86,7 @@ async def _receive(form: UploadForm, res: Resources, limits: ReadLimits, replay:
     return kept
 
 
-async def _persist(res: Resources, kept: list[Kept], callback_url: str | None) -> list[dict[str, str]]:
+async def _persist(res: Resources, kept: list[Kept], callback_url: str | None) -> list[MediaRecord]:
     """A record per file, then a job per file; on any failure no record stays."""
     moment = state.now()
     records = [state.accepted(item.declared.name, moment, item.received.sha256, callback_url) for item in kept]
@@ -112,7 +113,7 @@ async def _persist(res: Resources, kept: list[Kept], callback_url: str | None) -
 Body = dict[str, object]
 
 
-def _answer(form: UploadForm, kept: list[Kept], records: list[dict[str, str]]) -> tuple[web.Response, Body]:
+def _answer(form: UploadForm, kept: list[Kept], records: list[MediaRecord]) -> tuple[web.Response, Body]:
     bodies = [state.status_body(item.media_id, record) for item, record in zip(kept, records, strict=True)]
     if form.many:
         body: Body = {"items": [b | {"filename": item.filename} for b, item in zip(bodies, kept, strict=True)]}

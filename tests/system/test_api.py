@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 from PIL import Image
 
 from tests.conftest import running, service_in
@@ -265,3 +267,31 @@ def test_every_answer_says_nosniff(service: Service, photos: dict[str, bytes]) -
     ]
     with service.http.get(f"{service.url}/images/{media_id}/events", stream=True, timeout=30) as events:
         assert events.headers.get("X-Content-Type-Options") == "nosniff"
+
+
+def test_an_unreadable_record_in_redis_is_a_clear_error_and_hides_nothing_else(service: Service) -> None:
+    """A hash edited by hand (a code that is not a number): its own GET says so, lists skip it."""
+    bad, prefix = str(uuid.uuid4()), service.env["THUMBNAILIFY_REDIS_PREFIX"]
+    stamp = "2026-01-01T00:00:00.000Z"
+    client = redis.Redis.from_url(service.redis_url, decode_responses=True)
+    try:
+        client.hset(f"{prefix}media:{bad}", mapping={
+            "media_type": "image/png", "service": "worker", "state": "Error", "message": "planted", "code": "abc",
+            "created_at": stamp, "updated_at": stamp})
+        client.zadd(f"{prefix}index", {bad: time.time()})
+        client.zadd(f"{prefix}index:Error", {bad: time.time()})
+        response = service.get(f"/images/{bad}")
+        assert response.status_code == 500
+        assert response.json()["message"] == (
+            "this media's record cannot be read: the stored record's code 'abc' is not a whole number")
+        for query in ("", "?state=Error", "?limit=1"):
+            listed = service.get(f"/images{query}")
+            assert listed.status_code == 200, listed.text
+            assert bad not in [item["media_id"] for item in listed.json()["items"]]
+        assert service.delete(f"/images/{bad}").status_code == 204
+        assert not service.indexed(bad)
+    finally:
+        client.delete(f"{prefix}media:{bad}")
+        client.zrem(f"{prefix}index", bad)
+        client.zrem(f"{prefix}index:Error", bad)
+        client.close()

@@ -91,7 +91,7 @@ def test_the_sweep_removes_what_nobody_names_and_nothing_live(sweeping: Service)
     age(thumbs / live, 2 * HOURS)
     age(next((thumbs / live).iterdir()), 2 * HOURS)
     processing = str(uuid.uuid4())  # accepted a moment ago, its job not taken yet
-    set_record(service, processing, state.accepted("image/png", state.now(), "0" * 64), time.time())
+    set_record(service, processing, state.accepted("image/png", state.now(), "0" * 64).stored(), time.time())
     planted_old = {
         "processing upload": plant(raw / processing, 2 * HOURS, png((1, 1, 1))),
         "orphan upload": plant(raw / str(uuid.uuid4()), 2 * HOURS),

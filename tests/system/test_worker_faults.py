@@ -175,7 +175,7 @@ def test_a_stuck_main_loop_fails_its_health_check_and_is_replaced(
             media_id = str(uuid.uuid4())
             client = redis.Redis.from_url(service.redis_url, decode_responses=True)
             client.hset(f"{service.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}",
-                        mapping=state.accepted("image/jpeg", state.now(), "0" * 64))
+                        mapping=state.accepted("image/jpeg", state.now(), "0" * 64).stored())
             client.close()
             service.media_dir("raw").joinpath(media_id).write_bytes(photos["coffee.jpg"])
             proxy.stall(120)  # the worker's next Redis reply: its read of this job's record

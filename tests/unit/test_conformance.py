@@ -8,7 +8,7 @@ from pathlib import Path
 from thumbnailify.backends import conformance
 from thumbnailify.server.backends import TABLE as SERVER_TABLE
 from thumbnailify.worker.backends import TABLE as WORKER_TABLE
-from thumbnailify.worker.kinds import HANDLERS
+from thumbnailify.worker.handlers import HANDLERS
 
 
 def _checked_classes() -> set[str]:

@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     from thumbnailify.server import backends as server
     from thumbnailify.settings import Settings
     from thumbnailify.worker import backends as worker
+    from thumbnailify.worker.handlers import Handler
     from thumbnailify.worker.handlers.image import ThumbHandler
     from thumbnailify.worker.handlers.video import VideoHandler
-    from thumbnailify.worker.jobs import Handler
 
     # The server (server/app.py): each built from the settings.
     def redis_store(settings: Settings) -> server.Store:

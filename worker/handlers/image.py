@@ -1,8 +1,8 @@
 """Thumbnails with Wand (ImageMagick): every configured size from one decode, aspect kept, never
 enlarged, colours converted to sRGB.
 
-`ThumbHandler.make` dispatches on the media's main type (`image/...` here), so a new kind of media
-is a new handler method or module. Every refusal is an `ImageRejected` with the HTTP-style code
+`ThumbHandler` is the image kind's handler (thumbnailify.worker.handlers: the interface, and where
+a kind of media finds its handler). Every refusal is an `ImageRejected` with the HTTP-style code
 the state record keeps: 413 too many pixels, 415 not a format we read, 422 cannot decode.
 """
 
@@ -29,7 +29,7 @@ from thumbnailify.media import GIF, HEIC, HEIF, JPEG, PNG, SNIFF_BYTES, MediaTyp
 from thumbnailify.memory import release_freed
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings
 from thumbnailify.startup import CannotStart
-from thumbnailify.worker.handlers import heif
+from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, heif
 
 RENDERING = "image-3"  # changed whenever a change of this module changes what thumbnails look like
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
@@ -77,36 +77,6 @@ def _pillow_heif() -> ModuleType:
     pillow_heif.options.DEPTH_IMAGES = False
     pillow_heif.options.AUX_IMAGES = False
     return pillow_heif
-
-
-class ImageRejected(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class SizedThumbnail:
-    name: str
-    data: bytes
-    width: int
-    height: int
-
-
-@dataclass(frozen=True)
-class Thumbnails:
-    """Every size of one item's thumbnail, in config order (the first is the default)."""
-
-    media_type: MediaType
-    sizes: tuple[SizedThumbnail, ...]
-    frames: int
-
-    def dimensions(self) -> dict[str, tuple[int, int]]:
-        return {size.name: (size.width, size.height) for size in self.sizes}
-
-    def files(self) -> dict[str, bytes]:
-        return {size.name: size.data for size in self.sizes}
 
 
 def fit(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int]:

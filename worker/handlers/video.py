@@ -45,8 +45,8 @@ from thumbnailify import state
 from thumbnailify.kinds import media_kind
 from thumbnailify.media import JPEG, MOV_DEMUXER, MediaType
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings, VideoSettings
-from thumbnailify.worker.handlers import isobmff
-from thumbnailify.worker.handlers.image import ImageRejected, SizedThumbnail, Thumbnails, fit
+from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, isobmff
+from thumbnailify.worker.handlers.image import fit
 
 RENDERING = "video-2"  # changed whenever a change of this module changes what thumbnails look like
 BLACK_LUMA = 16  # mean luma (limited range) at or below this is a black frame

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from thumbnailify import state
 from thumbnailify.media import is_media_id
+from thumbnailify.record import Callback, State
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import Delivery, Store
 from thumbnailify.worker.jobs import TRANSIENT, Outcome, Verdict
@@ -34,7 +35,7 @@ from thumbnailify.worker.webhooks.sender import post
 log = logging.getLogger(__name__)
 
 EVENT_NAMESPACE = uuid.UUID("5b0c3d4e-9a51-4f7e-8d36-2d1e7a1c9f40")
-EVENTS: dict[str, str] = {state.State.COMPLETED: "media.completed", state.State.ERROR: "media.failed"}
+EVENTS: dict[State, str] = {State.COMPLETED: "media.completed", State.ERROR: "media.failed"}
 
 
 def event_id(media_id: str, event: str) -> str:
@@ -97,11 +98,12 @@ class WebhookRunner:
     def _attempt(self, delivery: Delivery) -> Verdict:
         media_id = delivery.media_id
         record = self.store.get(media_id) if is_media_id(media_id) else None
-        if record is None or not record.get("callback_url"):
+        if record is None or record.callback is None:
             return Verdict(Outcome.SKIPPED, "no record, or no callback asked for")
-        if record.get("callback_state") != state.Callback.PENDING:
-            return Verdict(Outcome.SKIPPED, f"callback already {record.get('callback_state')}")
-        event = EVENTS.get(record.get("state", ""))
+        callback = record.callback
+        if callback.state != Callback.PENDING:
+            return Verdict(Outcome.SKIPPED, f"callback already {callback.state}")
+        event = EVENTS.get(record.state)
         if event is None:
             return Verdict(Outcome.SKIPPED, "the media is not in a terminal state")
         conf = self.settings.webhooks
@@ -109,19 +111,15 @@ class WebhookRunner:
         media = {k: v for k, v in state.status_body(media_id, record).items() if k != "callback"}
         event_key = event_id(media_id, event)
         body = json.dumps({"id": event_key, "event": event, "media": media}).encode()
-        with self.hosts.slot(host_of(record["callback_url"])) as free:
+        with self.hosts.slot(host_of(callback.url)) as free:
             if not free:  # back in a moment, when one of that host's attempts (at most timeout s) is over
                 return Verdict(Outcome.RETRY_LATER, "its host has webhooks.per_host attempts running", conf.timeout)
-            attempt = post(record["callback_url"], body, event_key, conf)
-        attempts = int(record.get("callback_attempts") or 0) + 1
+            attempt = post(callback.url, body, event_key, conf)
+        attempts = callback.attempts + 1
         settled = attempt.delivered or attempts >= conf.max_attempts
-        outcome = state.Callback.DELIVERED if attempt.delivered else state.Callback.FAILED
-        fields = {
-            "callback_state": outcome if settled else state.Callback.PENDING,
-            "callback_attempts": str(attempts),
-            "callback_last_status": str(attempt.status or ""),
-        }
-        self.store.set_fields(media_id, fields)
+        outcome = Callback.DELIVERED if attempt.delivered else Callback.FAILED
+        self.store.set_fields(media_id, state.callback_tried(outcome if settled else Callback.PENDING, attempts,
+                                                             attempt.status))
         log.info("webhook %s", "delivered" if attempt.delivered else "not delivered",
                  extra={"media_id": media_id, "event": event, "attempt": attempts, "status": attempt.status,
                         "error": attempt.error})
@@ -134,13 +132,13 @@ class WebhookRunner:
     def abandon(self, delivery: Delivery) -> None:
         """A webhook job the queue gave up on by itself: its callback is failed (raises on outages)."""
         if is_media_id(delivery.media_id):
-            self.store.set_fields(delivery.media_id, {"callback_state": state.Callback.FAILED})
+            self.store.set_fields(delivery.media_id, state.callback_given_up())
 
     def record_failure(self, media_id: str, code: int, reason: str) -> None:
         """A bug of ours while delivering: the job is acked, the callback marked failed (best
         effort: with the store out, the callback stays pending)."""
         try:
             if is_media_id(media_id):
-                self.store.set_fields(media_id, {"callback_state": state.Callback.FAILED})
+                self.store.set_fields(media_id, state.callback_given_up())
         except TRANSIENT as exc:
             log.warning("could not mark the callback failed: %r", exc, extra={"media_id": media_id})

@@ -38,6 +38,7 @@ from thumbnailify.backends.redis.layout import (
     transition_call,
     wait_command,
 )
+from thumbnailify.record import Fields, MediaRecord, State, readable
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
@@ -114,15 +115,16 @@ class RedisStore:
         return result
 
     @_unavailable_on_error
-    async def create(self, media_id: str, record: dict[str, str], score: float) -> None:
+    async def create(self, media_id: str, record: MediaRecord, score: float) -> None:
         await self._replicated(self._create, create_call(self.prefix, media_id, record, score))
 
     @_unavailable_on_error
-    async def get(self, media_id: str) -> dict[str, str] | None:
-        return text_hash(await self.client.hgetall(media_key(self.prefix, media_id))) or None
+    async def get(self, media_id: str) -> MediaRecord | None:
+        stored = text_hash(await self.client.hgetall(media_key(self.prefix, media_id)))
+        return MediaRecord.from_stored(stored) if stored else None
 
     @_unavailable_on_error
-    async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+    async def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool:
         return bool(await self._replicated(self._transition,
                                            transition_call(self.prefix, media_id, expected_state, fields)))
 
@@ -131,11 +133,12 @@ class RedisStore:
         return bool(await self._replicated(self._delete, delete_call(self.prefix, media_id)))
 
     @_unavailable_on_error
-    async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
+    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None) -> Page:
         """Newest first after the (score, id) cursor; Redis orders equal scores by id, as we do.
 
         A state has an index of its own, so a filtered page reads only matching entries; a record
-        that changed state or was deleted between the index read and its own is skipped.
+        that changed state or was deleted between the index read and its own is skipped, and so
+        is one that cannot be read (logged).
         """
         found: Page = []
         index = self.index if state is None else index_key(self.prefix, state)
@@ -153,8 +156,9 @@ class RedisStore:
                 for media_id, _ in fresh:
                     pipe.hgetall(media_key(self.prefix, media_id))
                 records: list[dict[str, str]] = await pipe.execute()
-            for (media_id, score), record in zip(fresh, records, strict=True):
-                if record and (state is None or record.get("state") == state):
+            for (media_id, score), stored in zip(fresh, records, strict=True):
+                record = readable(media_id, stored) if stored else None
+                if record is not None and (state is None or record.state == state):
                     found.append((media_id, score, record))
         return found[:limit]
 
@@ -198,7 +202,10 @@ class RedisStore:
                         message = await pubsub.get_message(timeout=10.0)
                         if message is not None:
                             change = json.loads(message["data"])
-                            yield change["media_id"], None if change.get("deleted") else change["record"]
+                            if change.get("deleted"):
+                                yield change["media_id"], None
+                            elif (record := readable(change["media_id"], change["record"])) is not None:
+                                yield change["media_id"], record
             except Exception as exc:  # an outage, a failover (Sentinel names the master again), bad data
                 log.warning("events subscription lost, subscribing again: %r", exc)
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)

@@ -11,8 +11,9 @@ from typing import TypedDict, cast
 from redis.connection import parse_url
 from redis.exceptions import RedisError
 
+from thumbnailify.record import Fields, MediaRecord, State
 from thumbnailify.settings import RedisSettings
-from thumbnailify.state import HISTORY_LIMIT, State, history_entry
+from thumbnailify.state import HISTORY_LIMIT, history_entry
 
 
 def client_options(conf: RedisSettings) -> dict[str, object]:
@@ -85,7 +86,7 @@ def lock_key(prefix: str, name: str) -> str:
     return f"{prefix}lock:{name}"
 
 
-def pairs(fields: dict[str, str]) -> list[str]:
+def pairs(fields: Fields) -> list[str]:
     """field, value, field, value... as the scripts below take them in ARGV."""
     return [item for pair in fields.items() for item in pair]
 
@@ -161,13 +162,14 @@ class Call(TypedDict):
     args: Sequence[str | int | float]
 
 
-def create_call(prefix: str, media_id: str, record: dict[str, str], score: float) -> Call:
-    keys = [media_key(prefix, media_id), index_key(prefix), index_key(prefix, record["state"])]
-    entry = history_entry(record, record["state"])
-    return {"keys": keys, "args": [score, media_id, entry, events_channel(prefix), HISTORY_LIMIT, *pairs(record)]}
+def create_call(prefix: str, media_id: str, record: MediaRecord, score: float) -> Call:
+    keys = [media_key(prefix, media_id), index_key(prefix), index_key(prefix, record.state)]
+    stored = record.stored()
+    entry = history_entry(stored, record.state)
+    return {"keys": keys, "args": [score, media_id, entry, events_channel(prefix), HISTORY_LIMIT, *pairs(stored)]}
 
 
-def transition_call(prefix: str, media_id: str, expected_state: str, fields: dict[str, str]) -> Call:
+def transition_call(prefix: str, media_id: str, expected_state: State, fields: Fields) -> Call:
     keys = [
         media_key(prefix, media_id),
         index_key(prefix),

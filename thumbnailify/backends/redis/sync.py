@@ -24,6 +24,7 @@ from thumbnailify.backends.redis.layout import (
     transition_call,
     wait_command,
 )
+from thumbnailify.record import Fields, MediaRecord, State
 from thumbnailify.settings import Settings
 
 
@@ -48,8 +49,9 @@ class RedisStore:
         self._attempt = self.client.register_script(ATTEMPT_SCRIPT)
         self._set_fields = self.client.register_script(SET_FIELDS_SCRIPT)
 
-    def get(self, media_id: str) -> dict[str, str] | None:
-        return text_hash(self.client.hgetall(media_key(self.prefix, media_id))) or None
+    def get(self, media_id: str) -> MediaRecord | None:
+        stored = text_hash(self.client.hgetall(media_key(self.prefix, media_id)))
+        return MediaRecord.from_stored(stored) if stored else None
 
     def _replicated(self, script: Script, call: Call) -> Any:  # what the script returns
         """Run a script; with redis.wait_replicas, only done once that many replicas have it (an
@@ -64,14 +66,14 @@ class RedisStore:
             raise NotReplicated(f"{replicas} of {self.conf.wait_replicas} replicas confirmed the write")
         return result
 
-    def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+    def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool:
         return bool(self._replicated(self._transition, transition_call(self.prefix, media_id, expected_state, fields)))
 
     def add_attempt(self, media_id: str, delivery_token: str) -> int:
         return int(self._replicated(self._attempt, {"keys": [media_key(self.prefix, media_id)],
                                                     "args": [delivery_token]}))
 
-    def set_fields(self, media_id: str, fields: dict[str, str]) -> bool:
+    def set_fields(self, media_id: str, fields: Fields) -> bool:
         return bool(self._replicated(self._set_fields, {"keys": [media_key(self.prefix, media_id)],
                                                         "args": pairs(fields)}))
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
-from thumbnailify.backends.sqlite.schema import Database
+from thumbnailify.backends.sqlite.schema import Database, decoded
 from thumbnailify.backends.sqlite.schema import SQLiteStore as SyncStore
+from thumbnailify.record import Fields, MediaRecord, State, readable
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
@@ -48,19 +48,19 @@ class SQLiteStore:
     async def ping(self) -> None:
         await self._run(self._store.ping)
 
-    async def create(self, media_id: str, record: dict[str, str], score: float) -> None:
+    async def create(self, media_id: str, record: MediaRecord, score: float) -> None:
         await self._run(self._store.create, media_id, record, score)
 
-    async def get(self, media_id: str) -> dict[str, str] | None:
+    async def get(self, media_id: str) -> MediaRecord | None:
         return await self._run(self._store.get, media_id)
 
-    async def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+    async def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool:
         return await self._run(self._store.transition, media_id, expected_state, fields)
 
     async def delete(self, media_id: str) -> bool:
         return await self._run(self._store.delete, media_id)
 
-    async def page(self, limit: int, after: tuple[float, str] | None, state: str | None) -> Page:
+    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None) -> Page:
         return await self._run(self._store.page, limit, after, state)
 
     async def created_before(self, score: float, limit: int) -> list[str]:
@@ -98,7 +98,10 @@ class SQLiteStore:
                 rows = []
             for change_id, media_id, text in rows:
                 last = change_id
-                yield media_id, json.loads(text) if text else None
+                if not text:
+                    yield media_id, None
+                elif (record := readable(media_id, decoded(text))) is not None:
+                    yield media_id, record
             if len(rows) < CHANGES_BATCH:
                 await asyncio.sleep(POLL_SECONDS)
 

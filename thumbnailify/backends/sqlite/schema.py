@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from thumbnailify.record import Fields, MediaRecord, State, mapping, readable
 from thumbnailify.state import append_history, history_entry
 
 SCHEMA = """
@@ -116,6 +117,16 @@ class Database:
             self._local.conn = None
 
 
+def decoded(text: str) -> object:
+    """A row's record from its JSON; a row that is not JSON stays its text, which is no record
+    (thumbnailify.record.mapping refuses it)."""
+    try:
+        loaded: object = json.loads(text)
+    except ValueError:
+        return text
+    return loaded
+
+
 def _log_change(conn: sqlite3.Connection, media_id: str, record: str | None) -> None:
     """Every change goes to the changes table in its own transaction; servers stream it from there."""
     conn.execute("INSERT INTO changes (media_id, record, at) VALUES (?, ?, ?)", (media_id, record, time.time()))
@@ -130,18 +141,20 @@ class SQLiteStore:
     def ping(self) -> None:
         self.db.query("SELECT 1")
 
-    def create(self, media_id: str, record: dict[str, str], score: float) -> None:
-        text = json.dumps(record | {"history": append_history({}, history_entry(record, record["state"]))})
+    def create(self, media_id: str, record: MediaRecord, score: float) -> None:
+        stored = record.stored()
+        text = json.dumps(stored | {"history": append_history(stored, history_entry(stored, record.state))})
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO media (media_id, score, state, record) VALUES (?, ?, ?, ?)",
-                (media_id, score, record["state"], text),
+                (media_id, score, record.state, text),
             )
             _log_change(conn, media_id, text)
 
-    def get(self, media_id: str) -> dict[str, str] | None:
+    def get(self, media_id: str) -> MediaRecord | None:
+        """The record; UnreadableRecord when its row cannot be read as one."""
         rows = self.db.query("SELECT record FROM media WHERE media_id = ?", (media_id,))
-        return json.loads(rows[0][0]) if rows else None
+        return MediaRecord.from_stored(mapping(decoded(rows[0][0]))) if rows else None
 
     def delete(self, media_id: str) -> bool:
         with self.db.transaction() as conn:
@@ -150,7 +163,7 @@ class SQLiteStore:
                 _log_change(conn, media_id, None)
             return deleted
 
-    def transition(self, media_id: str, expected_state: str, fields: dict[str, str]) -> bool:
+    def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool:
         """Apply fields only if the record exists and is still in expected_state."""
         with self.db.transaction() as conn:
             row = conn.execute(
@@ -200,7 +213,7 @@ class SQLiteStore:
             )
             return attempts
 
-    def set_fields(self, media_id: str, fields: dict[str, str]) -> bool:
+    def set_fields(self, media_id: str, fields: Fields) -> bool:
         """Fields beside the state (a webhook's progress), on a record that still exists."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
@@ -219,9 +232,23 @@ class SQLiteStore:
             conn.execute("INSERT OR REPLACE INTO content (key, media_id) VALUES (?, ?)", (key, media_id))
 
     def page(
-        self, limit: int, after: tuple[float, str] | None, state: str | None
-    ) -> list[tuple[str, float, dict[str, str]]]:
-        """Newest first, strictly after the (score, media_id) cursor, optionally one state."""
+        self, limit: int, after: tuple[float, str] | None, state: State | None
+    ) -> list[tuple[str, float, MediaRecord]]:
+        """Newest first, strictly after the (score, media_id) cursor, optionally one state; a
+        record that cannot be read is skipped (logged), the page filled from the rows after it."""
+        found: list[tuple[str, float, MediaRecord]] = []
+        while len(found) < limit:
+            rows = self._rows(limit, after, state)
+            for media_id, score, text in rows:
+                record = readable(media_id, decoded(text))
+                if record is not None:
+                    found.append((media_id, score, record))
+            if len(rows) < limit:
+                break
+            after = (rows[-1][1], rows[-1][0])
+        return found[:limit]
+
+    def _rows(self, limit: int, after: tuple[float, str] | None, state: State | None) -> list[tuple[Any, ...]]:
         where: list[str] = []
         params: list[object] = []
         if after is not None:
@@ -234,9 +261,7 @@ class SQLiteStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY score DESC, media_id DESC LIMIT ?"
-        rows = self.db.query(sql, (*params, limit))
-        return [(media_id, score, json.loads(record)) for media_id, score, record in rows]
-
+        return self.db.query(sql, (*params, limit))
 
     def created_before(self, score: float, limit: int) -> list[str]:
         rows = self.db.query("SELECT media_id FROM media WHERE score < ? ORDER BY score LIMIT ?", (score, limit))

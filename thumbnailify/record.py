@@ -1,0 +1,278 @@
+"""A media item's record, typed, and the one place it meets the form every store keeps it in.
+
+The stores keep a record flat, as strings (a Redis hash, the JSON object of an SQLite row), so that
+every backend stores exactly the same thing: numbers as text, `sizes` and `history` as JSON text.
+`MediaRecord.from_stored` reads that form, and `MediaRecord.stored` writes it; no other code reads
+its keys. Every record an earlier release wrote still reads: one without `sizes` made its one
+thumbnail before there were several (it reads as the size "default", `named_sizes` False), one
+without `awaits_requeue` says so only in its message. A stored value of the wrong form (a `code`
+that is not a number, `history` that is not JSON...) raises `UnreadableRecord`, naming the field.
+
+A change (thumbnailify.state's `taken`, `completed`, ...) stays the flat fields it writes, `Fields`:
+Redis applies it in a Lua script and SQLite in one transaction, beside a record that never comes
+into Python on the way (the state checked, the fields set, the history appended, the change
+published, in one atomic step), so a change is written in the stored form from the start. Only
+thumbnailify.state makes them.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+Fields = dict[str, str]  # a change as the stores write it: stored field -> value
+
+LEGACY_SIZE = "default"  # the one size of a record made before `thumbnail.sizes` existed
+REQUEUE_FAILED = "Re-queue failed"  # how the message of such a change starts (records before `awaits_requeue`)
+
+
+class State(enum.StrEnum):
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
+    ERROR = "Error"
+
+
+class Service(enum.StrEnum):
+    WEBSERVER = "webserver"
+    WORKER = "worker"
+
+
+class Callback(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class UnreadableRecord(ValueError):
+    """A stored record with a field this code cannot read: the item answers a clear error, the
+    others are not affected."""
+
+    def __init__(self, name: str, value: object, expected: str) -> None:
+        super().__init__(f"the stored record's {name} {value!r} is not {expected}")
+        self.field = name
+
+
+@dataclass(frozen=True)
+class CallbackProgress:
+    """The webhook the upload asked for, and how its delivery goes."""
+
+    url: str
+    state: Callback
+    attempts: int
+    last_status: int | None  # the receiver's last HTTP status; None before one answered
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """What the record said after one change."""
+
+    state: State
+    service: str  # "" when the change named none
+    message: str
+    code: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    media_type: str  # as the upload declared it; checked by the worker, not here
+    state: State
+    service: Service  # which side wrote the last change
+    message: str
+    code: int | None  # HTTP-style: 202 while Processing, 200 Completed, the reason of an Error
+    created_at: datetime
+    updated_at: datetime
+    sha256: str | None = None  # of the upload; records made before it was kept have none
+    callback: CallbackProgress | None = None
+    thumbnail_type: str | None = None  # the thumbnails' media type, once Completed
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> width, height; first = default
+    named_sizes: bool = True  # False: one thumbnail, made before there were several sizes
+    history: tuple[HistoryEntry, ...] = ()
+    attempts: int = 0  # deliveries of its job counted so far
+    counted_delivery: str = ""  # the token of the delivery counted last
+    awaits_requeue: bool = False  # a recovery pass touched it but could not send its job
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, str]) -> MediaRecord:
+        """The record a store holds; UnreadableRecord when a field is missing or of the wrong form."""
+        message = stored.get("message", "")
+        callback_url = stored.get("callback_url")
+        return cls(
+            media_type=_required(stored, "media_type"),
+            state=_enum(State, "state", _required(stored, "state")),
+            service=_enum(Service, "service", _required(stored, "service")),
+            message=message,
+            code=_integer("code", stored["code"]) if stored.get("code") else None,
+            created_at=_moment("created_at", _required(stored, "created_at")),
+            updated_at=_moment("updated_at", _required(stored, "updated_at")),
+            sha256=stored.get("sha256") or None,
+            callback=None if not callback_url else CallbackProgress(
+                url=callback_url,
+                state=_enum(Callback, "callback_state", stored.get("callback_state") or Callback.PENDING),
+                attempts=_integer("callback_attempts", stored.get("callback_attempts") or "0"),
+                last_status=_integer("callback_last_status", last) if (last := stored.get("callback_last_status"))
+                else None,
+            ),
+            thumbnail_type=stored.get("thumbnail_type") or None,
+            sizes=_sizes(stored),
+            named_sizes="sizes" in stored or not _has_thumbnail(stored),
+            history=_history(stored.get("history") or "[]"),
+            attempts=_integer("attempts", stored.get("attempts") or "0"),
+            counted_delivery=stored.get("counted_delivery", ""),
+            awaits_requeue=stored["awaits_requeue"] == "1" if "awaits_requeue" in stored
+            else message.startswith(REQUEUE_FAILED),
+        )
+
+    def stored(self) -> Fields:
+        """The record as the stores keep it (what from_stored reads back as this record)."""
+        fields = {
+            "media_type": self.media_type,
+            "service": self.service,
+            "state": self.state,
+            "message": self.message,
+            "code": "" if self.code is None else str(self.code),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+        if self.sha256:
+            fields["sha256"] = self.sha256
+        if self.callback:
+            last = self.callback.last_status
+            fields |= {"callback_url": self.callback.url, "callback_state": self.callback.state,
+                       "callback_attempts": str(self.callback.attempts),
+                       "callback_last_status": "" if last is None else str(last)}
+        if self.thumbnail_type:
+            fields["thumbnail_type"] = self.thumbnail_type
+        if self.sizes:
+            width, height = next(iter(self.sizes.values()))  # as records had them before there were several
+            fields |= {"width": str(width), "height": str(height)}
+            if self.named_sizes:
+                fields["sizes"] = json.dumps({name: [w, h] for name, (w, h) in self.sizes.items()})
+        if self.history:
+            fields["history"] = json.dumps([
+                {"state": entry.state, "service": entry.service, "message": entry.message, "code": entry.code,
+                 "at": iso(entry.at)} for entry in self.history
+            ])
+        if self.attempts or self.counted_delivery:
+            fields |= {"attempts": str(self.attempts), "counted_delivery": self.counted_delivery}
+        if self.awaits_requeue:
+            fields["awaits_requeue"] = "1"
+        return fields
+
+
+def readable(media_id: str, stored: object) -> MediaRecord | None:
+    """A listed or changed record, or None (logged) when it cannot be read: one bad record must not
+    break a list or an event stream for the others (GET /images/<id> says what is wrong with it)."""
+    try:
+        return MediaRecord.from_stored(mapping(stored))
+    except UnreadableRecord as exc:
+        log.error("record skipped: %s", exc, extra={"media_id": media_id})
+        return None
+
+
+def mapping(stored: object) -> Mapping[str, str]:
+    """What a store read, as the mapping from_stored reads (an SQLite row's JSON might be anything)."""
+    if not isinstance(stored, dict):
+        raise UnreadableRecord("record", stored, "an object")
+    return stored
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+def _required(stored: Mapping[str, str], name: str) -> str:
+    value: object = stored.get(name)
+    if not isinstance(value, str):  # missing, or not text in an SQLite row's JSON
+        raise UnreadableRecord(name, value, "there as text")
+    return value
+
+
+def _enum(kind: type[E], name: str, value: object) -> E:
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return kind(value)
+    except ValueError:
+        raise UnreadableRecord(name, value, "one of " + ", ".join(kind)) from None
+
+
+def _integer(name: str, value: object) -> int:
+    if isinstance(value, float) and value.is_integer():  # a number Lua's cjson wrote
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UnreadableRecord(name, value, "a whole number")
+    try:
+        return int(value)
+    except ValueError:
+        raise UnreadableRecord(name, value, "a whole number") from None
+
+
+def _moment(name: str, value: object) -> datetime:
+    try:
+        if not isinstance(value, str):
+            raise TypeError
+        return parse_iso(value)
+    except (ValueError, TypeError):
+        raise UnreadableRecord(name, value, "an ISO 8601 time") from None
+
+
+def _json(name: str, text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise UnreadableRecord(name, text, "JSON") from None
+
+
+def _has_thumbnail(stored: Mapping[str, str]) -> bool:
+    return "width" in stored or "thumbnail_type" in stored
+
+
+def _sizes(stored: Mapping[str, str]) -> dict[str, tuple[int, int]]:
+    """Each size's width and height, in config order; a record without `sizes` has one thumbnail
+    of `width` x `height`, which reads as the size "default" (none while it has no thumbnail)."""
+    if "sizes" not in stored:
+        if not _has_thumbnail(stored):
+            return {}
+        width, height = (_integer(name, stored.get(name) or "0") for name in ("width", "height"))
+        return {LEGACY_SIZE: (width, height)}
+    sizes = _json("sizes", stored["sizes"])
+    if not isinstance(sizes, dict) or not all(isinstance(pair, list) and len(pair) == 2 for pair in sizes.values()):
+        raise UnreadableRecord("sizes", stored["sizes"], "an object of [width, height] pairs")
+    return {str(name): (_integer("sizes", w), _integer("sizes", h)) for name, (w, h) in sizes.items()}
+
+
+def _history(text: str) -> tuple[HistoryEntry, ...]:
+    entries = _json("history", text)
+    # Lua's cjson writes an empty table as {}, the same as an empty object.
+    if entries == {}:
+        return ()
+    try:
+        if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+            raise TypeError
+        return tuple(
+            HistoryEntry(
+                state=_enum(State, "state", entry.get("state")),
+                service=str(entry.get("service") or ""),
+                message=str(entry.get("message") or ""),
+                code=_integer("code", entry.get("code", 0)),
+                at=_moment("at", entry.get("at")),
+            )
+            for entry in entries
+        )
+    except (TypeError, UnreadableRecord):
+        raise UnreadableRecord("history", text, "a list of {state, service, message, code, at}") from None
