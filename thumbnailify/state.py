@@ -53,8 +53,10 @@ class Callback(enum.StrEnum):
     FAILED = "failed"
 
 
-def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str | None = None) -> dict[str, str]:
-    """The record the server writes before publishing the job."""
+def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str | None = None, *,
+             filename: str | None = None, size: int | None = None) -> dict[str, str]:
+    """The record the server writes before publishing the job; `filename` as the client named the
+    file (if it did), `size` the upload's bytes."""
     stamp = iso(moment)
     record = {
         "media_type": media_type,
@@ -66,6 +68,10 @@ def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str |
         "created_at": stamp,
         "updated_at": stamp,
     }
+    if filename:
+        record["filename"] = filename
+    if size is not None:
+        record["bytes"] = str(size)
     if callback_url:
         record |= {"callback_url": callback_url, "callback_state": Callback.PENDING, "callback_attempts": "0",
                    "callback_last_status": ""}
@@ -205,6 +211,10 @@ def status_body(media_id: str, record: dict[str, str]) -> dict[str, object]:
     body.update({name: record.get(name, "") for name in PUBLIC_FIELDS})
     if record.get("sha256"):
         body["sha256"] = record["sha256"]
+    if record.get("filename"):
+        body["filename"] = record["filename"]
+    if record.get("bytes"):
+        body["bytes"] = int(record["bytes"])
     if record.get("state") == State.COMPLETED:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
         body["sizes"] = thumbnail_sizes(record)

@@ -88,7 +88,8 @@ async def _receive(form: UploadForm, res: Resources, limits: ReadLimits, replay:
 async def _persist(res: Resources, kept: list[Kept], callback_url: str | None) -> list[dict[str, str]]:
     """A record per file, then a job per file; on any failure no record stays."""
     moment = state.now()
-    records = [state.accepted(item.declared.name, moment, item.received.sha256, callback_url) for item in kept]
+    records = [state.accepted(item.declared.name, moment, item.received.sha256, callback_url,
+                              filename=item.filename, size=item.received.size) for item in kept]
     created: list[str] = []
     try:
         for index, (item, record) in enumerate(zip(kept, records, strict=True)):

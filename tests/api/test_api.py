@@ -216,7 +216,7 @@ async def test_too_large_upload_is_refused_early(api: Api) -> None:
     body = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(limit))
     response = await api.post(body, "image/png", raw=True)
     assert response.status_code == 413
-    assert "larger than" in response.json()["message"]
+    assert "too large" in response.json()["message"]
     assert api.stored("raw") == []
 
 

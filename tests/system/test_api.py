@@ -229,7 +229,7 @@ def test_too_large_upload_is_refused_early(service: Service) -> None:
     body = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(limit))
     response = service.post(body, "image/png", raw=True)
     assert response.status_code == 413
-    assert "larger than" in response.json()["message"]
+    assert "too large" in response.json()["message"]
     assert service.stored("raw") == []
 
 
