@@ -74,7 +74,7 @@ async def _receive(form: UploadForm, res: Resources, limits: ReadLimits, replay:
             async for incoming in form.files(limits):
                 media_id = new_media_id()
                 sink: Sink = Discard() if replay else res.files.upload(media_id)
-                with _client_faults(incoming.filename):
+                with _client_faults(incoming.filename if form.many else None):  # names one file of several
                     intake = Intake(sink, incoming.declared, res.settings.limits.max_upload_bytes)
                     received = await take_in(incoming.chunks, intake)
                 kept.append(Kept(media_id, incoming.declared, incoming.filename, received, sink))

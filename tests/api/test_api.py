@@ -221,7 +221,7 @@ async def test_too_large_upload_is_refused_early(api: Api) -> None:
 
 
 async def test_operations_endpoints(api: Api) -> None:
-    assert (await api.get("/health")).json() == {"status": "ok"}
+    assert (await api.get("/health")).json() == {"status": "ok", "sizes": {"default": [100, 100]}}
     ready = await api.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["backends"] == ["sqlite", "sqlite", "files"]

@@ -234,7 +234,7 @@ def test_too_large_upload_is_refused_early(service: Service) -> None:
 
 
 def test_operations_endpoints(service: Service) -> None:
-    assert service.get("/health").json() == {"status": "ok"}
+    assert service.get("/health").json() == {"status": "ok", "sizes": {"default": [100, 100]}}
     ready = service.get("/ready")
     assert ready.status_code == 200
     expected = {"distributed": ["redis", "rabbitmq", "files"], S3_MODE: ["redis", "rabbitmq", "s3"]}[service.mode]
