@@ -42,7 +42,7 @@ WAIT = 30  # seconds for anything the page should show; far above what it takes
 GOOD = ("astronaut.jpg", "camera.png", "coffee.jpg")
 NOT_AN_IMAGE = b"these are words, not a JPEG\n"
 PAGE_SIZE = 24  # items the page lists at a time (app.js)
-SIZES = "default=100x100,large=400x400"  # as `make run` has them: a size for tiles and the larger view
+SIZES = "default=100x100,large=800x800"  # as `make run` has them: a size for tiles and the larger view
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +230,8 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
         # The server's order already, not the order the files were chosen or answered in.
         wait_for(browser, "the server's order", lambda d: shown_ids(d) == api_ids(service))
         assert count(browser) == 5 and browser.find_element(By.ID, "count").text == "5 items"
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOT))  # every kind of tile at once (docs/page.png is this one)
 
         # A send that found no server: "Not sent" with Retry, which works once the server is back.
         service.stop()
@@ -289,8 +291,6 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
         wait_for(browser, "thumbnails after the reload",
                  lambda d: all(thumbnail_shown(item(d, media_id)) for media_id in (*uploaded.values(), later)))
 
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(SCREENSHOT))
         browser.set_window_size(390, 844)  # a phone: two tiles a row, nothing wider than the screen
         tiles = [e for e in media_items(browser) if e.is_displayed()]
         assert tiles[0].location["y"] == tiles[1].location["y"] != tiles[2].location["y"]
