@@ -23,7 +23,7 @@ const deleting = new Set(); // hidden, waiting for their undo to run out
 export const shows = (status) => (!filter || status.state === filter)
   && (!search || (status.filename || "").toLowerCase().includes(search.toLowerCase()));
 
-export function nameOf(id) {
+function nameOf(id) {
   const status = statuses.get(id);
   return (status && status.filename) || untitled(status && status.media_type);
 }
@@ -262,7 +262,7 @@ async function sendDelete(id) {
 }
 
 // Hidden at once; the DELETEs go when the undo runs out.
-export function deleteItems(ids) {
+function deleteItems(ids) {
   const chosen = ids.filter((id) => items.has(id) && !deleting.has(id));
   if (!chosen.length) return;
   const focusFrom = items.get(chosen[0]);
