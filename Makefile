@@ -5,11 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The distributed stack on this machine: Redis for state, RabbitMQ for jobs.
 STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbitmq
+# `make run` also makes a size for the web page's larger view; the API's default size stays first.
+# THUMBNAILIFY_THUMBNAIL_SIZES in the environment wins; the service's own default is one size.
+RUN_SIZES := default=100x100,large=800x800
 
 .PHONY: run stack s3 test check lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
-	$(PY) -m thumbnailify
+	THUMBNAILIFY_THUMBNAIL_SIZES="$${THUMBNAILIFY_THUMBNAIL_SIZES:-$(RUN_SIZES)}" $(PY) -m thumbnailify
 
 stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ, 2 photo workers, a video worker
 	$(STACK_ENV) $(PY) -m thumbnailify --workers 2

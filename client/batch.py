@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ class Result:
     message: str
     media_id: str = ""
     written: Path | None = None
+    existing: bool = False  # already on the server (the same bytes): nothing was sent
 
     @property
     def ok(self) -> bool:
@@ -51,18 +53,30 @@ def _walk(folder: Path) -> Iterable[Path]:
 
 
 def collect(paths: Iterable[Path]) -> tuple[list[Source], list[Result]]:
-    """The files to upload (folders walked, a file named on the command line always tried), and a
-    failed result for each path that does not exist."""
+    """The files to upload (folders walked), and a failed result for each path that does not exist
+    or, named on the command line, is not of a type the service takes (never sent)."""
     sources: list[Source] = []
-    missing: list[Result] = []
+    refused: list[Result] = []
     for given in paths:
         if given.is_dir():
             sources += [Source(path, path.relative_to(given).with_suffix("")) for path in _walk(given)]
-        elif given.is_file():
-            sources.append(Source(given, Path(given.stem)))
+        elif not given.is_file():
+            refused.append(Result(given, "Failed", "no such file or folder"))
+        elif not media.accepted(given):
+            kind = f"a {given.suffix.lower()} file" if given.suffix else "a file without an extension"
+            refused.append(Result(given, "Failed", f"not sent: {kind} isn't a photo or video this service takes "
+                                                   f"({' '.join(media.BY_EXTENSION)})"))
         else:
-            missing.append(Result(given, "Failed", "no such file or folder"))
-    return sources, missing
+            sources.append(Source(given, Path(given.stem)))
+    return sources, refused
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class ThumbnailWriter:
@@ -96,21 +110,36 @@ class Batch:
     writer: ThumbnailWriter | None = None
     size: str | None = None
     timeout: float = 600.0
+    skip_existing: bool = True
+
+    def _existing(self, source: Source) -> str | None:
+        """The id of an item on the server with this file's bytes that is or will be Completed."""
+        for item in self.client.copies(file_sha256(source.path)):
+            if item["state"] in ("Completed", "Processing"):
+                return str(item["media_id"])
+        return None
 
     def one(self, source: Source) -> Result:
         self.reporter.started(source)
         media_id = ""
         try:
-            accepted = self.client.upload(
-                source.path, progress=lambda done, total: self.reporter.sent(source, done, total))
-            media_id = accepted["media_id"]
+            existing = self._existing(source) if self.skip_existing else None
+            if existing is None:
+                accepted = self.client.upload(
+                    source.path, progress=lambda done, total: self.reporter.sent(source, done, total))
+                media_id = accepted["media_id"]
+            else:
+                media_id = existing
             self.reporter.processing(source, media_id)
             final = self.client.wait(media_id, self.timeout)
             written = None
             if final["state"] == "Completed" and self.writer is not None:
                 data, content_type = self.client.thumbnail(media_id, self.size)
                 written = self.writer.write(source.out_stem, media.thumbnail_extension(content_type), data)
-            result = Result(source.path, final["state"], final.get("message", ""), media_id, written)
+            message = final.get("message", "")
+            if existing and final["state"] == "Completed":
+                message = "already on the server: not sent again"
+            result = Result(source.path, final["state"], message, media_id, written, existing is not None)
         except ApiError as exc:
             result = Result(source.path, "Failed", str(exc), media_id)
         except OSError as exc:

@@ -59,15 +59,18 @@ def _media(media_id: str) -> str:
 
 def upload(
     body: bytes | Readable, media_type: str, *, idempotency_key: str | None, binary: bool = True,
-    callback_url: str | None = None,
+    callback_url: str | None = None, filename: str | None = None,
 ) -> Call:
-    """POST /images with one file: raw bytes (`?encoding=binary`) or, with binary=False, base64.
+    """POST /images with one file: raw bytes (`?encoding=binary`) or, with binary=False, base64;
+    `filename` is kept with the item, for people to recognise it.
 
     The same idempotency key on a retry gets the first answer instead of a second upload.
     """
     params = {"encoding": "binary"} if binary else {}
     if callback_url:
         params["callback_url"] = callback_url
+    if filename:
+        params["filename"] = filename
     if not binary:
         raw = body if isinstance(body, bytes) else body.read()
         body = base64.b64encode(raw)
@@ -96,10 +99,15 @@ def delete(media_id: str) -> Call:
     return Call("DELETE", _media(media_id), "/images/[id]")
 
 
-def listing(limit: int | None = None, cursor: str | None = None, state: str | None = None) -> Call:
-    params = {"limit": str(limit)} if limit else {}
-    if cursor:
-        params["cursor"] = cursor
-    if state:
-        params["state"] = state
-    return Call("GET", "/images", "/images", params)
+def listing(limit: int | None = None, cursor: str | None = None, state: str | None = None, *,
+            sha256: str | None = None, filename: str | None = None) -> Call:
+    """A page of the list, newest first; `sha256` keeps exact copies of a file, `filename` the
+    items whose name contains that text."""
+    given = {"limit": str(limit) if limit else None, "cursor": cursor, "state": state, "sha256": sha256,
+             "filename": filename}
+    return Call("GET", "/images", "/images", {name: value for name, value in given.items() if value})
+
+
+def health() -> Call:
+    """GET /health: the process is up; its body names the thumbnail sizes the server makes."""
+    return Call("GET", "/health", "/health")

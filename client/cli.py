@@ -1,10 +1,12 @@
 """`thumbnailify`: upload files and folders and fetch their thumbnails; status, list and delete.
 
-    thumbnailify upload PATH... [--out DIR] [--size NAME] [--jobs N] [--url URL] [--api-key KEY]
-    thumbnailify status ID | list [--state STATE] [--limit N] | delete ID...
+    thumbnailify [--url URL] [--api-key KEY] COMMAND ...   (the two options also after COMMAND)
+    thumbnailify upload PATH... [--out DIR] [--size NAME] [--jobs N] [--no-skip-existing]
+    thumbnailify status ID | list [--state STATE] [--name TEXT] [--limit N] | delete ID...
 
 URL and key also from THUMBNAILIFY_URL and THUMBNAILIFY_API_KEY. Exit status: 0 when everything
-worked, 1 when any file (or id) failed, 2 for a usage error, 130 when interrupted.
+worked, 1 when any file (or id) failed or the server could not be reached, 2 for a usage error,
+130 when interrupted.
 """
 
 from __future__ import annotations
@@ -15,20 +17,20 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from thumbnailify.client import calls
 from thumbnailify.client.batch import Batch, ThumbnailWriter, collect
 from thumbnailify.client.media import BY_EXTENSION
-from thumbnailify.client.report import LiveReport, PlainReport, summary
+from thumbnailify.client.report import LiveReport, PlainReport, listing_table, summary
 from thumbnailify.client.session import ApiError, Client, JsonObject
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_JOBS = 4
 PIPE_WIDTH = 4096
+USAGE_ERROR = 2
 
 
 def _positive(text: str) -> int:
@@ -38,14 +40,23 @@ def _positive(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    server = argparse.ArgumentParser(add_help=False)
-    server.add_argument("--url", default=os.environ.get("THUMBNAILIFY_URL") or DEFAULT_URL,
+def _server_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--url and --api-key, taken before or after the command: the command's own copies have no
+    default, so one given before the command is not reset by the command's parser."""
+    url = os.environ.get("THUMBNAILIFY_URL") or DEFAULT_URL
+    parser.add_argument("--url", default=url if defaults else argparse.SUPPRESS,
                         help=f"the service (env THUMBNAILIFY_URL; default {DEFAULT_URL})")
-    server.add_argument("--api-key", metavar="KEY", default=os.environ.get("THUMBNAILIFY_API_KEY") or None,
+    parser.add_argument("--api-key", metavar="KEY",
+                        default=(os.environ.get("THUMBNAILIFY_API_KEY") or None) if defaults else argparse.SUPPRESS,
                         help="sent as a Bearer token (env THUMBNAILIFY_API_KEY)")
 
+
+def _parser() -> argparse.ArgumentParser:
+    server = argparse.ArgumentParser(add_help=False)
+    _server_options(server, defaults=False)
+
     parser = argparse.ArgumentParser(prog="thumbnailify", description="Client of a Thumbnailify service.")
+    _server_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     upload = commands.add_parser("upload", parents=[server], help="upload files and folders, fetch the thumbnails",
@@ -60,12 +71,15 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"files on their way at once (default {DEFAULT_JOBS})")
     upload.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                         help="how long to wait for each result (default 600)")
+    upload.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
+                        help="ask the server by SHA-256 first and send no file it already has (default: on)")
 
     status = commands.add_parser("status", parents=[server], help="one media's status, as JSON")
     status.add_argument("media_id", metavar="ID")
 
     listing = commands.add_parser("list", parents=[server], help="media on the server, newest first")
     listing.add_argument("--state", choices=calls.STATES)
+    listing.add_argument("--name", metavar="TEXT", help="only files whose name contains TEXT (any case)")
     listing.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most this many (default 50)")
 
     delete = commands.add_parser("delete", parents=[server], help="delete media: upload, thumbnails and state")
@@ -73,16 +87,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _checked_url(parser: argparse.ArgumentParser, url: str) -> None:
+    parts = urlsplit(url)
+    if "://" not in url:
+        parser.error(f"the URL needs http:// (or https://): try --url http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        parser.error(f"{url!r} is not an http:// or https:// URL with a host, e.g. {DEFAULT_URL}")
+
+
+def _error(text: str) -> None:
+    print(f"thumbnailify: {text}", file=sys.stderr)
+
+
 def _upload(args: argparse.Namespace, client: Client, console: Console) -> int:
-    sources, missing = collect(args.paths)
-    if not sources and not missing:
-        print("thumbnailify: nothing to upload; accepted: " + " ".join(BY_EXTENSION), file=sys.stderr)
+    sources, refused = collect(args.paths)
+    if not sources and not refused:
+        _error("nothing to upload; accepted: " + " ".join(BY_EXTENSION))
         return 1
+    sizes = client.health().get("sizes")
+    if args.size and isinstance(sizes, dict) and args.size not in sizes:
+        _error(f"this server makes no size {args.size!r}; it makes " + ", ".join(sizes) + " (nothing was sent)")
+        return USAGE_ERROR
     writer = ThumbnailWriter(args.out) if args.out else None
     fancy = console.is_terminal
+    for result in refused:  # told at once, in the same words as every other file's
+        (LiveReport.line if fancy else PlainReport.line)(console, result)
     with LiveReport(console, len(sources)) if fancy else PlainReport(console) as report:
-        results = Batch(client, report, writer, args.size, args.timeout).run(sources, args.jobs)
-    results = missing + results
+        results = Batch(client, report, writer, args.size, args.timeout, args.skip_existing).run(sources, args.jobs)
+    results = refused + results
     summary(console, results, fancy=fancy)
     return 0 if all(result.ok for result in results) else 1
 
@@ -98,19 +130,16 @@ def _status(args: argparse.Namespace, client: Client, console: Console) -> int:
 
 def _list(args: argparse.Namespace, client: Client, console: Console) -> int:
     items: list[JsonObject] = []
-    for item in client.items(args.state, page=min(args.limit, 1000)):
+    for item in client.items(args.state, page=min(args.limit, 1000), filename=args.name):
         if len(items) >= args.limit:
             break
         items.append(item)
     if not console.is_terminal:
         for item in items:
             print("\t".join((item["media_id"], item["state"], item["media_type"], item["created_at"],
-                             item["message"])))
+                             item["message"], item.get("filename", ""))))
         return 0
-    table = Table("Media ID", "State", "Type", "Created", "Message")
-    for item in items:
-        table.add_row(*(Text(item[key]) for key in ("media_id", "state", "media_type", "created_at", "message")))
-    console.print(table)
+    console.print(listing_table(items, console.width))
     return 0
 
 
@@ -121,7 +150,7 @@ def _delete(args: argparse.Namespace, client: Client, console: Console) -> int:
             client.delete(media_id)
         except ApiError as exc:
             failed += 1
-            print(f"thumbnailify: {media_id}: {exc}", file=sys.stderr)
+            _error(f"{media_id}: {exc}")
         else:
             print(f"deleted {media_id}")
     return 1 if failed else 0
@@ -131,17 +160,21 @@ COMMANDS = {"upload": _upload, "status": _status, "list": _list, "delete": _dele
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _checked_url(parser, args.url)
     client = Client(args.url, args.api_key)
     # Through a pipe no width is known: rows are not wrapped, so each stays one line for grep.
     console = Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)
     try:
+        if args.command != "upload":  # upload asks /health for its sizes anyway
+            client.health()  # a server that is not there is said so in seconds, not after retries
         return COMMANDS[args.command](args, client, console)
     except ApiError as exc:
-        print(f"thumbnailify: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 1
     except KeyboardInterrupt:
-        print("thumbnailify: interrupted", file=sys.stderr)
+        _error("interrupted")
         sys.stdout.flush()
         # Upload threads may be waiting on the server for minutes; an interrupted run ends now
         # (the server drops an upload cut off half-way).

@@ -19,6 +19,7 @@ import sseclient
 from thumbnailify.client import calls, media
 
 CONNECT_TIMEOUT = 10.0
+CHECK_TIMEOUT = 3.0  # the first call of a command: a server that does not answer by then is not there
 READ_TIMEOUT = 60.0
 # An event stream sends a keep-alive comment every 15 s: twice that in silence means it is gone.
 EVENTS_READ_TIMEOUT = 30.0
@@ -64,6 +65,20 @@ class ProgressReader:
         if self._progress is not None:
             self._progress(self._file.tell(), self._size)
         return chunk
+
+
+def unreachable(url: str, exc: requests.RequestException) -> str:
+    """Why the server could not be reached, and what to do about it, in a person's words."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ReadTimeout):
+        return f"no answer from {url} — is that the right address, and is the server up?"
+    reason = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"the TLS connection to {url} failed — does the server take https?"
+    if "Name or service not known" in reason or "nodename nor servname" in reason or "getaddrinfo" in reason:
+        return f"cannot find the host of {url} — check the address"
+    if isinstance(exc, requests.exceptions.ConnectionError) and "refused" in reason.lower():
+        return f"connection refused — is the server running at {url}?"
+    return f"cannot reach {url} ({type(exc).__name__}) — is the server running there?"
 
 
 def _message(response: requests.Response) -> str:
@@ -149,7 +164,7 @@ class Client:
                 )
             except requests.RequestException as exc:
                 if not safe or attempt == self.attempts:
-                    raise ApiError(None, f"cannot reach {self.url}: {type(exc).__name__}") from exc
+                    raise ApiError(None, unreachable(self.url, exc)) from exc
                 time.sleep(min(0.5 * 2.0 ** (attempt - 1), MAX_RETRY_AFTER))
                 continue
             wait = _retry_after(response)
@@ -168,17 +183,40 @@ class Client:
         return response
 
     # -- the API ---------------------------------------------------------------------------------
+    def health(self) -> JsonObject:
+        """GET /health once, without retries and within seconds: whether the server is there at all
+        (an ApiError in a person's words if not), and the thumbnail sizes it makes."""
+        call = calls.health()
+        try:
+            response = self._http.request(call.method, self.url + call.target, headers=self.headers,
+                                          timeout=(CHECK_TIMEOUT, CHECK_TIMEOUT))
+        except requests.RequestException as exc:
+            raise ApiError(None, unreachable(self.url, exc)) from exc
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _message(response))
+        try:
+            return _json_object(response)
+        except ValueError as exc:
+            raise ApiError(response.status_code, f"{self.url} is not a Thumbnailify server (its /health is not JSON)") \
+                from exc
+
     def upload(self, source: Path | bytes, media_type: str | None = None, *, binary: bool = True,
-               progress: Progress | None = None) -> JsonObject:
-        """The accepted upload's status body (202); the server's refusal as an ApiError."""
+               progress: Progress | None = None, filename: str | None = None) -> JsonObject:
+        """The accepted upload's status body (202); the server's refusal as an ApiError. A file's
+        name goes with it (`filename`, else the path's)."""
         key = calls.new_idempotency_key()
         if isinstance(source, bytes):
             return _json_object(self._checked(calls.upload(source, media_type or media.UNKNOWN,
-                                                           idempotency_key=key, binary=binary)))
+                                                           idempotency_key=key, binary=binary, filename=filename)))
         with source.open("rb") as file:
             body = ProgressReader(file, source.stat().st_size, progress)
-            call = calls.upload(body, media_type or media.media_type(source), idempotency_key=key, binary=binary)
+            call = calls.upload(body, media_type or media.media_type(source), idempotency_key=key, binary=binary,
+                                filename=filename or source.name)
             return _json_object(self._checked(call))
+
+    def copies(self, sha256: str) -> list[JsonObject]:
+        """Items on the server whose upload had exactly these bytes, newest first."""
+        return list(_json_object(self._checked(calls.listing(100, sha256=sha256)))["items"])
 
     def status(self, media_id: str) -> JsonObject:
         """The status body; an Error status comes back as a body too (its HTTP code is the error's)."""
@@ -239,11 +277,12 @@ class Client:
     def delete(self, media_id: str) -> None:
         self._checked(calls.delete(media_id))
 
-    def items(self, state: str | None = None, page: int = 100) -> Iterator[JsonObject]:
-        """Every media, newest first, a page at a time (following the server's cursor)."""
+    def items(self, state: str | None = None, page: int = 100, filename: str | None = None) -> Iterator[JsonObject]:
+        """Every media, newest first, a page at a time (following the server's cursor); `filename`
+        keeps those whose name contains it."""
         cursor = None
         while True:
-            body = _json_object(self._checked(calls.listing(page, cursor, state)))
+            body = _json_object(self._checked(calls.listing(page, cursor, state, filename=filename)))
             yield from body["items"]
             cursor = body.get("next")
             if not cursor:

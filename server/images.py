@@ -6,6 +6,8 @@ import base64
 import binascii
 import json
 import math
+import re
+from collections.abc import Callable, Mapping
 
 from aiohttp import hdrs, web
 from aiohttp.helpers import ETAG_ANY
@@ -13,6 +15,7 @@ from aiohttp.helpers import ETAG_ANY
 from thumbnailify import media, state
 from thumbnailify.media import is_media_id
 from thumbnailify.record import MediaRecord, State
+from thumbnailify.server.backends import Page
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.http.middleware import LOG_EXTRA
 from thumbnailify.server.resources import Resources, resources
@@ -110,6 +113,37 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
     return float(score), media_id
 
 
+SCAN_BATCH = 500  # records read at a time when a filter the store has no index for is given
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _record_filter(query: Mapping[str, str]) -> Callable[[MediaRecord], bool] | None:
+    """What `?filename=` (part of the name, any case) and `?sha256=` (exact) keep, if given."""
+    digest = query.get("sha256")
+    if digest is not None and not SHA256_HEX.fullmatch(digest.lower()):
+        raise ApiError(400, "sha256 must be 64 hexadecimal digits")
+    name = query.get("filename", "").casefold()
+    if digest is None and not name:
+        return None
+    wanted = digest.lower() if digest is not None else None
+    return lambda record: ((wanted is None or record.sha256 == wanted)
+                           and name in (record.filename or "").casefold())
+
+
+async def _matching(res: Resources, limit: int, after: tuple[float, str] | None, wanted: State | None,
+                    keep: Callable[[MediaRecord], bool]) -> Page:
+    """Up to `limit` rows that `keep` accepts, newest first, reading the store a batch at a time:
+    neither backend indexes names, so a search walks the list (fine for a person's library)."""
+    rows: Page = []
+    while len(rows) < limit:
+        batch = await res.store.page(SCAN_BATCH, after, wanted)
+        rows += [row for row in batch if keep(row[2])]
+        if len(batch) < SCAN_BATCH:
+            break
+        after = (batch[-1][1], batch[-1][0])
+    return rows[:limit]
+
+
 async def list_images(request: web.Request) -> web.Response:
     res = resources(request)
     query = request.query
@@ -123,7 +157,12 @@ async def list_images(request: web.Request) -> web.Response:
     if wanted is not None and wanted not in tuple(State):
         raise ApiError(400, "state must be one of " + ", ".join(State))
     after = _decode_cursor(query["cursor"]) if query.get("cursor") else None
-    rows = await res.store.page(limit + 1, after, None if wanted is None else State(wanted))
+    in_state = None if wanted is None else State(wanted)
+    keep = _record_filter(query)
+    if keep is None:
+        rows = await res.store.page(limit + 1, after, in_state)
+    else:
+        rows = await _matching(res, limit + 1, after, in_state, keep)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [state.status_body(media_id, record) for media_id, _, record in rows]

@@ -23,7 +23,10 @@ OPENAPI = web.AppKey("openapi", bytes)
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Up; and the thumbnail sizes this server makes (names are not secret), so a client can
+    check a size before uploading and the page can pick its largest for the viewer."""
+    boxes = resources(request).settings.thumbnail.boxes()
+    return web.json_response({"status": "ok", "sizes": {box.name: [box.width, box.height] for box in boxes}})
 
 
 async def ready(request: web.Request) -> web.Response:

@@ -98,6 +98,8 @@ class MediaRecord:
     created_at: datetime
     updated_at: datetime
     sha256: str | None = None  # of the upload; records made before it was kept have none
+    filename: str | None = None  # as the client named the file, if it did
+    size: int | None = None  # the upload's bytes; records made before it was kept have none
     callback: CallbackProgress | None = None
     thumbnail_type: str | None = None  # the thumbnails' media type, once Completed
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> width, height; first = default
@@ -121,6 +123,8 @@ class MediaRecord:
             created_at=_moment("created_at", _required(stored, "created_at")),
             updated_at=_moment("updated_at", _required(stored, "updated_at")),
             sha256=stored.get("sha256") or None,
+            filename=stored.get("filename") or None,
+            size=_integer("bytes", stored["bytes"]) if stored.get("bytes") else None,
             callback=None if not callback_url else CallbackProgress(
                 url=callback_url,
                 state=_enum(Callback, "callback_state", stored.get("callback_state") or Callback.PENDING),
@@ -151,6 +155,10 @@ class MediaRecord:
         }
         if self.sha256:
             fields["sha256"] = self.sha256
+        if self.filename:
+            fields["filename"] = self.filename
+        if self.size is not None:
+            fields["bytes"] = str(self.size)
         if self.callback:
             last = self.callback.last_status
             fields |= {"callback_url": self.callback.url, "callback_state": self.callback.state,

@@ -32,12 +32,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str | None = None) -> MediaRecord:
-    """The record the server writes before publishing the job."""
+def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str | None = None, *,
+             filename: str | None = None, size: int | None = None) -> MediaRecord:
+    """The record the server writes before publishing the job; `filename` as the client named the
+    file (if it did), `size` the upload's bytes."""
     callback = CallbackProgress(callback_url, Callback.PENDING, 0, None) if callback_url else None
     return MediaRecord(media_type=media_type, state=State.PROCESSING, service=Service.WEBSERVER,
                        message="Accepted; waiting for a worker", code=202, created_at=moment, updated_at=moment,
-                       sha256=sha256, callback=callback)
+                       sha256=sha256, filename=filename or None, size=size, callback=callback)
 
 
 # Each change below is the fields it writes (see thumbnailify.record). Every one but
@@ -182,6 +184,10 @@ def status_body(media_id: str, record: MediaRecord) -> dict[str, object]:
     }
     if record.sha256:
         body["sha256"] = record.sha256
+    if record.filename:
+        body["filename"] = record.filename
+    if record.size is not None:
+        body["bytes"] = record.size
     if record.state == State.COMPLETED:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
         body["sizes"] = {name: [width, height] for name, (width, height) in record.sizes.items()}

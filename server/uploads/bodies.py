@@ -17,6 +17,8 @@ from typing import TypeVar
 import pybase64
 from aiohttp import StreamReader
 
+from thumbnailify import media
+
 T = TypeVar("T")
 
 # Line breaks (as `base64` CLI output has) and stray blanks are tolerated, nothing else.
@@ -64,7 +66,7 @@ async def raw_chunks(stream: StreamReader, limits: ReadLimits) -> AsyncGenerator
             return
         received += len(chunk)
         if received > limits.max_bytes:
-            raise BodyTooLarge(f"the body is larger than {limits.max_bytes} bytes")
+            raise BodyTooLarge(f"the upload is too large: its body is over {media.size_text(limits.max_bytes)}")
         yield chunk
 
 

@@ -44,17 +44,30 @@ def declared_type(header: str | None, filename: str | None = None) -> media.Medi
         raise ApiError(400, f"{where}missing Content-Type; send one of " + ", ".join(media.ACCEPTED))
     declared = media.parse_content_type(header)
     if declared is None:
-        raise ApiError(415, f"{where}unsupported Content-Type {header!r}; use one of " + ", ".join(media.ACCEPTED))
+        raise ApiError(415, f"{where}{header.split(';', 1)[0].strip()!r} isn't a photo or video this service takes; "
+                            "send one of " + ", ".join(media.ACCEPTED))
     return declared
 
 
 def _check_length(request: web.Request, limit: int) -> None:
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"the body is larger than {limit} bytes")
+        raise ApiError(413, f"the upload is too large: its body is over {media.size_text(limit)}")
+
+
+MAX_FILENAME = 255
+
+
+def checked_filename(name: str | None) -> str | None:
+    """A file's name as the client gave it, kept to show people; control characters are refused."""
+    if name is None:
+        return None
+    if not 1 <= len(name) <= MAX_FILENAME or not name.isprintable():
+        raise ApiError(400, f"filename must be 1 to {MAX_FILENAME} printable characters")
+    return name
 
 
 class UploadForm:
-    """One file in the body, base64 or raw; callback_url, if any, in the query."""
+    """One file in the body, base64 or raw; callback_url and filename, if any, in the query."""
 
     many = False
 
@@ -63,6 +76,7 @@ class UploadForm:
         self.conf = conf
         self.encoding = encoding
         self.callback_url: str | None = request.query.get("callback_url")
+        self.filename = checked_filename(request.query.get("filename"))
         self.wire_limit = base64_wire_bytes(conf.max_upload_bytes) if encoding == "base64" else conf.max_upload_bytes
 
     def check_headers(self) -> None:
@@ -71,7 +85,7 @@ class UploadForm:
 
     async def files(self, limits: ReadLimits) -> AsyncIterator[IncomingFile]:
         reader = base64_chunks if self.encoding == "base64" else raw_chunks
-        yield IncomingFile(self.declared, None, reader(self.request.content, limits))
+        yield IncomingFile(self.declared, self.filename, reader(self.request.content, limits))
 
 
 class MultipartForm(UploadForm):

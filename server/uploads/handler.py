@@ -75,7 +75,7 @@ async def _receive(form: UploadForm, res: Resources, limits: ReadLimits, replay:
             async for incoming in form.files(limits):
                 media_id = new_media_id()
                 sink: Sink = Discard() if replay else res.files.upload(media_id)
-                with _client_faults(incoming.filename):
+                with _client_faults(incoming.filename if form.many else None):  # names one file of several
                     intake = Intake(sink, incoming.declared, res.settings.limits.max_upload_bytes)
                     received = await take_in(incoming.chunks, intake)
                 kept.append(Kept(media_id, incoming.declared, incoming.filename, received, sink))
@@ -89,7 +89,8 @@ async def _receive(form: UploadForm, res: Resources, limits: ReadLimits, replay:
 async def _persist(res: Resources, kept: list[Kept], callback_url: str | None) -> list[MediaRecord]:
     """A record per file, then a job per file; on any failure no record stays."""
     moment = state.now()
-    records = [state.accepted(item.declared.name, moment, item.received.sha256, callback_url) for item in kept]
+    records = [state.accepted(item.declared.name, moment, item.received.sha256, callback_url,
+                              filename=item.filename, size=item.received.size) for item in kept]
     created: list[str] = []
     try:
         for index, (item, record) in enumerate(zip(kept, records, strict=True)):

@@ -58,7 +58,7 @@ class Intake:
     async def feed(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.max_bytes:
-            raise ApiError(413, f"the media is larger than {self.max_bytes} bytes")
+            raise ApiError(413, f"the file is too large: the limit is {media.size_text(self.max_bytes)}")
         if len(self.head) < media.SNIFF_BYTES:
             self.head += data[: media.SNIFF_BYTES - len(self.head)]
             if len(self.head) == media.SNIFF_BYTES:

@@ -216,12 +216,12 @@ async def test_too_large_upload_is_refused_early(api: Api) -> None:
     body = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(limit))
     response = await api.post(body, "image/png", raw=True)
     assert response.status_code == 413
-    assert "larger than" in response.json()["message"]
+    assert "too large" in response.json()["message"]
     assert api.stored("raw") == []
 
 
 async def test_operations_endpoints(api: Api) -> None:
-    assert (await api.get("/health")).json() == {"status": "ok"}
+    assert (await api.get("/health")).json() == {"status": "ok", "sizes": {"default": [100, 100]}}
     ready = await api.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["backends"] == ["sqlite", "sqlite", "files"]

@@ -231,12 +231,12 @@ def test_too_large_upload_is_refused_early(service: Service) -> None:
     body = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(limit))
     response = service.post(body, "image/png", raw=True)
     assert response.status_code == 413
-    assert "larger than" in response.json()["message"]
+    assert "too large" in response.json()["message"]
     assert service.stored("raw") == []
 
 
 def test_operations_endpoints(service: Service) -> None:
-    assert service.get("/health").json() == {"status": "ok"}
+    assert service.get("/health").json() == {"status": "ok", "sizes": {"default": [100, 100]}}
     ready = service.get("/ready")
     assert ready.status_code == 200
     expected = {"distributed": ["redis", "rabbitmq", "files"], S3_MODE: ["redis", "rabbitmq", "s3"]}[service.mode]

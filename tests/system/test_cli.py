@@ -3,17 +3,22 @@ pseudo-terminal: a folder tree of good and bad files, the thumbnails written, th
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import pty
 import re
 import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyte
 import pytest
 from PIL import Image
 
@@ -62,12 +67,17 @@ def run(service: Service, *args: str, **extra: str) -> subprocess.CompletedProce
                           env=environment(service, **extra))
 
 
-def run_in_terminal(service: Service, *args: str) -> tuple[int, bytes]:
-    """Exit status and everything written to the terminal, the CLI's stdout and stderr a pty."""
+def run_in_terminal(service: Service, *args: str, columns: int = 110, rows: int = 40,
+                    cwd: Path | None = None) -> tuple[int, bytes]:
+    """Exit status and everything written to the terminal, the CLI's stdout and stderr a pty of
+    that many columns and rows (as a terminal window's size is told: the pty's own, no COLUMNS)."""
     controller, terminal = pty.openpty()
-    env = environment(service, TERM="xterm-256color", COLUMNS="110", LINES="40", LC_ALL="C.UTF-8")
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    env = environment(service, TERM="xterm-256color", LC_ALL="C.UTF-8")
+    env.pop("COLUMNS", None)
+    env.pop("LINES", None)
     process = subprocess.Popen([str(CLI), *args], stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True,
-                               env=env)
+                               env=env, cwd=cwd)
     os.close(terminal)
     output = b""
     while True:
@@ -82,6 +92,29 @@ def run_in_terminal(service: Service, *args: str) -> tuple[int, bytes]:
         output += chunk
     os.close(controller)
     return process.wait(timeout=30), output
+
+
+def screen_lines(output: bytes, columns: int, rows: int = 40) -> list[str]:
+    """What a person scrolling back through the terminal sees: the output played through a
+    terminal emulator (pyte), scrollback and screen, each row as it was left."""
+    screen = pyte.HistoryScreen(columns, rows, history=10_000, ratio=0.5)
+    screen.set_mode(pyte.modes.LNM)  # the pty turns "\n" into "\r\n"; pyte sees the bytes as written
+    pyte.ByteStream(screen).feed(output)
+    history = ["".join(char.data for char in row.values()) for row in screen.history.top]
+    return [row.rstrip() for row in history + list(screen.display)]
+
+
+def many_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """`count` small photos, each of its own colour and size (no two have the same bytes, nor two
+    sets of another seed)."""
+    paths = []
+    for index in range(count):
+        path = folder / ("more" if index % 4 == 0 else "") / f"IMG_{index:04d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        colour = (index * 11 % 256, seed % 256, 220 - index * 7)
+        Image.new("RGB", (160 + index, 120 + index), colour).save(path, quality=90)
+        paths.append(path)
+    return paths
 
 
 def expected_refusal(service: Service) -> str:
@@ -180,3 +213,91 @@ def test_thumbnail_files_are_named_by_their_type(service: Service, tmp_path: Pat
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(path.name for path in out.iterdir()) == ["cat-2.png", "cat.png"]
     assert Image.open(io.BytesIO((out / "cat.png").read_bytes())).format == "PNG"
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_every_result_line_stays_once_on_a_terminal(service: Service, tmp_path: Path, columns: int) -> None:
+    """20 files and a text file named on the command line, 4 at once: each file's line is in the
+    scrollback exactly once, no progress bar is left behind, no line is wider than the terminal."""
+    photos = many_photos(tmp_path / "shots", 20, seed=columns)
+    (tmp_path / "shots" / "notes.txt").write_text("a text file")
+    status, output = run_in_terminal(service, "upload", "shots", "shots/notes.txt", "--jobs", "4",
+                                     columns=columns, cwd=tmp_path)
+    lines = screen_lines(output, columns)
+    print("\n".join(lines))
+    assert status == 1
+    for photo in photos:
+        relative = str(photo.relative_to(tmp_path))
+        assert [line for line in lines if line.startswith("✓ ")].count(f"✓ {relative}") == 1, relative
+    refusal = [line for line in lines if line.startswith("✗ shots/notes.txt: not sent")]
+    assert len(refusal) == 1
+    assert not [line for line in lines if "━" in line or "processing" in line or "starting" in line]
+    summary = lines[lines.index("21 files: 20 completed, 1 failed") + 1:]
+    assert summary[:2] == ["Failed:", summary[1]] and summary[1].startswith("  shots/notes.txt: not sent")
+    assert len(summary[1]) <= columns and all(line == "" for line in summary[2:])
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_list_on_a_terminal_shows_whole_ids_and_file_names(service: Service, tmp_path: Path, columns: int) -> None:
+    photo = tmp_path / f"holiday-{columns}.png"
+    Image.new("RGB", (50, 40), (columns, 10, 10)).save(photo)
+    assert run(service, "upload", str(photo)).returncode == 0
+    media_id = next(item["media_id"] for item in service.get("/images").json()["items"]
+                    if item.get("filename") == photo.name)
+    status, output = run_in_terminal(service, "list", "--name", f"holiday-{columns}", columns=columns)
+    lines = screen_lines(output, columns)
+    print("\n".join(lines))
+    assert status == 0
+    row = next(line for line in lines if media_id in line)
+    assert row.split()[:2] == [media_id, "Completed"] and row.endswith(photo.name)
+    assert all(len(line) <= columns for line in lines)
+
+
+def test_clear_errors_before_anything_is_sent(service: Service, tmp_path: Path) -> None:
+    before = len(service.get("/images", params={"limit": 1000}).json()["items"])
+    text = tmp_path / "readme.txt"
+    text.write_text("words")
+    refused = run(service, "upload", str(text))
+    assert refused.returncode == 1
+    assert refused.stdout.startswith(f"Failed    {text}: not sent: a .txt file isn't a photo or video")
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (30, 20), (1, 2, 3)).save(photo)
+    wrong_size = run(service, "upload", str(photo), "--size", "huge")
+    assert wrong_size.returncode == 2
+    assert wrong_size.stderr == "thumbnailify: this server makes no size 'huge'; it makes default (nothing was sent)\n"
+    assert len(service.get("/images", params={"limit": 1000}).json()["items"]) == before
+
+    no_scheme = run(service, "list", "--url", service.url.removeprefix("http://"))
+    assert no_scheme.returncode == 2
+    assert f"the URL needs http:// (or https://): try --url {service.url}" in no_scheme.stderr
+
+    started = time.monotonic()
+    nobody = run(service, "list", THUMBNAILIFY_URL="http://127.0.0.1:9")
+    assert time.monotonic() - started < 5
+    assert (nobody.returncode, nobody.stderr) == (
+        1, "thumbnailify: connection refused — is the server running at http://127.0.0.1:9?\n")
+
+    # --url and --api-key before the command as well as after it
+    listed = run(service, "--url", service.url, "--api-key", KEY, "list", "--limit", "1", THUMBNAILIFY_URL="",
+                 THUMBNAILIFY_API_KEY="")
+    assert listed.returncode == 0 and listed.stdout.count("\t") >= 5
+
+
+def test_a_second_upload_of_a_folder_sends_nothing_again(service: Service, tmp_path: Path) -> None:
+    photos = many_photos(tmp_path / "album", 5, seed=1)
+    first = run(service, "upload", str(tmp_path / "album"), "--out", str(tmp_path / "one"))
+    assert first.returncode == 0, first.stdout + first.stderr
+    count = len(service.get("/images", params={"limit": 1000}).json()["items"])
+    second = run(service, "upload", str(tmp_path / "album"), "--out", str(tmp_path / "two"))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert len(service.get("/images", params={"limit": 1000}).json()["items"]) == count
+    lines = second.stdout.splitlines()
+    assert [line.endswith(": already on the server: not sent again") for line in lines[:5]] == [True] * 5
+    assert lines[-1] == "5 files: 5 completed, 0 failed; 5 already on the server, not sent again"
+    for photo in photos:  # the thumbnails are written all the same
+        name = photo.relative_to(tmp_path / "album")
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    forced = run(service, "upload", str(photos[0]), "--no-skip-existing")
+    assert forced.returncode == 0
+    assert len(service.get("/images", params={"limit": 1000}).json()["items"]) == count + 1

@@ -10,10 +10,12 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from PIL import Image
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
@@ -25,6 +27,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from tests import videos
 from tests.conftest import PHOTOS
 from tests.harness import ROOT, Service
 from thumbnailify.server.page import CONTENT_SECURITY_POLICY, Site
@@ -39,6 +42,7 @@ WAIT = 30  # seconds for anything the page should show; far above what it takes
 GOOD = ("astronaut.jpg", "camera.png", "coffee.jpg")
 NOT_AN_IMAGE = b"these are words, not a JPEG\n"
 PAGE_SIZE = 24  # items the page lists at a time (app.js)
+SIZES = "default=100x100,large=800x800"  # as `make run` has them: a size for tiles and the larger view
 
 
 @pytest.fixture(scope="module")
@@ -142,15 +146,38 @@ def assert_page_files_served_and_cached(service: Service) -> None:
     assert (missing.status_code, missing.json()) == (404, {"message": "no such file"})
 
 
+def shown_ids(driver: WebDriver) -> list[str]:
+    """The items a person sees, in order (an item waiting for its undo to run out is hidden)."""
+    return [e.get_attribute("data-media-id") for e in media_items(driver) if e.is_displayed()]
+
+
+def role(element: WebElement, name: str) -> WebElement:
+    return element.find_element(By.CSS_SELECTOR, f'[data-role="{name}"]')
+
+
+def count(driver: WebDriver) -> int:
+    return int(driver.find_element(By.ID, "count").get_attribute("data-count") or -1)
+
+
+def assert_tiles_square_and_filled(driver: WebDriver, media_ids: list[str]) -> None:
+    for media_id in media_ids:
+        frame = item(driver, media_id).find_element(By.CSS_SELECTOR, ".frame")
+        image = frame.find_element(By.CSS_SELECTOR, 'img[data-role="thumbnail"]')
+        assert abs(frame.size["width"] - frame.size["height"]) <= 1, frame.size
+        assert image.value_of_css_property("object-fit") == "cover"
+        assert image.size == frame.size  # the whole tile, no frame around a small picture
+
+
 def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDriver, tmp_path: Path, capsys) -> None:
     files = tmp_path / "files"
     files.mkdir()
-    for name in GOOD:
+    for name in (*GOOD, "chelsea.png", "rocket_portrait.jpg"):
         shutil.copy(PHOTOS / name, files / name)
     (files / "broken.jpg").write_bytes(NOT_AN_IMAGE)
     (files / "cut.jpg").write_bytes((PHOTOS / "coffee.jpg").read_bytes()[:3000])  # a JPEG that ends early
+    (files / "clip.mp4").write_bytes(videos.mp4([videos.flat((40, 160, 90))] * 3))
 
-    with Service("embedded", tmp_path / "service", workers=1) as service:
+    with Service("embedded", tmp_path / "service", workers=1, THUMBNAILIFY_THUMBNAIL_SIZES=SIZES) as service:
         page = service.get("/")
         assert page.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
         refusal = service.post(NOT_AN_IMAGE, "image/jpeg", raw=True, params={"encoding": "binary"})
@@ -159,12 +186,12 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
         browser.get(service.url + "/")
         wait_for(browser, "a live event stream", live)
         wait_for(browser, "the empty gallery", lambda d: d.find_element(By.ID, "empty").is_displayed())
-        choose(browser, [files / name for name in (*GOOD, "broken.jpg", "cut.jpg")])
+        choose(browser, [files / name for name in (*GOOD, "broken.jpg", "cut.jpg", "clip.mp4")])
 
-        # Each photo: its own card, then Completed with the server's thumbnail.
+        # Each photo: its own tile, then Completed with the server's thumbnail, the size that fills it.
         def completed(d: WebDriver) -> dict[str, str] | None:
             done = {}
-            for name in GOOD:
+            for name in (*GOOD, "clip.mp4"):
                 element = card(d, name)
                 if element.get_attribute("data-state") != "Completed" or not thumbnail_shown(element):
                     return None
@@ -172,69 +199,156 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
             return done
         uploaded = wait_for(browser, "every photo Completed with its thumbnail", completed)
         for name, media_id in uploaded.items():
-            data, _ = service.thumbnail(media_id)
-            assert thumbnail_shown(card(browser, name)) == Image.open(io.BytesIO(data)).size, name
+            tile = card(browser, name)
+            data = service.get(f"/images/{media_id}/thumbnail", params={"encoding": "binary", "size": "large"}).content
+            assert thumbnail_shown(tile) == Image.open(io.BytesIO(data)).size, name
+            assert role(tile, "thumbnail").get_attribute("data-size") == "large"
+            assert tile.find_element(By.CSS_SELECTOR, ".name").text == name  # the server keeps the name
+        assert_tiles_square_and_filled(browser, list(uploaded.values()))
+        # A JPEG on no checkerboard; the video with its play badge, the photos without.
+        jpeg_frame = item(browser, uploaded["coffee.jpg"]).find_element(By.CSS_SELECTOR, ".frame")
+        assert jpeg_frame.value_of_css_property("background-image") == "none"
+        assert role(item(browser, uploaded["clip.mp4"]), "video-badge").is_displayed()
+        assert not item(browser, uploaded["coffee.jpg"]).find_elements(By.CSS_SELECTOR, '[data-role="video-badge"]')
+        # Human words: the kind and size of the file, no server internals on the tile.
+        coffee = item(browser, uploaded["coffee.jpg"])
+        size_kb = round((files / "coffee.jpg").stat().st_size / 1024)
+        assert role(coffee, "facts").text.startswith(f"JPEG · {size_kb} KB · ")
+        assert role(coffee, "state").text == "Ready" and role(coffee, "message").text == ""
 
         # The refused file shows the server's own message; the broken JPEG its Error.
         broken = wait_for(browser, "broken.jpg refused", lambda d: card(d, "broken.jpg").get_attribute(
             "data-state") == "Refused" and card(d, "broken.jpg"))
-        assert broken.find_element(By.CSS_SELECTOR, '[data-role="message"]').text == refusal.json()["message"]
+        assert role(broken, "message").text == refusal.json()["message"]
         assert broken.get_attribute("data-media-id") is None
+        assert not broken.find_elements(By.CSS_SELECTOR, '[data-role="retry"]')  # sending again changes nothing
         cut = wait_for(browser, "cut.jpg in Error", lambda d: card(d, "cut.jpg").get_attribute(
             "data-state") == "Error" and card(d, "cut.jpg"))
         cut_id = cut.get_attribute("data-media-id")
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(SCREENSHOT))  # every state at once: Completed, Error, Refused
-        assert cut.find_element(By.CSS_SELECTOR, '[data-role="message"]').text == service.wait(cut_id)["message"]
+        assert role(cut, "message").text == service.wait(cut_id)["message"]
         assert sorted(api_ids(service)) == sorted([*uploaded.values(), cut_id])
+        # The server's order already, not the order the files were chosen or answered in.
+        wait_for(browser, "the server's order", lambda d: shown_ids(d) == api_ids(service))
+        assert count(browser) == 5 and browser.find_element(By.ID, "count").text == "5 items"
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOT))  # every kind of tile at once (docs/page.png is this one)
 
-        # One click deletes: gone from the page and from the server.
-        gone = uploaded["camera.png"]
-        item(browser, gone).find_element(By.CSS_SELECTOR, '[data-role="delete"]').click()
+        # A send that found no server: "Not sent" with Retry, which works once the server is back.
+        service.stop()
+        wait_for(browser, "the page noticing the server gone", lambda d: not live(d))
+        choose(browser, [files / "chelsea.png"])
+        lost = wait_for(browser, "chelsea.png Failed", lambda d: card(d, "chelsea.png").get_attribute(
+            "data-state") == "Failed" and card(d, "chelsea.png"))
+        assert role(lost, "message").text == "The server could not be reached."
+        assert role(lost, "state").text == "Not sent"
+        service.start()
+        wait_for(browser, "the page reconnected", live)
+        role(lost, "retry").click()
+        wait_for(browser, "chelsea.png Completed after Retry", lambda d: card(d, "chelsea.png").get_attribute(
+            "data-state") == "Completed" and thumbnail_shown(card(d, "chelsea.png")))
+        uploaded["chelsea.png"] = card(browser, "chelsea.png").get_attribute("data-media-id")
+
+        # Delete: hidden at once, back with Undo, gone from the server only once the undo ran out.
+        kept = uploaded["camera.png"]
+        role(item(browser, kept), "delete").click()
+        wait_for(browser, "the item hidden", lambda d: kept not in shown_ids(d))
+        assert count(browser) == 5
+        browser.find_element(By.ID, "toast-undo").click()
+        wait_for(browser, "the item back", lambda d: kept in shown_ids(d))
+        time.sleep(7)  # longer than the undo lasts
+        assert service.get(f"/images/{kept}").status_code == 200
+        assert count(browser) == 6
+        gone = uploaded.pop("camera.png")
+        role(item(browser, gone), "delete").click()
         wait_for(browser, "the deleted item gone", lambda d: not d.find_elements(
             By.CSS_SELECTOR, f'[data-media-id="{gone}"]'))
         assert service.get(f"/images/{gone}").status_code == 404
 
-        # A server restart: the page reconnects by itself and shows what happens next, live.
-        service.stop()
-        wait_for(browser, "the page noticing the restart", lambda d: not live(d))
-        service.start()
-        wait_for(browser, "the page reconnected", live)
+        # Several at once: select, "Delete 2 selected", gone from page and server.
+        several = [uploaded.pop("astronaut.jpg"), cut_id]
+        for media_id in several:
+            role(item(browser, media_id), "select").click()
+        delete_selected = browser.find_element(By.ID, "delete-selected")
+        assert delete_selected.text == "Delete 2 selected"
+        delete_selected.click()
+        wait_for(browser, "the selected items gone", lambda d: not any(
+            d.find_elements(By.CSS_SELECTOR, f'[data-media-id="{media_id}"]') for media_id in several))
+        assert [service.get(f"/images/{media_id}").status_code for media_id in several] == [404, 404]
+        wait_for(browser, "the count", lambda d: count(d) == 3)
+
+        # An upload made elsewhere shows up live, on top.
         later = service.upload((PHOTOS / "rocket_portrait.jpg").read_bytes(), "image/jpeg")
         wait_for(browser, "an upload made elsewhere, live", lambda d: item(d, later).get_attribute(
             "data-state") == "Completed" and thumbnail_shown(item(d, later)))
-        assert media_items(browser)[0].get_attribute("data-media-id") == later
+        assert shown_ids(browser)[0] == later
+        assert item(browser, later).find_element(By.CSS_SELECTOR, ".name").text == "JPEG photo"  # curl named none
 
-        # Reload: the server's order (newest first), names kept for the tab, the deleted one absent.
+        # Reload: the server's order (newest first), the names, the deleted ones absent.
         browser.refresh()
         wait_for(browser, "the gallery after a reload", lambda d: len(media_items(d)) == 4)
-        shown = [element.get_attribute("data-media-id") for element in media_items(browser)]
-        assert shown == api_ids(service)
-        assert gone not in shown
-        assert item(browser, uploaded["astronaut.jpg"]).find_element(By.CSS_SELECTOR, ".name").text == "astronaut.jpg"
+        assert shown_ids(browser) == api_ids(service)
+        assert item(browser, uploaded["coffee.jpg"]).find_element(By.CSS_SELECTOR, ".name").text == "coffee.jpg"
         wait_for(browser, "thumbnails after the reload",
-                 lambda d: all(thumbnail_shown(item(d, media_id)) for media_id in (*uploaded.values(), later)
-                               if media_id != gone))
+                 lambda d: all(thumbnail_shown(item(d, media_id)) for media_id in (*uploaded.values(), later)))
 
-        browser.set_window_size(390, 844)  # a phone
+        browser.set_window_size(390, 844)  # a phone: two tiles a row, nothing wider than the screen
+        tiles = [e for e in media_items(browser) if e.is_displayed()]
+        assert tiles[0].location["y"] == tiles[1].location["y"] != tiles[2].location["y"]
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+        assert_tiles_square_and_filled(browser, list(uploaded.values()))
         browser.save_screenshot(str(PHONE_SCREENSHOT))
         browser.set_window_size(1280, 1000)
         with capsys.disabled():
             print(f"\npage screenshots: {SCREENSHOT} {PHONE_SCREENSHOT}")
 
-        # The state filter lists only what is in that state.
-        Select(browser.find_element(By.ID, "state-filter")).select_by_value("Error")
-        wait_for(browser, "only the Error item", lambda d: [e.get_attribute("data-media-id") for e in media_items(d)]
-                 == [cut_id])
-        Select(browser.find_element(By.ID, "state-filter")).select_by_value("")
-        wait_for(browser, "everything again", lambda d: len(media_items(d)) == 4)
+        # Find by name: the server's search, any case.
+        search = browser.find_element(By.ID, "name-filter")
+        search.send_keys("COFF")
+        wait_for(browser, "only coffee.jpg", lambda d: shown_ids(d) == [uploaded["coffee.jpg"]])
+        assert browser.find_element(By.ID, "count").text == "1 item"
+        search.clear()
+        search.send_keys(" ")
+        wait_for(browser, "everything again", lambda d: len(shown_ids(d)) == 4)
 
-        # The thumbnail opens the larger view with the details; Escape closes it.
-        item(browser, uploaded["coffee.jpg"]).find_element(By.CSS_SELECTOR, "button.open").click()
+        # The state filter lists only what is in that state; uploads that were refused stand aside.
+        choose(browser, [files / "broken.jpg"])
+        wait_for(browser, "broken.jpg refused again", lambda d: len(  # this visit's: a reload forgets refusals
+            d.find_elements(By.CSS_SELECTOR, '[data-filename="broken.jpg"][data-state="Refused"]')) == 1)
+        Select(browser.find_element(By.ID, "state-filter")).select_by_value("Processing")
+        wait_for(browser, "nothing in that state", lambda d: shown_ids(d) == [])
+        assert not [e for e in browser.find_elements(By.CSS_SELECTOR, '[data-state="Refused"]') if e.is_displayed()]
+        assert browser.find_element(By.ID, "empty").text == "Nothing matches."
+        Select(browser.find_element(By.ID, "state-filter")).select_by_value("")
+        wait_for(browser, "everything again", lambda d: len(shown_ids(d)) == 4)
+
+        # The tile opens the larger view: the largest size, copy link, download, details folded away.
+        media_id = uploaded["coffee.jpg"]
+        item(browser, media_id).find_element(By.CSS_SELECTOR, "button.open").click()
         viewer = browser.find_element(By.ID, "viewer")
         wait_for(browser, "the viewer", lambda d: viewer.get_attribute("open") is not None)
         assert browser.find_element(By.ID, "viewer-title").text == "coffee.jpg"
-        assert browser.find_element(By.ID, "viewer-image").get_property("naturalWidth") > 0
+        large = service.get(f"/images/{media_id}/thumbnail", params={"encoding": "binary", "size": "large"}).content
+        image = browser.find_element(By.ID, "viewer-image")
+        wait_for(browser, "the large thumbnail", lambda d: image.get_property("naturalWidth") ==
+                 Image.open(io.BytesIO(large)).width)
+        facts = browser.find_element(By.ID, "viewer-facts").text
+        width, height = Image.open(io.BytesIO(large)).size
+        assert f"{width} \N{MULTIPLICATION SIGN} {height}" in facts and f"{size_kb} KB" in facts
+        link = browser.find_element(By.ID, "viewer-link").get_attribute("value")
+        assert link == f"{service.url}/images/{media_id}/thumbnail?encoding=binary&size=large"
+        assert requests.get(link, timeout=10).content == large
+        browser.find_element(By.ID, "viewer-copy").click()
+        wait_for(browser, "the link copied", lambda d: d.find_element(By.ID, "viewer-copy").text in (
+            "Link copied", "Press Ctrl+C to copy"))
+        download = browser.find_element(By.ID, "viewer-download")
+        assert download.get_attribute("download") == "coffee-large.jpg"
+        # The very bytes shown (the page's CSP lets no script read a blob: URL back to compare them).
+        assert download.get_attribute("href").startswith("blob:")
+        assert download.get_attribute("href") == image.get_attribute("src")
+        details = browser.find_element(By.ID, "viewer-details")
+        assert not details.is_displayed()  # the internals only when asked for
+        browser.find_element(By.CSS_SELECTOR, ".viewer details summary").click()
+        assert service.get(f"/images/{media_id}").json()["sha256"] in details.text
         ActionChains(browser).send_keys(Keys.ESCAPE).perform()
         wait_for(browser, "the viewer closed", lambda d: viewer.get_attribute("open") is None)
         assert page_errors(browser) == []

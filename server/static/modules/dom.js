@@ -5,10 +5,13 @@ const $ = (selector) => document.querySelector(selector);
 export const ui = {
   connection: $("#connection"), notice: $("#notice"), forgetKey: $("#forget-key"),
   keyForm: $("#key-form"), keyInput: $("#api-key"), keyError: $("#key-error"),
-  dropZone: $("#drop-zone"), files: $("#files"), filter: $("#state-filter"),
+  dropZone: $("#drop-zone"), files: $("#files"), filter: $("#state-filter"), search: $("#name-filter"),
+  count: $("#count"), deleteSelected: $("#delete-selected"), clearSelection: $("#clear-selection"),
   gallery: $("#gallery"), empty: $("#empty"), more: $("#load-more"), announce: $("#announce"),
+  toast: $("#toast"), toastText: $("#toast-text"), toastUndo: $("#toast-undo"),
   viewer: $("#viewer"), viewerTitle: $("#viewer-title"), viewerImage: $("#viewer-image"),
-  viewerDetails: $("#viewer-details"), viewerHistory: $("#viewer-history"),
+  viewerFacts: $("#viewer-facts"), viewerDetails: $("#viewer-details"), viewerHistory: $("#viewer-history"),
+  viewerLink: $("#viewer-link"), viewerCopy: $("#viewer-copy"), viewerDownload: $("#viewer-download"),
 };
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,7 +1,7 @@
 // Live updates: GET /events read with fetch(), so the key can go in a header; reconnects by itself.
 import { api, ApiError, hasKey, messageOf } from "./api.js";
 import { setConnection, sleep, ui } from "./dom.js";
-import { apply, drop, items, loadPage, place, resync, shownState } from "./gallery.js";
+import { apply, drop, items, loadPage, place, resync, shows } from "./gallery.js";
 
 // Keep-alive comments come every 15 s: a stream silent for longer than this is gone.
 const STREAM_SILENCE_MS = 40000;
@@ -40,8 +40,7 @@ function onEvent(type, data) {
   if (type === "deleted") return drop(body.media_id);
   if (type !== "status") return;
   if (items.has(body.media_id)) return apply(body.media_id, body);
-  const filter = shownState();
-  if (!filter || body.state === filter) place(body, "top");
+  if (shows(body)) place(body);
 }
 
 async function readStream(response, generation) {

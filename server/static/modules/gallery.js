@@ -1,35 +1,31 @@
-// The gallery: one card per item, its state and thumbnail, pages of the list, the filter, delete.
+// The gallery: one square tile per item, its state and thumbnail, pages of the list, the state
+// and name filters, selection, and delete with undo.
 import { api, apiOk } from "./api.js";
 import { announce, el, showNotice, ui } from "./dom.js";
+import { offerUndo } from "./undo.js";
 import { openViewer } from "./viewer.js";
+import { bytesText, isVideo, kindOf, plural, stateWords, untitled } from "./words.js";
 
-const NAMES_STORE = "thumbnailify.names";
 const PAGE_SIZE = 24;
-const MAX_NAMES = 1000;
+const TILE_PIXELS = 200; // the widest a tile is drawn, in CSS pixels
+const OPAQUE_TYPES = new Set(["image/jpeg"]); // no checkerboard behind these
 
 let filter = "";
+let search = "";
 let nextCursor = null;
 export const items = new Map(); // media_id -> its <li>
 const statuses = new Map(); // media_id -> the newest status body seen
-const thumbnails = new Map(); // media_id -> blob: URL of its thumbnail
-const names = new Map(Object.entries(JSON.parse(sessionStorage.getItem(NAMES_STORE) || "{}")));
+const thumbnails = new Map(); // media_id -> blob: URL of its tile's thumbnail (null while fetched)
+const selected = new Set();
+const deleting = new Set(); // hidden, waiting for their undo to run out
 
-// The state the gallery shows ("" for every state).
-export const shownState = () => filter;
-
-export function rememberName(id, name) {
-  names.set(id, name);
-  while (names.size > MAX_NAMES) names.delete(names.keys().next().value);
-  sessionStorage.setItem(NAMES_STORE, JSON.stringify(Object.fromEntries(names)));
-}
-
-export function typeLabel(mediaType) {
-  return (mediaType || "file").split("/").pop().replace("quicktime", "mov").toUpperCase();
-}
+// What the gallery shows: a state ("" for every state) and part of a file name.
+export const shows = (status) => (!filter || status.state === filter)
+  && (!search || (status.filename || "").toLowerCase().includes(search.toLowerCase()));
 
 function nameOf(id) {
   const status = statuses.get(id);
-  return names.get(id) || `${typeLabel(status && status.media_type)} ${id.slice(0, 8)}`;
+  return (status && status.filename) || untitled(status && status.media_type);
 }
 
 function newer(known, incoming) {
@@ -38,26 +34,34 @@ function newer(known, incoming) {
   return (incoming.updated_at || "") >= (known.updated_at || "") ? incoming : known;
 }
 
-export function card(name, state) {
-  const item = el("li", { className: "item", dataset: { state } }, [
-    el("div", { className: "frame" }, [el("span", { className: "placeholder", "aria-hidden": "true" }, ["…"])]),
+export function card(name, state, mediaType) {
+  const frame = el("div", { className: "frame" }, [el("span", { className: "placeholder", "aria-hidden": "true" },
+    [kindOf(mediaType)])]);
+  if (isVideo(mediaType)) frame.append(videoBadge());
+  return el("li", { className: "item", dataset: { state } }, [
+    frame,
     el("div", { className: "meta" }, [
       el("p", { className: "name", title: name }, [name]),
-      el("p", { className: "when" }),
-      el("p", { className: "state", dataset: { role: "state" } }, [state]),
+      el("p", { className: "facts", dataset: { role: "facts" } }),
+      el("p", { className: "state", dataset: { role: "state" } }, [stateWords(state)]),
       el("p", { className: "message", dataset: { role: "message" } }),
       el("p", { className: "actions" }),
     ]),
   ]);
-  return item;
+}
+
+function videoBadge() {
+  const badge = el("span", { className: "badge", dataset: { role: "video-badge" } }, ["▶"]);
+  badge.setAttribute("aria-label", "Video");
+  return badge;
 }
 
 export function setState(item, state, message) {
   item.dataset.state = state;
-  item.querySelector("[data-role=state]").textContent = state;
+  item.querySelector("[data-role=state]").textContent = stateWords(state);
   const text = item.querySelector("[data-role=message]");
   text.textContent = message || "";
-  text.title = message || ""; // long messages are cut short on the card; the whole one on hover and in the details
+  text.title = message || ""; // long messages are cut short on the tile; the whole one on hover
 }
 
 export function setActions(item, ...buttons) {
@@ -67,39 +71,112 @@ export function setActions(item, ...buttons) {
 function deleteButton(id) {
   const button = el("button", { type: "button", className: "delete", dataset: { role: "delete" } }, ["Delete"]);
   button.setAttribute("aria-label", `Delete ${nameOf(id)}`);
-  button.addEventListener("click", () => remove(id, button));
+  button.addEventListener("click", () => deleteItems([id]));
   return button;
+}
+
+function picker(id) {
+  const box = el("input", { type: "checkbox", dataset: { role: "select" } });
+  box.setAttribute("aria-label", `Select ${nameOf(id)}`);
+  box.addEventListener("change", () => {
+    if (box.checked) selected.add(id);
+    else selected.delete(id);
+    showSelection();
+  });
+  return el("label", { className: "pick" }, [box]);
+}
+
+function showSelection() {
+  for (const id of selected) if (!items.has(id) || deleting.has(id)) selected.delete(id);
+  ui.deleteSelected.hidden = selected.size === 0;
+  ui.clearSelection.hidden = selected.size === 0;
+  ui.deleteSelected.textContent = `Delete ${selected.size} selected`;
+  for (const [id, item] of items) {
+    item.classList.toggle("selected", selected.has(id));
+    item.querySelector("[data-role=select]").checked = selected.has(id);
+  }
+}
+
+export function showCount() {
+  const shown = [...items.keys()].filter((id) => !deleting.has(id)).length;
+  ui.count.dataset.count = String(shown);
+  ui.count.textContent = nextCursor ? `${shown} items shown, more below` : plural(shown, "item");
+  const filtered = Boolean(filter || search); // uploads not yet items stand aside then (app.css)
+  const visible = [...ui.gallery.children].some((child) => !child.hidden && (child.dataset.mediaId || !filtered));
+  ui.empty.hidden = visible;
+  ui.empty.textContent = search || filter ? "Nothing matches." : "Nothing here yet: add a photo above.";
 }
 
 function openDetails(id) {
   const status = statuses.get(id);
-  if (status) openViewer(id, status, nameOf(id), thumbnails.get(id));
+  if (status) openViewer(id, status, nameOf(id));
+}
+
+function facts(status) {
+  const when = status.created_at ? new Date(status.created_at).toLocaleDateString([], { month: "short", day: "numeric" })
+    : ""; // the time, to the second, in the larger view
+  return [kindOf(status.media_type), bytesText(status.bytes), when].filter(Boolean).join(" · ");
 }
 
 export function becomeMedia(item, status) {
   const id = status.media_id;
+  statuses.set(id, newer(statuses.get(id), status));
   item.dataset.mediaId = id;
   items.set(id, item);
   const frame = item.querySelector(".frame");
   if (!frame.querySelector(".open")) {
-    // The thumbnail (or, until there is one, the type) opens the larger view and the details.
+    // The tile (the thumbnail, or the type until there is one) opens the larger view and the details.
     const open = el("button", { type: "button", className: "open", title: "Open the larger view and details" },
-      [el("span", { className: "placeholder" }, [typeLabel(status.media_type)])]);
+      [el("span", { className: "placeholder" }, [kindOf(status.media_type)])]);
     open.setAttribute("aria-label", `Open ${nameOf(id)}`);
     open.addEventListener("click", () => openDetails(id));
-    frame.replaceChildren(open);
+    frame.replaceChildren(open, picker(id));
+    if (isVideo(status.media_type)) frame.append(videoBadge());
   }
-  if (status.created_at) {
-    const when = new Date(status.created_at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
-    item.querySelector(".when").replaceChildren(el("time", { dateTime: status.created_at }, [`Added ${when}`]));
-  }
+  const name = item.querySelector(".name");
+  name.textContent = nameOf(id);
+  name.title = nameOf(id);
+  item.querySelector("[data-role=facts]").textContent = facts(status);
   setActions(item, deleteButton(id));
 }
 
-function itemFor(status) {
-  const item = card(nameOf(status.media_id), status.state);
-  becomeMedia(item, status);
-  return item;
+// Newest first, as the server lists: by creation time, then id; uploads not yet accepted on top.
+function sortKey(item) {
+  const status = statuses.get(item.dataset.mediaId);
+  return `${(status && status.created_at) || ""} ${item.dataset.mediaId}`;
+}
+
+export function position(item) {
+  const key = sortKey(item);
+  for (const other of ui.gallery.children) {
+    if (other === item || !other.dataset.mediaId) continue;
+    if (sortKey(other) < key) return other.before(item);
+  }
+  ui.gallery.append(item);
+}
+
+// Items created within one millisecond are ordered by the server's own clock, which only its
+// list shows: once uploads settle, the first page is read and the tiles follow it.
+let reorderTimer = 0;
+export function reorderSoon() {
+  clearTimeout(reorderTimer);
+  reorderTimer = setTimeout(async () => {
+    try {
+      const body = await (await apiOk(`/images?${listQuery(false)}`)).json();
+      let anchor = null;
+      for (const status of body.items) {
+        place(status);
+        const item = items.get(status.media_id);
+        if (!item) continue;
+        if (anchor) anchor.after(item);
+        else {
+          const first = [...ui.gallery.children].find((child) => child.dataset.mediaId);
+          if (first !== item) first.before(item);
+        }
+        anchor = item;
+      }
+    } catch { /* the order a reload would show is only a nicety */ }
+  }, 300);
 }
 
 export function apply(id, incoming) {
@@ -108,27 +185,43 @@ export function apply(id, incoming) {
   statuses.set(id, status);
   const item = items.get(id);
   if (!item) return;
-  setState(item, status.state, status.message);
-  if (status.state === "Completed" && !thumbnails.has(id)) showThumbnail(id);
+  setState(item, status.state, status.state === "Error" ? status.message : "");
+  item.querySelector("[data-role=facts]").textContent = facts(status);
+  if (status.state === "Completed" && !thumbnails.has(id)) showThumbnail(id, status);
   if (before && before.state !== status.state && status.state !== "Processing") {
-    announce(`${nameOf(id)}: ${status.state}. ${status.message || ""}`);
+    announce(`${nameOf(id)}: ${stateWords(status.state)}. ${status.state === "Error" ? status.message : ""}`);
   }
 }
 
-async function showThumbnail(id) {
+// The size a tile draws: the smallest whose short side fills the tile, else the largest.
+function tileSize(status) {
+  const sizes = Object.entries(status.sizes || {});
+  if (!sizes.length) return null;
+  const need = TILE_PIXELS * (window.devicePixelRatio || 1);
+  const byArea = [...sizes].sort(([, [w1, h1]], [, [w2, h2]]) => w1 * h1 - w2 * h2);
+  const fits = byArea.find(([, [width, height]]) => Math.min(width, height) >= need);
+  return (fits || byArea[byArea.length - 1])[0];
+}
+
+async function showThumbnail(id, status) {
   thumbnails.set(id, null); // claimed: one fetch per item
+  const size = tileSize(status);
   try {
-    const response = await apiOk(`/images/${encodeURIComponent(id)}/thumbnail?encoding=binary`);
-    const url = URL.createObjectURL(await response.blob());
+    const query = new URLSearchParams({ encoding: "binary", ...(size ? { size } : {}) });
+    const response = await apiOk(`/images/${encodeURIComponent(id)}/thumbnail?${query}`);
+    const blob = await response.blob();
+    const url = URL.createObjectURL(blob);
     const item = items.get(id);
     if (!item) return URL.revokeObjectURL(url);
     thumbnails.set(id, url);
-    const image = el("img", { alt: `Thumbnail of ${nameOf(id)}`, src: url, dataset: { role: "thumbnail" } });
-    item.querySelector(".frame .open").replaceChildren(image);
+    const image = el("img", { alt: `Thumbnail of ${nameOf(id)}`, src: url, dataset: { role: "thumbnail", size } });
+    const frame = item.querySelector(".frame");
+    frame.classList.toggle("see-through", !OPAQUE_TYPES.has(blob.type));
+    frame.querySelector(".open").replaceChildren(image);
   } catch (error) {
     thumbnails.delete(id);
     const item = items.get(id);
-    if (item) item.querySelector("[data-role=message]").textContent = `Thumbnail: ${error.message}`;
+    if (item) item.querySelector("[data-role=message]").textContent = `The thumbnail did not load: ${error.message}`;
   }
 }
 
@@ -137,60 +230,96 @@ export function drop(id) {
   if (item) item.remove();
   items.delete(id);
   statuses.delete(id);
+  deleting.delete(id);
+  selected.delete(id);
   const url = thumbnails.get(id);
   if (url) URL.revokeObjectURL(url);
   thumbnails.delete(id);
-  ui.empty.hidden = ui.gallery.children.length > 0;
+  showSelection();
+  showCount();
 }
 
 export function dropAll() {
   for (const id of [...items.keys()]) drop(id);
 }
 
-async function remove(id, button) {
-  button.disabled = true;
-  const name = nameOf(id);
+async function sendDelete(id) {
   try {
-    await apiOk(`/images/${encodeURIComponent(id)}`, { method: "DELETE" });
+    await apiOk(`/images/${encodeURIComponent(id)}`, { method: "DELETE", keepalive: true });
   } catch (error) {
     if (error.status !== 404) {
-      button.disabled = false;
+      deleting.delete(id);
       const item = items.get(id);
-      if (item) item.querySelector("[data-role=message]").textContent = `Not deleted: ${error.message}`;
+      if (item) {
+        item.hidden = false;
+        item.querySelector("[data-role=message]").textContent = `Not deleted: ${error.message}`;
+      }
+      showCount();
       return;
     }
   }
-  const item = items.get(id);
-  const next = item && (item.nextElementSibling || item.previousElementSibling);
   drop(id);
-  announce(`${name} deleted.`);
-  const focusTarget = next && next.querySelector("button");
-  (focusTarget || ui.filter).focus();
 }
 
-export function place(status, where) {
+// Hidden at once; the DELETEs go when the undo runs out.
+function deleteItems(ids) {
+  const chosen = ids.filter((id) => items.has(id) && !deleting.has(id));
+  if (!chosen.length) return;
+  const focusFrom = items.get(chosen[0]);
+  const next = [focusFrom.nextElementSibling, focusFrom.previousElementSibling].find((e) => e && !e.hidden);
+  for (const id of chosen) {
+    deleting.add(id);
+    items.get(id).hidden = true;
+  }
+  showSelection();
+  showCount();
+  const text = chosen.length === 1 ? `Deleted ${nameOf(chosen[0])}.` : `Deleted ${chosen.length} items.`;
+  announce(text);
+  offerUndo(text, {
+    onUndo: () => {
+      for (const id of chosen) {
+        deleting.delete(id);
+        const item = items.get(id);
+        if (item) item.hidden = false;
+      }
+      showCount();
+      announce(chosen.length === 1 ? `${nameOf(chosen[0])} is back.` : `${chosen.length} items are back.`);
+    },
+    onCommit: () => chosen.forEach(sendDelete),
+  });
+  const focusTarget = next && next.querySelector("button");
+  (focusTarget || ui.toastUndo).focus();
+}
+
+export function place(status) {
   const id = status.media_id;
   if (items.has(id)) return apply(id, status);
   statuses.set(id, status);
-  const item = itemFor(status);
-  if (where === "top") ui.gallery.prepend(item);
-  else ui.gallery.append(item);
-  ui.empty.hidden = true;
+  const item = card(nameOf(id), status.state, status.media_type);
+  becomeMedia(item, status);
+  position(item);
   apply(id, status);
+  showCount();
+}
+
+function listQuery(withCursor) {
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (filter) query.set("state", filter);
+  if (search) query.set("filename", search);
+  if (withCursor && nextCursor) query.set("cursor", nextCursor);
+  return query;
 }
 
 export async function loadPage({ reset }) {
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  if (filter) query.set("state", filter);
-  if (!reset && nextCursor) query.set("cursor", nextCursor);
+  const query = listQuery(!reset);
   ui.more.disabled = true;
   try {
     const body = await (await apiOk(`/images?${query}`)).json();
     if (reset) dropAll();
-    for (const status of body.items) place(status, "bottom");
+    for (const status of body.items) place(status);
     nextCursor = body.next;
     ui.more.hidden = !nextCursor;
-    ui.empty.hidden = ui.gallery.children.length > 0;
+    showCount();
     showNotice("");
   } catch (error) {
     if (error.status !== 401) showNotice(`Could not load the gallery: ${error.message}`);
@@ -204,11 +333,9 @@ export async function resync() {
   for (const [id, status] of statuses) {
     if (status.state === "Processing") refresh(id);
   }
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  if (filter) query.set("state", filter);
   try {
-    const body = await (await apiOk(`/images?${query}`)).json();
-    for (const status of [...body.items].reverse()) place(status, "top");
+    const body = await (await apiOk(`/images?${listQuery(false)}`)).json();
+    for (const status of body.items) place(status);
   } catch { /* the stream's own reconnect will try again */ }
 }
 
@@ -224,6 +351,22 @@ export function setUpGallery() {
   ui.more.addEventListener("click", () => loadPage({ reset: false }));
   ui.filter.addEventListener("change", () => {
     filter = ui.filter.value;
+    ui.gallery.dataset.filtered = filter || search ? "yes" : "";
     loadPage({ reset: true });
   });
+  let typing = 0;
+  ui.search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => {
+      search = ui.search.value.trim();
+      ui.gallery.dataset.filtered = filter || search ? "yes" : "";
+      loadPage({ reset: true });
+    }, 250);
+  });
+  ui.deleteSelected.addEventListener("click", () => deleteItems([...selected]));
+  ui.clearSelection.addEventListener("click", () => {
+    selected.clear();
+    showSelection();
+  });
+  showSelection();
 }

@@ -6,7 +6,9 @@ import { needKey, onKeyGiven, onKeyNeeded, setUpKeyForm } from "./api.js";
 import { ui } from "./dom.js";
 import { start, stop } from "./events.js";
 import { dropAll, setUpGallery } from "./gallery.js";
+import { setUpUndo } from "./undo.js";
 import { setUpUploads } from "./uploads.js";
+import { setUpViewer } from "./viewer.js";
 
 onKeyNeeded(stop); // the event stream starts again once there is a key
 onKeyGiven(start);
@@ -17,5 +19,7 @@ ui.forgetKey.addEventListener("click", () => {
   ui.keyError.textContent = "";
 });
 setUpGallery();
+setUpUndo();
+setUpViewer();
 setUpUploads();
 start();

@@ -1,8 +1,12 @@
-// Uploads: files chosen or dropped, each its own POST with progress and an Idempotency-Key,
-// retried (same key) when the server is busy.
+// Uploads: files chosen or dropped, each its own POST with progress, its name and an
+// Idempotency-Key, retried (same key) when the server is busy or out of reach; a send that still
+// failed can be retried by hand, a file the server refused only dismissed.
 import { authHeaders, keyReady, needKey } from "./api.js";
 import { announce, el, sleep, ui } from "./dom.js";
-import { apply, becomeMedia, card, items, refresh, rememberName, setActions, setState, typeLabel } from "./gallery.js";
+import {
+  apply, becomeMedia, card, items, position, refresh, reorderSoon, setActions, setState, showCount,
+} from "./gallery.js";
+import { UNREACHABLE } from "./words.js";
 
 const PARALLEL_UPLOADS = 3;
 const UPLOAD_ATTEMPTS = 4;
@@ -30,7 +34,7 @@ function idempotencyKey() {
 function send(file, key, progress) {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/images?encoding=binary");
+    xhr.open("POST", `/images?${new URLSearchParams({ encoding: "binary", filename: file.name })}`);
     xhr.setRequestHeader("Content-Type", mediaTypeOf(file));
     xhr.setRequestHeader("Idempotency-Key", key);
     for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
@@ -44,11 +48,11 @@ function send(file, key, progress) {
       resolve({
         status: xhr.status,
         body,
-        message: (body && body.message) || `${xhr.status} ${xhr.statusText}`,
+        message: (body && body.message) || `The server answered ${xhr.status} ${xhr.statusText}.`,
         retryAfter: retryAfter === null ? null : Number(retryAfter),
       });
     });
-    const lost = () => resolve({ status: 0, body: null, message: "Could not reach the server.", retryAfter: null });
+    const lost = () => resolve({ status: 0, body: null, message: UNREACHABLE, retryAfter: null });
     xhr.addEventListener("error", lost);
     xhr.addEventListener("abort", lost);
     xhr.addEventListener("timeout", lost);
@@ -56,9 +60,8 @@ function send(file, key, progress) {
   });
 }
 
-function accepted(item, status, filename) {
+function accepted(item, status) {
   const id = status.media_id;
-  rememberName(id, filename);
   const shown = items.get(id);
   if (shown && shown !== item) {
     // Its first events arrived before this answer: keep what they showed, in this card's place.
@@ -67,29 +70,58 @@ function accepted(item, status, filename) {
   }
   item.querySelector("progress").remove();
   becomeMedia(item, status);
+  position(item); // where a reload would show it: the server's order, not the order chosen
+  reorderSoon();
   apply(id, status);
+  showCount();
   refresh(id); // in case the stream was reconnecting while it changed
 }
 
-function refused(item, message) {
-  setState(item, "Refused", message);
-  item.querySelector("progress").remove();
+function dismissButton(item) {
   const dismiss = el("button", { type: "button", className: "dismiss", dataset: { role: "dismiss" } }, ["Dismiss"]);
   dismiss.addEventListener("click", () => {
     item.remove();
-    ui.empty.hidden = ui.gallery.children.length > 0;
+    showCount();
   });
-  setActions(item, dismiss);
+  return dismiss;
+}
+
+// The server said no (a 4xx): sending it again would get the same answer.
+function refused(item, message) {
+  setState(item, "Refused", message);
+  item.querySelector("progress").hidden = true;
+  setActions(item, dismissButton(item));
   announce(`${item.dataset.filename} was refused: ${message}`);
 }
 
-async function upload({ file, item }) {
-  const key = idempotencyKey(); // the same on every retry: the server never makes two
+// It never got an answer worth keeping (out of reach, busy, a server fault): it may work later.
+function failed(job, message) {
+  const { item } = job;
+  setState(item, "Failed", message);
+  item.querySelector("progress").hidden = true;
+  const retry = el("button", { type: "button", className: "retry", dataset: { role: "retry" } }, ["Retry"]);
+  retry.addEventListener("click", () => {
+    item.querySelector("progress").hidden = false;
+    item.querySelector("progress").value = 0;
+    setState(item, "Uploading", "Waiting for its turn…");
+    setActions(item);
+    queue.push(job);
+    pump();
+  });
+  setActions(item, retry, dismissButton(item));
+  announce(`${item.dataset.filename} was not sent: ${message}`);
+}
+
+const busy = (answer) => answer.status === 0 || answer.status === 408 || answer.status === 409
+  || answer.status === 429 || answer.status >= 500;
+
+async function upload(job) {
+  const { file, item, key } = job; // the same key on every retry: the server never makes two
   const progress = item.querySelector("progress");
   for (let attempt = 1; ; attempt += 1) {
     setState(item, "Uploading", attempt > 1 ? `Trying again (${attempt} of ${UPLOAD_ATTEMPTS})…` : "");
     const answer = await send(file, key, progress);
-    if (answer.status === 202 && answer.body) return accepted(item, answer.body, file.name);
+    if (answer.status === 202 && answer.body) return accepted(item, answer.body);
     if (answer.status === 401) {
       needKey();
       setState(item, "Uploading", "Waiting for the API key…");
@@ -97,10 +129,11 @@ async function upload({ file, item }) {
       attempt -= 1;
       continue;
     }
-    const busy = (answer.status === 503 && answer.retryAfter !== null) || answer.status === 409 || answer.status === 0;
-    if (!busy || attempt >= UPLOAD_ATTEMPTS) return refused(item, answer.message);
+    if (!busy(answer)) return refused(item, answer.message);
+    if (attempt >= UPLOAD_ATTEMPTS) return failed(job, answer.message);
     const seconds = Math.min(answer.retryAfter ?? attempt, MAX_RETRY_SECONDS);
-    setState(item, "Uploading", `${answer.message} Retrying in ${seconds} s…`);
+    const why = answer.status === 0 ? "The server could not be reached" : "The server is busy";
+    setState(item, "Uploading", `${why} — retrying in ${seconds} s…`);
     await sleep(seconds * 1000);
   }
 }
@@ -117,16 +150,15 @@ function pump() {
 
 function add(files) {
   for (const file of files) {
-    const item = card(file.name, "Uploading");
+    const item = card(file.name, "Uploading", mediaTypeOf(file));
     item.dataset.filename = file.name;
-    item.querySelector(".placeholder").textContent = typeLabel(mediaTypeOf(file));
     const progress = el("progress", { max: 1, value: 0, dataset: { role: "progress" } });
     progress.setAttribute("aria-label", `Uploading ${file.name}`);
     item.querySelector(".state").before(progress);
     ui.gallery.prepend(item);
-    queue.push({ file, item });
+    queue.push({ file, item, key: idempotencyKey() });
   }
-  ui.empty.hidden = ui.gallery.children.length > 0;
+  showCount();
   if (files.length) announce(`Uploading ${files.length} file${files.length === 1 ? "" : "s"}.`);
   pump();
 }

@@ -1,0 +1,53 @@
+"""Words a person reads: sizes, why the server could not be reached, what the CLI refuses to send."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from thumbnailify.client.batch import collect
+from thumbnailify.client.session import unreachable
+from thumbnailify.media import size_text
+
+URL = "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(("count", "text"), [
+    (0, "0 bytes"), (1023, "1023 bytes"), (1024, "1 KB"), (1536, "1.5 KB"), (20 * 1024 * 1024, "20 MB"),
+    (int(2.25 * 1024 ** 3), "2.2 GB"), (5 * 1024 ** 4, "5120 GB"),
+])
+def test_sizes_read_as_file_managers_show_them(count: int, text: str) -> None:
+    assert size_text(count) == text
+
+
+@pytest.mark.parametrize(("error", "text"), [
+    (requests.ConnectionError("HTTPConnectionPool: [Errno 111] Connection refused"),
+     f"connection refused — is the server running at {URL}?"),
+    (requests.exceptions.ConnectTimeout("timed out"), f"no answer from {URL} — is that the right address, and is the "
+                                                      "server up?"),
+    (requests.ConnectionError("Failed to resolve 'nas' ([Errno -2] Name or service not known)"),
+     f"cannot find the host of {URL} — check the address"),
+    (requests.exceptions.SSLError("wrong version number"), f"the TLS connection to {URL} failed — does the server "
+                                                           "take https?"),
+    (requests.exceptions.ChunkedEncodingError("broken"), f"cannot reach {URL} (ChunkedEncodingError) — is the "
+                                                         "server running there?"),
+])
+def test_an_unreachable_server_is_said_in_words_that_say_what_to_check(error: requests.RequestException,
+                                                                       text: str) -> None:
+    assert unreachable(URL, error) == text
+
+
+def test_a_file_of_another_type_named_on_the_command_line_is_refused_before_sending(tmp_path: Path) -> None:
+    (tmp_path / "photo.JPG").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("words")
+    (tmp_path / "README").write_text("words")
+    sources, refused = collect([tmp_path / "photo.JPG", tmp_path / "notes.txt", tmp_path / "README",
+                                tmp_path / "missing.png"])
+    assert [source.path.name for source in sources] == ["photo.JPG"]
+    assert [(result.path.name, result.state) for result in refused] == [
+        ("notes.txt", "Failed"), ("README", "Failed"), ("missing.png", "Failed")]
+    assert refused[0].message.startswith("not sent: a .txt file isn't a photo or video this service takes (.jpg ")
+    assert refused[1].message.startswith("not sent: a file without an extension isn't a photo or video")
+    assert refused[2].message == "no such file or folder"
