@@ -243,11 +243,25 @@ def installed_python(checkout: Path) -> str:
     subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
     venv_site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip()
-    shared = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    shared = dict.fromkeys(linked_site_dirs([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]))
     (Path(venv_site) / "bench-shared-site.pth").write_text("".join(f"{path}\n" for path in shared))
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "-e", checkout], check=True)
     stamp.touch()
     return str(python)
+
+
+def linked_site_dirs(sites: list[str]) -> list[str]:
+    """The site folders and the folders their .pth files name (a venv whose dependencies come from
+    another venv through a .pth line, as a helper worktree's does); never the editable install's
+    import hooks, so this checkout's code stays out of the other one."""
+    found = list(sites)
+    for site in sites:
+        for pth in sorted(Path(site).glob("*.pth")):
+            for line in pth.read_text().splitlines():
+                entry = line.strip()
+                if entry and not entry.startswith(("#", "import")) and Path(entry).is_dir() and entry not in found:
+                    found.append(entry)
+    return found
 
 
 def before_launcher(checkout: Path) -> Launcher:

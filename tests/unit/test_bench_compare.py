@@ -22,6 +22,7 @@ from bench.compare import (
     Target,
     checkout_dir,
     derive,
+    linked_site_dirs,
     medians,
     table_rows,
 )
@@ -134,3 +135,15 @@ def test_every_wrk_body_is_a_jpeg_with_a_comment_of_its_own(form: str) -> None:
             image.load()
             assert image.size == (32, 24)
             assert len(image.info["comment"]) == 12
+
+
+def test_the_before_venv_also_links_the_folders_a_pth_file_names(tmp_path: Path) -> None:
+    """A worktree venv gets its dependencies from another venv through a .pth line: the before
+    checkout's venv needs that folder too (its services failed on a missing uvloop), but never the
+    editable install's import hook, which would load this checkout's code in the other one."""
+    site, deps = tmp_path / "site", tmp_path / "deps"
+    site.mkdir()
+    deps.mkdir()
+    (site / "deps.pth").write_text(f"{deps}\n# a comment\n{tmp_path / 'gone'}\n")
+    (site / "__editable__.thumbnailify.pth").write_text("import __editable___thumbnailify_finder; x.install()\n")
+    assert linked_site_dirs([str(site)]) == [str(site), str(deps)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +39,7 @@ class Volume:
     @staticmethod
     def temp_path(final: Path) -> Path:
         """A sibling name unique to this process, so concurrent writers never share it."""
-        return final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        return final.with_name(f".{final.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
 
     def check_writable(self) -> None:
         """Raise OSError when the volume cannot take files (unmounted, read-only, full)."""

@@ -1,0 +1,77 @@
+"""The volume's upload from the server's side: bytes whole under the final name, written a batch
+per thread-pool call (a large upload arrives in many small socket chunks), nothing left behind
+by a discarded one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from thumbnailify.backends.filesystem.aio import Upload
+from thumbnailify.backends.filesystem.volume import Volume
+from thumbnailify.media import new_media_id
+
+CHUNK = 16 * 1024  # what the server's socket reads hand the upload chain
+
+
+def count_thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[Callable[..., Any]]:
+    loop = asyncio.get_running_loop()
+    calls: list[Callable[..., Any]] = []
+    real = loop.run_in_executor
+
+    def counted(executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+        calls.append(func)
+        return real(executor, func, *args)
+
+    monkeypatch.setattr(loop, "run_in_executor", counted)
+    return calls
+
+
+async def write_in_chunks(upload: Upload, data: bytes) -> None:
+    for start in range(0, len(data), CHUNK):
+        await upload.write(data[start:start + CHUNK])
+
+
+async def test_a_large_upload_is_written_whole_a_batch_per_thread_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    volume = Volume(tmp_path)
+    volume.prepare()
+    media_id = new_media_id()
+    data = os.urandom(3_000_000)
+    calls = count_thread_calls(monkeypatch)
+    upload = Upload(volume, media_id)
+    await write_in_chunks(upload, data)
+    assert not volume.raw_path(media_id).exists()  # nothing under the final name before commit
+    await upload.commit()
+    assert volume.raw_path(media_id).read_bytes() == data
+    assert len(calls) <= len(data) // Upload.BUFFER_BYTES + 1  # one call per chunk was ~180
+    assert [path.name for path in volume.raw_dir.iterdir()] == [volume.raw_path(media_id).name]
+
+
+async def test_a_small_upload_is_one_thread_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    volume = Volume(tmp_path)
+    volume.prepare()
+    media_id = new_media_id()
+    data = os.urandom(100_000)
+    calls = count_thread_calls(monkeypatch)
+    upload = Upload(volume, media_id)
+    await write_in_chunks(upload, data)
+    await upload.commit()
+    assert volume.raw_path(media_id).read_bytes() == data
+    assert len(calls) == 1
+
+
+async def test_a_discarded_upload_leaves_nothing(tmp_path: Path) -> None:
+    volume = Volume(tmp_path)
+    volume.prepare()
+    upload = Upload(volume, new_media_id())
+    await write_in_chunks(upload, os.urandom(1_000_000))  # past the buffer: a temporary file exists
+    assert list(volume.raw_dir.iterdir())
+    await upload.discard()
+    assert list(volume.raw_dir.iterdir()) == []
