@@ -77,11 +77,11 @@ async def options(request: web.Request) -> web.Response:
 
 async def _new_upload(request: web.Request, res: Resources) -> Upload:
     """The upload the creation headers describe, checked as a POST's would be before its body."""
-    protocol.require_version(request)
     for unsupported in ("Upload-Defer-Length", "Upload-Concat"):
         if unsupported in request.headers:
             raise refuse(400, f"{unsupported} is not supported here; send {UPLOAD_LENGTH}")
-    length = protocol.number(request, UPLOAD_LENGTH)
+    length = protocol.number(request, UPLOAD_LENGTH)  # a malformed header is a 400 before the version's 412
+    protocol.require_version(request)
     limit = res.settings.limits.max_resumable_bytes
     if length > limit:
         raise refuse(413, f"{UPLOAD_LENGTH} is larger than {limit} bytes", {"Tus-Max-Size": str(limit)})
@@ -137,9 +137,10 @@ async def head(request: web.Request) -> web.Response:
 @speaks_tus
 async def patch(request: web.Request) -> web.Response:
     res = resources(request)
+    offset = protocol.number(request, UPLOAD_OFFSET)  # a malformed header is a 400 before the version's 412
     protocol.require_version(request)
     upload = await find(res, request.match_info["upload_id"])
-    return await _patch(request, res, upload, protocol.number(request, UPLOAD_OFFSET))
+    return await _patch(request, res, upload, offset)
 
 
 def _check_body(request: web.Request, upload: Upload, offset: int) -> None:
@@ -222,5 +223,5 @@ async def overridden(request: web.Request) -> web.StreamResponse:
     method = request.headers.get(protocol.METHOD_OVERRIDE, "").strip().upper()
     handler = OVERRIDES.get(method)
     if handler is None:
-        raise refuse(405, f"POST to an upload needs {protocol.METHOD_OVERRIDE}: one of {', '.join(OVERRIDES)}")
+        raise refuse(400, f"POST to an upload needs {protocol.METHOD_OVERRIDE}: one of {', '.join(OVERRIDES)}")
     return await handler(request)

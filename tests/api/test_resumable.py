@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from PIL import Image
 
@@ -176,7 +178,7 @@ async def test_method_override_for_clients_without_patch(api: Api) -> None:
     assert reply.status_code == 204, reply.text
     assert "Thumbnailify-Media-Id" in reply.headers
     refused = await api.request("POST", location, headers=TUS | {"X-HTTP-Method-Override": "PUT"})
-    assert refused.status_code == 405 and "X-HTTP-Method-Override" in refused.json()["message"]
+    assert refused.status_code == 400 and "X-HTTP-Method-Override" in refused.json()["message"]
 
 
 async def test_an_upload_that_is_not_its_declared_type_is_refused_and_removed(api: Api) -> None:
@@ -359,3 +361,32 @@ async def test_unknown_ids_and_path_tricks_are_404(api: Api, upload_id: str) -> 
                                   headers=TUS | CHUNK | {"Upload-Offset": "0"})
         assert reply.status_code == 404, (method, reply.text)
     assert partial_files(api) == []
+
+
+async def test_a_patch_that_trickles_is_cut_at_the_idle_timeout_and_keeps_what_arrived(
+        make_api: ApiFactory) -> None:
+    api = await make_api(THUMBNAILIFY_LIMITS_UPLOAD_IDLE_TIMEOUT="0.5")
+    data = photo()
+    location = await created(api, data)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield data[:4000]
+        await asyncio.sleep(3)  # silent past the idle timeout
+        yield data[4000:]
+
+    with contextlib.suppress(aiohttp.ClientError):  # the server answers 408 and closes the connection
+        reply = await api.request("PATCH", location, data=trickle(), headers=TUS | CHUNK | {"Upload-Offset": "0"})
+        assert reply.status_code == 408, reply.text
+    assert await offset_of(api, location) == 4000
+    assert (await patch(api, location, 4000, data[4000:])).status_code == 204
+
+
+async def test_an_upload_whose_bytes_were_lost_is_a_503_never_zeros(api: Api) -> None:
+    data = photo()
+    location = await created(api, data)
+    await patch(api, location, 0, data[:3000])
+    (api.root / "resumable" / location.rpartition("/")[2]).unlink()  # the volume lost the file
+    reply = await patch(api, location, 3000, data[3000:])
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["message"] == "files is unavailable, try again later"
+    assert api.stored("raw") == []

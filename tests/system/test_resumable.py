@@ -12,7 +12,9 @@ import hashlib
 import io
 import json
 import os
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,6 +158,35 @@ def test_tus_js_client_with_media_in_the_bucket(distributed: tuple[Service, Serv
     media_id = js_client_stops_and_resumes(tus_js_client, first, phone_photo)
     assert_completed_as_sent(second, media_id, phone_photo)
     assert first.objects("resumable") == []  # the pieces went once the item had its upload
+
+
+def test_two_server_processes_share_one_upload_lock_and_its_cut_off_bytes(
+        distributed: tuple[Service, Service], phone_photo: Path) -> None:
+    first, second = distributed
+    data = phone_photo.read_bytes()
+    tus = {"Tus-Resumable": "1.0.0"}
+    created = requests.post(f"{first.url}/uploads/", timeout=10, headers=tus | {
+        "Upload-Length": str(len(data)), "Upload-Metadata": "filetype aW1hZ2UvanBlZw=="})
+    assert created.status_code == 201, created.text
+    path = created.headers["Location"]
+    with socket.create_connection(("127.0.0.1", first.port)) as held:  # a PATCH still sending on the first
+        held.sendall((f"PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+                      f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+                      f"Content-Length: {len(data)}\r\n\r\n").encode() + data[:300_000])
+        time.sleep(0.5)
+        other = requests.patch(f"{second.url}{path}", data=data[:1000], timeout=10, headers=tus | {
+            "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+        assert other.status_code == 409, other.text
+    # The held connection is gone with 300,000 bytes sent: the second process sees them.
+    deadline = time.monotonic() + 10
+    while (offset := int(requests.head(f"{second.url}{path}", headers=tus, timeout=10).headers["Upload-Offset"])) \
+            != 300_000 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert offset == 300_000
+    gone = requests.delete(f"{second.url}{path}", headers=tus, timeout=10)
+    assert gone.status_code == 204
+    assert requests.head(f"{first.url}{path}", headers=tus, timeout=10).status_code == 404
+    assert [name for name in first.objects("resumable") if path.rpartition("/")[2] in name] == []
 
 
 def test_a_server_killed_between_patches_and_another_continues(distributed: tuple[Service, Service],

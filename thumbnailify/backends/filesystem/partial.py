@@ -35,6 +35,9 @@ class Appending:
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        if os.fstat(fd).st_size < self.offset:  # never pad a lost file with zeros
+            os.close(fd)
+            raise OSError(f"{self.path} has fewer bytes than the upload's offset {self.offset}")
         os.ftruncate(fd, self.offset)  # whatever a killed PATCH left past the offset goes
         return fd
 
