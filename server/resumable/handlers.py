@@ -1,7 +1,7 @@
 """The tus endpoints: OPTIONS, POST (create), HEAD, PATCH, DELETE, and GET for the outcome.
 
-Why by hand: the one aiohttp tus server on PyPI (aiohttp-tus) keeps uploads in one process's
-directory and is unmaintained since 2020; ours keeps offsets and locks in the state store and
+Why by hand: the one aiohttp tus server on PyPI (aiohttp-tus, last release 1.1.0 in January 2022)
+keeps uploads in one process's directory; ours keeps offsets and locks in the state store and
 bytes in the files backend (volume or bucket), so any server process takes any PATCH.
 """
 
