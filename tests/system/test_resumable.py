@@ -26,7 +26,7 @@ from tusclient.exceptions import TusCommunicationError
 from tusclient.uploader import Uploader
 
 from scripts.seaweed import SeaweedFS
-from tests.harness import ROOT, S3_MODE, Service
+from tests.harness import ROOT, S3_MODE, Service, wait_until
 from tests.proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(300)
@@ -53,6 +53,10 @@ def tus_js_client() -> Path:
     """tus-js-client from the npm registry into var/node: `make node`, which `make test` runs too."""
     subprocess.run(["make", "-s", "node"], cwd=ROOT, check=True, timeout=240)
     return NODE_MODULES
+
+
+def offset_of(url: str) -> int:
+    return int(requests.head(url, headers={"Tus-Resumable": "1.0.0"}, timeout=10).headers["Upload-Offset"])
 
 
 def sha256_of(path: Path) -> str:
@@ -105,6 +109,27 @@ def test_tuspy_resumes_after_the_connection_is_cut_at_30_60_and_90_percent(embed
         upload.upload()
     assert_completed_as_sent(embedded, media_id_of(embedded, upload.url), phone_photo)
     assert embedded.stored("resumable") == []
+
+
+def test_tuspy_resumes_patches_cut_mid_body_at_30_60_and_90_percent(embedded: Service, phone_photo: Path) -> None:
+    """Each PATCH carries the whole rest of the file, and the link drops while it is on the wire:
+    the server keeps what arrived and the client goes on from there."""
+    size = phone_photo.stat().st_size
+    with TcpProxy(embedded.port) as proxy:
+        endpoint = f"http://127.0.0.1:{proxy.port}/uploads/"
+        upload = uploader(endpoint, phone_photo)
+        upload.chunk_size = size
+        for cut_at in (0.3, 0.6, 0.9):
+            before = upload.offset
+            proxy.drop_after(int(size * cut_at) - before)
+            with pytest.raises((TusCommunicationError, requests.ConnectionError)):
+                upload.upload_chunk()
+            wait_until(lambda: offset_of(upload.url) > before, 10, "the cut PATCH's bytes kept")  # noqa: B023
+            upload = uploader(endpoint, phone_photo, url=upload.url)
+            upload.chunk_size = size
+            assert before < upload.offset <= size * cut_at, (before, upload.offset, size * cut_at)
+        upload.upload()
+    assert_completed_as_sent(embedded, media_id_of(embedded, upload.url), phone_photo)
 
 
 def run_js_client(tus_js_client: Path, endpoint: str, path: Path, *extra: str) -> dict[str, object]:
