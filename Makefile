@@ -8,8 +8,11 @@ STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbi
 # `make run` also makes a size for the web page's larger view; the API's default size stays first.
 # THUMBNAILIFY_THUMBNAIL_SIZES in the environment wins; the service's own default is one size.
 RUN_SIZES := default=100x100,large=800x800
+# npm packages the tests run under Node (tests/system/tus_upload.cjs), into var/node.
+NODE_PACKAGES := tus-js-client@4.3.1
+NODE_STAMP := var/node/.installed
 
-.PHONY: run stack s3 test check lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
+.PHONY: run stack s3 test node check lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
 	THUMBNAILIFY_THUMBNAIL_SIZES="$${THUMBNAILIFY_THUMBNAIL_SIZES:-$(RUN_SIZES)}" $(PY) -m thumbnailify
@@ -20,8 +23,14 @@ stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ, 2
 s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.files=s3; Ctrl-C stops it
 	$(PY) -m scripts.seaweed var/s3
 
-test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
+test: system-test $(STAMP) $(NODE_STAMP) services lint check-deploy  ## everything CI runs
 	$(PY) -m pytest -n 3 --dist loadfile  # a file per process: most tests wait on services, not cores
+
+node: $(NODE_STAMP)  ## the npm packages the tests use (tus-js-client), into var/node
+
+$(NODE_STAMP): Makefile
+	npm install --prefix var/node --no-audit --no-fund --no-save $(NODE_PACKAGES)
+	touch $(NODE_STAMP)
 
 check: lint  ## the inner loop: lint, the unit and the in-process API tests (no service needed)
 	$(PY) -m pytest -q -n 2 tests/unit tests/api

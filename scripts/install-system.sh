@@ -12,6 +12,7 @@ if [ "${1:-run}" != run ]; then
   command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
   command -v docker-compose >/dev/null || need+=(docker-compose)
   command -v wrk >/dev/null || need+=(wrk)  # bench/ingest.py's load generator
+  command -v npm >/dev/null || need+=(npm)  # tus-js-client for the resumable upload tests (make node)
   # The web page's tests drive Debian's Chromium through its chromedriver (nothing downloads a browser).
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)

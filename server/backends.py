@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Protocol
 
 from thumbnailify.backends.layout import StoredFile
@@ -64,6 +64,17 @@ class Store(Backend, Protocol):
         """Free the key if it still holds this marker (not another request's, nor an answer)."""
     def changes(self) -> AsyncIterator[Change]:
         """Every change of every record from now on, whoever made it; survives outages."""
+    # Resumable (tus) uploads: a record of text fields per upload, `offset` among them.
+    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float, limit: int) -> bool:
+        """Keep a new upload until `expires` (seconds since the epoch); False when `limit`
+        unfinished ones are kept already."""
+    async def get_upload(self, upload_id: str) -> dict[str, str] | None: ...
+    async def update_upload(self, upload_id: str, expected_offset: int, fields: dict[str, str]) -> bool:
+        """Set fields if the upload is still at `expected_offset`; a `media_id` among them marks it
+        finished (no longer counted against the limit). False when gone or moved meanwhile."""
+    async def delete_upload(self, upload_id: str) -> bool: ...
+    async def expired_uploads(self, before: float, limit: int) -> list[str]:
+        """Ids of uploads, finished or not, whose time ran out before `before`."""
 
 
 class Publisher(Backend, Protocol):
@@ -73,6 +84,19 @@ class Publisher(Backend, Protocol):
     async def depth(self) -> int: ...
 
 
+class Partial(Protocol):
+    """The bytes of one unfinished resumable upload, kept where the item's upload will go."""
+
+    def append(self, offset: int) -> Sink:
+        """One PATCH's bytes, from `offset` on: `commit` keeps what was written (all of it, or
+        what arrived before the connection was cut), `discard` drops it (the upload stays at
+        `offset`)."""
+    def read(self, length: int) -> AsyncGenerator[bytes, None]:
+        """The upload's first `length` bytes, in order, chunk by chunk."""
+    async def remove(self) -> None:
+        """Every byte of the upload; missing ones are fine."""
+
+
 class Files(Backend, Protocol):
     """Uploads and thumbnails (server/files/). Every method raises BackendUnavailable on outages."""
 
@@ -80,6 +104,8 @@ class Files(Backend, Protocol):
 
     def upload(self, media_id: str) -> Sink:
         """Where an upload's bytes go; they become the item's upload only at `commit`."""
+    def partial(self, upload_id: str) -> Partial:
+        """A resumable upload's bytes so far (any server process may add the next ones)."""
     async def raw_exists(self, media_id: str) -> bool: ...
     async def read_thumbnail(self, media_id: str, media_type: MediaType, size: str | None) -> bytes | None: ...
     async def remove(self, media_id: str) -> None:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from thumbnailify.server import images, ops, page
 from thumbnailify.server.events import streams
+from thumbnailify.server.resumable import handlers as resumable
 from thumbnailify.server.uploads import handler as uploads
 
 
@@ -18,6 +19,16 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/images/{media_id}/thumbnail", images.get_thumbnail)
     router.add_get("/images/{media_id}/events", streams.media_events)
     router.add_get("/events", streams.all_events)
+    for creation in ("/uploads/", "/uploads"):
+        router.add_route("OPTIONS", creation, resumable.options)
+        router.add_post(creation, resumable.create)
+    one = "/uploads/{upload_id}"
+    router.add_route("OPTIONS", one, resumable.options)
+    router.add_route("HEAD", one, resumable.head)
+    router.add_get(one, resumable.get, allow_head=False)
+    router.add_patch(one, resumable.patch)
+    router.add_delete(one, resumable.delete)
+    router.add_post(one, resumable.overridden)
     router.add_get("/health", ops.health)
     router.add_get("/ready", ops.ready)
     router.add_get("/metrics", ops.metrics)

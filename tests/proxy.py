@@ -14,6 +14,8 @@ import threading
 
 from tests.harness import free_port
 
+DROP_LINGER = 0.5
+
 
 class TcpProxy:
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
@@ -24,6 +26,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._stalls: list[tuple[float, bytes]] = []
+        self._drop_after: int | None = None  # bytes still to pass to the service before every connection drops
 
     def __enter__(self) -> TcpProxy:
         self._thread.start()
@@ -63,6 +66,19 @@ class TcpProxy:
             self._stalls.append((seconds, starting))
         self._call(add())
 
+    def drop_after(self, upstream_bytes: int) -> None:
+        """Pass this many more bytes to the service, then drop every open connection (mid-request,
+        as a lost mobile link does); new connections are still taken. The drop comes DROP_LINGER
+        after the last byte: the bytes have arrived, as on a real link, before it died."""
+        async def arm() -> None:
+            self._drop_after = upstream_bytes
+        self._call(arm())
+
+    def _drop_all(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
@@ -85,6 +101,15 @@ class TcpProxy:
             while data := await reader.read(65536):
                 if stallable and self._stalls and data.startswith(self._stalls[0][1]):
                     await asyncio.sleep(self._stalls.pop(0)[0])
+                if not stallable and self._drop_after is not None and len(data) >= self._drop_after:
+                    writer.write(data[:self._drop_after])
+                    await writer.drain()
+                    self._drop_after = None
+                    await asyncio.sleep(DROP_LINGER)
+                    self._drop_all()
+                    break
+                if not stallable and self._drop_after is not None:
+                    self._drop_after -= len(data)
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

@@ -398,6 +398,10 @@ class LimitsSettings(Section):
                     "breaks",
     )
     max_files: AtLeastOne = Field(100, description="files one multipart upload may carry (413 past it)")
+    max_resumable_bytes: ByteSize = Field(
+        size("2GiB"),
+        description="size limit of a resumable (tus) upload, checked against `Upload-Length` at creation (413)",
+    )
     upload_idle_timeout: Seconds = Field(
         30.0, description="seconds an upload may send nothing before it is cut off (408, connection closed)",
     )
@@ -538,6 +542,19 @@ class RetentionSettings(Section):
     )
 
 
+class UploadsSettings(Section):
+    """Resumable uploads (tus 1.0 at `/uploads/`)."""
+
+    resumable_hours: float = Field(
+        24.0, gt=0,
+        description="hours an unfinished resumable upload is kept (`Upload-Expires`), then swept with its bytes; a "
+                    "finished one's answer (its `media_id`) is kept as long",
+    )
+    max_unfinished: AtLeastOne = Field(
+        1000, description="unfinished resumable uploads kept at once, over all server processes (503 past it)",
+    )
+
+
 class IdempotencySettings(Section):
     """Replays of requests with an Idempotency-Key."""
 
@@ -640,6 +657,7 @@ class Settings(BaseSettings):
     video: VideoSettings = Field(default_factory=VideoSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    uploads: UploadsSettings = Field(default_factory=UploadsSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     log: LogSettings = Field(default_factory=LogSettings)

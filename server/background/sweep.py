@@ -4,6 +4,7 @@
 - An upload is removed once its item is Completed or Error and `retention.raw_hours` have passed
   (0: the worker removed it already; this catches one it could not), unless the item is still
   Processing or waits for a replay (Error 503): an item being processed never loses its upload.
+- Resumable uploads past `uploads.resumable_hours` are removed with their bytes.
 - Uploads and thumbnails that no record names, and temporary files of unfinished writes (a
   server or worker killed mid-write), are removed once they are an hour old. Anything younger is
   never touched: it may be a write in progress whose record is not there yet.
@@ -21,6 +22,7 @@ from thumbnailify import state
 from thumbnailify.backends.layout import StoredFile
 from thumbnailify.record import MediaRecord, UnreadableRecord
 from thumbnailify.server.resources import Resources
+from thumbnailify.server.resumable.expiry import sweep_expired
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ async def sweep(res: Resources, renew: Callable[[], Awaitable[None]]) -> Counter
     counts: Counter[str] = Counter()
     if conf.media_days > 0:
         await _expire_media(res, now - conf.media_days * 86400, counts, renew)
+    counts["resumable"] += await sweep_expired(res, renew)
     raw_cutoff = now - conf.raw_hours * 3600
     batch: list[StoredFile] = []
     async for item in res.files.scan():
@@ -94,6 +97,7 @@ async def run_sweep(res: Resources, renew: Callable[[], Awaitable[None]]) -> Non
     for what, count in counts.items():
         res.metrics.swept.labels(what).inc(count)
     log.info(
-        "sweep: removed %d media past retention, %d uploads, %d thumbnails, %d temporary files in %.2fs",
-        counts["media"], counts["upload"], counts["thumbnail"], counts["temp"], time.perf_counter() - started,
+        "sweep: removed %d media past retention, %d uploads, %d thumbnails, %d temporary files, %d expired "
+        "resumable uploads in %.2fs", counts["media"], counts["upload"], counts["thumbnail"], counts["temp"],
+        counts["resumable"], time.perf_counter() - started,
     )

@@ -10,10 +10,12 @@ from aiohttp import hdrs, web
 
 from thumbnailify.server.http.middleware import Handler
 from thumbnailify.server.resources import resources
+from thumbnailify.server.resumable.protocol import REQUEST_HEADERS, RESPONSE_HEADERS
 
-ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
-ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
-EXPOSE_HEADERS = "Location, Retry-After, ETag, Idempotent-Replayed"
+# PATCH and HEAD, and the tus headers, for resumable uploads (server/resumable/).
+ALLOW_METHODS = "GET, POST, DELETE, OPTIONS, PATCH, HEAD"
+ALLOW_HEADERS = ", ".join(("Authorization", "Content-Type", "Idempotency-Key", *REQUEST_HEADERS))
+EXPOSE_HEADERS = ", ".join(("Location", "Retry-After", "ETag", "Idempotent-Replayed", *RESPONSE_HEADERS))
 MAX_AGE = "600"
 
 

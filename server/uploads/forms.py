@@ -165,13 +165,13 @@ def upload_form(request: web.Request, conf: LimitsSettings) -> UploadForm:
     encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
     if encoding != "identity":
         raise ApiError(415, f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed")
+    body_encoding = request.query.get("encoding", "base64")
+    if body_encoding not in ("base64", "binary"):  # a multipart form's parts are raw, but a bad value is still one
+        raise ApiError(400, "encoding must be 'base64' or 'binary'")
     content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
     if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
         form: UploadForm = MultipartForm(request, conf)
     else:
-        body_encoding = request.query.get("encoding", "base64")
-        if body_encoding not in ("base64", "binary"):
-            raise ApiError(400, "encoding must be 'base64' or 'binary'")
         form = UploadForm(request, conf, body_encoding)
     form.check_headers()
     expect = request.headers.get(hdrs.EXPECT)

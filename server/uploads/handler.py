@@ -86,7 +86,7 @@ async def _receive(form: UploadForm, res: Resources, limits: ReadLimits, replay:
     return kept
 
 
-async def _persist(res: Resources, kept: list[Kept], callback_url: str | None) -> list[MediaRecord]:
+async def persist(res: Resources, kept: list[Kept], callback_url: str | None) -> list[MediaRecord]:
     """A record per file, then a job per file; on any failure no record stays."""
     moment = state.now()
     records = [state.accepted(item.declared.name, moment, item.received.sha256, callback_url,
@@ -143,7 +143,7 @@ async def create_image(request: web.Request) -> web.Response:
         if prior is not None:
             return idempotency.replay(prior, fingerprint)
         try:
-            records = await _persist(res, kept, await checked_callback(form.callback_url, res.settings.webhooks))
+            records = await persist(res, kept, await checked_callback(form.callback_url, res.settings.webhooks))
         except BaseException:
             for item in kept:
                 await item.sink.discard()

@@ -49,6 +49,12 @@ def storage_key(request: web.Request, res: Resources) -> str | None:
     given = request.headers.get(HEADER)
     if given is None:
         return None
+    return scoped_key(res, given)
+
+
+def scoped_key(res: Resources, given: str) -> str:
+    """A client's key as stored: scoped to the API key, whichever way the client sent it (a
+    header, or a resumable upload's metadata); 400 unless it is 1 to 255 printable ASCII characters."""
     if not 1 <= len(given) <= MAX_LENGTH or not all(" " <= c <= "~" for c in given):
         raise ApiError(400, f"{HEADER} must be 1 to {MAX_LENGTH} printable ASCII characters")
     return hashlib.sha256(f"{res.settings.auth.api_key}\n{given}".encode()).hexdigest()

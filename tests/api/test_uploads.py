@@ -147,6 +147,10 @@ async def test_malformed_multipart_bodies_are_400(svc: Api) -> None:
         assert response.status_code == 400, (body[:40], response.text)
     no_boundary = await svc.request("POST", "/images", data=b"x", headers={"Content-Type": "multipart/form-data"})
     assert no_boundary.status_code == 400
+    body, content_type = form([("file", ("a.png", png((1, 2, 3)), "image/png"))])
+    bad_encoding = await svc.request("POST", "/images", params={"encoding": ""}, data=body,
+                                     headers={"Content-Type": content_type})
+    assert bad_encoding.status_code == 400, bad_encoding.text  # the query is judged whatever the form
     await nothing_kept(svc, before)
 
 

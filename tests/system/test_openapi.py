@@ -3,6 +3,7 @@ in the spec and back: tests/api/test_openapi.py.)"""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Service
+from tests.harness import ROOT, Service
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,6 +27,7 @@ def test_schemathesis_finds_no_server_error_or_nonconformance(tmp_path: Path) ->
              "--checks", "all", "--exclude-checks", "positive_data_acceptance,ensure_resource_availability",
              "--max-time", "60", "--workers", "2", "--seed", "1"],
             capture_output=True, text=True, timeout=240, check=False,
+            env=os.environ | {"SCHEMATHESIS_HOOKS": "tests.system.schemathesis_hooks", "PYTHONPATH": str(ROOT)},
         )
         logs = service.logs()
     summary = result.stdout[result.stdout.find("SUMMARY"):]

@@ -212,7 +212,8 @@ def test_another_file(tmp_path: Path) -> None:
       "event_send_timeout; did you mean port?"),
      ("srever: {}\n",
       "srever: unknown section in {file}; expected a section of backends, server, worker, redis, rabbitmq, sqlite, "
-      "files, s3, limits, thumbnail, video, auth, retention, idempotency, webhooks, log; did you mean server?"),
+      "files, s3, limits, thumbnail, video, auth, retention, uploads, idempotency, webhooks, log; "
+      "did you mean server?"),
      ("server:\n  port: true\n", "server.port in {file}: got True; expected a whole number from 1 to 65535"),
      ("server:\n  port: 8080.5\n", "server.port in {file}: got 8080.5; expected a whole number from 1 to 65535"),
      ("auth:\n  api_key: [a, b]\n", "auth.api_key in {file}: got ['a', 'b']; expected text"),

@@ -13,6 +13,7 @@ from typing import BinaryIO
 import aiofiles
 import aiofiles.os
 
+from thumbnailify.backends.filesystem.partial import FilePartial
 from thumbnailify.backends.filesystem.volume import Volume
 from thumbnailify.backends.layout import StoredFile
 from thumbnailify.media import MediaType
@@ -133,6 +134,9 @@ class FilesystemFiles:
 
     def upload(self, media_id: str) -> Upload:
         return Upload(self.volume, media_id)
+
+    def partial(self, upload_id: str) -> FilePartial:
+        return FilePartial(self.volume.root, upload_id)
 
     async def raw_exists(self, media_id: str) -> bool:
         return await aiofiles.os.path.exists(self.volume.raw_path(media_id))

@@ -38,6 +38,15 @@ from thumbnailify.backends.redis.layout import (
     transition_call,
     wait_command,
 )
+from thumbnailify.backends.redis.uploads import (
+    CREATE_UPLOAD_SCRIPT,
+    DELETE_UPLOAD_SCRIPT,
+    UPDATE_UPLOAD_SCRIPT,
+    keys_of,
+    pairs,
+    upload_key,
+    uploads_key,
+)
 from thumbnailify.record import Fields, MediaRecord, State, readable
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
@@ -94,6 +103,9 @@ class RedisStore:
         self._delete = self.client.register_script(DELETE_SCRIPT)
         self._acquire_lock = self.client.register_script(ACQUIRE_LOCK_SCRIPT)
         self._release_lock = self.client.register_script(RELEASE_LOCK_SCRIPT)
+        self._create_upload = self.client.register_script(CREATE_UPLOAD_SCRIPT)
+        self._update_upload = self.client.register_script(UPDATE_UPLOAD_SCRIPT)
+        self._delete_upload = self.client.register_script(DELETE_UPLOAD_SCRIPT)
 
     async def open(self) -> None:
         return None
@@ -191,6 +203,31 @@ class RedisStore:
     @_unavailable_on_error
     async def release_request(self, key: str, marker: str) -> None:
         await self._release_lock(keys=[request_key(self.prefix, key)], args=[marker])  # delete if it holds marker
+
+    @_unavailable_on_error
+    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float, limit: int) -> bool:
+        call: Call = {"keys": keys_of(self.prefix, upload_id), "args": [upload_id, expires, limit, *pairs(fields)]}
+        return bool(await self._replicated(self._create_upload, call))
+
+    @_unavailable_on_error
+    async def get_upload(self, upload_id: str) -> dict[str, str] | None:
+        return text_hash(await self.client.hgetall(upload_key(self.prefix, upload_id))) or None
+
+    @_unavailable_on_error
+    async def update_upload(self, upload_id: str, expected_offset: int, fields: dict[str, str]) -> bool:
+        keys = keys_of(self.prefix, upload_id)
+        call: Call = {"keys": [keys[0], keys[2]], "args": [upload_id, str(expected_offset), *pairs(fields)]}
+        return bool(await self._replicated(self._update_upload, call))
+
+    @_unavailable_on_error
+    async def delete_upload(self, upload_id: str) -> bool:
+        call: Call = {"keys": keys_of(self.prefix, upload_id), "args": [upload_id]}
+        return bool(await self._replicated(self._delete_upload, call))
+
+    @_unavailable_on_error
+    async def expired_uploads(self, before: float, limit: int) -> list[str]:
+        return texts(await self.client.zrangebyscore(uploads_key(self.prefix), "-inf", f"({before}",
+                                                     start=0, num=limit))
 
     async def changes(self) -> AsyncIterator[Change]:
         """From the events channel the scripts publish on; a lost connection is re-subscribed."""

@@ -21,6 +21,7 @@ from obstore.store import S3Store
 from thumbnailify.backends import layout
 from thumbnailify.backends.layout import StoredFile
 from thumbnailify.backends.s3.bucket import FAULTS, PART_BYTES, PARTS_IN_FLIGHT, StoredObject, describe, open_bucket
+from thumbnailify.backends.s3.partial import S3Partial
 from thumbnailify.media import THUMBNAIL_TYPES, MediaType, is_media_id
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
@@ -146,6 +147,9 @@ class S3Files:
 
     def upload(self, media_id: str) -> S3Upload:
         return S3Upload(self.bucket, layout.raw_name(media_id))
+
+    def partial(self, upload_id: str) -> S3Partial:
+        return S3Partial(self.bucket, upload_id, S3Upload)
 
     async def raw_exists(self, media_id: str) -> bool:
         try:

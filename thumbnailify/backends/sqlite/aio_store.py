@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from thumbnailify.backends.sqlite.schema import Database, decoded
 from thumbnailify.backends.sqlite.schema import SQLiteStore as SyncStore
+from thumbnailify.backends.sqlite.uploads import Uploads
 from thumbnailify.record import Fields, MediaRecord, State, readable
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
@@ -30,6 +31,7 @@ class SQLiteStore:
     def __init__(self, settings: Settings) -> None:
         self.path = settings.path(settings.sqlite.path)
         self.store: SyncStore | None = None
+        self.uploads: Uploads | None = None
 
     async def _run(self, call: Callable[..., R], *args: object) -> R:
         try:
@@ -39,6 +41,7 @@ class SQLiteStore:
 
     async def open(self) -> None:
         self.store = SyncStore(await self._run(Database, self.path))
+        self.uploads = await self._run(Uploads, self.store.db)
 
     @property
     def _store(self) -> SyncStore:
@@ -80,6 +83,26 @@ class SQLiteStore:
 
     async def release_request(self, key: str, marker: str) -> None:
         await self._run(self._store.release_request, key, marker)
+
+    @property
+    def _uploads(self) -> Uploads:
+        assert self.uploads is not None, "open() first"
+        return self.uploads
+
+    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float, limit: int) -> bool:
+        return await self._run(self._uploads.create, upload_id, fields, expires, limit)
+
+    async def get_upload(self, upload_id: str) -> dict[str, str] | None:
+        return await self._run(self._uploads.get, upload_id)
+
+    async def update_upload(self, upload_id: str, expected_offset: int, fields: dict[str, str]) -> bool:
+        return await self._run(self._uploads.update, upload_id, expected_offset, fields)
+
+    async def delete_upload(self, upload_id: str) -> bool:
+        return await self._run(self._uploads.delete, upload_id)
+
+    async def expired_uploads(self, before: float, limit: int) -> list[str]:
+        return await self._run(self._uploads.expired, before, limit)
 
     async def changes(self) -> AsyncIterator[Change]:
         """Polls the changes table every writer (servers and workers) appends to."""
