@@ -62,6 +62,7 @@ through Wand 0.7.2, probed on every case of this corpus:
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import math
@@ -1821,6 +1822,13 @@ _EXT = {
 }
 
 
+@functools.cache
+def cached_cases(photos_dir: Path = PHOTOS_DIR) -> tuple[Case, ...]:
+    """`build_cases` once per process: the corpus takes seconds of encoding, and the unit tests, the
+    system tests' parametrisation and `write_corpus` all read the same one."""
+    return tuple(build_cases(photos_dir))
+
+
 def write_corpus(out_dir: Path, photos_dir: Path = PHOTOS_DIR) -> Path:
     """Write every case's bytes and a ``manifest.json`` into ``out_dir``; returns the manifest path.
 
@@ -1829,7 +1837,7 @@ def write_corpus(out_dir: Path, photos_dir: Path = PHOTOS_DIR) -> Path:
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = []
-    for case in build_cases(photos_dir):
+    for case in cached_cases(photos_dir):
         if case.body is not None:
             fname = f"{case.name}.{_EXT.get(case.content_type, 'bin')}"
             (out_dir / fname).write_bytes(case.body)
