@@ -20,7 +20,7 @@ s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.fi
 test: system-test $(STAMP) services lint check-deploy  ## everything CI runs
 	$(PY) -m pytest -n 3 --dist loadfile  # a file per process: most tests wait on services, not cores
 
-check: lint  ## the inner loop: lint, the unit and the in-process API tests (no service needed)
+check: lint services  ## the inner loop: lint, the unit and the in-process API tests (embedded, and on the local Redis, RabbitMQ and a SeaweedFS the tests start)
 	$(PY) -m pytest -q -n 2 tests/unit tests/api
 
 lint: $(STAMP)
