@@ -188,7 +188,7 @@ class Service(Stored):
         self.stop()
         self.cleanup()
 
-    def start(self, timeout: float = 30, *, wait: bool = True) -> Service:
+    def start(self, timeout: float = 60, *, wait: bool = True) -> Service:
         """Start the launcher and, unless told not to, wait until every worker and backend is ready."""
         seen_before = self.ready_workers()
         log = self.log_path.open("ab")
