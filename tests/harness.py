@@ -69,7 +69,100 @@ def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
-class Service:
+class Stored:
+    """What a service in one mode keeps, read straight from its backends (not through the API):
+    shared by the real processes (`Service`) and the app in process (tests/api's `Api`).
+    Needs `mode` and `env` (its THUMBNAILIFY_* variables)."""
+
+    mode: str
+    env: dict[str, str]
+
+    def cleanup(self) -> None:
+        """Remove this service's Redis keys and RabbitMQ queues."""
+        if self.mode == "embedded":
+            return
+        if not self.env.get("THUMBNAILIFY_REDIS_SENTINELS"):  # else the Redis is the test's own
+            client = redis.Redis.from_url(self.redis_url)
+            keys = list(client.scan_iter(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}*"))
+            if keys:
+                client.delete(*keys)
+            client.close()
+        base = self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        channel = connection.channel()
+        for queue in (queue_name(base, kind) for kind in KINDS):
+            for name in (queue, dead_letter_queue(queue)):
+                channel.queue_delete(name)
+        connection.close()
+
+    # -- what is stored ---------------------------------------------------------------------
+    @property
+    def queue(self) -> str:
+        return self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
+
+    @property
+    def redis_url(self) -> str:
+        return self.env["THUMBNAILIFY_REDIS_URL"]
+
+    def media_dir(self, kind: str) -> Path:
+        return Path(self.env["THUMBNAILIFY_FILES_ROOT"]) / kind
+
+    def files_of(self, media_id: str) -> list[Path]:
+        """What names the item on the volume (or in the bucket): `raw/<id>`, `thumbs/<id>`..."""
+        if self.mode == S3_MODE:
+            found = set()
+            for name in self.objects():
+                parts = PurePosixPath(name).parts
+                hit = next((i for i, part in enumerate(parts) if media_id in part), None)
+                if hit is not None:
+                    found.add(Path(*parts[: hit + 1]))
+            return sorted(found)
+        root = Path(self.env["THUMBNAILIFY_FILES_ROOT"])
+        return sorted(p for p in root.rglob(f"*{media_id}*"))
+
+    def stored(self, folder: str) -> list[str]:
+        """Names in a folder of the layout (`raw`, `thumbs`), on the volume or in the bucket."""
+        if self.mode == S3_MODE:
+            return sorted({PurePosixPath(name).parts[1] for name in self.objects(folder)})
+        path = self.media_dir(folder)
+        return sorted(p.name for p in path.iterdir()) if path.exists() else []
+
+    def wait_uploads_removed(self, timeout: float = 10) -> None:
+        """Until no upload is stored: a worker removes one just after it records the item's end
+        (retention.raw_hours 0), so a terminal state seen by a client may come a moment earlier."""
+        wait_until(lambda: self.stored("raw") == [], timeout, "the uploads removed")
+
+    def objects(self, folder: str = "") -> list[str]:
+        """Names of this service's objects in the bucket (s3 mode), e.g. raw/<id>."""
+        bucket = open_bucket(load_settings(self.env).s3)
+        return sorted(meta["path"] for batch in obstore.list(bucket, folder or None) for meta in batch)
+
+    def record(self, media_id: str) -> dict[str, str] | None:
+        """The stored state record, read straight from the backend (not through the API)."""
+        if self.mode != "embedded":
+            client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+            try:
+                return client.hgetall(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}") or None
+            finally:
+                client.close()
+        conn = sqlite3.connect(self.env["THUMBNAILIFY_SQLITE_PATH"])
+        try:
+            row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
+        finally:
+            conn.close()
+        return json.loads(row[0]) if row else None
+
+    def indexed(self, media_id: str) -> bool:
+        if self.mode != "embedded":
+            client = redis.Redis.from_url(self.redis_url)
+            try:
+                return client.zscore(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}index", media_id) is not None
+            finally:
+                client.close()
+        return self.record(media_id) is not None
+
+
+class Service(Stored):
     """`python -m thumbnailify` (server + supervised workers) with its own backends' namespace."""
 
     def __init__(self, mode: str, workdir: Path, workers: int = 2, video_workers: int = 1,
@@ -95,7 +188,7 @@ class Service:
         self.stop()
         self.cleanup()
 
-    def start(self, timeout: float = 30, *, wait: bool = True) -> Service:
+    def start(self, timeout: float = 60, *, wait: bool = True) -> Service:
         """Start the launcher and, unless told not to, wait until every worker and backend is ready."""
         seen_before = self.ready_workers()
         log = self.log_path.open("ab")
@@ -187,24 +280,6 @@ class Service:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def cleanup(self) -> None:
-        """Remove this service's Redis keys and RabbitMQ queues."""
-        if self.mode == "embedded":
-            return
-        if not self.env.get("THUMBNAILIFY_REDIS_SENTINELS"):  # else the Redis is the test's own
-            client = redis.Redis.from_url(self.redis_url)
-            keys = list(client.scan_iter(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}*"))
-            if keys:
-                client.delete(*keys)
-            client.close()
-        base = self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        channel = connection.channel()
-        for queue in (queue_name(base, kind) for kind in KINDS):
-            for name in (queue, dead_letter_queue(queue)):
-                channel.queue_delete(name)
-        connection.close()
-
     # -- HTTP -------------------------------------------------------------------------------
     def post(self, data: bytes, content_type: str | None, *, raw: bool = False, **kwargs: object) -> requests.Response:
         body = data if raw else base64.b64encode(data)
@@ -238,71 +313,10 @@ class Service:
         assert response.status_code == 200, response.text
         return response.content, response.headers["Content-Type"]
 
-    # -- what is stored ---------------------------------------------------------------------
-    @property
-    def queue(self) -> str:
-        return self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
 
-    @property
-    def redis_url(self) -> str:
-        return self.env["THUMBNAILIFY_REDIS_URL"]
-
-    def media_dir(self, kind: str) -> Path:
-        return Path(self.env["THUMBNAILIFY_FILES_ROOT"]) / kind
-
-    def files_of(self, media_id: str) -> list[Path]:
-        """What names the item on the volume (or in the bucket): `raw/<id>`, `thumbs/<id>`..."""
-        if self.mode == S3_MODE:
-            found = set()
-            for name in self.objects():
-                parts = PurePosixPath(name).parts
-                hit = next((i for i, part in enumerate(parts) if media_id in part), None)
-                if hit is not None:
-                    found.add(Path(*parts[: hit + 1]))
-            return sorted(found)
-        root = Path(self.env["THUMBNAILIFY_FILES_ROOT"])
-        return sorted(p for p in root.rglob(f"*{media_id}*"))
-
-    def stored(self, folder: str) -> list[str]:
-        """Names in a folder of the layout (`raw`, `thumbs`), on the volume or in the bucket."""
-        if self.mode == S3_MODE:
-            return sorted({PurePosixPath(name).parts[1] for name in self.objects(folder)})
-        path = self.media_dir(folder)
-        return sorted(p.name for p in path.iterdir()) if path.exists() else []
-
-    def wait_uploads_removed(self, timeout: float = 10) -> None:
-        """Until no upload is stored: a worker removes one just after it records the item's end
-        (retention.raw_hours 0), so a terminal state seen by a client may come a moment earlier."""
-        wait_until(lambda: self.stored("raw") == [], timeout, "the uploads removed")
-
-    def objects(self, folder: str = "") -> list[str]:
-        """Names of this service's objects in the bucket (s3 mode), e.g. raw/<id>."""
-        bucket = open_bucket(load_settings(self.env).s3)
-        return sorted(meta["path"] for batch in obstore.list(bucket, folder or None) for meta in batch)
-
-    def record(self, media_id: str) -> dict[str, str] | None:
-        """The stored state record, read straight from the backend (not through the API)."""
-        if self.mode != "embedded":
-            client = redis.Redis.from_url(self.redis_url, decode_responses=True)
-            try:
-                return client.hgetall(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}") or None
-            finally:
-                client.close()
-        conn = sqlite3.connect(self.env["THUMBNAILIFY_SQLITE_PATH"])
-        try:
-            row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
-        finally:
-            conn.close()
-        return json.loads(row[0]) if row else None
-
-    def indexed(self, media_id: str) -> bool:
-        if self.mode != "embedded":
-            client = redis.Redis.from_url(self.redis_url)
-            try:
-                return client.zscore(f"{self.env['THUMBNAILIFY_REDIS_PREFIX']}index", media_id) is not None
-            finally:
-                client.close()
-        return self.record(media_id) is not None
+def report(name: str, **figures: object) -> None:
+    """Figures of a fault test, printed for the closing note (run with -s to see them)."""
+    print(f"\nFAULT-FIGURES {name}: " + json.dumps(figures))
 
 
 def distinct_jpeg(data: bytes, index: int) -> bytes:

@@ -1,13 +1,20 @@
-"""The API in process: the real app (`thumbnailify.server.app.create_app`) on the embedded backends in a
-temporary folder, served by aiohttp's test server through the service's own HTTP layer
-(`thumbnailify.server.http.protocol.AppRunner`), and the real worker machinery run on demand.
+"""The API in process: the real app (`thumbnailify.server.app.create_app`) served by aiohttp's test
+server through the service's own HTTP layer (`thumbnailify.server.http.protocol.AppRunner`), and
+the real worker machinery run on demand, in one of three modes (the `api_mode` fixture):
+
+- embedded: SQLite state and queue, media on a volume, in a temporary folder (the default);
+- distributed: the real Redis and RabbitMQ backends, under a key prefix and queue of the test's own;
+- s3: distributed, with media in the session's SeaweedFS bucket under a prefix of the test's own.
+
+A module whose contract must hold in every mode overrides `api_mode` with params. A missing
+service fails the run (tests/conftest.py's `real_services`), never skips it.
 
 A test posts, then `await api.drain()` (or `await api.wait(media_id)`, which drains first) runs the
-jobs queued so far through `worker.__main__`'s own `build` and `handle`, until the queue is empty:
-no process to start, no log to watch, no polling, so every step happens when the test says.
+jobs queued so far through `worker.__main__`'s own `build` and `handle`, until nothing is left to
+do: no process to start, no log to watch, so every step happens when the test says.
 
-What needs real processes, sockets held open on a timer, Redis, RabbitMQ or S3 stays in the
-system tests (tests/test_*.py with tests/harness.py).
+What needs real processes, sockets held open on a timer, outages or kill -9 stays in the system
+tests (tests/system with tests/harness.py).
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +33,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
 
+from tests.harness import S3_MODE, Stored, service_env
+from thumbnailify.kinds import media_kind
 from thumbnailify.server.app import create_app
 from thumbnailify.server.http.protocol import AppRunner
 from thumbnailify.server.resources import RESOURCES
@@ -40,6 +48,10 @@ from thumbnailify.worker.scratch import ScratchDir
 
 T = TypeVar("T")
 RAW_REPLY_SECONDS = 10.0
+API_MODES = ("embedded", "distributed", S3_MODE)
+# A 202 means the broker has the job; its delivery to the in-process consumer may take a moment.
+DELIVERY_POLL_SECONDS = 0.05
+DRAIN_SECONDS = 30.0  # photo items still Processing after this long are left as they are
 
 
 def embedded_env(workdir: Path, **overrides: str) -> dict[str, str]:
@@ -53,6 +65,17 @@ def embedded_env(workdir: Path, **overrides: str) -> dict[str, str]:
         "THUMBNAILIFY_WORKER_TEMP_DIR": str(workdir / "scratch"),
         "THUMBNAILIFY_LOG_LEVEL": "INFO",
     } | overrides
+
+
+def mode_env(mode: str, workdir: Path, s3: dict[str, str], **overrides: str) -> dict[str, str]:
+    """Settings for a mode: embedded as above; distributed (and s3) as tests/harness.py gives a
+    Service, so the keys and queues are the test's own."""
+    if mode == "embedded":
+        return embedded_env(workdir, **overrides)
+    return service_env(mode, workdir) | {
+        "THUMBNAILIFY_BACKENDS_FILES": "filesystem",
+        "THUMBNAILIFY_WORKER_TEMP_DIR": str(workdir / "scratch"),
+    } | s3 | overrides
 
 
 @dataclass(frozen=True)
@@ -132,7 +155,8 @@ class InProcessWorker:
         parts = self.parts
         assert parts is not None
         done = 0
-        while (delivery := parts.consumer.next(0)) is not None:
+        wait = 0 if self.settings.backends.queue == "sqlite" else DELIVERY_POLL_SECONDS
+        while (delivery := parts.consumer.next(wait)) is not None:
             handle(parts.runner, parts.consumer, delivery)
             parts.scratch.empty()
             done += 1
@@ -153,14 +177,18 @@ class InProcessWorker:
         self.thread.shutdown()
 
 
-class Api:
-    """The app under test with the harness's vocabulary: post, get, upload, wait, thumbnail..."""
+class Api(Stored):
+    """The app under test with the harness's vocabulary: post, get, upload, wait, thumbnail...
+    and, from `Stored`, what its backends keep (files_of, stored, record, indexed...)."""
 
-    def __init__(self, client: TestClient, settings: Settings, worker: InProcessWorker, workdir: Path) -> None:
+    def __init__(self, client: TestClient, settings: Settings, worker: InProcessWorker, workdir: Path, *,
+                 mode: str, env: dict[str, str]) -> None:
         self.client = client
         self.workdir = workdir
         self.settings = settings
         self.worker = worker
+        self.mode = mode
+        self.env = env
         self.headers: dict[str, str] = {}  # sent with every request, like a requests.Session's
 
     @property
@@ -196,7 +224,21 @@ class Api:
         return response.json()["media_id"]
 
     async def drain(self) -> int:
-        return await self.worker.drain()
+        """Run the queued photo jobs. On RabbitMQ a job the broker has confirmed may not have reached
+        the consumer yet, so it drains until the store has no photo item left Processing (or, for a
+        job deferred to a retry, until DRAIN_SECONDS)."""
+        done = await self.worker.drain()
+        if self.settings.backends.queue == "sqlite":
+            return done  # the queue is the store: an empty take is exact
+        deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
+        while await self.processing_photos() and asyncio.get_running_loop().time() < deadline:
+            done += await self.worker.drain()
+        return done
+
+    async def processing_photos(self) -> list[str]:
+        listed = await self.get("/images", params={"state": "Processing", "limit": 1000})
+        assert listed.status_code == 200, listed.text
+        return [item["media_id"] for item in listed.json()["items"] if media_kind(item["media_type"]) == "image"]
 
     async def wait(self, media_id: str) -> dict:
         """The status once every queued job has run; the body with the HTTP status."""
@@ -209,59 +251,41 @@ class Api:
         assert response.status_code == 200, response.text
         return response.content, response.headers["Content-Type"]
 
-    # -- what is stored ---------------------------------------------------------------------
-    @property
-    def root(self) -> Path:
-        return self.settings.path(self.settings.files.root)
-
-    def media_dir(self, kind: str) -> Path:
-        return self.root / kind
-
-    def files_of(self, media_id: str) -> list[Path]:
-        """What names the item on the volume: `raw/<id>`, `thumbs/<id>`..."""
-        return sorted(self.root.rglob(f"*{media_id}*"))
-
-    def stored(self, folder: str) -> list[str]:
-        path = self.media_dir(folder)
-        return sorted(p.name for p in path.iterdir()) if path.exists() else []
-
-    def record(self, media_id: str) -> dict[str, str] | None:
-        """The stored state record, read straight from the SQLite file (not through the API)."""
-        conn = sqlite3.connect(self.settings.path(self.settings.sqlite.path))
-        try:
-            row = conn.execute("SELECT record FROM media WHERE media_id = ?", (media_id,)).fetchone()
-        finally:
-            conn.close()
-        return json.loads(row[0]) if row else None
-
-    def indexed(self, media_id: str) -> bool:
-        return self.record(media_id) is not None
-
 
 ApiFactory = Callable[..., Awaitable[Api]]
 
 
 @pytest.fixture
-async def make_api(aiohttp_client: Callable[..., Awaitable[TestClient]], tmp_path: Path,
-                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ApiFactory]:
-    """Build the app (and its worker) with THUMBNAILIFY_* overrides; ready once /ready says so."""
-    workers: list[InProcessWorker] = []
+def api_mode() -> str:
+    """The mode of this module's apps: embedded unless the module says otherwise (see the docstring)."""
+    return "embedded"
+
+
+@pytest.fixture
+async def make_api(aiohttp_client: Callable[..., Awaitable[TestClient]], tmp_path: Path, api_mode: str,
+                   request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ApiFactory]:
+    """Build the app (and its worker) in this module's mode with THUMBNAILIFY_* overrides; ready once
+    /ready says so. Its Redis keys and RabbitMQ queues are removed after the test."""
+    apis: list[Api] = []
     monkeypatch.setenv("MAGICK_TEMPORARY_PATH", "")  # a worker's ScratchDir sets it; restored after
+    s3 = request.getfixturevalue("seaweed").settings_env() if api_mode == S3_MODE else {}
 
     async def make(**overrides: str) -> Api:
-        workdir = tmp_path / f"api-{len(workers)}"
-        settings = load_settings(embedded_env(workdir, **overrides))
+        workdir = tmp_path / f"api-{len(apis)}"
+        env = mode_env(api_mode, workdir, s3, **overrides)
+        settings = load_settings(env)
         worker = InProcessWorker(settings)
-        workers.append(worker)
         client = await aiohttp_client(ServiceTestServer(create_app(settings), settings))
-        api = Api(client, settings, worker, workdir)
+        api = Api(client, settings, worker, workdir, mode=api_mode, env=env)
+        apis.append(api)
         ready = await client.get("/ready")
         assert ready.status == 200, await ready.text()
         return api
 
     yield make
-    for worker in workers:
-        await worker.close()
+    for api in apis:
+        await api.worker.close()
+        api.cleanup()
 
 
 @pytest.fixture
@@ -285,8 +309,3 @@ async def raw_request(port: int, head: str | bytes, body: bytes = b"") -> tuple[
         return int(lines[0].split()[1]), headers, payload
     finally:
         writer.close()
-
-
-@pytest.fixture(scope="session")
-def real_services() -> None:
-    """No Redis or RabbitMQ needed here (overrides the check of tests/conftest.py for this layer)."""

@@ -1,7 +1,7 @@
-"""The HTTP API end to end, in process on the embedded backends (CONTRACT.md, "HTTP API").
+"""The HTTP API end to end, in process (CONTRACT.md, "HTTP API"), in every mode: embedded, on
+Redis + RabbitMQ, and with media in a bucket. Behaviour must not differ between the modes.
 
-The same contract runs on Redis + RabbitMQ and on S3 in tests/system/test_api.py; behaviour must not
-differ between the modes.
+tests/system/test_api.py runs a smoke of the same contract against the real processes per mode.
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ import uuid
 import pytest
 from PIL import Image
 
-from tests.api.conftest import Api
+from tests.api.conftest import API_MODES, Api
+from tests.harness import S3_MODE
+
+
+@pytest.fixture(params=API_MODES)
+def api_mode(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 def decoded(data: bytes) -> Image.Image:
@@ -224,7 +230,9 @@ async def test_operations_endpoints(api: Api) -> None:
     assert (await api.get("/health")).json() == {"status": "ok", "sizes": {"default": [100, 100]}}
     ready = await api.get("/ready")
     assert ready.status_code == 200
-    assert ready.json()["backends"] == ["sqlite", "sqlite", "files"]
+    expected = {"embedded": ["sqlite", "sqlite", "files"], "distributed": ["redis", "rabbitmq", "files"],
+                S3_MODE: ["redis", "rabbitmq", "s3"]}[api.mode]
+    assert ready.json()["backends"] == expected
     metrics = await api.get("/metrics")
     assert metrics.status_code == 200
     assert "thumbnailify_http_requests_total" in metrics.text

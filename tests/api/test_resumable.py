@@ -385,7 +385,7 @@ async def test_an_upload_whose_bytes_were_lost_is_a_503_never_zeros(api: Api) ->
     data = photo()
     location = await created(api, data)
     await patch(api, location, 0, data[:3000])
-    (api.root / "resumable" / location.rpartition("/")[2]).unlink()  # the volume lost the file
+    (api.media_dir("resumable") / location.rpartition("/")[2]).unlink()  # the volume lost the file
     reply = await patch(api, location, 3000, data[3000:])
     assert reply.status_code == 503, reply.text
     assert reply.json()["message"] == "files is unavailable, try again later"

@@ -1,5 +1,5 @@
-"""Named thumbnail sizes (`thumbnail.sizes`) in process on the embedded backends, and items stored
-before there were any (tests/system/test_sizes.py runs the same on Redis + RabbitMQ).
+"""Named thumbnail sizes (`thumbnail.sizes`) in process, embedded and on Redis + RabbitMQ, and items
+stored before there were any.
 
 CONTRACT.md, second part, "Media": every size from one decode, `?size=` picks one (default the
 first), an unknown name is a 400, the status body lists the sizes; each size has its own ETag.
@@ -12,6 +12,7 @@ import json
 import sqlite3
 
 import pytest
+import redis
 from PIL import Image, ImageSequence, ImageStat
 
 from tests.api.conftest import Api, ApiFactory, Reply
@@ -19,6 +20,11 @@ from tests.corpus import animated_gif, fit_size
 
 SIZES = "default=100x100,large=400x400,tiny=32x32"
 BOXES = {"default": 100, "large": 400, "tiny": 32}
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def api_mode(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 @pytest.fixture
@@ -33,6 +39,13 @@ async def binary(service: Api, media_id: str, headers: dict[str, str] | None = N
 
 def forget_sizes(service: Api, media_id: str) -> None:
     """Make the record look like one written before `sizes` existed."""
+    if service.mode != "embedded":
+        client = redis.Redis.from_url(service.redis_url, decode_responses=True)
+        try:
+            client.hdel(f"{service.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}", "sizes")
+        finally:
+            client.close()
+        return
     with sqlite3.connect(service.settings.path(service.settings.sqlite.path)) as conn:
         conn.execute("UPDATE media SET record = json_remove(record, '$.sizes') WHERE media_id = ?", (media_id,))
     conn.close()

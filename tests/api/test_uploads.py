@@ -1,7 +1,7 @@
-"""Upload forms, idempotent retries, history and live events, in process on the embedded backends.
+"""Upload forms, idempotent retries, history and live events, in process, embedded and on Redis +
+RabbitMQ: behaviour must not differ between the modes.
 
 (CONTRACT second part: "Uploads", "History and live status"; webhook URLs refused at POST time.)
-tests/system/test_uploads.py runs the same on Redis + RabbitMQ, and what needs a slow client on a real socket.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from urllib3 import encode_multipart_formdata
 from tests.api.conftest import Api, ApiFactory, Reply
 
 UPLOAD_SETTINGS = {"THUMBNAILIFY_WEBHOOKS_SECRET": "whsec",
-                   "THUMBNAILIFY_WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1:9,*.example.com",
+                   "THUMBNAILIFY_WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1:9,*.example.com,[64:ff9b::a9fe:a9fe]",
                    "THUMBNAILIFY_LIMITS_MAX_FILES": "3"}
 
 
@@ -36,6 +36,11 @@ def jpeg(color: tuple[int, int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (160, 90), color).save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def api_mode(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 @pytest.fixture
@@ -240,6 +245,7 @@ async def test_bad_idempotency_keys_are_400(svc: Api, key: str) -> None:
     ("https://localhost.example.com/hook", "does not resolve"),  # *.example.com matches, no DNS here
     ("relative/path", "http"),
     ("http://127.0.0.1:9/" + "x" * 3000, "too long"),
+    ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "metadata"),  # NAT64 of 169.254.169.254, listed or not
 ])
 async def test_refused_callback_urls_are_400_and_keep_nothing(svc: Api, url: str, fragment: str) -> None:
     before = await listed_ids(svc)
@@ -254,6 +260,12 @@ async def test_a_listed_callback_is_kept_on_the_record(svc: Api) -> None:
     response = await svc.post(png((1, 1, 1)), "image/png", params={"callback_url": url})
     assert response.status_code == 202, response.text
     assert response.json()["callback"] == {"url": url, "state": "pending", "attempts": 0, "last_status": None}
+
+
+async def test_a_non_ascii_callback_is_kept_percent_encoded(svc: Api) -> None:
+    response = await svc.post(png((1, 1, 1)), "image/png", params={"callback_url": "http://127.0.0.1:9/hook/\u00e9?x=\u00fc"})
+    assert response.status_code == 202, response.text
+    assert response.json()["callback"]["url"] == "http://127.0.0.1:9/hook/%C3%A9?x=%C3%BC"
 
 
 async def test_callbacks_need_webhooks_enabled(api: Api) -> None:

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.corpus import Case, build_cases, run_checks
+from tests.corpus import Case, cached_cases, run_checks
 from tests.harness import MODES, Service, peak_rss_mb
 
 pytestmark = pytest.mark.timeout(120)
 
-CASES = build_cases()
+CASES = list(cached_cases())
 PEAK_RSS_LIMIT_MB = 256
 
 

@@ -25,6 +25,7 @@ from tests.corpus import (
     FrameCount,
     HasAlpha,
     build_cases,
+    cached_cases,
     declared_size,
     fit_size,
     has_magic,
@@ -38,7 +39,7 @@ Image.MAX_IMAGE_PIXELS = None  # the 50 MP boundary case is intended
 
 @pytest.fixture(scope="module")
 def cases() -> list[Case]:
-    return build_cases(PHOTOS)
+    return list(cached_cases(PHOTOS))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_enough_unique_slug_names(cases: list[Case]) -> None:
 
 
 def test_generation_is_deterministic(cases: list[Case]) -> None:
-    again = build_cases(PHOTOS)
+    again = build_cases(PHOTOS)  # a second generation, not the cached one
 
     def digest(c: Case) -> str:
         return hashlib.sha256(c.request_body()).hexdigest()
