@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from thumbnailify.client import media
+from thumbnailify.client import media, resumable
 from thumbnailify.client.session import ApiError, Client
 
 
@@ -111,6 +111,16 @@ class Batch:
     size: str | None = None
     timeout: float = 600.0
     skip_existing: bool = True
+    chunk_bytes: int = resumable.DEFAULT_CHUNK_BYTES  # files larger go by tus, in PATCHes of this size
+    unfinished: resumable.UnfinishedUploads | None = None  # where tus uploads are noted, to be continued
+
+    def _send(self, source: Source) -> str:
+        def sent(done: int, total: int) -> None:
+            self.reporter.sent(source, done, total)
+        if source.path.stat().st_size <= self.chunk_bytes:
+            return str(self.client.upload(source.path, progress=sent)["media_id"])
+        return resumable.send(self.client, source.path, media.media_type(source.path), chunk_bytes=self.chunk_bytes,
+                              unfinished=self.unfinished, progress=sent)
 
     def _existing(self, source: Source) -> str | None:
         """The id of an item on the server with this file's bytes that is or will be Completed."""
@@ -124,12 +134,7 @@ class Batch:
         media_id = ""
         try:
             existing = self._existing(source) if self.skip_existing else None
-            if existing is None:
-                accepted = self.client.upload(
-                    source.path, progress=lambda done, total: self.reporter.sent(source, done, total))
-                media_id = accepted["media_id"]
-            else:
-                media_id = existing
+            media_id = self._send(source) if existing is None else existing
             self.reporter.processing(source, media_id)
             final = self.client.wait(media_id, self.timeout)
             written = None

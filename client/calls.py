@@ -111,3 +111,36 @@ def listing(limit: int | None = None, cursor: str | None = None, state: str | No
 def health() -> Call:
     """GET /health: the process is up; its body names the thumbnail sizes the server makes."""
     return Call("GET", "/health", "/health")
+
+
+# -- resumable uploads (tus 1.0 at /uploads/) --------------------------------------------------------
+TUS = {"Tus-Resumable": "1.0.0"}
+UPLOADS = "/uploads/"
+
+
+def _tus_metadata(values: dict[str, str]) -> str:
+    return ",".join(f"{name} {base64.b64encode(value.encode()).decode()}" for name, value in values.items())
+
+
+def tus_create(length: int, media_type: str, filename: str, *, idempotency_key: str) -> Call:
+    """POST /uploads/: a resumable upload of `length` bytes; its URL comes back in Location. The
+    idempotency key travels in the metadata, as the header does on POST /images."""
+    metadata = {"filename": filename, "filetype": media_type, "idempotency_key": idempotency_key}
+    headers = TUS | {"Upload-Length": str(length), "Upload-Metadata": _tus_metadata(metadata)}
+    return Call("POST", UPLOADS, UPLOADS, headers=headers)
+
+
+def tus_offset(path: str) -> Call:
+    """HEAD: how many bytes the server has (Upload-Offset) of the upload at `path`."""
+    return Call("HEAD", path, "/uploads/[id]", headers=dict(TUS))
+
+
+def tus_append(path: str, offset: int, body: bytes) -> Call:
+    """PATCH: these bytes at this offset; the one with the last byte answers Thumbnailify-Media-Id."""
+    headers = TUS | {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+    return Call("PATCH", path, "/uploads/[id]", headers=headers, body=body)
+
+
+def tus_upload(path: str) -> Call:
+    """GET: the upload as JSON, its media_id once finished."""
+    return Call("GET", path, "/uploads/[id]", headers=dict(TUS))

@@ -1,7 +1,7 @@
 """`thumbnailify`: upload files and folders and fetch their thumbnails; status, list and delete.
 
     thumbnailify [--url URL] [--api-key KEY] COMMAND ...   (the two options also after COMMAND)
-    thumbnailify upload PATH... [--out DIR] [--size NAME] [--jobs N] [--no-skip-existing]
+    thumbnailify upload PATH... [--out DIR] [--size NAME] [--jobs N] [--no-skip-existing] [--chunk-size SIZE]
     thumbnailify status ID | list [--state STATE] [--name TEXT] [--limit N] | delete ID...
 
 URL and key also from THUMBNAILIFY_URL and THUMBNAILIFY_API_KEY. Exit status: 0 when everything
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from thumbnailify.client import calls
+from thumbnailify.client import calls, resumable
 from thumbnailify.client.batch import Batch, ThumbnailWriter, collect
 from thumbnailify.client.media import BY_EXTENSION
 from thumbnailify.client.report import LiveReport, PlainReport, listing_table, summary
@@ -38,6 +38,17 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _size(text: str) -> int:
+    """Bytes, or with K, M or G (binary: 8M is 8 MiB)."""
+    digits, unit = (text[:-1], text[-1].upper()) if text[-1:].isalpha() else (text, "")
+    if unit not in SIZE_UNITS or not digits.isdigit() or int(digits) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: bytes, or a number with K, M or G (8M)")
+    return int(digits) * SIZE_UNITS[unit]
 
 
 def _server_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -73,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="how long to wait for each result (default 600)")
     upload.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
                         help="ask the server by SHA-256 first and send no file it already has (default: on)")
+    upload.add_argument("--chunk-size", type=_size, default=resumable.DEFAULT_CHUNK_BYTES, metavar="SIZE",
+                        help="files larger than this go by tus, resumable, in pieces of this size; a run cut "
+                             "short is continued by the next one (default 8M)")
 
     status = commands.add_parser("status", parents=[server], help="one media's status, as JSON")
     status.add_argument("media_id", metavar="ID")
@@ -113,7 +127,9 @@ def _upload(args: argparse.Namespace, client: Client, console: Console) -> int:
     for result in refused:  # told at once, in the same words as every other file's
         (LiveReport.line if fancy else PlainReport.line)(console, result)
     with LiveReport(console, len(sources)) if fancy else PlainReport(console) as report:
-        results = Batch(client, report, writer, args.size, args.timeout, args.skip_existing).run(sources, args.jobs)
+        batch = Batch(client, report, writer, args.size, args.timeout, args.skip_existing, args.chunk_size,
+                      resumable.UnfinishedUploads(resumable.default_log()))
+        results = batch.run(sources, args.jobs)
     results = refused + results
     summary(console, results, fancy=fancy)
     return 0 if all(result.ok for result in results) else 1
@@ -177,5 +193,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error("interrupted")
         sys.stdout.flush()
         # Upload threads may be waiting on the server for minutes; an interrupted run ends now
-        # (the server drops an upload cut off half-way).
+        # (the server drops a single-request upload cut off half-way; a file sent by tus keeps what
+        # arrived, and the next run continues it).
         os._exit(130)

@@ -81,7 +81,7 @@ def unreachable(url: str, exc: requests.RequestException) -> str:
     return f"cannot reach {url} ({type(exc).__name__}) — is the server running there?"
 
 
-def _message(response: requests.Response) -> str:
+def message_of(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -179,7 +179,7 @@ class Client:
         """The answer when it is a success; the server's refusal as an ApiError."""
         response = self.send(call, stream=stream, read_timeout=read_timeout)
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _message(response))
+            raise ApiError(response.status_code, message_of(response))
         return response
 
     # -- the API ---------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ class Client:
         except requests.RequestException as exc:
             raise ApiError(None, unreachable(self.url, exc)) from exc
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _message(response))
+            raise ApiError(response.status_code, message_of(response))
         try:
             return _json_object(response)
         except ValueError as exc:
@@ -227,7 +227,7 @@ class Client:
             body = None
         if _is_status(body):
             return body
-        raise ApiError(response.status_code, _message(response))
+        raise ApiError(response.status_code, message_of(response))
 
     def events(self, media_id: str | None = None) -> Iterator[tuple[str, JsonObject]]:
         """(event, body) as the server sends them: "status" with a status body, "deleted"."""

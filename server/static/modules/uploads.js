@@ -1,7 +1,11 @@
-// Uploads: files chosen or dropped, each its own POST with progress, its name and an
-// Idempotency-Key, retried (same key) when the server is busy or out of reach; a send that still
-// failed can be retried by hand, a file the server refused only dismissed.
-import { authHeaders, keyReady, needKey } from "./api.js";
+// Uploads: files chosen or dropped, each sent with tus (the resumable protocol at /uploads/, by
+// tus-js-client) with progress, its name and an idempotency key; a dropped connection resumes from
+// what the server has, and so does the same file chosen again after a reload (tus-js-client keeps
+// each unfinished upload's URL in localStorage under the file's name, size and date). Retried when
+// the server is busy or out of reach; a send that still failed can be retried by hand, a file the
+// server refused only dismissed.
+import "./tus-js-client.js"; // a UMD bundle: it sets window.tus
+import { api, authHeaders, keyReady, needKey } from "./api.js";
 import { announce, el, sleep, ui } from "./dom.js";
 import {
   apply, becomeMedia, card, items, position, refresh, reorderSoon, setActions, setState, showCount,
@@ -11,6 +15,9 @@ import { UNREACHABLE } from "./words.js";
 const PARALLEL_UPLOADS = 3;
 const UPLOAD_ATTEMPTS = 4;
 const MAX_RETRY_SECONDS = 30;
+// Bytes per PATCH: under the body caps of proxies (Cloudflare's is 100 MB), few requests per file.
+const CHUNK_BYTES = 8 * 1024 * 1024;
+const MEDIA_ID_HEADER = "Thumbnailify-Media-Id";
 // What a file's extension says when the browser names no type (HEIC on most systems).
 const TYPES_BY_EXTENSION = {
   jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", gif: "image/gif", webp: "image/webp",
@@ -31,32 +38,80 @@ function idempotencyKey() {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function send(file, key, progress) {
+function answerOf(status, text, retryAfter) {
+  let body = null;
+  try { body = JSON.parse(text); } catch { /* a proxy's HTML page, say */ }
+  return {
+    status,
+    body,
+    message: (body && body.message) || `The server answered ${status}.`,
+    retryAfter: retryAfter === null || retryAfter === undefined ? null : Number(retryAfter),
+  };
+}
+
+const LOST = { status: 0, body: null, message: UNREACHABLE, retryAfter: null };
+
+// The item's status once the upload has all its bytes: the last PATCH names its media_id. An upload
+// that already had them (its finishing PATCH answered 503 before a reload, say) is finished by
+// sending its last, empty PATCH again.
+async function finished(tusUpload, lastResponse) {
+  let mediaId = lastResponse && lastResponse.getHeader(MEDIA_ID_HEADER);
+  try {
+    if (!mediaId) {
+      const known = await api(tusUpload.url, { headers: { "Tus-Resumable": "1.0.0" } });
+      if (!known.ok) return answerOf(known.status, await known.text(), known.headers.get("Retry-After"));
+      mediaId = (await known.json()).media_id;
+    }
+    if (!mediaId) {
+      const last = await api(tusUpload.url, { method: "PATCH", headers: {
+        "Tus-Resumable": "1.0.0", "Upload-Offset": String(tusUpload.file.size),
+        "Content-Type": "application/offset+octet-stream" } });
+      if (!last.ok) return answerOf(last.status, await last.text(), last.headers.get("Retry-After"));
+      mediaId = last.headers.get(MEDIA_ID_HEADER);
+    }
+    const status = await api(`/images/${encodeURIComponent(mediaId)}`);
+    return answerOf(status.ok ? 202 : status.status, await status.text(), status.headers.get("Retry-After"));
+  } catch (error) {
+    return error.status ? answerOf(error.status, "", null) : LOST; // a 401 (api.js asked for the key)
+  }
+}
+
+// One attempt: from where the server is (a new upload, the one this job began, or one a
+// previous page began with this file), to the item's status or the error that stopped it.
+function send(job, progress) {
   return new Promise((resolve) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/images?${new URLSearchParams({ encoding: "binary", filename: file.name })}`);
-    xhr.setRequestHeader("Content-Type", mediaTypeOf(file));
-    xhr.setRequestHeader("Idempotency-Key", key);
-    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
-    xhr.upload.addEventListener("progress", (event) => {
-      if (event.lengthComputable) progress.value = event.loaded / event.total;
-    });
-    xhr.addEventListener("load", () => {
-      let body = null;
-      try { body = JSON.parse(xhr.responseText); } catch { /* a proxy's HTML page, say */ }
-      const retryAfter = xhr.getResponseHeader("Retry-After");
-      resolve({
-        status: xhr.status,
-        body,
-        message: (body && body.message) || `The server answered ${xhr.status} ${xhr.statusText}.`,
-        retryAfter: retryAfter === null ? null : Number(retryAfter),
+    const { file, key } = job;
+    if (!job.tus) {
+      job.tus = new window.tus.Upload(file, {
+        endpoint: "/uploads/",
+        chunkSize: CHUNK_BYTES,
+        retryDelays: null, // the page's own retries below, with its messages and Retry-After
+        removeFingerprintOnSuccess: true,
+        metadata: { filename: file.name, filetype: mediaTypeOf(file), idempotency_key: key },
+        onBeforeRequest: (request) => {
+          for (const [name, value] of Object.entries(authHeaders())) request.setHeader(name, value);
+        },
       });
-    });
-    const lost = () => resolve({ status: 0, body: null, message: UNREACHABLE, retryAfter: null });
-    xhr.addEventListener("error", lost);
-    xhr.addEventListener("abort", lost);
-    xhr.addEventListener("timeout", lost);
-    xhr.send(file);
+    }
+    const upload = job.tus;
+    upload.options.onProgress = (sent, total) => {
+      if (total) progress.value = sent / total;
+    };
+    upload.options.onChunkComplete = (_chunk, sent) => { job.sent = sent; };
+    upload.options.onSuccess = ({ lastResponse }) => finished(upload, lastResponse).then(resolve);
+    upload.options.onError = (error) => {
+      const response = error.originalResponse;
+      resolve(response ? answerOf(response.getStatus(), response.getBody(), response.getHeader("Retry-After")) : LOST);
+    };
+    if (job.resumed) {
+      upload.start();
+      return;
+    }
+    job.resumed = true;
+    upload.findPreviousUploads().then((previous) => {
+      if (previous.length) upload.resumeFromPreviousUpload(previous[0]);
+      upload.start();
+    }, () => upload.start());
   });
 }
 
@@ -116,11 +171,13 @@ const busy = (answer) => answer.status === 0 || answer.status === 408 || answer.
   || answer.status === 429 || answer.status >= 500;
 
 async function upload(job) {
-  const { file, item, key } = job; // the same key on every retry: the server never makes two
+  const { item } = job; // the same upload and key on every retry: the server never makes two
   const progress = item.querySelector("progress");
   for (let attempt = 1; ; attempt += 1) {
     setState(item, "Uploading", attempt > 1 ? `Trying again (${attempt} of ${UPLOAD_ATTEMPTS})…` : "");
-    const answer = await send(file, key, progress);
+    const sentBefore = job.sent;
+    const answer = await send(job, progress);
+    if (job.sent > sentBefore) attempt = 1; // it got further: a flaky link, not a dead one
     if (answer.status === 202 && answer.body) return accepted(item, answer.body);
     if (answer.status === 401) {
       needKey();
@@ -156,7 +213,7 @@ function add(files) {
     progress.setAttribute("aria-label", `Uploading ${file.name}`);
     item.querySelector(".state").before(progress);
     ui.gallery.prepend(item);
-    queue.push({ file, item, key: idempotencyKey() });
+    queue.push({ file, item, key: idempotencyKey(), sent: 0 });
   }
   showCount();
   if (files.length) announce(`Uploading ${files.length} file${files.length === 1 ? "" : "s"}.`);
