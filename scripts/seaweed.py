@@ -77,11 +77,15 @@ class SeaweedFS:
         return self
 
     def serves_us(self) -> bool:
-        """Our credentials list the bucket: weed answers S3 a moment before it knows them."""
+        """Our credentials list the bucket and an object can be written: weed answers S3 a moment
+        before it knows them, and lists a bucket before its volume server takes writes."""
         settings = S3Settings(endpoint_url=self.endpoint_url, bucket=self.bucket, access_key=ACCESS_KEY,
                               secret_key=SECRET_KEY, timeout=2)
         try:
-            obstore.list_with_delimiter(open_bucket(settings), ".ready/")
+            bucket = open_bucket(settings)
+            obstore.list_with_delimiter(bucket, ".ready/")
+            obstore.put(bucket, ".ready/probe", b"ok")
+            obstore.delete(bucket, ".ready/probe")
         except FAULTS:
             return False
         return True
