@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import re
 import resource
 import signal
@@ -44,10 +45,29 @@ PHOTO_WORKER_READY = re.compile(r'worker ready"?[^\n]*?kind"?[=:] ?"?image')
 VIDEO_WORKER_READY = re.compile(r'worker ready"?[^\n]*?kind"?[=:] ?"?video')
 
 
+def _local_port_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+# Below the kernel's ephemeral range: a port from it (bind to port 0) can be taken by any outgoing
+# connection before the service binds it, and on a loaded machine one was.
+SERVICE_PORTS = range(20000, min(32000, _local_port_range()[0]))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, outside the range the kernel hands to outgoing connections."""
+    for port in random.sample(SERVICE_PORTS, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {SERVICE_PORTS}")
 
 
 def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
