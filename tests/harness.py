@@ -185,9 +185,12 @@ class Stored:
 class Service(Stored):
     """`python -m thumbnailify` (server + supervised workers) with its own backends' namespace."""
 
-    def __init__(self, mode: str, workdir: Path, workers: int = 2, video_workers: int = 1,
+    def __init__(self, mode: str, workdir: Path, *, workers: int = 1, video_workers: int = 0, webhook_workers: int = 0,
                  open_files: tuple[int, int] | None = None, **overrides: str) -> None:
+        """One photo worker and nothing else by default: each worker process costs a start-up's CPU, so
+        a test that needs a second photo worker, a video worker or a webhook worker asks for it."""
         workdir.mkdir(parents=True, exist_ok=True)
+        overrides = {"THUMBNAILIFY_WORKER_WEBHOOK_PROCESSES": str(webhook_workers)} | overrides
         self.mode = mode
         self.open_files = open_files  # (soft, hard) RLIMIT_NOFILE to start the launcher with
         self.workdir = workdir

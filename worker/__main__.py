@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 from thumbnailify.backends.loader import load_backend
-from thumbnailify.kinds import KINDS
+from thumbnailify.kinds import KINDS, MEDIA_KINDS
 from thumbnailify.logs import setup_logging
 from thumbnailify.settings import Settings, load_settings
 from thumbnailify.startup import cannot_start_exits, raise_open_files_limit
 from thumbnailify.worker import liveness
 from thumbnailify.worker.backends import TABLE, Consumer, Delivery, Store
-from thumbnailify.worker.handlers.image import apply_limits
 from thumbnailify.worker.jobs import Outcome, Verdict
 from thumbnailify.worker.kinds import Runner, build_runner, run_guarded
 from thumbnailify.worker.liveness import Heartbeat
@@ -123,7 +122,10 @@ def main() -> int:
     open_files = raise_open_files_limit()
     heartbeat = Heartbeat(settings.worker.job_timeout + settings.worker.stall_margin)
     liveness.start_watchdog(heartbeat)  # first: start-up touches the volume too
-    apply_limits(settings.limits)
+    if kind in MEDIA_KINDS:  # a webhook worker decodes nothing: it starts without loading ImageMagick
+        from thumbnailify.worker.handlers.image import apply_limits  # noqa: PLC0415
+
+        apply_limits(settings.limits)
     limit_memory(settings.worker.memory_limit)
     scratch = scratch_dir(settings)
     stopping = threading.Event()

@@ -37,7 +37,7 @@ def tiny_png(index: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service("embedded", tmp_path_factory.mktemp("streams"), workers=0, video_workers=0,
+    service = Service("embedded", tmp_path_factory.mktemp("streams"), workers=0, webhook_workers=1,
                       open_files=OPEN_FILES, THUMBNAILIFY_SERVER_EVENT_SEND_TIMEOUT="1")
     with service:
         yield service

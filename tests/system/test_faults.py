@@ -50,7 +50,7 @@ def big_jpeg(photos: dict[str, bytes]) -> bytes:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_kill_9_worker_mid_stream_loses_nothing(mode: str, tmp_path: Path, big_jpeg: bytes) -> None:
-    with Service(mode, tmp_path) as service:
+    with Service(mode, tmp_path, workers=2, video_workers=1, webhook_workers=1) as service:
         ids = [service.upload(distinct_jpeg(big_jpeg, i), "image/jpeg") for i in range(100)]
         kills = 0
         for _ in range(2):
@@ -72,7 +72,7 @@ def test_kill_9_worker_mid_stream_loses_nothing(mode: str, tmp_path: Path, big_j
 @pytest.mark.parametrize("mode", MODES)
 def test_delete_racing_workers_resurrects_nothing(mode: str, tmp_path: Path, photos: dict[str, bytes]) -> None:
     rng = random.Random(7)
-    with Service(mode, tmp_path) as service:
+    with Service(mode, tmp_path, workers=2, video_workers=1, webhook_workers=1) as service:
         ids = []
         for index in range(40):
             media_id = service.upload(photos["astronaut.jpg" if index % 2 else "chelsea.png"],
@@ -88,7 +88,7 @@ def test_delete_racing_workers_resurrects_nothing(mode: str, tmp_path: Path, pho
 
 
 def test_poison_messages_are_acked_and_logged(tmp_path: Path, photos: dict[str, bytes]) -> None:
-    with Service("distributed", tmp_path) as service:
+    with Service("distributed", tmp_path, workers=2, video_workers=1, webhook_workers=1) as service:
         workers = sorted(service.worker_pids())
         prefix = service.env["THUMBNAILIFY_REDIS_PREFIX"]
         client = redis.Redis.from_url(service.redis_url, decode_responses=True)
@@ -125,7 +125,7 @@ def test_poison_messages_are_acked_and_logged(tmp_path: Path, photos: dict[str, 
 
 def test_worker_survives_its_process_being_killed_repeatedly(tmp_path: Path, photos: dict[str, bytes]) -> None:
     """The supervisor restarts killed workers; jobs keep flowing (no crash loop takes the service down)."""
-    with Service("distributed", tmp_path, workers=1) as service:
+    with Service("distributed", tmp_path, workers=1, video_workers=1, webhook_workers=1) as service:
         for _ in range(3):
             pid = service.worker_pids()[0]
             os.kill(pid, signal.SIGKILL)

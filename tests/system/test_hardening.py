@@ -244,7 +244,7 @@ def test_control_characters_cannot_forge_log_lines(keyed: Service) -> None:
 # -- 6, 7, 9. nothing orphaned, nothing leaked --------------------------------------------------
 @pytest.mark.parametrize("mode", MODES)
 def test_delete_during_a_files_fault_is_finished_by_its_retry(mode: str, tmp_path: Path) -> None:
-    with Service(mode, tmp_path) as service:
+    with Service(mode, tmp_path, workers=2, video_workers=1, webhook_workers=1) as service:
         media_id = service.upload(small_png(), "image/png")
         assert service.wait(media_id)["state"] == "Completed"
         assert service.files_of(media_id)
@@ -286,7 +286,7 @@ def test_outage_answers_name_the_backend_but_leak_nothing(tmp_path: Path) -> Non
 
 
 def test_a_server_killed_mid_upload_leaves_no_file_under_a_final_name(tmp_path: Path) -> None:
-    with Service("embedded", tmp_path, workers=0) as service:
+    with Service("embedded", tmp_path, workers=0, video_workers=1, webhook_workers=1) as service:
         body = base64.b64encode(small_png() + bytes(3 << 20))
         with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
             sock.sendall(b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"

@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 def test_children_end_with_the_launcher(signum: int, tmp_path: Path, photos: dict[str, bytes]) -> None:
     """Killed outright or hung up on, the launcher leaves no server (nor the multi-process server's
     own children) or worker behind, and a new launcher on the same port starts at once."""
-    service = Service("embedded", tmp_path, workers=2, THUMBNAILIFY_SERVER_PROCESSES="2")
+    service = Service("embedded", tmp_path, workers=2, video_workers=1, webhook_workers=1,
+                      THUMBNAILIFY_SERVER_PROCESSES="2")
     service.start()
     launcher = service.process
     assert launcher is not None

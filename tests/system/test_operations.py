@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_metrics_of_server_and_workers(tmp_path: Path, photos: dict[str, bytes]) -> None:
     base = free_port()
-    with Service("distributed", tmp_path, THUMBNAILIFY_WORKER_METRICS_PORT=str(base)) as service:
+    with Service("distributed", tmp_path, workers=2, THUMBNAILIFY_WORKER_METRICS_PORT=str(base)) as service:
         ids = [service.upload(photos["coffee.jpg"], "image/jpeg") for _ in range(4)]
         bad = service.upload(photos["chelsea.png"][:300], "image/png")
         for media_id in [*ids, bad]:

@@ -86,7 +86,8 @@ def test_rabbitmq_outage_during_uploads(tmp_path: Path, photos: dict[str, bytes]
     """RabbitMQ unreachable (behind a proxy that drops and refuses connections), then back."""
     with TcpProxy(AMQP_PORT) as broker:
         url = f"amqp://guest:guest@127.0.0.1:{broker.port}/%2F"
-        with Service("distributed", tmp_path, THUMBNAILIFY_RABBITMQ_URL=url) as service:
+        with Service("distributed", tmp_path, THUMBNAILIFY_RABBITMQ_URL=url,
+                     workers=2, video_workers=1, webhook_workers=1) as service:
             outage(service, photos["coffee.jpg"], (broker.cut, broker.restore), "rabbitmq", "rabbitmq-outage")
 
 
@@ -94,7 +95,8 @@ def test_redis_outage_during_uploads(tmp_path: Path, photos: dict[str, bytes]) -
     private = PrivateRedis(tmp_path)
     private.start()
     try:
-        service = Service("distributed", tmp_path / "svc", THUMBNAILIFY_REDIS_URL=private.url)
+        service = Service("distributed", tmp_path / "svc", THUMBNAILIFY_REDIS_URL=private.url,
+                          workers=2, video_workers=1, webhook_workers=1)
         with service as running:
             outage(running, photos["coffee.jpg"], (private.stop, private.start), "redis", "redis-outage")
     finally:
@@ -107,7 +109,7 @@ def test_a_record_write_applied_after_its_timeout_keeps_nothing(tmp_path: Path, 
     with TcpProxy(REDIS_PORT) as proxy:
         url = f"redis://127.0.0.1:{proxy.port}/0"
         with Service("distributed", tmp_path, workers=0, THUMBNAILIFY_REDIS_URL=url,
-                     THUMBNAILIFY_REDIS_TIMEOUT="1") as service:
+                     THUMBNAILIFY_REDIS_TIMEOUT="1", video_workers=1, webhook_workers=1) as service:
             proxy.stall(3, starting=b":1\r\n")  # the create script's reply, not a PONG or an event
             response = service.post(photos["coffee.jpg"], "image/jpeg")
             assert response.status_code == 503, response.text
@@ -122,7 +124,8 @@ def test_a_key_reservation_applied_after_its_timeout_is_freed(tmp_path: Path, ph
     a 503, and the client's retry with that key is taken (not a 409 until the reservation expires)."""
     with TcpProxy(REDIS_PORT) as proxy:
         url = f"redis://127.0.0.1:{proxy.port}/0"
-        with Service("distributed", tmp_path, THUMBNAILIFY_REDIS_URL=url, THUMBNAILIFY_REDIS_TIMEOUT="1") as service:
+        with Service("distributed", tmp_path, THUMBNAILIFY_REDIS_URL=url, THUMBNAILIFY_REDIS_TIMEOUT="1",
+                     workers=2, video_workers=1, webhook_workers=1) as service:
             headers = {"Idempotency-Key": str(uuid.uuid4())}
             proxy.stall(3, starting=b"+OK\r\n")  # the reservation's SET NX, not a PONG or an event
             refused = service.post(photos["coffee.jpg"], "image/jpeg", headers=headers)
@@ -135,7 +138,7 @@ def test_a_key_reservation_applied_after_its_timeout_is_freed(tmp_path: Path, ph
 
 def test_volume_outage_retries_then_dead_letters(tmp_path: Path, photos: dict[str, bytes]) -> None:
     service = Service("distributed", tmp_path, THUMBNAILIFY_WORKER_MAX_RETRIES="3",
-                      THUMBNAILIFY_WORKER_RETRY_BASE_DELAY="0.1")
+                      THUMBNAILIFY_WORKER_RETRY_BASE_DELAY="0.1", workers=2, video_workers=1, webhook_workers=1)
     with service as running:
         thumbs = running.media_dir("thumbs")
         thumbs.rename(thumbs.with_name("thumbs-away"))

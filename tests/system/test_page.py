@@ -177,7 +177,7 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
     (files / "cut.jpg").write_bytes((PHOTOS / "coffee.jpg").read_bytes()[:3000])  # a JPEG that ends early
     (files / "clip.mp4").write_bytes(videos.mp4([videos.flat((40, 160, 90))] * 3))
 
-    with Service("embedded", tmp_path / "service", workers=1, THUMBNAILIFY_THUMBNAIL_SIZES=SIZES) as service:
+    with Service("embedded", tmp_path / "service", video_workers=1, THUMBNAILIFY_THUMBNAIL_SIZES=SIZES) as service:
         page = service.get("/")
         assert page.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
         refusal = service.post(NOT_AN_IMAGE, "image/jpeg", raw=True, params={"encoding": "binary"})
@@ -356,7 +356,7 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
 
 def test_page_asks_for_the_api_key_and_keeps_it_for_the_session(browser: WebDriver, tmp_path: Path) -> None:
     key = "page-test-key"
-    with Service("embedded", tmp_path / "service", workers=1, THUMBNAILIFY_AUTH_API_KEY=key) as service:
+    with Service("embedded", tmp_path / "service", THUMBNAILIFY_AUTH_API_KEY=key) as service:
         assert service.get("/images").status_code == 401
         assert_page_files_served_and_cached(service)
         service.http.headers["Authorization"] = f"Bearer {key}"
@@ -435,7 +435,7 @@ def test_page_loads_its_modules_under_their_fingerprints(browser: WebDriver, tmp
                if name.startswith("modules/")}
     assert set(modules) == {path.name for path in MODULES.glob("*.js")} >= {
         "api.js", "events.js", "gallery.js", "uploads.js", "viewer.js", "main.js"}
-    with Service("embedded", tmp_path / "service", workers=1) as service:
+    with Service("embedded", tmp_path / "service") as service:
         for name, asset in modules.items():
             current = service.get(f"/static/modules/{name}", params={"v": asset.etag})
             assert current.status_code == 200 and current.content == asset.body, name

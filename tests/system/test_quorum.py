@@ -50,8 +50,8 @@ def reject(queue: str, times: int) -> str:
 
 
 def test_quorum_queue_round_trip_and_a_time_limit_poison(tmp_path: Path, photos: dict[str, bytes]) -> None:
-    service = Service("distributed", tmp_path, workers=1, **(QUORUM | {"THUMBNAILIFY_WORKER_JOB_TIMEOUT": "0.2",
-                                                                    "THUMBNAILIFY_WORKER_MAX_ATTEMPTS": "1"}))
+    service = Service("distributed", tmp_path, workers=1, video_workers=1, webhook_workers=1,
+                      **(QUORUM | {"THUMBNAILIFY_WORKER_JOB_TIMEOUT": "0.2", "THUMBNAILIFY_WORKER_MAX_ATTEMPTS": "1"}))
     with service:
         types = queue_types(service.queue)
         assert types[service.queue] == types[f"{service.queue}.video"] == "quorum", types
@@ -70,7 +70,7 @@ def test_a_job_the_broker_dead_letters_ends_as_error_422(tmp_path: Path, photos:
     """The broker itself dead-letters a job delivered more than max_attempts times (a consumer that
     rejects it each time); a worker finds it in <queue>.dead and records Error 422, while a dead
     letter of a worker's own (an outage) stays there for a replay."""
-    service = Service("distributed", tmp_path, workers=0, **QUORUM)
+    service = Service("distributed", tmp_path, workers=0, **QUORUM, video_workers=1, webhook_workers=1)
     with service:
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         channel = declare_queues(connection, load_settings(service.env), service.queue)

@@ -51,7 +51,8 @@ def dead_letter_during_outage(service: Service, uploads: list[bytes]) -> list[st
 @pytest.mark.parametrize("mode", MODES)
 def test_dead_letters_are_bounded_and_complete_after_replay(mode: str, tmp_path: Path,
                                                             photos: dict[str, bytes]) -> None:
-    service = Service(mode, tmp_path, THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_LENGTH="2", **OUTAGE)
+    service = Service(mode, tmp_path, THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_LENGTH="2", **OUTAGE,
+                      workers=2, video_workers=1, webhook_workers=1)
     with service:
         ids = dead_letter_during_outage(service, [photos["coffee.jpg"], photos["astronaut.jpg"],
                                                   photos["rocket_portrait.jpg"]])
@@ -75,7 +76,7 @@ def test_dead_letters_are_bounded_and_complete_after_replay(mode: str, tmp_path:
 
 
 def test_replay_drops_letters_of_deleted_items(tmp_path: Path, photos: dict[str, bytes]) -> None:
-    with Service("embedded", tmp_path, **OUTAGE) as service:
+    with Service("embedded", tmp_path, **OUTAGE, workers=2, video_workers=1, webhook_workers=1) as service:
         kept, deleted = dead_letter_during_outage(service, [photos["coffee.jpg"], photos["astronaut.jpg"]])
         assert service.delete(f"/images/{deleted}").status_code == 204
         result = replay(service)
@@ -87,7 +88,7 @@ def test_replay_drops_letters_of_deleted_items(tmp_path: Path, photos: dict[str,
 def test_a_dead_queue_declared_with_other_bounds_is_used_as_it_is(tmp_path: Path,
                                                                   photos: dict[str, bytes]) -> None:
     """RabbitMQ refuses to redeclare a queue with other arguments: the workers warn and go on."""
-    service = Service("distributed", tmp_path, **OUTAGE)
+    service = Service("distributed", tmp_path, **OUTAGE, workers=2, video_workers=1, webhook_workers=1)
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
         connection.channel().queue_declare(f"{service.queue}.dead", durable=True)  # as before the bounds

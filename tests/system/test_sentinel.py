@@ -131,7 +131,7 @@ def watch_events(url: str, seen: list[dict], stop: threading.Event) -> None:
 
 def test_a_failover_under_load_loses_nothing_accepted(tmp_path: Path) -> None:
     group = SentinelGroup(tmp_path).start()
-    service = Service("distributed", tmp_path / "service", workers=2, **group.env)
+    service = Service("distributed", tmp_path / "service", workers=2, **group.env, video_workers=1, webhook_workers=1)
     events: list[dict] = []
     stop = threading.Event()
     try:

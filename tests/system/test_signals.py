@@ -41,7 +41,7 @@ def slow_png(seed: int) -> bytes:
 
 def test_sigterm_lets_a_busy_worker_finish(tmp_path: Path) -> None:
     """A standalone worker gets SIGTERM in the middle of a slow job: job Completed, acked, exit 0."""
-    service = Service("distributed", tmp_path, workers=0)
+    service = Service("distributed", tmp_path, workers=0, video_workers=1, webhook_workers=1)
     with service as running:
         log = (tmp_path / "worker.log").open("wb")
         worker = subprocess.Popen([sys.executable, "-m", "thumbnailify.worker"], cwd=ROOT, env=os.environ | running.env,
@@ -84,7 +84,7 @@ def test_sigterm_lets_the_server_finish_requests_in_flight(tmp_path: Path, photo
         time.sleep(1.5)
         yield body[half:]
 
-    with Service("distributed", tmp_path) as service:
+    with Service("distributed", tmp_path, workers=2, video_workers=1, webhook_workers=1) as service:
         server = psutil.Process(service.server_pid())
         answer: list[requests.Response] = []
         upload = threading.Thread(target=lambda: answer.append(requests.post(
@@ -107,7 +107,7 @@ def test_a_job_over_its_time_limit_ends_as_error_not_a_crash_loop(tmp_path: Path
     the job is redelivered and counted, and after max_attempts it is an Error 422, while the
     supervisor keeps a worker running and later jobs still complete."""
     service = Service("distributed", tmp_path, workers=1, THUMBNAILIFY_WORKER_JOB_TIMEOUT="0.1",
-                      THUMBNAILIFY_WORKER_MAX_ATTEMPTS="2")
+                      THUMBNAILIFY_WORKER_MAX_ATTEMPTS="2", video_workers=1, webhook_workers=1)
     with service:
         buffer = io.BytesIO()
         Image.linear_gradient("L").resize((7000, 7000)).convert("RGB").save(buffer, "PNG", compress_level=1)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def test_locust_thumbnail_flow_has_no_failures(tmp_path: Path) -> None:
-    with Service("distributed", tmp_path) as service:
+    with Service("distributed", tmp_path, workers=2) as service:
         result = subprocess.run(
             [sys.executable, "-m", "locust", "-f", str(ROOT / "stress/locustfile.py"), "ThumbnailUser",
              "--headless", "-u", "8", "-r", "8", "-t", "10s", "--host", service.url,

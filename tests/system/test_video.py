@@ -31,7 +31,7 @@ VIDEO_WORKERS: dict[str, list[int]] = {}  # by mode, as started
 
 @pytest.fixture(scope="module", params=MODES)
 def video_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with Service(request.param, tmp_path_factory.mktemp(f"video-{request.param}"), workers=1) as service:
+    with Service(request.param, tmp_path_factory.mktemp(f"video-{request.param}"), video_workers=1) as service:
         VIDEO_WORKERS[service.mode] = sorted(service.worker_pids("video"))
         yield service
 
@@ -135,7 +135,7 @@ def test_a_decode_past_the_memory_limit_fails_and_the_worker_goes_on(mode: str, 
     """worker.memory_limit is each worker's RLIMIT_DATA: an 8K H.264 frame needs more than 100 MiB
     to decode, so the decoder's allocation fails inside FFmpeg (its H.264 decoder reports that as
     invalid data: Error 422); the same worker then makes the next video's thumbnail."""
-    with Service(mode, tmp_path, workers=1, THUMBNAILIFY_WORKER_MEMORY_LIMIT="100MiB") as service:
+    with Service(mode, tmp_path, video_workers=1, THUMBNAILIFY_WORKER_MEMORY_LIMIT="100MiB") as service:
         (pid,) = service.worker_pids("video")
         for worker in (pid, *service.worker_pids("image")):
             assert psutil.Process(worker).rlimit(resource.RLIMIT_DATA) == (100 << 20, 100 << 20)

@@ -109,7 +109,7 @@ def hooked_service(mode: str, workdir: Path, receiver: Receiver, **overrides: st
         "THUMBNAILIFY_WEBHOOKS_MAX_ATTEMPTS": "4",
         "THUMBNAILIFY_WEBHOOKS_TIMEOUT": "5",  # the receiver shares a loaded machine's cores
     }
-    return Service(mode, workdir, **(settings | overrides))
+    return Service(mode, workdir, webhook_workers=1, **(settings | overrides))
 
 
 def upload_with_callback(service: Service, data: bytes, url: str) -> str:

@@ -73,7 +73,7 @@ def test_a_job_killed_mid_spill_leaves_no_imagemagick_files(tmp_path: Path) -> N
     while it does; the job still ends (Error 422 after max_attempts) and the temp dir is empty."""
     temp = tmp_path / "tmp"
     temp.mkdir()
-    service = Service("distributed", tmp_path / "svc", workers=1, TMPDIR=str(temp),
+    service = Service("distributed", tmp_path / "svc", workers=1, video_workers=1, webhook_workers=1, TMPDIR=str(temp),
                       THUMBNAILIFY_LIMITS_MAGICK_MEMORY="1MiB", THUMBNAILIFY_LIMITS_MAGICK_MAP="1MiB",
                       THUMBNAILIFY_WORKER_JOB_TIMEOUT="0.3", THUMBNAILIFY_WORKER_MAX_ATTEMPTS="1")
     buffer = io.BytesIO()
@@ -97,7 +97,7 @@ def test_a_job_killed_mid_spill_leaves_no_imagemagick_files(tmp_path: Path) -> N
 
 def test_a_cancelled_consumer_is_consumed_again(tmp_path: Path, photos: dict[str, bytes]) -> None:
     """Deleting the work queue under running workers (as losing its node does) crashes none."""
-    with Service("distributed", tmp_path) as service:
+    with Service("distributed", tmp_path, workers=2, video_workers=1, webhook_workers=1) as service:
         workers = sorted(service.worker_pids())
         # "worker ready" comes before the worker consumes: a queue deleted earlier cancels nothing.
         wait_until(lambda: consumers(service.queue) == len(workers), 30, "every worker consuming")
@@ -127,7 +127,8 @@ def test_a_stalled_redis_reply_counts_once_and_strands_nothing(
     whose reply was lost counts one attempt, and a lost reply to the Error write leaves no upload."""
     big_jpeg = camera_jpeg(2, photos["coffee.jpg"])
     truncated = photos["chelsea.png"][:300]
-    with TcpProxy(REDIS_PORT) as proxy, Service("distributed", tmp_path, workers=0) as service:
+    with TcpProxy(REDIS_PORT) as proxy, Service("distributed", tmp_path, workers=0,
+                                                video_workers=1, webhook_workers=1) as service:
         log = tmp_path / "worker.log"
         worker = start_worker(service, log, THUMBNAILIFY_REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0")
         try:
@@ -161,7 +162,8 @@ def test_a_stuck_main_loop_fails_its_health_check_and_is_replaced(
     the worker's main loop: /health turns 503 while /metrics still answers, the worker exits, its
     supervisor starts a new one, and the job is done."""
     port = free_port()
-    with TcpProxy(REDIS_PORT) as proxy, Service("distributed", tmp_path, workers=0) as service:
+    with TcpProxy(REDIS_PORT) as proxy, Service("distributed", tmp_path, workers=0,
+                                                video_workers=1, webhook_workers=1) as service:
         log = tmp_path / "worker.log"
         supervised = [sys.executable, "-c", "import sys; from thumbnailify.supervisor import Child, Supervisor; "
                       "sys.exit(Supervisor([Child('worker', [sys.executable, '-m', 'thumbnailify.worker'])]).run())"]
