@@ -22,11 +22,16 @@ ID_WIDTH = 36  # a media id, never cut: it is pasted into `status` and `delete`
 
 
 def _size(count: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    raise AssertionError("unreachable")
+    """A byte count in the words the server's messages and the page use ("55 KB", powers of 1024,
+    as thumbnailify.media.size_text writes them; the client does not install the core package)."""
+    if count < 1024:
+        return f"{count:.0f} bytes"
+    value = count / 1024
+    for unit in ("KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+        value /= 1024
+    raise AssertionError("unreachable: GB ends the loop")
 
 
 class PlainReport:

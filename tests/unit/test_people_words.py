@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from thumbnailify.client.batch import collect
+from thumbnailify.client.report import _size as cli_size
 from thumbnailify.client.session import unreachable
 from thumbnailify.media import size_text
 
@@ -20,6 +21,7 @@ URL = "http://127.0.0.1:8080"
 ])
 def test_sizes_read_as_file_managers_show_them(count: int, text: str) -> None:
     assert size_text(count) == text
+    assert cli_size(count) == text  # the CLI says a size as the server and the page do
 
 
 @pytest.mark.parametrize(("error", "text"), [
