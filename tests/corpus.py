@@ -1881,3 +1881,12 @@ def write_corpus(out_dir: Path, photos_dir: Path = PHOTOS_DIR) -> Path:
     path = out_dir / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     return path
+
+
+def write_noisy_jpeg(path: Path, size: tuple[int, int] = (4000, 3000), sigma: float = 24, quality: int = 90) -> Path:
+    """A JPEG of a phone photo's size and weight, for uploads that must span several pieces:
+    noise keeps it at several MB, as a real one is, where a flat picture would shrink to kilobytes."""
+    buffer = io.BytesIO()
+    Image.effect_noise(size, sigma).convert("RGB").save(buffer, "JPEG", quality=quality)
+    path.write_bytes(buffer.getvalue())
+    return path

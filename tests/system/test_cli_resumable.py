@@ -4,7 +4,6 @@ or killed outright) is continued by the next run from the server's offset, not f
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import signal
 import subprocess
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from PIL import Image
 
+from tests.corpus import write_noisy_jpeg
 from tests.harness import Service, wait_until
 from tests.proxy import TcpProxy
 from tests.system.test_cli import CLI, KEY, environment
@@ -36,10 +35,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 @pytest.fixture
 def large_photo(tmp_path: Path) -> Path:
     """A 12 MP phone JPEG, several chunks long (noise keeps it large)."""
-    buffer = io.BytesIO()
-    Image.effect_noise((4000, 3000), 24).convert("RGB").save(buffer, "JPEG", quality=90)
-    path = tmp_path / "IMG_0420.jpg"
-    path.write_bytes(buffer.getvalue())
+    path = write_noisy_jpeg(tmp_path / "IMG_0420.jpg")
     assert path.stat().st_size > 4 * CHUNK
     return path
 

@@ -10,15 +10,14 @@ resume start where the server was instead of from zero.
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import pytest
 import requests
-from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.corpus import write_noisy_jpeg
 from tests.harness import Service, wait_until
 from tests.proxy import TcpProxy
 from tests.system.test_page import browser, card, choose, live, page_errors, wait_for
@@ -46,10 +45,7 @@ XMLHttpRequest.prototype.setRequestHeader = function (name, value) {
 @pytest.fixture(scope="module")
 def big_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A JPEG as a good phone takes, more than one PATCH long (noise keeps it large)."""
-    buffer = io.BytesIO()
-    Image.effect_noise((5000, 4000), 32).convert("RGB").save(buffer, "JPEG", quality=92)
-    path = tmp_path_factory.mktemp("photo") / "IMG_2041.jpg"
-    path.write_bytes(buffer.getvalue())
+    path = write_noisy_jpeg(tmp_path_factory.mktemp("photo") / "IMG_2041.jpg", (5000, 4000), sigma=32, quality=92)
     assert path.stat().st_size > CHUNK_BYTES * 1.3
     return path
 

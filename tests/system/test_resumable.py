@@ -9,7 +9,6 @@ are in tests/api/test_resumable.py.)
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import socket
@@ -20,12 +19,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from PIL import Image
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 from tusclient.uploader import Uploader
 
 from scripts.seaweed import SeaweedFS
+from tests.corpus import write_noisy_jpeg
 from tests.harness import ROOT, S3_MODE, Service, wait_until
 from tests.proxy import TcpProxy
 
@@ -40,10 +39,7 @@ JS_CLIENT = Path(__file__).with_name("tus_upload.cjs")
 @pytest.fixture(scope="module")
 def phone_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 12 MP JPEG as a phone takes (noise keeps it at several MB, as a real one is)."""
-    buffer = io.BytesIO()
-    Image.effect_noise((4000, 3000), 24).convert("RGB").save(buffer, "JPEG", quality=90)
-    path = tmp_path_factory.mktemp("photo") / "IMG_0001.jpg"
-    path.write_bytes(buffer.getvalue())
+    path = write_noisy_jpeg(tmp_path_factory.mktemp("photo") / "IMG_0001.jpg")
     assert path.stat().st_size > 4 * CHUNK
     return path
 
