@@ -86,7 +86,8 @@ def post(url: str, body: bytes, event_id: str, conf: WebhookSettings) -> Attempt
         status = response.status
         connection.close()  # the body is not read: only the status counts
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-        if expired.is_set():  # the read failed because the deadline shut the socket
+        # The deadline shut the socket, or a read's own timeout (the same length) came first.
+        if expired.is_set() or isinstance(exc, TimeoutError):
             return Attempt(None, f"no answer within {conf.timeout:g}s")
         return Attempt(None, f"{type(exc).__name__}: {exc}"[:300])
     finally:
