@@ -29,8 +29,8 @@ LOG_EXTRA = web.RequestKey("log_extra", dict)
 # client still sending a normal-sized body gets to read the answer; past it the connection is
 # closed (server/http/protocol.py) rather than drained.
 DRAIN_BYTES = 4 * 1024 * 1024
-DRAIN_SECONDS = 2.0
-DRAIN_IDLE_SECONDS = 0.25  # a client that is not sending is not waited for
+DRAIN_SECONDS = 3.0
+DRAIN_IDLE_SECONDS = 1.0  # a client that is not sending is not waited for longer (0.25 s lost answers on a loaded machine)
 # Set once "100 Continue" was sent; before that a client sends no body, so there is none to drain.
 CONTINUED = web.RequestKey("continued", bool)
 NOSNIFF = ("X-Content-Type-Options", "nosniff")

@@ -70,7 +70,10 @@ async function finished(tusUpload, lastResponse) {
       mediaId = last.headers.get(MEDIA_ID_HEADER);
     }
     const status = await api(`/images/${encodeURIComponent(mediaId)}`);
-    return answerOf(status.ok ? 202 : status.status, await status.text(), status.headers.get("Retry-After"));
+    const answer = answerOf(status.status, await status.text(), status.headers.get("Retry-After"));
+    // An item the worker already failed answers with the worker's code (422, say): it was still
+    // accepted, and its card shows the Error like any other item's.
+    return answer.body && answer.body.media_id === mediaId ? { ...answer, status: 202 } : answer;
   } catch (error) {
     return error.status ? answerOf(error.status, "", null) : LOST; // a 401 (api.js asked for the key)
   }
