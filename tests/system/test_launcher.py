@@ -19,6 +19,11 @@ from thumbnailify.supervisor import Child, Supervisor
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
 
+LAUNCHER, SERVER, WORKER = ["-m", "thumbnailify"], ["-m", "thumbnailify.server"], ["-m", "thumbnailify.worker"]
+MISSPELT = ({"THUMBNAILIFY_BACKENDS_STORE": "redsi"}, "backends.store: unknown backend 'redsi'")
+UNLOADABLE = ({"THUMBNAILIFY_BACKENDS_QUEUE": "nosuch.module:Queue"}, "backends.queue: cannot load")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
 def test_children_end_with_the_launcher(signum: int, tmp_path: Path, photos: dict[str, bytes]) -> None:
     """Killed outright or hung up on, the launcher leaves no server (nor the multi-process server's
@@ -58,7 +63,7 @@ def _start(argv: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedP
     )
 
 
-@pytest.mark.parametrize("argv", [["-m", "thumbnailify"], ["-m", "thumbnailify.server"]], ids=["launcher", "server"])
+@pytest.mark.parametrize("argv", [LAUNCHER, SERVER], ids=["launcher", "server"])
 def test_a_port_in_use_is_one_line_and_exit_2(argv: list[str], tmp_path: Path) -> None:
     """No traceback and no restart loop: which address, which setting changes it, exit code 2."""
     with socket.socket() as holder:
@@ -72,16 +77,19 @@ def test_a_port_in_use_is_one_line_and_exit_2(argv: list[str], tmp_path: Path) -
     assert f"127.0.0.1:{port} is already in use" in lines[0] and "THUMBNAILIFY_SERVER_PORT" in lines[0]
 
 
-@pytest.mark.parametrize("argv", [["-m", "thumbnailify"], ["-m", "thumbnailify.server"], ["-m", "thumbnailify.worker"]],
-                         ids=["launcher", "server", "worker"])
+# Every entry point reads settings through the same function (its messages: tests/unit/test_config.py),
+# so each process is started with the two kinds of refusal, one found in the settings and one only a
+# backend's loading finds; the launcher, the command people run, with every kind.
 @pytest.mark.parametrize(
-    ("env", "named"),
-    [({"THUMBNAILIFY_BACKENDS_STORE": "redsi"}, "backends.store: unknown backend 'redsi'"),
-     ({"THUMBNAILIFY_BACKENDS_QUEUE": "nosuch.module:Queue"}, "backends.queue: cannot load"),
-     ({"THUMBNAILIFY_SERVER_PORT": "eighty"}, "THUMBNAILIFY_SERVER_PORT"),
-     ({"THUMBNAILIFY_SREVER_PORT": "8081"}, "THUMBNAILIFY_SREVER_PORT: no such setting"),
-     ({"THUMBNAILIFY_LIMITS_UPLOAD_MEMORY": "64MB"}, "THUMBNAILIFY_LIMITS_UPLOAD_MEMORY sets limits.upload_memory")],
-    ids=["misspelt", "unloadable", "wrong-type", "unknown-variable", "byte-size"],
+    ("argv", "env", "named"),
+    [(LAUNCHER, *MISSPELT), (LAUNCHER, *UNLOADABLE),
+     (LAUNCHER, {"THUMBNAILIFY_SERVER_PORT": "eighty"}, "THUMBNAILIFY_SERVER_PORT"),
+     (LAUNCHER, {"THUMBNAILIFY_SREVER_PORT": "8081"}, "THUMBNAILIFY_SREVER_PORT: no such setting"),
+     (LAUNCHER, {"THUMBNAILIFY_LIMITS_UPLOAD_MEMORY": "64MB"},
+      "THUMBNAILIFY_LIMITS_UPLOAD_MEMORY sets limits.upload_memory"),
+     (SERVER, *MISSPELT), (SERVER, *UNLOADABLE), (WORKER, *MISSPELT), (WORKER, *UNLOADABLE)],
+    ids=["launcher-misspelt", "launcher-unloadable", "launcher-wrong-type", "launcher-unknown-variable",
+         "launcher-byte-size", "server-misspelt", "server-unloadable", "worker-misspelt", "worker-unloadable"],
 )
 def test_bad_configuration_is_one_line_and_exit_2(argv: list[str], env: dict[str, str], named: str,
                                                    tmp_path: Path) -> None:
