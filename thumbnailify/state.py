@@ -143,8 +143,14 @@ def history_entry(fields: Fields, current_state: str) -> str:
 
 
 def append_history(stored: Fields, entry: str) -> str:
-    """A stored record's history with one more entry, the oldest dropped past HISTORY_LIMIT."""
-    history = json.loads(stored.get("history") or "[]")
+    """A stored record's history with one more entry, the oldest dropped past HISTORY_LIMIT. A
+    history that is not a JSON list (edited by hand) starts anew: the change itself must be written."""
+    try:
+        history = json.loads(stored.get("history") or "[]")
+    except ValueError:
+        history = []
+    if not isinstance(history, list):
+        history = []
     history.append(json.loads(entry))
     return json.dumps(history[-HISTORY_LIMIT:])
 

@@ -102,8 +102,10 @@ redis.call('PUBLISH', ARGV[4], cjson.encode({media_id = ARGV[2], record = record
 """
 
 # Appends ARGV[3] (one JSON entry) to the record's JSON 'history' field, keeping the last ARGV[5].
+# A history that is not a JSON list (edited by hand) starts anew: the change itself must be written.
 _APPEND_HISTORY = """
-local history = cjson.decode(redis.call('HGET', KEYS[1], 'history') or '[]')
+local read, history = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'history') or '[]')
+if not read or type(history) ~= 'table' then history = {} end
 table.insert(history, cjson.decode(ARGV[3]))
 while #history > tonumber(ARGV[5]) do table.remove(history, 1) end
 redis.call('HSET', KEYS[1], 'history', cjson.encode(history))
