@@ -64,9 +64,10 @@ def over_quota(client: Client, exc: QuotaExceeded) -> ApiError:
                          "delete some media or ask for a larger quota")
 
 
-async def check_room(request: web.Request) -> None:
-    """Before a body is read: 413 when the caller's quota is full already (the store checks each
-    record again, atomically, so a race between uploads cannot pass it)."""
+async def check_room(request: web.Request, length: int = 0) -> None:
+    """Before a body is read: 413 when the caller's quota is full already, or would be by an
+    upload of `length` bytes (when it is known: a resumable upload's). The store checks each
+    record again, atomically, so a race between uploads cannot pass it."""
     client = caller(request)
     bound = quota(client)
     if bound is None:
@@ -76,7 +77,7 @@ async def check_room(request: web.Request) -> None:
     if bound.items and used.items >= bound.items:
         res.metrics.refused(client.name, "quota")
         raise over_quota(client, QuotaExceeded("items", bound.items))
-    if bound.bytes and used.bytes >= bound.bytes:
+    if bound.bytes and (used.bytes >= bound.bytes or used.bytes + length > bound.bytes):
         res.metrics.refused(client.name, "quota")
         raise over_quota(client, QuotaExceeded("bytes", bound.bytes))
 

@@ -5,8 +5,8 @@
 - Otherwise every request but /health, /ready and the web page needs `Authorization: Bearer
   <key>`: `auth.api_key` is the client `default`; any other key is looked up by its SHA-256 in
   the store (a revoked client's keys, and a rotated-out key past its grace period, are unknown).
-- `/admin/...` takes `auth.admin_key` only (404 when none is set: there is no admin API); the
-  admin key is no client's and opens nothing else.
+- `/admin/...` takes `auth.admin_key` only (a key given when none is set is a 404: there is no
+  admin API); the admin key is no client's and opens nothing else.
 
 Keys are compared as bytes in constant time (the configured ones) or looked up by hash (the
 stored ones: the hash, not the key, is what a timing could reveal, and it is of 256 random bits).
@@ -62,9 +62,10 @@ async def identify(request: web.Request) -> Client | None:
     if path in OPEN_PATHS or path.startswith(OPEN_PREFIX):
         return None
     if path.startswith(ADMIN_PREFIX):
+        given = _bearer(request)  # 401 without one, as the spec says of every admin route
         if not conf.admin_key:
             raise ApiError(404, "there is no admin API: auth.admin_key is not set")
-        if not _configured(_bearer(request), conf.admin_key):
+        if not _configured(given, conf.admin_key):
             raise ApiError(401, "missing or wrong admin key", {hdrs.WWW_AUTHENTICATE: "Bearer"})
         return None
     if not conf.enabled:

@@ -116,6 +116,7 @@ async def create(request: web.Request) -> web.Response:
     res = resources(request)
     upload = await _new_upload(request, res)
     await limits.admit(request)
+    await limits.check_room(request, upload.length)
     if not await res.store.create_upload(upload.upload_id, upload.fields(), upload.expires,
                                          res.settings.uploads.max_unfinished):
         raise refuse(503, "too many unfinished uploads; finish or delete some, or try again later",

@@ -140,11 +140,12 @@ async def create_image(request: web.Request) -> web.Response:
         await checked_callback(form.callback_url, res.settings.webhooks)  # before the body is read
     client = caller(request)
     await client_limits.admit(request)
-    await client_limits.check_room(request)
     key = idempotency.storage_key(request, client.name)
     marker = idempotency.new_marker() if key else ""  # only a keyed request reserves anything
     prior = await idempotency.begin(res, key, marker) if key else None
     try:
+        if prior is None:  # a replay is answered whatever the quota says now: its upload was taken
+            await client_limits.check_room(request)
         limits = ReadLimits(form.wire_limit, conf.upload_idle_timeout,
                             asyncio.get_running_loop().time() + conf.upload_timeout)
         async with res.upload_slots.slot(conf.upload_timeout):  # the wait counts against the whole upload's time

@@ -326,6 +326,35 @@ async def test_a_multipart_upload_past_the_quota_keeps_none_of_its_files(svc: Ap
     assert (await svc.get("/usage", headers=bearer(key))).json()["items"] == 0
 
 
+async def test_a_resumable_upload_past_the_quota_is_refused_at_creation_or_at_its_last_byte(svc: Api) -> None:
+    data = png((8, 8, 8))
+    key = await new_client(svc, "alice", quota_bytes=len(data))
+    metadata = "filetype " + base64.b64encode(b"image/png").decode()
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Metadata": metadata} | bearer(key)
+    too_long = await svc.request("POST", "/uploads/", headers=tus | {"Upload-Length": str(len(data) + 1)})
+    assert too_long.status_code == 413 and "bytes quota" in too_long.json()["message"]
+    first = await svc.request("POST", "/uploads/", headers=tus | {"Upload-Length": str(len(data))})
+    second = await svc.request("POST", "/uploads/", headers=tus | {"Upload-Length": str(len(data))})
+    patch = {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+    done = await svc.request("PATCH", first.headers["Location"], headers=patch | bearer(key), data=data)
+    assert done.status_code == 204, done.text
+    # Both fitted when they began; the second's last byte finds the quota taken: 413, nothing kept.
+    late = await svc.request("PATCH", second.headers["Location"], headers=patch | bearer(key), data=data)
+    assert late.status_code == 413 and "bytes quota" in late.json()["message"]
+    assert (await svc.get(second.headers["Location"], headers=bearer(key) | {"Tus-Resumable": "1.0.0"})
+            ).status_code == 404
+    assert await listed(svc, key) == {done.headers["Thumbnailify-Media-Id"]}
+
+
+async def test_a_replay_is_answered_even_when_the_quota_is_full(svc: Api) -> None:
+    key = await new_client(svc, "alice", quota_items=1)
+    once = {"Idempotency-Key": "k-1"}
+    first = await upload_as(svc, key, png((5, 1, 1)), headers=once)
+    again = await upload_as(svc, key, png((5, 1, 1)), headers=once)
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["media_id"] == first.json()["media_id"]
+
+
 async def test_concurrent_uploads_never_pass_the_quota(svc: Api) -> None:
     key = await new_client(svc, "alice", quota_items=3)
     answers = await asyncio.gather(*(upload_as(svc, key, png((i, 2, 2))) for i in range(10)))
