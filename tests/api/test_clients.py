@@ -424,3 +424,5 @@ async def test_per_client_metrics_name_the_first_clients_and_count_the_rest_as_o
     assert 'thumbnailify_client_uploads_total{client="other"} 1.0' in text
     assert 'thumbnailify_client_refusals_total{client="alice",reason="quota"} 1.0' in text
     assert 'client="bob"' not in text
+    refused = await svc.get("/metrics", headers=bearer(alice))  # they name other clients: the operator's
+    assert refused.status_code == 403 and "auth.api_key" in refused.json()["message"]

@@ -86,3 +86,26 @@ def test_embedded_rotation_keeps_the_old_key_for_its_grace(clients: tuple[Client
     assert store.by_key("new") is None and store.get("alice") is not None and store.get("alice").revoked
     assert not store.rotate("alice", "newer", 60.0)
     assert not store.revoke("nobody") and store.by_key("nothing") is None
+
+
+def test_an_embedded_file_from_before_clients_gives_its_media_to_the_default_client(tmp_path: Path) -> None:
+    import sqlite3
+
+    from thumbnailify.backends.sqlite.schema import SQLiteStore
+    path = tmp_path / "state.db"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE media (media_id TEXT PRIMARY KEY, score REAL NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL);
+        CREATE TABLE changes (id INTEGER PRIMARY KEY AUTOINCREMENT, media_id TEXT NOT NULL, record TEXT,
+                              at REAL NOT NULL);
+    """)
+    record = ('{"media_type": "image/png", "state": "Completed", "service": "worker", "message": "m", "code": "200",'
+              ' "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z", "bytes": "10"}')
+    old.execute("INSERT INTO media VALUES ('m1', 1.0, 'Completed', ?)", (record,))
+    old.commit()
+    old.close()
+    store = SQLiteStore(Database(path))
+    assert [media_id for media_id, _, _ in store.page(10, None, None, "default")] == ["m1"]
+    assert store.page(10, None, None, "alice") == []
+    assert store.delete("m1")
+    assert Clients(store.db).usage("default").items == 0  # never counted, never uncounted
