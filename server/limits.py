@@ -15,11 +15,12 @@ from aiohttp import hdrs, web
 
 from thumbnailify.clients import Client, Grant, Quota, QuotaExceeded
 from thumbnailify.server.http.auth import caller
+from thumbnailify.server.http.cors import RATE_HEADERS
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.resources import resources
 
 POLICY = "uploads"  # the policy's name in the structured headers
-RATE_HEADERS = web.RequestKey("rate_headers", dict)
+SENT_RATE = web.RequestKey("sent_rate", dict)  # the rate-limit headers of this request's answer
 
 
 def rate_headers(client: Client, grant: Grant) -> dict[str, str]:
@@ -29,11 +30,9 @@ def rate_headers(client: Client, grant: Grant) -> dict[str, str]:
     limit = math.floor(client.burst)
     reset = math.ceil((client.burst - grant.remaining) / client.rate)
     window = math.ceil(client.burst / client.rate)
-    return {
-        "RateLimit-Limit": str(limit), "RateLimit-Remaining": str(remaining), "RateLimit-Reset": str(reset),
-        "RateLimit-Policy": f'"{POLICY}";q={limit};w={window}',
-        "RateLimit": f'"{POLICY}";r={remaining};t={reset}',
-    }
+    values = (str(limit), str(remaining), str(reset), f'"{POLICY}";q={limit};w={window}',
+              f'"{POLICY}";r={remaining};t={reset}')
+    return dict(zip(RATE_HEADERS, values, strict=True))
 
 
 async def admit(request: web.Request) -> None:
@@ -45,7 +44,7 @@ async def admit(request: web.Request) -> None:
     res = resources(request)
     grant = await res.store.take_token(client.name, client.rate, client.burst)
     headers = rate_headers(client, grant)
-    request[RATE_HEADERS] = headers
+    request[SENT_RATE] = headers
     if not grant.allowed:
         res.metrics.refused(client.name, "rate")
         retry = max(1, math.ceil(grant.retry_after))
@@ -84,7 +83,7 @@ async def check_room(request: web.Request, length: int = 0) -> None:
 
 async def add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Every answer to a rate-limited request says where the caller's bucket stands."""
-    response.headers.update(request.get(RATE_HEADERS, {}))
+    response.headers.update(request.get(SENT_RATE, {}))
 
 
 async def usage(request: web.Request) -> web.Response:

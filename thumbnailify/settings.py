@@ -538,6 +538,13 @@ class AuthSettings(Section):
         description="clients named in per-client metrics, the first seen by each process; the rest count as `other`",
     )
 
+    @field_validator("admin_key")
+    @classmethod
+    def _not_the_api_key(cls, admin_key: str, info: ValidationInfo) -> str:
+        if admin_key and admin_key == info.data.get("api_key"):
+            raise ValueError("must differ from auth.api_key: the admin key is no client's")
+        return admin_key
+
     @property
     def enabled(self) -> bool:
         """Whether requests need a key at all."""

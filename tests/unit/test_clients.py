@@ -109,3 +109,11 @@ def test_an_embedded_file_from_before_clients_gives_its_media_to_the_default_cli
     assert store.page(10, None, None, "alice") == []
     assert store.delete("m1")
     assert Clients(store.db).usage("default").items == 0  # never counted, never uncounted
+
+
+def test_the_admin_key_cannot_be_the_api_key() -> None:
+    from thumbnailify.settings import ConfigError, load_settings
+    with pytest.raises(ConfigError, match=r"must differ from auth\.api_key"):
+        load_settings({"THUMBNAILIFY_AUTH_API_KEY": "same", "THUMBNAILIFY_AUTH_ADMIN_KEY": "same"})
+    assert load_settings({"THUMBNAILIFY_AUTH_ADMIN_KEY": "adm"}).auth.enabled
+    assert not load_settings({}).auth.enabled
