@@ -146,11 +146,6 @@ def _log_change(conn: sqlite3.Connection, media_id: str, record: str | None, own
                  (media_id, record, time.time(), owner))
 
 
-def _owner(conn: sqlite3.Connection, media_id: str) -> str:
-    row = conn.execute("SELECT owner FROM media WHERE media_id = ?", (media_id,)).fetchone()
-    return str(row[0]) if row else DEFAULT_OWNER
-
-
 def _count(conn: sqlite3.Connection, record: MediaRecord, quota: Quota | None) -> None:
     """One more item of record.owner's, checked against `quota` (QuotaExceeded: nothing changed)."""
     if record.owner is None:
@@ -227,7 +222,7 @@ class SQLiteStore:
                 "UPDATE media SET state = ?, record = ? WHERE media_id = ?",
                 (fields.get("state", expected_state), text, media_id),
             )
-            _log_change(conn, media_id, text, _owner(conn, media_id))
+            _log_change(conn, media_id, text, str(record.get("owner") or DEFAULT_OWNER))
             return True
 
     def changes_after(self, last_id: int, limit: int) -> list[tuple[int, str, str | None, str]]:
