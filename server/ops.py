@@ -12,8 +12,10 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
+from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.server.backends import Backend
-from thumbnailify.server.http.errors import BackendUnavailable
+from thumbnailify.server.http.auth import caller
+from thumbnailify.server.http.errors import ApiError, BackendUnavailable
 from thumbnailify.server.resources import resources
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,10 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """The operator's: they name clients and what each sends, so a client's own key gets a 403
+    (the `default` client's, auth.api_key or an open service, reads them)."""
+    if caller(request).name != DEFAULT_CLIENT:
+        raise ApiError(403, "metrics are the operator's: scrape them with auth.api_key")
     res = resources(request)
     res.metrics.event_streams.set(res.events.streams)
     # On an outage the depth keeps its last reading; /ready reports the outage.

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 Fields = dict[str, str]  # a change as the stores write it: stored field -> value
 
 LEGACY_SIZE = "default"  # the one size of a record made before `thumbnail.sizes` existed
+DEFAULT_OWNER = "default"  # thumbnailify.clients.DEFAULT_CLIENT (that module builds on this one)
 REQUEUE_FAILED = "Re-queue failed"  # how the message of such a change starts (records before `awaits_requeue`)
 
 
@@ -108,6 +109,14 @@ class MediaRecord:
     attempts: int = 0  # deliveries of its job counted so far
     counted_delivery: str = ""  # the token of the delivery counted last
     awaits_requeue: bool = False  # a recovery pass touched it but could not send its job
+    # The client that uploaded it; records made before there were clients have none stored and
+    # belong to the default client. Only records that store one count in their client's usage.
+    owner: str | None = None
+
+    @property
+    def client(self) -> str:
+        """The client the record belongs to."""
+        return self.owner or DEFAULT_OWNER
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, str]) -> MediaRecord:
@@ -140,6 +149,7 @@ class MediaRecord:
             counted_delivery=stored.get("counted_delivery", ""),
             awaits_requeue=stored["awaits_requeue"] == "1" if "awaits_requeue" in stored
             else message.startswith(REQUEUE_FAILED),
+            owner=stored.get("owner") or None,
         )
 
     def stored(self) -> Fields:
@@ -153,6 +163,8 @@ class MediaRecord:
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
         }
+        if self.owner:
+            fields["owner"] = self.owner
         if self.sha256:
             fields["sha256"] = self.sha256
         if self.filename:

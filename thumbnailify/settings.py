@@ -51,7 +51,7 @@ DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "config.yaml"
 ENV_PREFIX = "THUMBNAILIFY_"
 CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"
 # THUMBNAILIFY_ variables that are not settings: the file to read, and the command line client's own.
-NOT_SETTINGS = frozenset({CONFIG_VARIABLE, f"{ENV_PREFIX}URL", f"{ENV_PREFIX}API_KEY"})
+NOT_SETTINGS = frozenset({CONFIG_VARIABLE, f"{ENV_PREFIX}URL", f"{ENV_PREFIX}API_KEY", f"{ENV_PREFIX}ADMIN_KEY"})
 SIZE_ENTRY = re.compile(r"([a-z0-9][a-z0-9_-]{0,31})=([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
 MAX_SIDE = 4096  # a thumbnail box larger than this is a typo, not a thumbnail
 IMPORT_STRING = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
@@ -522,8 +522,33 @@ class AuthSettings(Section):
     api_key: str = Field(
         "",
         description="when set, `Authorization: Bearer <key>` is required (not on `/health`, `/ready` and the web "
-                    "page, which asks for the key itself)",
+                    "page, which asks for the key itself); this key is the client named `default`",
     )
+    admin_key: str = Field(
+        "",
+        description="when set, the admin API (`/admin/keys`, `thumbnailify keys ...`) takes this Bearer key and "
+                    "every other request needs a client's key (or `auth.api_key`); empty = no admin API",
+    )
+    rotate_grace_seconds: float = Field(
+        86400.0, ge=0,
+        description="after `keys rotate`, how long a client's old key keeps working beside the new one",
+    )
+    metric_clients: int = Field(
+        20, ge=0,
+        description="clients named in per-client metrics, the first seen by each process; the rest count as `other`",
+    )
+
+    @field_validator("admin_key")
+    @classmethod
+    def _not_the_api_key(cls, admin_key: str, info: ValidationInfo) -> str:
+        if admin_key and admin_key == info.data.get("api_key"):
+            raise ValueError("must differ from auth.api_key: the admin key is no client's")
+        return admin_key
+
+    @property
+    def enabled(self) -> bool:
+        """Whether requests need a key at all."""
+        return bool(self.api_key or self.admin_key)
 
 
 class RetentionSettings(Section):

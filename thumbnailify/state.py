@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 
 from thumbnailify.record import (
+    DEFAULT_OWNER,
     REQUEUE_FAILED,
     Callback,
     CallbackProgress,
@@ -33,13 +34,14 @@ def now() -> datetime:
 
 
 def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str | None = None, *,
-             filename: str | None = None, size: int | None = None) -> MediaRecord:
+             filename: str | None = None, size: int | None = None, owner: str = DEFAULT_OWNER) -> MediaRecord:
     """The record the server writes before publishing the job; `filename` as the client named the
-    file (if it did), `size` the upload's bytes."""
+    file (if it did), `size` the upload's bytes, `owner` the client that sent it."""
     callback = CallbackProgress(callback_url, Callback.PENDING, 0, None) if callback_url else None
     return MediaRecord(media_type=media_type, state=State.PROCESSING, service=Service.WEBSERVER,
                        message="Accepted; waiting for a worker", code=202, created_at=moment, updated_at=moment,
-                       sha256=sha256, filename=filename or None, size=size, callback=callback)
+                       sha256=sha256, filename=filename or None, size=size, callback=callback,
+                       owner=owner)
 
 
 # Each change below is the fields it writes (see thumbnailify.record). Every one but

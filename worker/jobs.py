@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from thumbnailify import media, state
+from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.media import is_media_id
 from thumbnailify.record import Callback, Fields, MediaRecord, State
 from thumbnailify.settings import Settings
@@ -180,21 +181,24 @@ class JobRunner:
             return Outcome.SKIPPED, "record deleted or finished meanwhile"
         self._retire_upload(media_id)
         if record.sha256:
-            self.store.remember_content(self._content_key(record.sha256), media_id)
+            self.store.remember_content(self._content_key(record, record.sha256), media_id)
         self._notify(media_id, record)
         return Outcome.COMPLETED, done["message"]
 
-    def _content_key(self, sha256: str) -> str:
-        return f"{sha256}:{self.handler.settings_key}"
+    def _content_key(self, record: MediaRecord, sha256: str) -> str:  # sha256: record's, checked by the caller
+        """Identical uploads share thumbnails within one client only (the default client's keys
+        are as they were before there were clients)."""
+        key = f"{sha256}:{self.handler.settings_key}"
+        return key if record.client == DEFAULT_CLIENT else f"{key}:{record.client}"
 
     def _reuse(self, media_id: str, record: MediaRecord) -> Fields | None:
         """The Completed fields of an identical upload made under the same settings, its thumbnails
         copied as this item's own (so deleting either never breaks the other); None if there is none."""
         if not record.sha256:
             return None
-        twin_id = self.store.find_content(self._content_key(record.sha256))
+        twin_id = self.store.find_content(self._content_key(record, record.sha256))
         twin = self.store.get(twin_id) if twin_id and twin_id != media_id else None
-        if twin_id is None or twin is None or twin.state != State.COMPLETED:
+        if twin_id is None or twin is None or twin.state != State.COMPLETED or twin.client != record.client:
             return None
         thumb_type = media.BY_NAME.get(twin.thumbnail_type or "")
         if thumb_type is None or not twin.named_sizes:

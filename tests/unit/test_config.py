@@ -104,15 +104,18 @@ def test_variables_that_are_not_settings_are_allowed() -> None:
     ("env", "message"),
     [({"THUMBNAILIFY_SERVER_PROT": "8081"},
       "THUMBNAILIFY_SERVER_PROT: no such setting; expected THUMBNAILIFY_<SECTION>_<KEY> of a key in "
-      "config/config.yaml, or one of THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, THUMBNAILIFY_URL; "
+      "config/config.yaml, or one of THUMBNAILIFY_ADMIN_KEY, THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, "
+      "THUMBNAILIFY_URL; "
       "did you mean THUMBNAILIFY_SERVER_PORT?"),
      ({"THUMBNAILIFY_WORKERS_PROCESSES": "2"},
       "THUMBNAILIFY_WORKERS_PROCESSES: no such setting; expected THUMBNAILIFY_<SECTION>_<KEY> of a key in "
-      "config/config.yaml, or one of THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, THUMBNAILIFY_URL; "
+      "config/config.yaml, or one of THUMBNAILIFY_ADMIN_KEY, THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, "
+      "THUMBNAILIFY_URL; "
       "did you mean THUMBNAILIFY_WORKER_PROCESSES?"),
      ({"THUMBNAILIFY_QQQQQQQQQQQQQQQQ": "x"},
       "THUMBNAILIFY_QQQQQQQQQQQQQQQQ: no such setting; expected THUMBNAILIFY_<SECTION>_<KEY> of a key in "
-      "config/config.yaml, or one of THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, THUMBNAILIFY_URL")],
+      "config/config.yaml, or one of THUMBNAILIFY_ADMIN_KEY, THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, "
+      "THUMBNAILIFY_URL")],
 )
 def test_unknown_thumbnailify_variables_are_refused(env: dict[str, str], message: str) -> None:
     assert refusal(env) == message

@@ -67,7 +67,7 @@ def test_an_accepted_record_is_stored_as_before() -> None:
         "media_type": "image/png", "service": "webserver", "state": "Processing",
         "message": "Accepted; waiting for a worker", "code": "202", "sha256": SHA, "created_at": STAMP,
         "updated_at": STAMP, "callback_url": "https://example.com/hook", "callback_state": "pending",
-        "callback_attempts": "0", "callback_last_status": "",
+        "callback_attempts": "0", "callback_last_status": "", "owner": "default",
     }
     assert "callback_url" not in state.accepted("image/png", MOMENT, SHA).stored()
     assert MediaRecord.from_stored(stored) == state.accepted("image/png", MOMENT, SHA, "https://example.com/hook")

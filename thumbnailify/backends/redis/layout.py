@@ -11,7 +11,8 @@ from typing import TypedDict, cast
 from redis.connection import parse_url
 from redis.exceptions import RedisError
 
-from thumbnailify.record import Fields, MediaRecord, State
+from thumbnailify.clients import Quota, QuotaExceeded
+from thumbnailify.record import DEFAULT_OWNER, Fields, MediaRecord, State
 from thumbnailify.settings import RedisSettings
 from thumbnailify.state import HISTORY_LIMIT, history_entry
 
@@ -72,6 +73,16 @@ def index_key(prefix: str, state: str | None = None) -> str:
     return f"{prefix}index" if state is None else f"{prefix}index:{state}"
 
 
+def owner_index_key(prefix: str, owner: str) -> str:
+    """One client's media by creation time (records made before clients are in no such index)."""
+    return f"{prefix}index:owner:{owner}"
+
+
+def usage_key(prefix: str, owner: str) -> str:
+    """A client's usage: a hash of `items` and `bytes`, kept by the create and delete scripts."""
+    return f"{prefix}usage:{owner}"
+
+
 def request_key(prefix: str, key: str) -> str:
     """An Idempotency-Key's in-flight marker or saved answer."""
     return f"{prefix}request:{key}"
@@ -111,11 +122,23 @@ while #history > tonumber(ARGV[5]) do table.remove(history, 1) end
 redis.call('HSET', KEYS[1], 'history', cjson.encode(history))
 """
 
-# KEYS[1] record, KEYS[2] index, KEYS[3] its state's index; ARGV[1] score, ARGV[2] media_id,
-# ARGV[3] history entry, ARGV[4] events channel, ARGV[5] history limit, ARGV[6..] field, value
-# pairs. Record, index entries, history and event in one atomic round trip.
+# KEYS[1] record, KEYS[2] index, KEYS[3] its state's index, KEYS[4] its owner's index, KEYS[5] its
+# owner's usage; ARGV[1] score, ARGV[2] media_id, ARGV[3] history entry, ARGV[4] events channel,
+# ARGV[5] history limit, ARGV[6] "1" when the record has an owner, ARGV[7] its bytes, ARGV[8] and
+# ARGV[9] the owner's quota of items and bytes (0: none), ARGV[10..] field, value pairs. The quota
+# check, usage, record, index entries, history and event in one atomic round trip: -1 over the
+# items quota, -2 over the bytes quota (nothing written), 1 done.
 CREATE_SCRIPT = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+if ARGV[6] == '1' then
+  local items = tonumber(redis.call('HGET', KEYS[5], 'items') or '0')
+  local used = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')
+  if tonumber(ARGV[8]) > 0 and items + 1 > tonumber(ARGV[8]) then return -1 end
+  if tonumber(ARGV[9]) > 0 and used + tonumber(ARGV[7]) > tonumber(ARGV[9]) then return -2 end
+  redis.call('HINCRBY', KEYS[5], 'items', 1)
+  redis.call('HINCRBY', KEYS[5], 'bytes', ARGV[7])
+  redis.call('ZADD', KEYS[4], ARGV[1], ARGV[2])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 10))
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
 """ + _APPEND_HISTORY + _PUBLISH_RECORD + """
@@ -142,12 +165,23 @@ end
 return 1
 """
 
-# KEYS[1] record, KEYS[2..] every index; ARGV[1] media_id, ARGV[2] events channel.
+# KEYS[1] record, KEYS[2..] every index; ARGV[1] media_id, ARGV[2] events channel, ARGV[3] the
+# key prefix. The owner's index and usage are named from the record (a delete does not know whose
+# it is; the prefix is the caller's, so the keys stay within it).
 DELETE_SCRIPT = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+local size = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0') or 0
 local existed = redis.call('DEL', KEYS[1])
 for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+if owner then
+  redis.call('ZREM', ARGV[3] .. 'index:owner:' .. owner, ARGV[1])
+  if existed == 1 then
+    redis.call('HINCRBY', ARGV[3] .. 'usage:' .. owner, 'items', -1)
+    redis.call('HINCRBY', ARGV[3] .. 'usage:' .. owner, 'bytes', -size)
+  end
+end
 if existed == 1 then
-  redis.call('PUBLISH', ARGV[2], cjson.encode({media_id = ARGV[1], deleted = true}))
+  redis.call('PUBLISH', ARGV[2], cjson.encode({media_id = ARGV[1], deleted = true, owner = owner or ARGV[4]}))
 end
 return existed
 """
@@ -164,11 +198,23 @@ class Call(TypedDict):
     args: Sequence[str | int | float]
 
 
-def create_call(prefix: str, media_id: str, record: MediaRecord, score: float) -> Call:
-    keys = [media_key(prefix, media_id), index_key(prefix), index_key(prefix, record.state)]
+def create_call(prefix: str, media_id: str, record: MediaRecord, score: float, quota: Quota | None = None) -> Call:
+    keys = [media_key(prefix, media_id), index_key(prefix), index_key(prefix, record.state),
+            owner_index_key(prefix, record.client), usage_key(prefix, record.client)]
     stored = record.stored()
     entry = history_entry(stored, record.state)
-    return {"keys": keys, "args": [score, media_id, entry, events_channel(prefix), HISTORY_LIMIT, *pairs(stored)]}
+    limits = quota or Quota(0, 0)
+    counted = "1" if record.owner else ""
+    return {"keys": keys, "args": [score, media_id, entry, events_channel(prefix), HISTORY_LIMIT, counted,
+                                   record.size or 0, limits.items, limits.bytes, *pairs(stored)]}
+
+
+def created(result: object, quota: Quota | None) -> None:
+    """CREATE_SCRIPT's answer: QuotaExceeded when it refused the record."""
+    if quota is not None and result == -1:
+        raise QuotaExceeded("items", quota.items)
+    if quota is not None and result == -2:
+        raise QuotaExceeded("bytes", quota.bytes)
 
 
 def transition_call(prefix: str, media_id: str, expected_state: State, fields: Fields) -> Call:
@@ -185,7 +231,7 @@ def transition_call(prefix: str, media_id: str, expected_state: State, fields: F
 
 def delete_call(prefix: str, media_id: str) -> Call:
     keys = [media_key(prefix, media_id), index_key(prefix), *(index_key(prefix, name) for name in State)]
-    return {"keys": keys, "args": [media_id, events_channel(prefix)]}
+    return {"keys": keys, "args": [media_id, events_channel(prefix), prefix, DEFAULT_OWNER]}
 
 
 # KEYS[1] record; ARGV[1] the delivery's token. Counts a delivery attempt only on a record that
