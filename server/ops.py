@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
+from thumbnailify.media import BY_FORMAT
 from thumbnailify.server.backends import Backend
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.server.resources import resources
@@ -24,9 +25,14 @@ OPENAPI = web.AppKey("openapi", bytes)
 
 async def health(request: web.Request) -> web.Response:
     """Up; and the thumbnail sizes this server makes (names are not secret), so a client can
-    check a size before uploading and the page can pick its largest for the viewer."""
+    check a size before uploading and the page can pick its largest for the viewer; with each size's
+    media type when it names a format (null: the source's kind decides)."""
     boxes = resources(request).settings.thumbnail.boxes()
-    return web.json_response({"status": "ok", "sizes": {box.name: [box.width, box.height] for box in boxes}})
+    return web.json_response({
+        "status": "ok",
+        "sizes": {box.name: [box.width, box.height] for box in boxes},
+        "thumbnail_types": {box.name: BY_FORMAT[box.format].name if box.format else None for box in boxes},
+    })
 
 
 async def ready(request: web.Request) -> web.Response:
