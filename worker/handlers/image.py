@@ -32,7 +32,7 @@ from thumbnailify.startup import CannotStart
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, heif
 from thumbnailify.worker.handlers.encode import ANIMATED_OUTPUTS, each_frame, encode, frame_count, keep_first_frame
 
-RENDERING = "image-4"  # changed whenever a change of this module changes what thumbnails look like
+RENDERING = "image-5"  # changed whenever a change of this module changes what thumbnails look like
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
 BOX = FILTER_TYPES.index("box")
 CHAR_PIXELS = STORAGE_TYPES.index("char")
