@@ -4,6 +4,7 @@ output per format, and what a format cannot hold (frames, transparency) made of 
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,33 @@ def test_a_video_size_in_its_format(tmp_path: Path) -> None:
         for point, colour in zip(corners, videos.QUADRANTS, strict=True):
             got = picture.getpixel(point)
             assert all(abs(a - b) <= 24 for a, b in zip(got, (*colour, 255), strict=True)), (size.name, point, got)
+
+
+def offset_first_frame_gif() -> bytes:
+    """A 200x150 GIF whose one frame, red, covers only 80x60 at (60, 45); the rest is no pixel at all."""
+    out = io.BytesIO()
+    Image.new("RGB", (80, 60), (255, 0, 0)).save(out, "GIF")
+    data = bytearray(out.getvalue())
+    data[6:10] = struct.pack("<HH", 200, 150)
+    image = next(start for kind, start, _ in corpus.gif_blocks(bytes(data)) if kind == "image")
+    data[image + 1 : image + 5] = struct.pack("<HH", 60, 45)
+    return bytes(data)
+
+
+def test_only_the_first_frame_is_decoded_when_no_size_holds_an_animation(tmp_path: Path) -> None:
+    """JPEG and PNG alone: one frame decoded, laid on its canvas (white in JPEG, clear in PNG)."""
+    source = tmp_path / "partial.gif"
+    source.write_bytes(corpus.partial_frame_gif())
+    still = ThumbHandler(ThumbnailSettings(sizes="a=100x100:jpeg,b=40x40:png"), LimitsSettings()).make(source, GIF)
+    moving = ThumbHandler(ThumbnailSettings(sizes="a=100x100:jpeg,b=40x40:webp"), LimitsSettings()).make(source, GIF)
+    assert (still.frames, moving.frames) == (1, 5)
+    assert still.files()["a"] == moving.files()["a"]  # the same first frame either way
+    offset = tmp_path / "offset.gif"
+    offset.write_bytes(offset_first_frame_gif())
+    for made in (ThumbHandler(ThumbnailSettings(sizes=sizes), LimitsSettings()).make(offset, GIF)
+                 for sizes in ("a=100x100:jpeg,b=100x100:png", "a=100x100:jpeg,b=100x100:png,c=10x10")):
+        jpeg, png = (frames(made.files()[name])[0] for name in ("a", "b"))
+        assert jpeg.size == png.size == (100, 75)
+        assert jpeg.getpixel((5, 5))[:3] == (255, 255, 255) and png.getpixel((5, 5))[3] == 0  # canvas
+        assert all(abs(a - b) <= 8 for a, b in zip(jpeg.getpixel((50, 37)), (255, 0, 0, 255), strict=True))
+        assert png.getpixel((50, 37)) == (255, 0, 0, 255)

@@ -313,8 +313,9 @@ class ThumbHandler:
         if media_type.magic in ("heif", "avif"):
             self._check_heif(source)
         spec = f"{media_type.coder}:{source}"
+        still = media_type.animated and not self._keeps_frames(media_type)
         if media_type.animated:
-            spec += f"[0-{self._frames_kept(declared) - 1}]"
+            spec += "[0]" if still else f"[0-{self._frames_kept(declared) - 1}]"
         with Image() as img:
             if media_type is JPEG:
                 img.options["jpeg:size"] = "{}x{}".format(*self._decode_floor(declared))
@@ -323,6 +324,10 @@ class ThumbHandler:
                 decoded_size = _read_heif(img, source, self._decode_floor(declared))
             else:
                 img.read(filename=spec)
+            if media_type.animated and frame_count(img) == 1:
+                # The whole picture, even where its one frame covers part of the canvas (a resize
+                # would stretch that part over it; several frames are coalesced as they resize).
+                keep_first_frame(img)
             warning = corrupt_image_warning(img)
             if warning:
                 raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {warning}")
@@ -356,6 +361,11 @@ class ThumbHandler:
             )
         if not primary.consistent:
             raise ImageRejected(state.UNDECODABLE, "HEIF image grid or overlay not the size its ispe declares")
+
+    def _keeps_frames(self, media_type: MediaType) -> bool:
+        """Whether some size holds an animation: if none does (every size JPEG or PNG), only the
+        first frame is decoded."""
+        return any((BY_FORMAT[box.format] if box.format else media_type) in ANIMATED_OUTPUTS for box in self.boxes)
 
     def _frames_kept(self, declared: tuple[int, int] | None) -> int:
         """Frames of an animation to decode: config's cap, fewer when its canvas is large, so the
