@@ -9,14 +9,17 @@ CONTRACT.md, "Describing an item": `thumbnail.sizes` entries `name=WxH` or `name
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageSequence, ImageStat
 
 from tests.api.conftest import Api, ApiFactory, Reply
 from tests.corpus import ANIM_COLOURS, animated_gif, fit_size
+from thumbnailify.client import cli
 
 SIZES = "default=100x100,card=400x400:webp,hero=1200x1200:avif,flat=64x64:png"
 FORMATS = {"default": ("image/jpeg", "JPEG", "jpg"), "card": ("image/webp", "WEBP", "webp"),
@@ -180,3 +183,22 @@ async def test_an_identical_upload_reuses_each_format(make_api: ApiFactory, phot
         assert copied.headers["Content-Type"] == kind
         with Image.open(io.BytesIO(copied.content)) as image:
             assert image.format == FORMATS[name][1], name
+
+
+@pytest.mark.parametrize("api_mode", ["embedded"])
+async def test_the_command_line_writes_a_size_with_its_extension(make_api: ApiFactory, photos: dict[str, bytes],
+                                                                tmp_path: Path) -> None:
+    """`thumbnailify upload --size card` writes `<stem>.webp`: the extension of the size's type."""
+    service = await make_api(THUMBNAILIFY_THUMBNAIL_SIZES=SIZES)
+    folder, out = tmp_path / "photos", tmp_path / "out"
+    folder.mkdir()
+    (folder / "coffee.jpg").write_bytes(photos["coffee.jpg"])
+    argv = ["upload", str(folder), "--out", str(out), "--size", "card", "--url", service.url.rstrip("/")]
+    run = asyncio.ensure_future(asyncio.to_thread(cli.main, argv))
+    while not run.done():  # the command waits for its result while the worker runs here
+        await service.drain()
+        await asyncio.sleep(0.05)
+    assert run.result() == 0
+    assert [path.name for path in out.iterdir()] == ["coffee.webp"]
+    with Image.open(out / "coffee.webp") as image:
+        assert (image.format, image.size) == ("WEBP", (400, 267))
