@@ -3,6 +3,7 @@ output per format, and what a format cannot hold (frames, transparency) made of 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 from tests import corpus, videos
-from thumbnailify.media import AVIF, GIF, JPEG, MP4, PNG, WEBP
+from thumbnailify.media import ACCEPTED, AVIF, GIF, JPEG, MP4, PNG, WEBP, MediaType
 
 # worker/__init__ runs first and sets ImageMagick's env (1 thread, our policy) before Wand loads.
 from thumbnailify.settings import LimitsSettings, ThumbnailSettings, VideoSettings
@@ -108,3 +109,46 @@ def test_only_the_first_frame_is_decoded_when_no_size_holds_an_animation(tmp_pat
         assert jpeg.getpixel((5, 5))[:3] == (255, 255, 255) and png.getpixel((5, 5))[3] == 0  # canvas
         assert all(abs(a - b) <= 8 for a, b in zip(jpeg.getpixel((50, 37)), (255, 0, 0, 255), strict=True))
         assert png.getpixel((50, 37)) == (255, 0, 0, 255)
+
+
+# What a format cannot hold, by the corpus check that says so: the only misses allowed.
+CANNOT_HOLD: dict[MediaType, tuple[str, ...]] = {
+    JPEG: ("HasAlpha", "MeanAlpha", "FrameCount", "FrameMeanColours"),  # no alpha, one frame
+    PNG: ("FrameCount", "FrameMeanColours"),  # one frame (no APNG)
+    GIF: ("MeanAlpha",),  # alpha on or off: half-transparent pixels are one or the other
+    WEBP: ("Grayscale",),  # lossy WebP is YUV 4:2:0: a gray picture's channels differ by 1
+    AVIF: (),
+}
+
+
+LARGE_PICTURE = 500_000  # pixels: past every photo of the corpus
+
+
+def declared_pixels(data: bytes) -> int:
+    size = corpus.declared_size(data)
+    return size[0] * size[1] if size else 0
+
+
+def test_every_photo_of_the_corpus_in_every_format(tmp_path: Path) -> None:
+    """Each Completed photo case of tests/corpus.py (colour models, bit depths, palettes, alpha,
+    orientation, profiles, animations, HEIC...) made in every format: it decodes, has the case's
+    size, and passes the case's pixel checks but for what the format cannot hold."""
+    made_by = ThumbHandler(ThumbnailSettings(sizes=EVERY_FORMAT), LimitsSettings())
+    misses, cases = [], 0
+    for case in corpus.cached_cases():
+        media_type = ACCEPTED.get(case.content_type)
+        if case.expect_state != "Completed" or case.body is None or media_type is None:
+            continue
+        if media_type.name[:5] != "image":
+            continue
+        if declared_pixels(case.body) > LARGE_PICTURE:
+            continue  # the limit cases (a 50 MP picture, 1000x1000 frames): their decode is the cost
+        source = tmp_path / case.name
+        source.write_bytes(case.body)
+        cases += 1
+        for size in made_by.make(source, media_type).sizes[1:]:
+            allowed = tuple(f"{check}:" for check in CANNOT_HOLD[size.media_type])
+            found = corpus.run_checks(size.data, dataclasses.replace(case, expect_type=size.media_type.name))
+            misses += [f"{case.name} as {size.name}: {miss}" for miss in found if not miss.startswith(allowed)]
+    assert cases > 80
+    assert misses == []
