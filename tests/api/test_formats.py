@@ -77,6 +77,7 @@ async def test_each_size_in_its_own_format(make_api: ApiFactory, photos: dict[st
     assert service.files_of(media_id) == []
 
 
+@pytest.mark.parametrize("api_mode", ["embedded"])  # settings only: no backend is involved
 async def test_health_names_each_size_type(make_api: ApiFactory) -> None:
     service = await make_api(THUMBNAILIFY_THUMBNAIL_SIZES=SIZES)
     body = (await service.get("/health")).json()

@@ -428,9 +428,9 @@ class ThumbHandler:
         keeps an animation's frames as the source laid them out, and their palettes; a format that
         holds one frame gets the first."""
         with picture.clone() as small:
-            converted = _to_srgb(small, self.srgb_profile)
             if frame_count(small) > 1 and output not in ANIMATED_OUTPUTS:
                 keep_first_frame(small)
+            converted = _to_srgb(small, self.srgb_profile)
             if output is GIF and (resized or converted or source_type is not GIF):
                 _optimize_gif(small, relayer=resized or source_type is not GIF)
             small.strip()
