@@ -43,6 +43,17 @@ def frames_of(data: bytes) -> list[Image.Image]:
         return [frame.convert("RGBA") for frame in ImageSequence.Iterator(image)]
 
 
+def durations(data: bytes) -> list[int]:
+    """Each frame's time on screen in ms, as the file says."""
+    with Image.open(io.BytesIO(data)) as image:
+        shown = []
+        for index in range(getattr(image, "n_frames", 1)):
+            image.seek(index)
+            image.load()  # WebP and AVIF set a frame's duration as they decode it
+            shown.append(image.info.get("duration"))
+        return shown
+
+
 def mean(image: Image.Image) -> list[float]:
     return ImageStat.Stat(image.convert("RGB")).mean
 
@@ -97,15 +108,18 @@ async def test_a_size_without_format_follows_the_source(make_api: ApiFactory, ph
 
 
 async def test_an_animation_keeps_its_frames_where_the_format_holds_them(make_api: ApiFactory) -> None:
-    """WebP and AVIF keep every frame, in order; JPEG and PNG take the first."""
+    """WebP and AVIF keep every frame, in order and for as long; JPEG and PNG take the first."""
     service = await make_api(THUMBNAILIFY_THUMBNAIL_SIZES=ALL_FORMATS)
     media_id = await service.upload(animated_gif(), "image/gif")
     status = await service.wait(media_id)
     assert status["state"] == "Completed", status
     expected_frames = {"default": 5, "g": 5, "w": 5, "a": 5, "j": 1, "p": 1}
     for name, count in expected_frames.items():
-        frames = frames_of((await binary(service, media_id, name)).content)
+        data = (await binary(service, media_id, name)).content
+        frames = frames_of(data)
         assert len(frames) == count, name
+        if count > 1:
+            assert durations(data) == [100] * count, name  # the GIF's 100 ms a frame
         assert all(frame.size == fit_size(200, 150) for frame in frames)
         for frame, colour in zip(frames, ANIM_COLOURS, strict=False):
             centre = frame.crop((30, 20, 90, 60))
