@@ -65,13 +65,15 @@ async def get_thumbnail(request: web.Request) -> web.Response:
     record = await existing_record(request, media_id)
     if record.state != State.COMPLETED:
         raise ApiError(409, f"no thumbnail: the media is {record.state}")
-    thumb_type = media.BY_NAME.get(record.thumbnail_type or "")
-    if thumb_type is None:
-        raise ApiError(409, "no thumbnail: the record names no thumbnail type")
     sizes = list(record.sizes)
+    if not sizes:
+        raise ApiError(409, "no thumbnail: the record names no thumbnail size")
     size = request.query.get("size", sizes[0])
     if size not in sizes:
         raise ApiError(400, f"no size {size!r}; this media has " + ", ".join(sizes))
+    thumb_type = media.BY_NAME.get(record.thumbnail_types.get(size, ""))
+    if thumb_type is None:
+        raise ApiError(409, "no thumbnail: the record names no thumbnail type")
     tag = f"{media_id}-{size}"
     cache = {
         hdrs.ETAG: f'"{tag}"',

@@ -13,6 +13,7 @@ import yaml
 from aiohttp import web
 
 from thumbnailify.clients import DEFAULT_CLIENT
+from thumbnailify.media import BY_FORMAT
 from thumbnailify.server.backends import Backend
 from thumbnailify.server.http.auth import caller
 from thumbnailify.server.http.errors import ApiError, BackendUnavailable
@@ -26,9 +27,14 @@ OPENAPI = web.AppKey("openapi", bytes)
 
 async def health(request: web.Request) -> web.Response:
     """Up; and the thumbnail sizes this server makes (names are not secret), so a client can
-    check a size before uploading and the page can pick its largest for the viewer."""
+    check a size before uploading and the page can pick its largest for the viewer; with each size's
+    media type when it names a format (null: the source's kind decides)."""
     boxes = resources(request).settings.thumbnail.boxes()
-    return web.json_response({"status": "ok", "sizes": {box.name: [box.width, box.height] for box in boxes}})
+    return web.json_response({
+        "status": "ok",
+        "sizes": {box.name: [box.width, box.height] for box in boxes},
+        "thumbnail_types": {box.name: BY_FORMAT[box.format].name if box.format else None for box in boxes},
+    })
 
 
 async def ready(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ every backend stores exactly the same thing: numbers as text, `sizes` and `histo
 `MediaRecord.from_stored` reads that form, and `MediaRecord.stored` writes it; no other code reads
 its keys. Every record an earlier release wrote still reads: one without `sizes` made its one
 thumbnail before there were several (it reads as the size "default", `named_sizes` False), one
+without `thumbnail_types` made every size as `thumbnail_type` (sizes could not name a format), one
 without `awaits_requeue` says so only in its message. A stored value of the wrong form (a `code`
 that is not a number, `history` that is not JSON...) raises `UnreadableRecord`, naming the field.
 
@@ -102,8 +103,9 @@ class MediaRecord:
     filename: str | None = None  # as the client named the file, if it did
     size: int | None = None  # the upload's bytes; records made before it was kept have none
     callback: CallbackProgress | None = None
-    thumbnail_type: str | None = None  # the thumbnails' media type, once Completed
+    thumbnail_type: str | None = None  # the first (default) size's media type, once Completed
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> width, height; first = default
+    thumbnail_types: dict[str, str] = field(default_factory=dict)  # name -> media type, for every size
     named_sizes: bool = True  # False: one thumbnail, made before there were several sizes
     history: tuple[HistoryEntry, ...] = ()
     attempts: int = 0  # deliveries of its job counted so far
@@ -143,6 +145,7 @@ class MediaRecord:
             ),
             thumbnail_type=stored.get("thumbnail_type") or None,
             sizes=_sizes(stored),
+            thumbnail_types=_thumbnail_types(stored),
             named_sizes="sizes" in stored or not _has_thumbnail(stored),
             history=_history(stored.get("history") or "[]"),
             attempts=_integer("attempts", stored.get("attempts") or "0"),
@@ -183,6 +186,8 @@ class MediaRecord:
             fields |= {"width": str(width), "height": str(height)}
             if self.named_sizes:
                 fields["sizes"] = json.dumps({name: [w, h] for name, (w, h) in self.sizes.items()})
+            if any(kind != self.thumbnail_type for kind in self.thumbnail_types.values()):
+                fields["thumbnail_types"] = json.dumps(self.thumbnail_types)
         if self.history:
             fields["history"] = json.dumps([
                 {"state": entry.state, "service": entry.service, "message": entry.message, "code": entry.code,
@@ -274,6 +279,18 @@ def _sizes(stored: Mapping[str, str]) -> dict[str, tuple[int, int]]:
     if not isinstance(sizes, dict) or not all(isinstance(pair, list) and len(pair) == 2 for pair in sizes.values()):
         raise UnreadableRecord("sizes", stored["sizes"], "an object of [width, height] pairs")
     return {str(name): (_integer("sizes", w), _integer("sizes", h)) for name, (w, h) in sizes.items()}
+
+
+def _thumbnail_types(stored: Mapping[str, str]) -> dict[str, str]:
+    """Each size's media type; a record without `thumbnail_types` has every size of `thumbnail_type`
+    (none while it has no thumbnail)."""
+    if not stored.get("thumbnail_types"):
+        kind = stored.get("thumbnail_type")
+        return {name: kind for name in _sizes(stored)} if kind else {}
+    types = _json("thumbnail_types", stored["thumbnail_types"])
+    if not isinstance(types, dict) or not all(isinstance(kind, str) for kind in types.values()):
+        raise UnreadableRecord("thumbnail_types", stored["thumbnail_types"], "an object of media types")
+    return {str(name): kind for name, kind in types.items()}
 
 
 def _history(text: str) -> tuple[HistoryEntry, ...]:

@@ -82,12 +82,15 @@ def requeue_failed(detail: str, moment: datetime) -> Fields:
     }
 
 
-def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: datetime) -> Fields:
-    """`sizes` maps each size's name to its width and height, in config order; width and height
-    stay the first size's, as records had them before there were several."""
+def completed(types: dict[str, str], sizes: dict[str, tuple[int, int]], moment: datetime) -> Fields:
+    """`sizes` maps each size's name to its width and height, in config order, `types` to its media
+    type; width, height and thumbnail_type stay the first size's, as records had them before there
+    were several, and `thumbnail_types` is written only when the sizes' types differ."""
     width, height = next(iter(sizes.values()))
+    thumbnail_type = types[next(iter(sizes))]
     made = ", ".join(f"{name} {w}x{h}" for name, (w, h) in sizes.items())
-    return {
+    own_types = {"thumbnail_types": json.dumps(types)} if set(types.values()) != {thumbnail_type} else {}
+    return own_types | {
         "service": Service.WORKER,
         "state": State.COMPLETED,
         "message": f"Thumbnail ready ({width}x{height})" if len(sizes) == 1 else f"Thumbnails ready ({made})",
@@ -199,6 +202,7 @@ def status_body(media_id: str, record: MediaRecord) -> dict[str, object]:
     if record.state == State.COMPLETED:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
         body["sizes"] = {name: [width, height] for name, (width, height) in record.sizes.items()}
+        body["thumbnail_types"] = dict(record.thumbnail_types)
     if record.callback:
         body["callback"] = {
             "url": record.callback.url,

@@ -168,8 +168,8 @@ class JobRunner:
                 return self._finish_error(record, media_id, exc.code, exc.message)
             except SourceMissing as exc:
                 return self._finish_error(record, media_id, state.UNDECODABLE, str(exc))
-            self.files.write_thumbnails(media_id, thumbnails.media_type, thumbnails.files())
-            done = state.completed(thumbnails.media_type.name, thumbnails.dimensions(), state.now())
+            self.files.write_thumbnails(media_id, thumbnails.typed_files())
+            done = state.completed(thumbnails.types(), thumbnails.dimensions(), state.now())
         if not self.store.transition(media_id, State.PROCESSING, done):
             # Deleted or finished meanwhile (by a twin delivery, or by our own write whose reply was
             # lost and that the client retried): leave nothing behind that the record does not need.
@@ -200,12 +200,13 @@ class JobRunner:
         twin = self.store.get(twin_id) if twin_id and twin_id != media_id else None
         if twin_id is None or twin is None or twin.state != State.COMPLETED or twin.client != record.client:
             return None
-        thumb_type = media.BY_NAME.get(twin.thumbnail_type or "")
-        if thumb_type is None or not twin.named_sizes:
+        types = {name: media.BY_NAME.get(twin.thumbnail_types.get(name, "")) for name in twin.sizes}
+        known = {name: kind for name, kind in types.items() if kind is not None}
+        if len(known) != len(types) or not twin.named_sizes:
             return None
-        if not self.files.copy_thumbnails(twin_id, media_id, thumb_type, list(twin.sizes)):
+        if not self.files.copy_thumbnails(twin_id, media_id, known):
             return None  # deleted meanwhile: make them anew
-        done = state.completed(thumb_type.name, twin.sizes, state.now())
+        done = state.completed({name: kind.name for name, kind in known.items()}, twin.sizes, state.now())
         return done | {"message": f"{done['message']}, reused from identical upload {twin_id}"}
 
     def _notify(self, media_id: str, record: MediaRecord | None) -> None:

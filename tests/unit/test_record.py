@@ -80,6 +80,7 @@ def test_the_status_body_is_what_the_api_has_always_answered() -> None:
         "message": "Thumbnails ready (default 100x75, large 400x300)", "created_at": "2026-03-01T12:30:14.001Z",
         "updated_at": STAMP, "sha256": SHA, "thumbnail": f"/images/{MEDIA_ID}/thumbnail",
         "sizes": {"default": [100, 75], "large": [400, 300]},
+        "thumbnail_types": {"default": "image/jpeg", "large": "image/jpeg"},
         "callback": {"url": "https://example.com/hook", "state": "delivered", "attempts": 2, "last_status": 204},
         "history": json.loads(COMPLETED["history"]),
     })
@@ -92,6 +93,31 @@ def test_a_record_from_before_sizes_has_its_one_thumbnail_as_default() -> None:
     assert record.sha256 is None and record.history == ()
     assert state.status_body(MEDIA_ID, record)["sizes"] == {"default": [100, 75]}
     assert record.stored() == legacy  # written back, it is still a record without sizes
+
+
+def test_sizes_of_their_own_formats_keep_each_type() -> None:
+    """`thumbnail_types` is stored only when the sizes' types differ; `thumbnail_type` stays the first's."""
+    done = state.completed({"default": "image/png", "card": "image/webp", "hero": "image/avif"},
+                           {"default": (100, 75), "card": (400, 300), "hero": (800, 600)}, MOMENT)
+    assert done["thumbnail_type"] == "image/png"
+    assert json.loads(done["thumbnail_types"]) == {"default": "image/png", "card": "image/webp", "hero": "image/avif"}
+    record = MediaRecord.from_stored(COMPLETED | done)
+    assert record.thumbnail_types == {"default": "image/png", "card": "image/webp", "hero": "image/avif"}
+    assert MediaRecord.from_stored(record.stored()) == record
+    assert state.status_body(MEDIA_ID, record)["thumbnail_types"] == record.thumbnail_types
+    alike = state.completed({"default": "image/jpeg", "large": "image/jpeg"},
+                            {"default": (100, 75), "large": (400, 300)}, MOMENT)
+    assert "thumbnail_types" not in alike
+
+
+def test_a_record_from_before_formats_has_every_size_of_its_type() -> None:
+    record = MediaRecord.from_stored(COMPLETED)
+    assert record.thumbnail_types == {"default": "image/jpeg", "large": "image/jpeg"}
+    assert "thumbnail_types" not in record.stored()
+    legacy = {key: value for key, value in COMPLETED.items() if key != "sizes"}
+    assert MediaRecord.from_stored(legacy).thumbnail_types == {"default": "image/jpeg"}
+    processing = state.accepted("image/png", MOMENT, SHA).stored()
+    assert MediaRecord.from_stored(processing).thumbnail_types == {}
 
 
 def test_a_record_planted_by_hand_with_the_fewest_fields_reads() -> None:
@@ -140,6 +166,9 @@ def test_a_record_from_before_the_field_says_it_in_its_message() -> None:
     ("history", '[{"state": "Completed", "code": 200}]'),
     ("history", '["Completed"]'),
     ("attempts", "-"),
+    ("thumbnail_types", "{"),
+    ("thumbnail_types", '{"default": 5}'),
+    ("thumbnail_types", '["image/png"]'),
 ])
 def test_a_field_of_the_wrong_form_is_a_clear_error(field: str, value: str) -> None:
     stored = COMPLETED | {field: value}

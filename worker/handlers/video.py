@@ -43,9 +43,10 @@ from wand.image import Image
 
 from thumbnailify import state
 from thumbnailify.kinds import media_kind
-from thumbnailify.media import JPEG, MOV_DEMUXER, MediaType
+from thumbnailify.media import BY_FORMAT, JPEG, MOV_DEMUXER, MediaType
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings, VideoSettings
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, isobmff
+from thumbnailify.worker.handlers.encode import encode
 from thumbnailify.worker.handlers.image import fit
 
 RENDERING = "video-2"  # changed whenever a change of this module changes what thumbnails look like
@@ -75,7 +76,7 @@ class VideoHandler:
 
     def __init__(self, thumbnail: ThumbnailSettings, limits_conf: LimitsSettings, video: VideoSettings) -> None:
         self.boxes = thumbnail.boxes()
-        self.jpeg_quality = thumbnail.jpeg_quality
+        self.quality = thumbnail.quality
         self.max_pixels = limits_conf.max_pixels
         self.scan_seconds = video.scan_seconds
 
@@ -86,7 +87,7 @@ class VideoHandler:
     @property
     def settings_key(self) -> str:
         """What decides the thumbnails besides the upload's bytes (see worker.jobs' reuse)."""
-        settings = [RENDERING, self.boxes, self.jpeg_quality, self.scan_seconds]
+        settings = [RENDERING, self.boxes, self.quality.model_dump(), self.scan_seconds]
         return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
 
     def make(self, source: Path, media_type: MediaType) -> Thumbnails:
@@ -203,7 +204,8 @@ class VideoHandler:
         return bright or scan.brightest
 
     def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[SizedThumbnail, ...]:
-        """Every size, each scaled from the decoded frame (area average), turned, as JPEG."""
+        """Every size, each scaled from the decoded frame (area average), turned, as JPEG unless
+        the size names another format."""
         turns = round((frame.rotation or 0) / 90) % 4  # quarter turns counter-clockwise
         aspect = stream.sample_aspect_ratio or Fraction(1)
         width = max(1, round(frame.width * aspect)) if aspect > 0 else frame.width
@@ -215,12 +217,12 @@ class VideoHandler:
             rgb = frame.reformat(scaled_width, scaled_height, "rgb24", interpolation="AREA", threads=1)
             with Image(width=scaled_width, height=scaled_height) as img:
                 img.import_pixels(0, 0, scaled_width, scaled_height, "RGB", "char", _packed(rgb, 3))
+                img.alpha_channel = "off"  # a new Wand image is transparent, and RGB pixels leave it so
                 if turns:
                     img.rotate(-90 * turns)  # Wand turns clockwise
                 img.strip()
-                img.format = "jpeg"
-                img.compression_quality = self.jpeg_quality
-                sizes.append(SizedThumbnail(box.name, img.make_blob(), *fitted))
+                output = BY_FORMAT[box.format] if box.format else JPEG
+                sizes.append(SizedThumbnail(box.name, encode(img, output, self.quality), *fitted, output))
         return tuple(sizes)
 
 
