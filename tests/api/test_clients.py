@@ -7,13 +7,13 @@ import asyncio
 import base64
 import io
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from tests.api.conftest import Api, ApiFactory, Reply
+from tests.api.test_uploads import read_events
 from thumbnailify import state
 from thumbnailify.record import MediaRecord
 from thumbnailify.server.resources import RESOURCES
@@ -159,16 +159,6 @@ async def test_a_grace_period_ends(svc: Api) -> None:
 
 
 # -- isolation ----------------------------------------------------------------------------------
-async def read_events(response: Any) -> AsyncIterator[tuple[str, dict]]:
-    event = None
-    async for raw in response.content:
-        line = raw.decode().rstrip("\r\n")
-        if line.startswith("event:"):
-            event = line.split(":", 1)[1].strip()
-        elif line.startswith("data:"):
-            yield event or "message", json.loads(line.split(":", 1)[1])
-
-
 async def test_another_clients_media_is_404_everywhere_and_never_listed(svc: Api) -> None:
     alice, bob = await new_client(svc, "alice"), await new_client(svc, "bob")
     revoked = await new_client(svc, "carol")
