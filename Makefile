@@ -8,8 +8,9 @@ STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbi
 # `make run` also makes a size for the web page's larger view; the API's default size stays first.
 # THUMBNAILIFY_THUMBNAIL_SIZES in the environment wins; the service's own default is one size.
 RUN_SIZES := default=100x100,large=800x800
-# npm packages the tests run under Node (tests/system/tus_upload.cjs), into var/node.
-NODE_PACKAGES := tus-js-client@4.3.1
+# npm packages the tests run under Node (tests/system/tus_upload.cjs; the reference placeholder
+# decoders tests/unit/placeholders.mjs runs), into var/node.
+NODE_PACKAGES := tus-js-client@4.3.1 thumbhash@0.1.1 blurhash@2.0.5
 NODE_STAMP := var/node/.installed
 
 .PHONY: run stack s3 test node check lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean

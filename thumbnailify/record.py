@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 Fields = dict[str, str]  # a change as the stores write it: stored field -> value
 
 LEGACY_SIZE = "default"  # the one size of a record made before `thumbnail.sizes` existed
+PHASH_DIGITS = 16  # a 64-bit perceptual hash in hexadecimal
 REQUEUE_FAILED = "Re-queue failed"  # how the message of such a change starts (records before `awaits_requeue`)
 
 
@@ -78,6 +79,14 @@ class CallbackProgress:
 
 
 @dataclass(frozen=True)
+class Placeholder:
+    """What a page paints while the thumbnail loads (see thumbnailify.worker.fingerprints)."""
+
+    thumbhash: str  # standard base64
+    blurhash: str
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """What the record said after one change."""
 
@@ -108,6 +117,8 @@ class MediaRecord:
     attempts: int = 0  # deliveries of its job counted so far
     counted_delivery: str = ""  # the token of the delivery counted last
     awaits_requeue: bool = False  # a recovery pass touched it but could not send its job
+    placeholder: Placeholder | None = None  # once Completed; records made before it was kept have none
+    phash: str | None = None  # the perceptual hash, 16 hexadecimal digits; likewise
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, str]) -> MediaRecord:
@@ -140,6 +151,9 @@ class MediaRecord:
             counted_delivery=stored.get("counted_delivery", ""),
             awaits_requeue=stored["awaits_requeue"] == "1" if "awaits_requeue" in stored
             else message.startswith(REQUEUE_FAILED),
+            placeholder=Placeholder(stored["thumbhash"], stored.get("blurhash") or "")
+            if stored.get("thumbhash") else None,
+            phash=_phash(stored["phash"]) if stored.get("phash") else None,
         )
 
     def stored(self) -> Fields:
@@ -180,6 +194,10 @@ class MediaRecord:
             fields |= {"attempts": str(self.attempts), "counted_delivery": self.counted_delivery}
         if self.awaits_requeue:
             fields["awaits_requeue"] = "1"
+        if self.placeholder:
+            fields |= {"thumbhash": self.placeholder.thumbhash, "blurhash": self.placeholder.blurhash}
+        if self.phash:
+            fields["phash"] = self.phash
         return fields
 
 
@@ -244,6 +262,12 @@ def _json(name: str, text: str) -> object:
         return json.loads(text)
     except ValueError:
         raise UnreadableRecord(name, text, "JSON") from None
+
+
+def _phash(value: str) -> str:
+    if len(value) != PHASH_DIGITS or any(c not in "0123456789abcdef" for c in value):
+        raise UnreadableRecord("phash", value, f"{PHASH_DIGITS} lowercase hexadecimal digits")
+    return value
 
 
 def _has_thumbnail(stored: Mapping[str, str]) -> bool:

@@ -13,6 +13,7 @@ from thumbnailify.record import (
     CallbackProgress,
     Fields,
     MediaRecord,
+    Placeholder,
     Service,
     State,
     iso,
@@ -80,9 +81,12 @@ def requeue_failed(detail: str, moment: datetime) -> Fields:
     }
 
 
-def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: datetime) -> Fields:
+def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: datetime, *,
+              placeholder: Placeholder | None = None, phash: str | None = None) -> Fields:
     """`sizes` maps each size's name to its width and height, in config order; width and height
-    stay the first size's, as records had them before there were several."""
+    stay the first size's, as records had them before there were several. `placeholder` and
+    `phash` from the worker's fingerprints (an identical upload's reuses its twin's, which a twin
+    made before they were kept has not)."""
     width, height = next(iter(sizes.values()))
     made = ", ".join(f"{name} {w}x{h}" for name, (w, h) in sizes.items())
     return {
@@ -94,6 +98,9 @@ def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: da
         "width": str(width),
         "height": str(height),
         "sizes": json.dumps({name: [w, h] for name, (w, h) in sizes.items()}),
+        "thumbhash": placeholder.thumbhash if placeholder else "",
+        "blurhash": placeholder.blurhash if placeholder else "",
+        "phash": phash or "",
         "updated_at": iso(moment),
         "awaits_requeue": "",
     }
@@ -191,6 +198,13 @@ def status_body(media_id: str, record: MediaRecord) -> dict[str, object]:
     if record.state == State.COMPLETED:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
         body["sizes"] = {name: [width, height] for name, (width, height) in record.sizes.items()}
+    # null until Completed, and for what a release before them completed
+    completed = record.state == State.COMPLETED
+    placeholder = record.placeholder if completed else None
+    body["placeholder"] = (
+        {"thumbhash": placeholder.thumbhash, "blurhash": placeholder.blurhash} if placeholder else None
+    )
+    body["phash"] = record.phash if completed else None
     if record.callback:
         body["callback"] = {
             "url": record.callback.url,

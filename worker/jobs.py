@@ -35,9 +35,10 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_a
 
 from thumbnailify import media, state
 from thumbnailify.media import is_media_id
-from thumbnailify.record import Callback, Fields, MediaRecord, State
+from thumbnailify.record import Callback, Fields, MediaRecord, Placeholder, State
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import Delivery, Files, SourceMissing, Store
+from thumbnailify.worker.fingerprints import fingerprints
 from thumbnailify.worker.handlers import Handler, ImageRejected, Thumbnails
 from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.metrics import WorkerMetrics
@@ -168,7 +169,9 @@ class JobRunner:
             except SourceMissing as exc:
                 return self._finish_error(record, media_id, state.UNDECODABLE, str(exc))
             self.files.write_thumbnails(media_id, thumbnails.media_type, thumbnails.files())
-            done = state.completed(thumbnails.media_type.name, thumbnails.dimensions(), state.now())
+            prints = fingerprints(thumbnails.sample)
+            done = state.completed(thumbnails.media_type.name, thumbnails.dimensions(), state.now(),
+                                   placeholder=Placeholder(prints.thumbhash, prints.blurhash), phash=prints.phash)
         if not self.store.transition(media_id, State.PROCESSING, done):
             # Deleted or finished meanwhile (by a twin delivery, or by our own write whose reply was
             # lost and that the client retried): leave nothing behind that the record does not need.
@@ -201,7 +204,8 @@ class JobRunner:
             return None
         if not self.files.copy_thumbnails(twin_id, media_id, thumb_type, list(twin.sizes)):
             return None  # deleted meanwhile: make them anew
-        done = state.completed(thumb_type.name, twin.sizes, state.now())
+        done = state.completed(thumb_type.name, twin.sizes, state.now(), placeholder=twin.placeholder,
+                               phash=twin.phash)
         return done | {"message": f"{done['message']}, reused from identical upload {twin_id}"}
 
     def _notify(self, media_id: str, record: MediaRecord | None) -> None:

@@ -15,6 +15,7 @@ from typing import Protocol
 from thumbnailify.backends.loader import load_backend
 from thumbnailify.media import MediaType
 from thumbnailify.settings import Settings
+from thumbnailify.worker.fingerprints import Sample
 
 # Keyed as thumbnailify.backends.loader's tables are (tests/unit/test_conformance.py reads it).
 HANDLERS: dict[str, dict[str, str]] = {
@@ -50,6 +51,7 @@ class Thumbnails:
     media_type: MediaType
     sizes: tuple[SizedThumbnail, ...]
     frames: int
+    sample: Sample  # the smallest size's first frame, fitted for the fingerprints (worker.handlers.sample)
 
     def dimensions(self) -> dict[str, tuple[int, int]]:
         return {size.name: (size.width, size.height) for size in self.sizes}

@@ -29,7 +29,9 @@ from thumbnailify.media import GIF, HEIC, HEIF, JPEG, PNG, SNIFF_BYTES, MediaTyp
 from thumbnailify.memory import release_freed
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings
 from thumbnailify.startup import CannotStart
+from thumbnailify.worker.fingerprints import Sample
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, heif
+from thumbnailify.worker.handlers.sample import export_sample
 
 RENDERING = "image-4"  # changed whenever a change of this module changes what thumbnails look like
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
@@ -342,7 +344,8 @@ class ThumbHandler:
                 upright = declared or (img.page_width or img.width, img.page_height or img.height)
             else:
                 upright = decoded_size or (img.width, img.height)
-            return Thumbnails(output, self._render_all(img, output, upright), len(img.sequence))
+            sizes, sample = self._render_all(img, output, upright)
+            return Thumbnails(output, sizes, len(img.sequence), sample)
 
     def _check_heif(self, source: Path) -> None:
         """Refuse before any decode what the boxes do not vouch for: a primary image without a
@@ -387,28 +390,41 @@ class ThumbHandler:
         smallest, largest = min(fitted), max(fitted)
         return max(2 * smallest[0], largest[0]), max(2 * smallest[1], largest[1])
 
-    def _render_all(self, img: Image, output: MediaType, upright: tuple[int, int]) -> tuple[SizedThumbnail, ...]:
+    def _render_all(
+        self, img: Image, output: MediaType, upright: tuple[int, int]
+    ) -> tuple[tuple[SizedThumbnail, ...], Sample]:
         """Every size, largest first, each from the smallest image already made that is at least
         twice its size (else from the decoded one): a second size costs a small resize, not a
         second pass over the whole picture. ImageMagick shares a copy's pixels until it is written.
-        A size the decoded picture already has (never enlarged) is encoded from it as it is."""
+        A size the decoded picture already has (never enlarged) is encoded from it as it is.
+        The fingerprints' sample comes from the last, smallest, picture."""
         made: dict[str, SizedThumbnail] = {}
         sources: list[Image] = []
+        smallest = img
         try:
             for box in sorted(self.boxes, key=lambda box: box.width * box.height, reverse=True):
                 width, height = fit(*upright, box.width, box.height)
                 if (width, height) == upright == _canvas(img):
                     made[box.name] = self._encode(img, output, box.name, (width, height), resized=False)
+                    smallest = img
                     continue
                 base = next((s for s in reversed(sources) if s.width >= 2 * width and s.height >= 2 * height), img)
                 resized = base.clone()
                 sources.append(resized)
                 _shrink(resized, width, height)
                 made[box.name] = self._encode(resized, output, box.name, (width, height), resized=True)
+                smallest = resized
+            sample = self.sample(smallest)
         finally:
             for source in sources:
                 source.close()
-        return tuple(made[box.name] for box in self.boxes)
+        return tuple(made[box.name] for box in self.boxes), sample
+
+    def sample(self, picture: Image) -> Sample:
+        """The fingerprints' pixels: the picture's first frame in sRGB (as its thumbnail is)."""
+        with Image(image=picture.sequence[0]) as first:
+            _to_srgb(first, self.srgb_profile)
+            return export_sample(first)
 
     def _encode(
         self, picture: Image, output: MediaType, name: str, size: tuple[int, int], *, resized: bool

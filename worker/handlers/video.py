@@ -39,14 +39,17 @@ import av
 from av.stream import Discard
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
+from wand.color import Color
 from wand.image import Image
 
 from thumbnailify import state
 from thumbnailify.kinds import media_kind
 from thumbnailify.media import JPEG, MOV_DEMUXER, MediaType
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings, VideoSettings
+from thumbnailify.worker.fingerprints import Sample
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, isobmff
 from thumbnailify.worker.handlers.image import fit
+from thumbnailify.worker.handlers.sample import export_sample
 
 RENDERING = "video-2"  # changed whenever a change of this module changes what thumbnails look like
 BLACK_LUMA = 16  # mean luma (limited range) at or below this is a black frame
@@ -67,6 +70,7 @@ CONTAINER_OPTIONS = {
     "codec_whitelist": "none",
     "probesize": "32768",  # the streams are known from the header; probing would only try decoders
 }
+OPAQUE = Color("black")
 _malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
@@ -100,7 +104,8 @@ class VideoHandler:
                 frame = self._pick(container, stream)
                 if frame.is_corrupt:
                     raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: the frame is damaged")
-                return Thumbnails(JPEG, self._render(frame, stream), 1)
+                sizes, sample = self._render(frame, stream)
+                return Thumbnails(JPEG, sizes, 1, sample)
         except MemoryError as exc:  # FFmpeg's ENOMEM too: an allocation past worker.memory_limit
             raise ImageRejected(
                 state.TOO_MANY_PIXELS, f"cannot decode {media_type.name}: it needs more memory than the worker has"
@@ -202,26 +207,34 @@ class VideoHandler:
                 return frame
         return bright or scan.brightest
 
-    def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[SizedThumbnail, ...]:
-        """Every size, each scaled from the decoded frame (area average), turned, as JPEG."""
+    def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[tuple[SizedThumbnail, ...], Sample]:
+        """Every size, each scaled from the decoded frame (area average), turned, as JPEG; and the
+        fingerprints' sample, from the smallest."""
         turns = round((frame.rotation or 0) / 90) % 4  # quarter turns counter-clockwise
         aspect = stream.sample_aspect_ratio or Fraction(1)
         width = max(1, round(frame.width * aspect)) if aspect > 0 else frame.width
         upright = (frame.height, width) if turns % 2 else (width, frame.height)
         sizes = []
+        smallest = min(self.boxes, key=lambda box: box.width * box.height)
+        sample = None
         for box in self.boxes:
             fitted = fit(*upright, box.width, box.height)
             scaled_width, scaled_height = fitted[::-1] if turns % 2 else fitted
             rgb = frame.reformat(scaled_width, scaled_height, "rgb24", interpolation="AREA", threads=1)
-            with Image(width=scaled_width, height=scaled_height) as img:
+            # Opaque from the start (a new image is transparent, and import_pixels leaves alpha be).
+            with Image(width=scaled_width, height=scaled_height, background=OPAQUE) as img:
                 img.import_pixels(0, 0, scaled_width, scaled_height, "RGB", "char", _packed(rgb, 3))
                 if turns:
                     img.rotate(-90 * turns)  # Wand turns clockwise
+                if box is smallest:
+                    sample = export_sample(img)
                 img.strip()
                 img.format = "jpeg"
                 img.compression_quality = self.jpeg_quality
                 sizes.append(SizedThumbnail(box.name, img.make_blob(), *fitted))
-        return tuple(sizes)
+        if sample is None:
+            raise ValueError("no sizes configured")  # settings refuse that; a bug if it happens
+        return tuple(sizes), sample
 
 
 def _first_frame(container: av.container.InputContainer, stream: VideoStream) -> VideoFrame | None:
