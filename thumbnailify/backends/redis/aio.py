@@ -30,6 +30,7 @@ from thumbnailify.backends.redis.layout import (
     lock_key,
     master_options,
     media_key,
+    phash_key,
     request_key,
     scored,
     text,
@@ -173,6 +174,10 @@ class RedisStore:
                 if record is not None and (state is None or record.state == state):
                     found.append((media_id, score, record))
         return found[:limit]
+
+    @_unavailable_on_error
+    async def perceptual_hashes(self) -> str:
+        return text(await self.client.get(phash_key(self.prefix))) or ""
 
     @_unavailable_on_error
     async def created_before(self, score: float, limit: int) -> list[str]:

@@ -66,6 +66,9 @@ class SQLiteStore:
     async def page(self, limit: int, after: tuple[float, str] | None, state: State | None) -> Page:
         return await self._run(self._store.page, limit, after, state)
 
+    async def perceptual_hashes(self) -> str:
+        return await self._run(self._store.perceptual_hashes)
+
     async def created_before(self, score: float, limit: int) -> list[str]:
         return await self._run(self._store.created_before, score, limit)
 
