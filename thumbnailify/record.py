@@ -17,6 +17,7 @@ thumbnailify.state makes them.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -87,6 +88,41 @@ class Placeholder:
 
 
 @dataclass(frozen=True)
+class Metadata:
+    """What the worker read about the original (thumbnailify.worker.handlers.about): its upright
+    size, its format (an image's; a video's codec), frames of an animation or a video's seconds,
+    whether it has alpha, its colour profile's name, and when and with what camera it was taken
+    when EXIF (or a video's container) says. Never a location."""
+
+    width: int
+    height: int
+    format: str
+    frames: int | None = None
+    duration: float | None = None
+    has_alpha: bool = False
+    color_profile: str | None = None
+    captured_at: str | None = None  # ISO 8601: EXIF's local time (with its offset when given), a video's UTC
+    camera_make: str | None = None
+    camera_model: str | None = None
+
+    def as_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Metadata:
+        fields = _json("metadata", text)
+        try:
+            if not isinstance(fields, dict):
+                raise TypeError
+            metadata = cls(**fields)
+            if not isinstance(metadata.width, int) or not isinstance(metadata.height, int):
+                raise TypeError
+        except TypeError:
+            raise UnreadableRecord("metadata", text, "an object of the metadata's fields") from None
+        return metadata
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """What the record said after one change."""
 
@@ -119,6 +155,7 @@ class MediaRecord:
     awaits_requeue: bool = False  # a recovery pass touched it but could not send its job
     placeholder: Placeholder | None = None  # once Completed; records made before it was kept have none
     phash: str | None = None  # the perceptual hash, 16 hexadecimal digits; likewise
+    metadata: Metadata | None = None  # likewise
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, str]) -> MediaRecord:
@@ -154,6 +191,7 @@ class MediaRecord:
             placeholder=Placeholder(stored["thumbhash"], stored.get("blurhash") or "")
             if stored.get("thumbhash") else None,
             phash=_phash(stored["phash"]) if stored.get("phash") else None,
+            metadata=Metadata.from_json(stored["metadata"]) if stored.get("metadata") else None,
         )
 
     def stored(self) -> Fields:
@@ -194,10 +232,17 @@ class MediaRecord:
             fields |= {"attempts": str(self.attempts), "counted_delivery": self.counted_delivery}
         if self.awaits_requeue:
             fields["awaits_requeue"] = "1"
+        return fields | self._findings()
+
+    def _findings(self) -> Fields:
+        """What the worker found besides the thumbnails (placeholders, perceptual hash, metadata)."""
+        fields: Fields = {}
         if self.placeholder:
             fields |= {"thumbhash": self.placeholder.thumbhash, "blurhash": self.placeholder.blurhash}
         if self.phash:
             fields["phash"] = self.phash
+        if self.metadata:
+            fields["metadata"] = self.metadata.as_json()
         return fields
 
 

@@ -4,6 +4,7 @@ reads over HTTP. The record itself, and its stored form, is thumbnailify.record'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from thumbnailify.record import (
     CallbackProgress,
     Fields,
     MediaRecord,
+    Metadata,
     Placeholder,
     Service,
     State,
@@ -82,11 +84,12 @@ def requeue_failed(detail: str, moment: datetime) -> Fields:
 
 
 def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: datetime, *,
-              placeholder: Placeholder | None = None, phash: str | None = None) -> Fields:
+              placeholder: Placeholder | None = None, phash: str | None = None,
+              metadata: Metadata | None = None) -> Fields:
     """`sizes` maps each size's name to its width and height, in config order; width and height
     stay the first size's, as records had them before there were several. `placeholder` and
-    `phash` from the worker's fingerprints (an identical upload's reuses its twin's, which a twin
-    made before they were kept has not)."""
+    `phash` from the worker's fingerprints, `metadata` what it read of the original (an identical
+    upload's reuses its twin's, which a twin made before they were kept has not)."""
     width, height = next(iter(sizes.values()))
     made = ", ".join(f"{name} {w}x{h}" for name, (w, h) in sizes.items())
     return {
@@ -101,6 +104,7 @@ def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: da
         "thumbhash": placeholder.thumbhash if placeholder else "",
         "blurhash": placeholder.blurhash if placeholder else "",
         "phash": phash or "",
+        "metadata": metadata.as_json() if metadata else "",
         "updated_at": iso(moment),
         "awaits_requeue": "",
     }
@@ -205,6 +209,7 @@ def status_body(media_id: str, record: MediaRecord) -> dict[str, object]:
         {"thumbhash": placeholder.thumbhash, "blurhash": placeholder.blurhash} if placeholder else None
     )
     body["phash"] = record.phash if completed else None
+    body["metadata"] = dataclasses.asdict(record.metadata) if completed and record.metadata else None
     if record.callback:
         body["callback"] = {
             "url": record.callback.url,

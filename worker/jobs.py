@@ -171,7 +171,8 @@ class JobRunner:
             self.files.write_thumbnails(media_id, thumbnails.media_type, thumbnails.files())
             prints = fingerprints(thumbnails.sample)
             done = state.completed(thumbnails.media_type.name, thumbnails.dimensions(), state.now(),
-                                   placeholder=Placeholder(prints.thumbhash, prints.blurhash), phash=prints.phash)
+                                   placeholder=Placeholder(prints.thumbhash, prints.blurhash), phash=prints.phash,
+                                   metadata=thumbnails.metadata)
         if not self.store.transition(media_id, State.PROCESSING, done):
             # Deleted or finished meanwhile (by a twin delivery, or by our own write whose reply was
             # lost and that the client retried): leave nothing behind that the record does not need.
@@ -200,12 +201,12 @@ class JobRunner:
         if twin_id is None or twin is None or twin.state != State.COMPLETED:
             return None
         thumb_type = media.BY_NAME.get(twin.thumbnail_type or "")
-        if thumb_type is None or not twin.named_sizes:
-            return None
+        if thumb_type is None or not twin.named_sizes or twin.placeholder is None:
+            return None  # made before sizes, or before the fingerprints: made anew, with them
         if not self.files.copy_thumbnails(twin_id, media_id, thumb_type, list(twin.sizes)):
             return None  # deleted meanwhile: make them anew
         done = state.completed(thumb_type.name, twin.sizes, state.now(), placeholder=twin.placeholder,
-                               phash=twin.phash)
+                               phash=twin.phash, metadata=twin.metadata)
         return done | {"message": f"{done['message']}, reused from identical upload {twin_id}"}
 
     def _notify(self, media_id: str, record: MediaRecord | None) -> None:

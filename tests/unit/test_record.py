@@ -82,7 +82,7 @@ def test_the_status_body_is_what_the_api_has_always_answered() -> None:
         "updated_at": STAMP, "sha256": SHA, "thumbnail": f"/images/{MEDIA_ID}/thumbnail",
         "sizes": {"default": [100, 75], "large": [400, 300]},
         # what a release before the fingerprints completed has none of: null, not absent
-        "placeholder": None, "phash": None,
+        "placeholder": None, "phash": None, "metadata": None,
         "callback": {"url": "https://example.com/hook", "state": "delivered", "attempts": 2, "last_status": 204},
         "history": json.loads(COMPLETED["history"]),
     })

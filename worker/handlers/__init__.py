@@ -14,6 +14,7 @@ from typing import Protocol
 
 from thumbnailify.backends.loader import load_backend
 from thumbnailify.media import MediaType
+from thumbnailify.record import Metadata
 from thumbnailify.settings import Settings
 from thumbnailify.worker.fingerprints import Sample
 
@@ -52,6 +53,7 @@ class Thumbnails:
     sizes: tuple[SizedThumbnail, ...]
     frames: int
     sample: Sample  # the smallest size's first frame, fitted for the fingerprints (worker.handlers.sample)
+    metadata: Metadata  # what the decode told of the original (worker.handlers.about)
 
     def dimensions(self) -> dict[str, tuple[int, int]]:
         return {size.name: (size.width, size.height) for size in self.sizes}

@@ -27,10 +27,12 @@ from wand.resource import limits
 from thumbnailify import state
 from thumbnailify.media import GIF, HEIC, HEIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
 from thumbnailify.memory import release_freed
+from thumbnailify.record import Metadata
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings
 from thumbnailify.startup import CannotStart
 from thumbnailify.worker.fingerprints import Sample
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, heif
+from thumbnailify.worker.handlers.about import clean_text, exif_time, frame_count, icc_description
 from thumbnailify.worker.handlers.sample import export_sample
 
 RENDERING = "image-4"  # changed whenever a change of this module changes what thumbnails look like
@@ -41,6 +43,10 @@ CORRUPT_IMAGE_WARNING = 325  # MagickCore's ExceptionType value
 # The sRGB profile pixels are converted to, from Debian's colord-data (CC0), which
 # scripts/install-system.sh and the worker image install.
 SRGB_PROFILE = Path("/usr/share/color/icc/colord/sRGB.icc")
+# The EXIF tags the record's metadata reads (names as ImageMagick's properties give them, numbers
+# as EXIF's): when, and with what camera. Never GPS or other location tags.
+CAMERA_TAGS = {"Make": 0x010F, "Model": 0x0110, "DateTimeOriginal": 0x9003, "OffsetTimeOriginal": 0x9011}
+EXIF_IFD = 0x8769
 
 
 class _ExceptionInfo(ctypes.Structure):
@@ -221,6 +227,7 @@ class _Decoded:
     pixels: bytes
     icc: bytes | None
     full_size: tuple[int, int]  # as libheif decoded it: upright, cropped
+    camera: dict[str, str]  # the EXIF tags metadata reads (CAMERA_TAGS), as ImageMagick names them
 
 
 def _decode_heif(source: Path, floor: tuple[int, int]) -> _Decoded:
@@ -242,19 +249,35 @@ def _decode_heif(source: Path, floor: tuple[int, int]) -> _Decoded:
         pixels = picture.tobytes()
     except (ValueError, RuntimeError, EOFError) as exc:
         raise ImageRejected(state.UNDECODABLE, f"cannot decode HEIF: {exc}") from exc
-    return _Decoded(picture.mode, picture.size, pixels, decoded.info.get("icc_profile") or None, (width, height))
+    return _Decoded(picture.mode, picture.size, pixels, decoded.info.get("icc_profile") or None, (width, height),
+                    _exif_tags(decoded.info.get("exif")))
 
 
-def _read_heif(img: Image, source: Path, floor: tuple[int, int]) -> tuple[int, int]:
+def _exif_tags(blob: bytes | None) -> dict[str, str]:
+    """CAMERA_TAGS from a HEIF's EXIF block (read by Pillow, loaded for HEIFs anyway)."""
+    if not blob:
+        return {}
+    from PIL import Image as PILImage  # noqa: PLC0415 - see _decode_heif
+
+    exif = PILImage.Exif()
+    try:
+        exif.load(blob)
+        tags = {**exif, **exif.get_ifd(EXIF_IFD)}
+    except (ValueError, SyntaxError, struct.error, OSError):  # a damaged block: no camera facts
+        return {}
+    return {name: str(tags[tag]) for name, tag in CAMERA_TAGS.items() if tag in tags}
+
+
+def _read_heif(img: Image, source: Path, floor: tuple[int, int]) -> tuple[tuple[int, int], dict[str, str]]:
     """The primary image of a HEIC/HEIF into img, alpha kept, with its ICC profile attached for
-    _to_srgb to apply; its whole size, which thumbnails are fitted to."""
+    _to_srgb to apply; its whole size, which thumbnails are fitted to, and its camera's tags."""
     decoded = _decode_heif(source, floor)
     width, height = decoded.size
     if not library.MagickConstituteImage(img.wand, width, height, decoded.mode.encode(), CHAR_PIXELS, decoded.pixels):
         img.raise_exception()
     if decoded.icc:
         img.profiles["icc"] = decoded.icc
-    return decoded.full_size
+    return decoded.full_size, decoded.camera
 
 
 def _optimize_gif(img: Image, *, relayer: bool) -> None:
@@ -267,6 +290,13 @@ def _optimize_gif(img: Image, *, relayer: bool) -> None:
         img.optimize_transparency()
     for _ in _frames(img):
         library.MagickQuantizeImage(img.wand, 256, 0, 0, False, False)
+
+
+def _animation_frames(source: Path, media_type: MediaType, decoded: int) -> int | None:
+    """An animation's frames, all of them (the worker decodes at most thumbnail.max_frames); None
+    for a still picture."""
+    frames = (frame_count(source, media_type) or decoded) if media_type.animated else decoded
+    return frames if frames > 1 else None
 
 
 class ThumbHandler:
@@ -328,9 +358,10 @@ class ThumbHandler:
                 img.options["jpeg:size"] = "{}x{}".format(*self._decode_floor(declared))
             decoded_size = None
             if media_type in (HEIC, HEIF):
-                decoded_size = _read_heif(img, source, self._decode_floor(declared))
+                decoded_size, camera = _read_heif(img, source, self._decode_floor(declared))
             else:
                 img.read(filename=spec)
+                camera = {name: value for name in CAMERA_TAGS if (value := img.metadata.get(f"exif:{name}"))}
             warning = corrupt_image_warning(img)
             if warning:
                 raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {warning}")
@@ -344,8 +375,15 @@ class ThumbHandler:
                 upright = declared or (img.page_width or img.width, img.page_height or img.height)
             else:
                 upright = decoded_size or (img.width, img.height)
+            about = Metadata(
+                width=upright[0], height=upright[1], format=media_type.coder,
+                frames=_animation_frames(source, media_type, len(img.sequence)),
+                has_alpha=bool(img.alpha_channel), color_profile=icc_description(img.profiles["icc"]),
+                captured_at=exif_time(camera.get("DateTimeOriginal"), camera.get("OffsetTimeOriginal")),
+                camera_make=clean_text(camera.get("Make")), camera_model=clean_text(camera.get("Model")),
+            )
             sizes, sample = self._render_all(img, output, upright)
-            return Thumbnails(output, sizes, len(img.sequence), sample)
+            return Thumbnails(output, sizes, len(img.sequence), sample, about)
 
     def _check_heif(self, source: Path) -> None:
         """Refuse before any decode what the boxes do not vouch for: a primary image without a

@@ -45,9 +45,11 @@ from wand.image import Image
 from thumbnailify import state
 from thumbnailify.kinds import media_kind
 from thumbnailify.media import JPEG, MOV_DEMUXER, MediaType
+from thumbnailify.record import Metadata
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings, VideoSettings
 from thumbnailify.worker.fingerprints import Sample
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, isobmff
+from thumbnailify.worker.handlers.about import clean_text, iso_time
 from thumbnailify.worker.handlers.image import fit
 from thumbnailify.worker.handlers.sample import export_sample
 
@@ -105,7 +107,7 @@ class VideoHandler:
                 if frame.is_corrupt:
                     raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: the frame is damaged")
                 sizes, sample = self._render(frame, stream)
-                return Thumbnails(JPEG, sizes, 1, sample)
+                return Thumbnails(JPEG, sizes, 1, sample, _metadata(container, stream, _upright(frame, stream)))
         except MemoryError as exc:  # FFmpeg's ENOMEM too: an allocation past worker.memory_limit
             raise ImageRejected(
                 state.TOO_MANY_PIXELS, f"cannot decode {media_type.name}: it needs more memory than the worker has"
@@ -210,10 +212,8 @@ class VideoHandler:
     def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[tuple[SizedThumbnail, ...], Sample]:
         """Every size, each scaled from the decoded frame (area average), turned, as JPEG; and the
         fingerprints' sample, from the smallest."""
-        turns = round((frame.rotation or 0) / 90) % 4  # quarter turns counter-clockwise
-        aspect = stream.sample_aspect_ratio or Fraction(1)
-        width = max(1, round(frame.width * aspect)) if aspect > 0 else frame.width
-        upright = (frame.height, width) if turns % 2 else (width, frame.height)
+        turns = _turns(frame)
+        upright = _upright(frame, stream)
         sizes = []
         smallest = min(self.boxes, key=lambda box: box.width * box.height)
         sample = None
@@ -235,6 +235,36 @@ class VideoHandler:
         if sample is None:
             raise ValueError("no sizes configured")  # settings refuse that; a bug if it happens
         return tuple(sizes), sample
+
+
+def _turns(frame: VideoFrame) -> int:
+    """Quarter turns counter-clockwise of the stream's display matrix."""
+    return round((frame.rotation or 0) / 90) % 4
+
+
+def _upright(frame: VideoFrame, stream: VideoStream) -> tuple[int, int]:
+    """The frame's size as shown: its pixels' aspect applied, turned by the display matrix."""
+    aspect = stream.sample_aspect_ratio or Fraction(1)
+    width = max(1, round(frame.width * aspect)) if aspect > 0 else frame.width
+    return (frame.height, width) if _turns(frame) % 2 else (width, frame.height)
+
+
+def _metadata(container: av.container.InputContainer, stream: VideoStream, upright: tuple[int, int]) -> Metadata:
+    """Size as shown, codec, seconds, and the camera and time a phone writes in the container's
+    metadata (QuickTime's `com.apple.quicktime.*`, Android's `com.android.*`, `creation_time`);
+    never its location tags."""
+    tags = {**container.metadata, **stream.metadata}
+    seconds = container.duration / av.time_base if container.duration else None
+    if seconds is None and stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    codec = stream.codec_context.codec.canonical_name if stream.codec_context is not None else "unknown"
+    return Metadata(
+        width=upright[0], height=upright[1], format=codec,
+        duration=round(seconds, 3) if seconds and seconds > 0 else None,
+        captured_at=iso_time(tags.get("com.apple.quicktime.creationdate") or tags.get("creation_time")),
+        camera_make=clean_text(tags.get("com.apple.quicktime.make") or tags.get("com.android.manufacturer")),
+        camera_model=clean_text(tags.get("com.apple.quicktime.model") or tags.get("com.android.model")),
+    )
 
 
 def _first_frame(container: av.container.InputContainer, stream: VideoStream) -> VideoFrame | None:
