@@ -4,7 +4,9 @@ message; a deleted item leaves the search."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import sqlite3
 
 import pytest
@@ -14,6 +16,8 @@ from PIL import Image
 from tests.api.conftest import Api
 from tests.api.test_sizes import forget_fields
 from tests.unit.test_phash import caption
+from thumbnailify.client.cli import main
+from thumbnailify.client.session import Client
 
 
 @pytest.fixture(params=["embedded", "distributed"])
@@ -148,3 +152,28 @@ async def test_an_item_without_a_hash_is_409(api: Api, photos: dict[str, bytes])
     response = await api.get("/images", params={"similar_to": waiting})
     assert response.status_code == 409, response.text
     assert "release before" in response.json()["message"]
+
+
+async def test_the_client_library_and_the_command_line_list_them(api: Api, library: dict[str, str],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    client = Client(api.url)
+    found = await asyncio.to_thread(lambda: list(client.similar(library["original"], 16, page=1)))
+    direct = await similar(api, library["original"], distance="16")
+    assert [item["media_id"] for item in found] == [item["media_id"] for item in direct["items"]]
+    assert all("distance" in item for item in found)
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["similar", library["original"], "--distance", "10", "--url", api.url]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    names = {media_id: name for name, media_id in library.items()}
+    assert {names[line[0]] for line in lines} == {"re-encoded", "cropped", "captioned"}
+    assert [int(line[1]) for line in lines] == sorted(int(line[1]) for line in lines)
+    assert await asyncio.to_thread(main, ["status", library["original"], "--url", api.url]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["placeholder"]["blurhash"] and shown["phash"] and shown["metadata"]["format"] == "JPEG"
+
+
+async def test_the_command_line_refuses_a_distance_out_of_range(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["similar", "5f0e8d4c-3b2a-4c1d-9e8f-7a6b5c4d3e2f", "--distance", "17", "--url", api.url])
+    assert exited.value.code == 2
+    assert "from 0 to 16" in capsys.readouterr().err
