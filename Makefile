@@ -27,7 +27,7 @@ s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.fi
 test: system-test $(STAMP) $(NODE_STAMP) services lint check-deploy  ## everything CI runs
 	$(PY) -m pytest -n 3 --dist loadfile  # a file per process: most tests wait on services, not cores
 
-node: $(NODE_STAMP)  ## the npm packages the tests use (tus-js-client), into var/node
+node: $(NODE_STAMP)  ## the npm packages the tests use (tus-js-client, thumbhash, blurhash), into var/node
 
 $(NODE_STAMP): Makefile
 	npm install --prefix var/node --no-audit --no-fund --no-save $(NODE_PACKAGES)
@@ -68,7 +68,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 bench: system-bench $(STAMP) services  ## BEFORE=<checkout of older code> adds it as the hardening bench's baseline
 	$(PY) -m bench.worker && $(PY) -m bench.budget && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images && $(PY) -m bench.video && $(PY) -m bench.memory \
-		&& $(PY) -m bench.scale && $(PY) -m bench.streams && $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
+		&& $(PY) -m bench.scale && $(PY) -m bench.streams && $(PY) -m bench.fingerprints && $(PY) -m bench.similar && $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
 
 # Checked when the Makefile is read, so nothing is installed or started for a call without BEFORE.
 ifneq ($(filter bench-compare,$(MAKECMDGOALS)),)

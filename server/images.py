@@ -158,6 +158,8 @@ async def list_images(request: web.Request) -> web.Response:
     if wanted is not None and wanted not in tuple(State):
         raise ApiError(400, "state must be one of " + ", ".join(State))
     after = _decode_cursor(query["cursor"]) if query.get("cursor") else None
+    if "distance" in query and "similar_to" not in query:
+        raise ApiError(400, "distance goes with similar_to=<media_id>")
     if "similar_to" in query:
         origin, distance = similar.target(query), similar.wanted_distance(query)
         rows = await similar.similar_page(res.store, origin, distance, limit + 1, after)

@@ -142,6 +142,13 @@ async def test_an_unknown_item_is_404(api: Api, media_id: str) -> None:
     assert "no such media" in response.json()["message"]
 
 
+@pytest.mark.parametrize("distance", ["17", "3"])
+async def test_a_distance_without_similar_to_is_400(api: Api, distance: str) -> None:
+    response = await api.get("/images", params={"distance": distance})
+    assert response.status_code == 400, response.text
+    assert "similar_to" in response.json()["message"]
+
+
 async def test_an_item_without_a_hash_is_409(api: Api, photos: dict[str, bytes]) -> None:
     waiting = await api.upload(photos["coffee.jpg"], "image/jpeg")  # not drained: Processing
     response = await api.get("/images", params={"similar_to": waiting})
