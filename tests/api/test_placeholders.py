@@ -17,7 +17,7 @@ from PIL import Image
 from tests.api.conftest import Api
 from tests.api.test_sizes import forget_fields
 from tests.corpus import animated_gif
-from tests.unit.test_fingerprints import linear_mean
+from tests.unit.test_fingerprints import linear_mean, reference_packages
 from thumbnailify.worker.fingerprints import SAMPLE_SIDE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +33,7 @@ def api_mode(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def reference() -> Path:
-    subprocess.run(["make", "-s", "node"], cwd=ROOT, check=True, timeout=240)
-    return ROOT / "var" / "node" / "node_modules"
+    return reference_packages()
 
 
 def decoded_means(reference: Path, thumbnail: Image.Image, placeholder: dict[str, str]) -> dict[str, np.ndarray]:

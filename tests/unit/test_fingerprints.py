@@ -5,6 +5,7 @@ the reference decoders paint them in the picture's mean colour."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import subprocess
 from pathlib import Path
@@ -28,11 +29,19 @@ SCRIPT = Path(__file__).with_name("placeholders.mjs")
 MEAN_DISTANCE = 16  # of the decoded placeholder's mean colour from the sample's, 0..255 per channel
 
 
+def reference_packages() -> Path:
+    """The npm packages (`make node`, which `make check` and `make test` run first). Under a lock:
+    two test processes running npm in one folder at once leave it broken."""
+    ROOT.joinpath("var").mkdir(exist_ok=True)
+    with ROOT.joinpath("var", "node.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["make", "-s", "node"], cwd=ROOT, check=True, timeout=240)
+    return NODE_MODULES
+
+
 @pytest.fixture(scope="module")
 def reference() -> Path:
-    """The npm packages (`make node`, which `make check` and `make test` run)."""
-    subprocess.run(["make", "-s", "node"], cwd=ROOT, check=True, timeout=240)
-    return NODE_MODULES
+    return reference_packages()
 
 
 def _photo(name: str, mode: str = "RGBA") -> Sample:

@@ -118,8 +118,8 @@ redis.call('HSET', KEYS[1], 'history', cjson.encode(history))
 # The perceptual hashes are one string of rows, each a media_id (36 characters) and its hash (16
 # hexadecimal digits): a similarity search reads them with one GET (5 MB for 100,000 items, ~20
 # ms), where a hash of 100,000 fields costs Python ~0.3 s to take in. A Completed record's row is
-# appended as it completes; a deleted record's row is replaced by the last row and the string
-# shortened by one row (a copy of the string, ~5 ms at 100,000 items). A media_id, with its dashes
+# appended as it completes; a deleted record's row (if it has one) is replaced by the last row and
+# the string shortened by one row (a copy of the string, ~5 ms at 100,000 items). A media_id, with its dashes
 # at fixed places, can only match at the start of a row.
 _FORGET_PHASH = """
 local rows = redis.call('GET', KEYS[2])
@@ -174,8 +174,9 @@ return 1
 # KEYS[1] record, KEYS[2] the perceptual hashes, KEYS[3..] every index; ARGV[1] media_id, ARGV[2]
 # events channel.
 DELETE_SCRIPT = """
+local listed = redis.call('HGET', KEYS[1], 'phash')
 local existed = redis.call('DEL', KEYS[1])
-if existed == 1 then
+if listed and #listed == 16 then
 """ + _FORGET_PHASH + """
 end
 for i = 3, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
