@@ -144,6 +144,13 @@ def rotate_key(name: str, grace_seconds: float | None = None) -> Call:
                 body=json.dumps(body).encode())
 
 
+def similar(media_id: str, distance: int | None = None, limit: int | None = None, cursor: str | None = None) -> Call:
+    """A page of the items near `media_id` by perceptual hash (within `distance` bits), nearest first."""
+    given = {"similar_to": media_id, "distance": None if distance is None else str(distance),
+             "limit": str(limit) if limit else None, "cursor": cursor}
+    return Call("GET", "/images", "/images", {name: value for name, value in given.items() if value is not None})
+
+
 def health() -> Call:
     """GET /health: the process is up; its body names the thumbnail sizes the server makes."""
     return Call("GET", "/health", "/health")

@@ -3,6 +3,7 @@
     thumbnailify [--url URL] [--api-key KEY] COMMAND ...   (the two options also after COMMAND)
     thumbnailify upload PATH... [--out DIR] [--size NAME] [--jobs N] [--no-skip-existing] [--chunk-size SIZE]
     thumbnailify status ID | list [--state STATE] [--name TEXT] [--limit N] | delete ID... | usage
+    thumbnailify similar ID [--distance N] [--limit N]
     thumbnailify keys create --name NAME [--quota-bytes N] [--quota-items N] [--rate N/s] [--priority P]
     thumbnailify keys list | keys revoke NAME | keys rotate NAME [--grace SECONDS]   [--admin-key KEY]
 
@@ -36,6 +37,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_JOBS = 4
 PIPE_WIDTH = 4096
 USAGE_ERROR = 2
+MAX_DISTANCE = 16  # the server's largest ?distance=
 
 
 def _positive(text: str) -> int:
@@ -43,6 +45,12 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _distance(text: str) -> int:
+    if not text.isdigit() or int(text) > MAX_DISTANCE:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_DISTANCE}, not {text}")
+    return int(text)
 
 
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -100,6 +108,14 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--state", choices=calls.STATES)
     listing.add_argument("--name", metavar="TEXT", help="only files whose name contains TEXT (any case)")
     listing.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most this many (default 50)")
+
+    similar = commands.add_parser("similar", parents=[server], help="media that look like one, nearest first",
+                                  description="Near-duplicates of a media by perceptual hash: re-encoded, "
+                                              "resized, cropped or captioned copies of the same picture.")
+    similar.add_argument("media_id", metavar="ID")
+    similar.add_argument("--distance", type=_distance, metavar="N",
+                         help="at most this many of the hash's 64 bits differ, 0 to 16 (default: the server's, 10)")
+    similar.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most this many (default 50)")
 
     delete = commands.add_parser("delete", parents=[server], help="delete media: upload, thumbnails and state")
     delete.add_argument("media_ids", nargs="+", metavar="ID")
@@ -201,6 +217,21 @@ def _list(args: argparse.Namespace, client: Client, console: Console) -> int:
     return 0
 
 
+def _similar(args: argparse.Namespace, client: Client, console: Console) -> int:
+    items: list[JsonObject] = []
+    for item in client.similar(args.media_id, args.distance, page=min(args.limit, 1000)):
+        if len(items) >= args.limit:
+            break
+        items.append(item)
+    if not console.is_terminal:
+        for item in items:
+            print("\t".join((item["media_id"], str(item["distance"]), item["media_type"], item["created_at"],
+                             item.get("filename", ""))))
+        return 0
+    console.print(listing_table(items, console.width, distances=True))
+    return 0
+
+
 def _delete(args: argparse.Namespace, client: Client, console: Console) -> int:
     failed = 0
     for media_id in args.media_ids:
@@ -244,7 +275,8 @@ def _keys(args: argparse.Namespace, _client: Client, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"upload": _upload, "status": _status, "list": _list, "delete": _delete, "usage": _usage, "keys": _keys}
+COMMANDS = {"upload": _upload, "status": _status, "list": _list, "similar": _similar, "delete": _delete,
+            "usage": _usage, "keys": _keys}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

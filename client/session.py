@@ -287,6 +287,17 @@ class Client:
         response = self._checked(call)
         return _json_object(response) if response.content else {}
 
+    def similar(self, media_id: str, distance: int | None = None, page: int = 100) -> Iterator[JsonObject]:
+        """The items that look like `media_id` (within `distance` bits of its perceptual hash, the
+        server's default 10), nearest first, each status body with its `distance`."""
+        cursor = None
+        while True:
+            body = _json_object(self._checked(calls.similar(media_id, distance, page, cursor)))
+            yield from body["items"]
+            cursor = body.get("next")
+            if not cursor:
+                return
+
     def items(self, state: str | None = None, page: int = 100, filename: str | None = None) -> Iterator[JsonObject]:
         """Every media, newest first, a page at a time (following the server's cursor); `filename`
         keeps those whose name contains it."""

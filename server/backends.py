@@ -61,6 +61,10 @@ class Store(Backend, Protocol):
     async def page(self, limit: int, after: tuple[float, str] | None, state: State | None,
                    owner: str | None = None) -> Page:
         """Newest first, strictly after the (score, media_id) cursor, optionally one state, one client only."""
+    async def perceptual_hashes(self) -> str:
+        """Every Completed item's media_id (36 characters) followed by its perceptual hash (16
+        hexadecimal digits), all in one string, in no order: a similarity search scans them at
+        once (thumbnailify.server.similar), where a mapping of 100,000 would take longer to build."""
     async def created_before(self, score: float, limit: int) -> list[str]:
         """Ids of items created before `score` (seconds since the epoch), oldest first."""
     async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:

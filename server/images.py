@@ -16,6 +16,7 @@ from thumbnailify import media, state
 from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.media import is_media_id
 from thumbnailify.record import MediaRecord, State, UnreadableRecord
+from thumbnailify.server import similar
 from thumbnailify.server.backends import Page
 from thumbnailify.server.http.auth import caller
 from thumbnailify.server.http.errors import ApiError
@@ -167,15 +168,24 @@ async def list_images(request: web.Request) -> web.Response:
     if wanted is not None and wanted not in tuple(State):
         raise ApiError(400, "state must be one of " + ", ".join(State))
     after = _decode_cursor(query["cursor"]) if query.get("cursor") else None
-    in_state = None if wanted is None else State(wanted)
-    keep = _record_filter(query)
+    if "distance" in query and "similar_to" not in query:
+        raise ApiError(400, "distance goes with similar_to=<media_id>")
     owner = caller(request).name
-    if keep is None:
-        rows = await res.store.page(limit + 1, after, in_state, owner)
+    if "similar_to" in query:
+        origin, distance = similar.target(query), similar.wanted_distance(query)
+        rows = await similar.similar_page(res.store, origin, distance, limit + 1, after, owner)
     else:
-        rows = await _matching(res, limit + 1, after, in_state, owner=owner, keep=keep)
+        in_state = None if wanted is None else State(wanted)
+        keep = _record_filter(query)
+        if keep is None:
+            rows = await res.store.page(limit + 1, after, in_state, owner)
+        else:
+            rows = await _matching(res, limit + 1, after, in_state, owner=owner, keep=keep)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [state.status_body(media_id, record) for media_id, _, record in rows]
+    if "similar_to" in query:
+        for item, (_, apart, _) in zip(items, rows, strict=True):
+            item["distance"] = int(apart)
     cursor = _encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
     return web.json_response({"items": items, "next": cursor})

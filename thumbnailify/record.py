@@ -18,6 +18,7 @@ thumbnailify.state makes them.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -32,6 +33,7 @@ Fields = dict[str, str]  # a change as the stores write it: stored field -> valu
 
 LEGACY_SIZE = "default"  # the one size of a record made before `thumbnail.sizes` existed
 DEFAULT_OWNER = "default"  # thumbnailify.clients.DEFAULT_CLIENT (that module builds on this one)
+PHASH_DIGITS = 16  # a 64-bit perceptual hash in hexadecimal
 REQUEUE_FAILED = "Re-queue failed"  # how the message of such a change starts (records before `awaits_requeue`)
 
 
@@ -80,6 +82,49 @@ class CallbackProgress:
 
 
 @dataclass(frozen=True)
+class Placeholder:
+    """What a page paints while the thumbnail loads (see thumbnailify.worker.fingerprints)."""
+
+    thumbhash: str  # standard base64
+    blurhash: str
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What the worker read about the original (thumbnailify.worker.handlers.about): its upright
+    size, its format (an image's; a video's codec), frames of an animation or a video's seconds,
+    whether it has alpha, its colour profile's name, and when and with what camera it was taken
+    when EXIF (or a video's container) says. Never a location."""
+
+    width: int
+    height: int
+    format: str
+    frames: int | None = None
+    duration: float | None = None
+    has_alpha: bool = False
+    color_profile: str | None = None
+    captured_at: str | None = None  # ISO 8601: EXIF's local time (with its offset when given), a video's UTC
+    camera_make: str | None = None
+    camera_model: str | None = None
+
+    def as_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Metadata:
+        fields = _json("metadata", text)
+        try:
+            if not isinstance(fields, dict):
+                raise TypeError
+            metadata = cls(**fields)
+            if not isinstance(metadata.width, int) or not isinstance(metadata.height, int):
+                raise TypeError
+        except TypeError:
+            raise UnreadableRecord("metadata", text, "an object of the metadata's fields") from None
+        return metadata
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """What the record said after one change."""
 
@@ -119,6 +164,9 @@ class MediaRecord:
     def client(self) -> str:
         """The client the record belongs to."""
         return self.owner or DEFAULT_OWNER
+    placeholder: Placeholder | None = None  # once Completed; records made before it was kept have none
+    phash: str | None = None  # the perceptual hash, 16 hexadecimal digits; likewise
+    metadata: Metadata | None = None  # likewise
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, str]) -> MediaRecord:
@@ -153,6 +201,10 @@ class MediaRecord:
             awaits_requeue=stored["awaits_requeue"] == "1" if "awaits_requeue" in stored
             else message.startswith(REQUEUE_FAILED),
             owner=stored.get("owner") or None,
+            placeholder=Placeholder(stored["thumbhash"], stored.get("blurhash") or "")
+            if stored.get("thumbhash") else None,
+            phash=_phash(stored["phash"]) if stored.get("phash") else None,
+            metadata=Metadata.from_json(stored["metadata"]) if stored.get("metadata") else None,
         )
 
     def stored(self) -> Fields:
@@ -197,6 +249,17 @@ class MediaRecord:
             fields |= {"attempts": str(self.attempts), "counted_delivery": self.counted_delivery}
         if self.awaits_requeue:
             fields["awaits_requeue"] = "1"
+        return fields | self._findings()
+
+    def _findings(self) -> Fields:
+        """What the worker found besides the thumbnails (placeholders, perceptual hash, metadata)."""
+        fields: Fields = {}
+        if self.placeholder:
+            fields |= {"thumbhash": self.placeholder.thumbhash, "blurhash": self.placeholder.blurhash}
+        if self.phash:
+            fields["phash"] = self.phash
+        if self.metadata:
+            fields["metadata"] = self.metadata.as_json()
         return fields
 
 
@@ -261,6 +324,12 @@ def _json(name: str, text: str) -> object:
         return json.loads(text)
     except ValueError:
         raise UnreadableRecord(name, text, "JSON") from None
+
+
+def _phash(value: str) -> str:
+    if len(value) != PHASH_DIGITS or any(c not in "0123456789abcdef" for c in value):
+        raise UnreadableRecord("phash", value, f"{PHASH_DIGITS} lowercase hexadecimal digits")
+    return value
 
 
 def _has_thumbnail(stored: Mapping[str, str]) -> bool:

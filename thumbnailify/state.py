@@ -4,6 +4,7 @@ reads over HTTP. The record itself, and its stored form, is thumbnailify.record'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -14,6 +15,8 @@ from thumbnailify.record import (
     CallbackProgress,
     Fields,
     MediaRecord,
+    Metadata,
+    Placeholder,
     Service,
     State,
     iso,
@@ -82,10 +85,14 @@ def requeue_failed(detail: str, moment: datetime) -> Fields:
     }
 
 
-def completed(types: dict[str, str], sizes: dict[str, tuple[int, int]], moment: datetime) -> Fields:
+def completed(types: dict[str, str], sizes: dict[str, tuple[int, int]], moment: datetime, *,
+              placeholder: Placeholder | None = None, phash: str | None = None,
+              metadata: Metadata | None = None) -> Fields:
     """`sizes` maps each size's name to its width and height, in config order, `types` to its media
     type; width, height and thumbnail_type stay the first size's, as records had them before there
-    were several, and `thumbnail_types` is written only when the sizes' types differ."""
+    were several, and `thumbnail_types` is written only when the sizes' types differ. `placeholder`
+    and `phash` from the worker's fingerprints, `metadata` what it read of the original (an
+    identical upload's reuses its twin's, which a twin made before they were kept has not)."""
     width, height = next(iter(sizes.values()))
     thumbnail_type = types[next(iter(sizes))]
     made = ", ".join(f"{name} {w}x{h}" for name, (w, h) in sizes.items())
@@ -99,6 +106,10 @@ def completed(types: dict[str, str], sizes: dict[str, tuple[int, int]], moment: 
         "width": str(width),
         "height": str(height),
         "sizes": json.dumps({name: [w, h] for name, (w, h) in sizes.items()}),
+        "thumbhash": placeholder.thumbhash if placeholder else "",
+        "blurhash": placeholder.blurhash if placeholder else "",
+        "phash": phash or "",
+        "metadata": metadata.as_json() if metadata else "",
         "updated_at": iso(moment),
         "awaits_requeue": "",
     }
@@ -203,6 +214,14 @@ def status_body(media_id: str, record: MediaRecord) -> dict[str, object]:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
         body["sizes"] = {name: [width, height] for name, (width, height) in record.sizes.items()}
         body["thumbnail_types"] = dict(record.thumbnail_types)
+    # null until Completed, and for what a release before them completed
+    completed = record.state == State.COMPLETED
+    placeholder = record.placeholder if completed else None
+    body["placeholder"] = (
+        {"thumbhash": placeholder.thumbhash, "blurhash": placeholder.blurhash} if placeholder else None
+    )
+    body["phash"] = record.phash if completed else None
+    body["metadata"] = dataclasses.asdict(record.metadata) if completed and record.metadata else None
     if record.callback:
         body["callback"] = {
             "url": record.callback.url,

@@ -36,9 +36,10 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_a
 from thumbnailify import media, state
 from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.media import is_media_id
-from thumbnailify.record import Callback, Fields, MediaRecord, State
+from thumbnailify.record import Callback, Fields, MediaRecord, Placeholder, State
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import Delivery, Files, SourceMissing, Store
+from thumbnailify.worker.fingerprints import fingerprints
 from thumbnailify.worker.handlers import Handler, ImageRejected, Thumbnails
 from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.metrics import WorkerMetrics
@@ -169,7 +170,10 @@ class JobRunner:
             except SourceMissing as exc:
                 return self._finish_error(record, media_id, state.UNDECODABLE, str(exc))
             self.files.write_thumbnails(media_id, thumbnails.typed_files())
-            done = state.completed(thumbnails.types(), thumbnails.dimensions(), state.now())
+            prints = fingerprints(thumbnails.sample)
+            done = state.completed(thumbnails.types(), thumbnails.dimensions(), state.now(),
+                                   placeholder=Placeholder(prints.thumbhash, prints.blurhash), phash=prints.phash,
+                                   metadata=thumbnails.metadata)
         if not self.store.transition(media_id, State.PROCESSING, done):
             # Deleted or finished meanwhile (by a twin delivery, or by our own write whose reply was
             # lost and that the client retried): leave nothing behind that the record does not need.
@@ -202,11 +206,12 @@ class JobRunner:
             return None
         types = {name: media.BY_NAME.get(twin.thumbnail_types.get(name, "")) for name in twin.sizes}
         known = {name: kind for name, kind in types.items() if kind is not None}
-        if len(known) != len(types) or not twin.named_sizes:
-            return None
+        if len(known) != len(types) or not twin.named_sizes or twin.placeholder is None:
+            return None  # made before sizes, or before the fingerprints: made anew, with them
         if not self.files.copy_thumbnails(twin_id, media_id, known):
             return None  # deleted meanwhile: make them anew
-        done = state.completed({name: kind.name for name, kind in known.items()}, twin.sizes, state.now())
+        done = state.completed({name: kind.name for name, kind in known.items()}, twin.sizes, state.now(),
+                               placeholder=twin.placeholder, phash=twin.phash, metadata=twin.metadata)
         return done | {"message": f"{done['message']}, reused from identical upload {twin_id}"}
 
     def _notify(self, media_id: str, record: MediaRecord | None) -> None:

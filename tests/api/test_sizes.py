@@ -39,15 +39,21 @@ async def binary(service: Api, media_id: str, headers: dict[str, str] | None = N
 
 def forget_sizes(service: Api, media_id: str) -> None:
     """Make the record look like one written before `sizes` existed."""
+    forget_fields(service, media_id, "sizes")
+
+
+def forget_fields(service: Api, media_id: str, *names: str) -> None:
+    """Make the record look like one written before these fields existed."""
     if service.mode != "embedded":
         client = redis.Redis.from_url(service.redis_url, decode_responses=True)
         try:
-            client.hdel(f"{service.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}", "sizes")
+            client.hdel(f"{service.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}", *names)
         finally:
             client.close()
         return
+    paths = ", ".join(f"'$.{name}'" for name in names)
     with sqlite3.connect(service.settings.path(service.settings.sqlite.path)) as conn:
-        conn.execute("UPDATE media SET record = json_remove(record, '$.sizes') WHERE media_id = ?", (media_id,))
+        conn.execute(f"UPDATE media SET record = json_remove(record, {paths}) WHERE media_id = ?", (media_id,))
     conn.close()
 
 

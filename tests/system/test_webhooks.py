@@ -131,6 +131,9 @@ def test_a_webhook_is_retried_with_one_event_id_until_delivered(mode: str, tmp_p
         assert events[0]["event"] == "media.completed"
         assert list(events[0]) == ["id", "event", "media"]  # the id receivers dedupe on is signed
         assert events[0]["media"]["media_id"] == media_id and events[0]["media"]["state"] == "Completed"
+        media = events[0]["media"]
+        assert media["placeholder"]["thumbhash"] and media["placeholder"]["blurhash"] and len(media["phash"]) == 16
+        assert media["metadata"]["format"] == "PNG" and media["metadata"]["width"] > 0
         ids = {call["headers"]["Thumbnailify-Event-Id"] for call in receiver.seen}
         assert len(ids) == 1
         assert receiver.seen[0]["path"] == "/hooks/thumbnailify?x=1"
@@ -156,6 +159,7 @@ def test_a_failed_image_sends_media_failed(tmp_path: Path, receiver: Receiver) -
         event = verified(receiver.seen[0])
         assert event["event"] == "media.failed"
         assert event["media"]["state"] == "Error" and "cannot decode" in event["media"]["message"]
+        assert event["media"]["placeholder"] is None and event["media"]["metadata"] is None
 
 
 def test_a_receiver_that_never_accepts_ends_failed(tmp_path: Path, receiver: Receiver) -> None:

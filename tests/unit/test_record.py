@@ -15,6 +15,7 @@ from thumbnailify.record import (
     CallbackProgress,
     HistoryEntry,
     MediaRecord,
+    Placeholder,
     Service,
     State,
     UnreadableRecord,
@@ -81,9 +82,41 @@ def test_the_status_body_is_what_the_api_has_always_answered() -> None:
         "updated_at": STAMP, "sha256": SHA, "thumbnail": f"/images/{MEDIA_ID}/thumbnail",
         "sizes": {"default": [100, 75], "large": [400, 300]},
         "thumbnail_types": {"default": "image/jpeg", "large": "image/jpeg"},
+        # what a release before the fingerprints completed has none of: null, not absent
+        "placeholder": None, "phash": None, "metadata": None,
         "callback": {"url": "https://example.com/hook", "state": "delivered", "attempts": 2, "last_status": 204},
         "history": json.loads(COMPLETED["history"]),
     })
+
+
+FINGERPRINTS = {"thumbhash": "3EgKFwhpaIVPh2aHVnh5WIdp+SVif0IG", "blurhash": "LOJ7B#:*IptR.m9[RlxaOqkWRjIo",
+                "phash": "c2924c5532bddfc8"}
+
+
+def test_a_completed_record_keeps_its_fingerprints() -> None:
+    stored = COMPLETED | FINGERPRINTS
+    record = MediaRecord.from_stored(stored)
+    assert record.placeholder == Placeholder(FINGERPRINTS["thumbhash"], FINGERPRINTS["blurhash"])
+    assert record.phash == FINGERPRINTS["phash"]
+    assert record.stored() == stored
+    body = state.status_body(MEDIA_ID, record)
+    assert body["placeholder"] == {"thumbhash": FINGERPRINTS["thumbhash"], "blurhash": FINGERPRINTS["blurhash"]}
+    assert body["phash"] == FINGERPRINTS["phash"]
+    done = state.completed("image/jpeg", {"default": (100, 75)}, MOMENT, placeholder=record.placeholder,
+                           phash=record.phash)
+    assert {key: done[key] for key in FINGERPRINTS} == FINGERPRINTS
+
+
+def test_an_error_shows_no_fingerprints_whatever_the_record_holds() -> None:
+    failed = COMPLETED | FINGERPRINTS | state.failed(422, "cannot decode", MOMENT)
+    body = state.status_body(MEDIA_ID, MediaRecord.from_stored(failed))
+    assert body["placeholder"] is None and body["phash"] is None
+
+
+@pytest.mark.parametrize("phash", ["c2924c5532bddfc", "C2924C5532BDDFC8", "c2924c5532bddfcg", "0x924c5532bddfc8"])
+def test_a_stored_phash_of_the_wrong_form_is_unreadable(phash: str) -> None:
+    with pytest.raises(UnreadableRecord, match="phash"):
+        MediaRecord.from_stored(COMPLETED | {"phash": phash})
 
 
 def test_a_record_from_before_sizes_has_its_one_thumbnail_as_default() -> None:

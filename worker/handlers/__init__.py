@@ -14,7 +14,9 @@ from typing import Protocol
 
 from thumbnailify.backends.loader import load_backend
 from thumbnailify.media import MediaType
+from thumbnailify.record import Metadata
 from thumbnailify.settings import Settings
+from thumbnailify.worker.fingerprints import Sample
 
 # Keyed as thumbnailify.backends.loader's tables are (tests/unit/test_conformance.py reads it).
 HANDLERS: dict[str, dict[str, str]] = {
@@ -51,6 +53,8 @@ class Thumbnails:
     media_type: MediaType  # what the source's kind makes: the type of every size that names no format
     sizes: tuple[SizedThumbnail, ...]
     frames: int
+    sample: Sample  # the smallest size's first frame, fitted for the fingerprints (worker.handlers.sample)
+    metadata: Metadata  # what the decode told of the original (worker.handlers.about)
 
     def dimensions(self) -> dict[str, tuple[int, int]]:
         return {size.name: (size.width, size.height) for size in self.sizes}

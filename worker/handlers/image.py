@@ -27,10 +27,14 @@ from wand.resource import limits
 from thumbnailify import state
 from thumbnailify.media import BY_FORMAT, GIF, HEIC, HEIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
 from thumbnailify.memory import release_freed
+from thumbnailify.record import Metadata
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings
 from thumbnailify.startup import CannotStart
+from thumbnailify.worker.fingerprints import Sample
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, heif
 from thumbnailify.worker.handlers.encode import ANIMATED_OUTPUTS, each_frame, encode, frame_count, keep_first_frame
+from thumbnailify.worker.handlers.about import clean_text, exif_time, frame_count, icc_description
+from thumbnailify.worker.handlers.sample import export_sample
 
 RENDERING = "image-5"  # changed whenever a change of this module changes what thumbnails look like
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
@@ -40,6 +44,10 @@ CORRUPT_IMAGE_WARNING = 325  # MagickCore's ExceptionType value
 # The sRGB profile pixels are converted to, from Debian's colord-data (CC0), which
 # scripts/install-system.sh and the worker image install.
 SRGB_PROFILE = Path("/usr/share/color/icc/colord/sRGB.icc")
+# The EXIF tags the record's metadata reads (names as ImageMagick's properties give them, numbers
+# as EXIF's): when, and with what camera. Never GPS or other location tags.
+CAMERA_TAGS = {"Make": 0x010F, "Model": 0x0110, "DateTimeOriginal": 0x9003, "OffsetTimeOriginal": 0x9011}
+EXIF_IFD = 0x8769
 
 
 class _ExceptionInfo(ctypes.Structure):
@@ -213,6 +221,7 @@ class _Decoded:
     pixels: bytes
     icc: bytes | None
     full_size: tuple[int, int]  # as libheif decoded it: upright, cropped
+    camera: dict[str, str]  # the EXIF tags metadata reads (CAMERA_TAGS), as ImageMagick names them
 
 
 def _decode_heif(source: Path, floor: tuple[int, int]) -> _Decoded:
@@ -234,19 +243,35 @@ def _decode_heif(source: Path, floor: tuple[int, int]) -> _Decoded:
         pixels = picture.tobytes()
     except (ValueError, RuntimeError, EOFError) as exc:
         raise ImageRejected(state.UNDECODABLE, f"cannot decode HEIF: {exc}") from exc
-    return _Decoded(picture.mode, picture.size, pixels, decoded.info.get("icc_profile") or None, (width, height))
+    return _Decoded(picture.mode, picture.size, pixels, decoded.info.get("icc_profile") or None, (width, height),
+                    _exif_tags(decoded.info.get("exif")))
 
 
-def _read_heif(img: Image, source: Path, floor: tuple[int, int]) -> tuple[int, int]:
+def _exif_tags(blob: bytes | None) -> dict[str, str]:
+    """CAMERA_TAGS from a HEIF's EXIF block (read by Pillow, loaded for HEIFs anyway)."""
+    if not blob:
+        return {}
+    from PIL import Image as PILImage  # noqa: PLC0415 - see _decode_heif
+
+    exif = PILImage.Exif()
+    try:
+        exif.load(blob)
+        tags = {**exif, **exif.get_ifd(EXIF_IFD)}
+    except (ValueError, SyntaxError, struct.error, OSError):  # a damaged block: no camera facts
+        return {}
+    return {name: str(tags[tag]) for name, tag in CAMERA_TAGS.items() if tag in tags}
+
+
+def _read_heif(img: Image, source: Path, floor: tuple[int, int]) -> tuple[tuple[int, int], dict[str, str]]:
     """The primary image of a HEIC/HEIF into img, alpha kept, with its ICC profile attached for
-    _to_srgb to apply; its whole size, which thumbnails are fitted to."""
+    _to_srgb to apply; its whole size, which thumbnails are fitted to, and its camera's tags."""
     decoded = _decode_heif(source, floor)
     width, height = decoded.size
     if not library.MagickConstituteImage(img.wand, width, height, decoded.mode.encode(), CHAR_PIXELS, decoded.pixels):
         img.raise_exception()
     if decoded.icc:
         img.profiles["icc"] = decoded.icc
-    return decoded.full_size
+    return decoded.full_size, decoded.camera
 
 
 def _optimize_gif(img: Image, *, relayer: bool) -> None:
@@ -259,6 +284,13 @@ def _optimize_gif(img: Image, *, relayer: bool) -> None:
         img.optimize_transparency()
     for _ in each_frame(img):
         library.MagickQuantizeImage(img.wand, 256, 0, 0, False, False)
+
+
+def _animation_frames(source: Path, media_type: MediaType, decoded: int) -> int | None:
+    """An animation's frames, all of them (the worker decodes at most thumbnail.max_frames); None
+    for a still picture."""
+    frames = (frame_count(source, media_type) or decoded) if media_type.animated else decoded
+    return frames if frames > 1 else None
 
 
 class ThumbHandler:
@@ -321,9 +353,10 @@ class ThumbHandler:
                 img.options["jpeg:size"] = "{}x{}".format(*self._decode_floor(declared))
             decoded_size = None
             if media_type in (HEIC, HEIF):
-                decoded_size = _read_heif(img, source, self._decode_floor(declared))
+                decoded_size, camera = _read_heif(img, source, self._decode_floor(declared))
             else:
                 img.read(filename=spec)
+                camera = {name: value for name in CAMERA_TAGS if (value := img.metadata.get(f"exif:{name}"))}
             if media_type.animated and frame_count(img) == 1:
                 # The whole picture, even where its one frame covers part of the canvas (a resize
                 # would stretch that part over it; several frames are coalesced as they resize).
@@ -341,8 +374,15 @@ class ThumbHandler:
                 upright = declared or (img.page_width or img.width, img.page_height or img.height)
             else:
                 upright = decoded_size or (img.width, img.height)
-            sizes = self._render_all(img, media_type, own_type, upright)
-            return Thumbnails(own_type, sizes, len(img.sequence))
+            about = Metadata(
+                width=upright[0], height=upright[1], format=media_type.coder,
+                frames=_animation_frames(source, media_type, len(img.sequence)),
+                has_alpha=bool(img.alpha_channel), color_profile=icc_description(img.profiles["icc"]),
+                captured_at=exif_time(camera.get("DateTimeOriginal"), camera.get("OffsetTimeOriginal")),
+                camera_make=clean_text(camera.get("Make")), camera_model=clean_text(camera.get("Model")),
+            )
+            sizes, sample = self._render_all(img, media_type, own_type, upright)
+            return Thumbnails(own_type, sizes, len(img.sequence), sample, about)
 
     def _check_heif(self, source: Path) -> None:
         """Refuse before any decode what the boxes do not vouch for: a primary image without a
@@ -396,29 +436,40 @@ class ThumbHandler:
 
     def _render_all(
         self, img: Image, source_type: MediaType, own_type: MediaType, upright: tuple[int, int]
-    ) -> tuple[SizedThumbnail, ...]:
+    ) -> tuple[tuple[SizedThumbnail, ...], Sample]:
         """Every size, largest first, each from the smallest image already made that is at least
         twice its size (else from the decoded one): a second size costs a small resize, not a
         second pass over the whole picture. ImageMagick shares a copy's pixels until it is written.
-        A size the decoded picture already has (never enlarged) is encoded from it as it is."""
+        A size the decoded picture already has (never enlarged) is encoded from it as it is.
+        The fingerprints' sample comes from the last, smallest, picture."""
         made: dict[str, SizedThumbnail] = {}
         sources: list[Image] = []
+        smallest = img
         try:
             for box in sorted(self.boxes, key=lambda box: box.width * box.height, reverse=True):
                 width, height = fit(*upright, box.width, box.height)
                 output = BY_FORMAT[box.format] if box.format else own_type
                 if (width, height) == upright == _canvas(img):
                     made[box.name] = self._encode(img, source_type, output, box.name, (width, height), resized=False)
+                    smallest = img
                     continue
                 base = next((s for s in reversed(sources) if s.width >= 2 * width and s.height >= 2 * height), img)
                 resized = base.clone()
                 sources.append(resized)
                 _shrink(resized, width, height)
                 made[box.name] = self._encode(resized, source_type, output, box.name, (width, height), resized=True)
+                smallest = resized
+            sample = self.sample(smallest)
         finally:
             for source in sources:
                 source.close()
-        return tuple(made[box.name] for box in self.boxes)
+        return tuple(made[box.name] for box in self.boxes), sample
+
+    def sample(self, picture: Image) -> Sample:
+        """The fingerprints' pixels: the picture's first frame in sRGB (as its thumbnail is)."""
+        with Image(image=picture.sequence[0]) as first:
+            _to_srgb(first, self.srgb_profile)
+            return export_sample(first)
 
     def _encode(
         self, picture: Image, source_type: MediaType, output: MediaType, name: str, size: tuple[int, int], *,

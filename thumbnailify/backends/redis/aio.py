@@ -44,6 +44,7 @@ from thumbnailify.backends.redis.layout import (
     media_key,
     owner_index_key,
     pairs,
+    phash_key,
     request_key,
     scored,
     text,
@@ -198,6 +199,10 @@ class RedisStore:
                         owner is None or record.client == owner):
                     found.append((media_id, score, record))
         return found[:limit]
+
+    @_unavailable_on_error
+    async def perceptual_hashes(self) -> str:
+        return text(await self.client.get(phash_key(self.prefix))) or ""
 
     @_unavailable_on_error
     async def created_before(self, score: float, limit: int) -> list[str]:

@@ -83,6 +83,12 @@ def usage_key(prefix: str, owner: str) -> str:
     return f"{prefix}usage:{owner}"
 
 
+def phash_key(prefix: str) -> str:
+    """Every Completed item's media_id and perceptual hash, as rows of one string (see the scripts
+    below), read whole by a similarity search (GET /images?similar_to=) instead of every record."""
+    return f"{prefix}phashes"
+
+
 def request_key(prefix: str, key: str) -> str:
     """An Idempotency-Key's in-flight marker or saved answer."""
     return f"{prefix}request:{key}"
@@ -122,6 +128,26 @@ while #history > tonumber(ARGV[5]) do table.remove(history, 1) end
 redis.call('HSET', KEYS[1], 'history', cjson.encode(history))
 """
 
+# The perceptual hashes are one string of rows, each a media_id (36 characters) and its hash (16
+# hexadecimal digits): a similarity search reads them with one GET (5 MB for 100,000 items, ~20
+# ms), where a hash of 100,000 fields costs Python ~0.3 s to take in. A Completed record's row is
+# appended as it completes; a deleted record's row (if it has one) is replaced by the last row and
+# the string shortened by one row (a copy of the string, ~5 ms at 100,000 items). A media_id, with its dashes
+# at fixed places, can only match at the start of a row.
+_FORGET_PHASH = """
+local rows = redis.call('GET', KEYS[2])
+local at = rows and string.find(rows, ARGV[1], 1, true)
+if at and (at - 1) % 52 == 0 then
+  local last = string.sub(rows, -52)
+  if at == #rows - 51 then
+    rows = string.sub(rows, 1, at - 1)
+  else
+    rows = string.sub(rows, 1, at - 1) .. last .. string.sub(rows, at + 52, -53)
+  end
+  redis.call('SET', KEYS[2], rows)
+end
+"""
+
 # KEYS[1] record, KEYS[2] index, KEYS[3] its state's index, KEYS[4] its owner's index, KEYS[5] its
 # owner's usage; ARGV[1] score, ARGV[2] media_id, ARGV[3] history entry, ARGV[4] events channel,
 # ARGV[5] history limit, ARGV[6] "1" when the record has an owner, ARGV[7] its bytes, ARGV[8] and
@@ -145,16 +171,21 @@ redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
 return 1
 """
 
-# KEYS[1] record, KEYS[2] index, KEYS[3] old state's index, KEYS[4] new state's index;
-# ARGV[1] expected state, ARGV[2] media_id, ARGV[3] history entry, ARGV[4] events channel,
-# ARGV[5] history limit, ARGV[6..] field, value pairs.
-# A missing record (deleted) never matches, so a late worker cannot bring it back.
+# KEYS[1] record, KEYS[2] index, KEYS[3] old state's index, KEYS[4] new state's index, KEYS[5]
+# the perceptual hashes; ARGV[1] expected state, ARGV[2] media_id, ARGV[3] history entry, ARGV[4]
+# events channel, ARGV[5] history limit, ARGV[6..] field, value pairs.
+# A missing record (deleted) never matches, so a late worker cannot bring it back. The change that
+# gives the record a perceptual hash (to Completed: no change leaves that state) lists it.
 TRANSITION_SCRIPT = """
 if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then
   return 0
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 if KEYS[3] ~= KEYS[4] then
+  local phash = redis.call('HGET', KEYS[1], 'phash')
+  if phash and #phash == 16 then
+    redis.call('APPEND', KEYS[5], ARGV[2] .. phash)
+  end
   local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
   redis.call('ZREM', KEYS[3], ARGV[2])
   if score then
@@ -165,14 +196,18 @@ end
 return 1
 """
 
-# KEYS[1] record, KEYS[2..] every index; ARGV[1] media_id, ARGV[2] events channel, ARGV[3] the
-# key prefix. The owner's index and usage are named from the record (a delete does not know whose
-# it is; the prefix is the caller's, so the keys stay within it).
+# KEYS[1] record, KEYS[2] the perceptual hashes, KEYS[3..] every index; ARGV[1] media_id, ARGV[2]
+# events channel, ARGV[3] the key prefix. The owner's index and usage are named from the record (a
+# delete does not know whose it is; the prefix is the caller's, so the keys stay within it).
 DELETE_SCRIPT = """
 local owner = redis.call('HGET', KEYS[1], 'owner')
 local size = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0') or 0
+local listed = redis.call('HGET', KEYS[1], 'phash')
 local existed = redis.call('DEL', KEYS[1])
-for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+if listed and #listed == 16 then
+""" + _FORGET_PHASH + """
+end
+for i = 3, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 if owner then
   redis.call('ZREM', ARGV[3] .. 'index:owner:' .. owner, ARGV[1])
   if existed == 1 then
@@ -223,6 +258,7 @@ def transition_call(prefix: str, media_id: str, expected_state: State, fields: F
         index_key(prefix),
         index_key(prefix, expected_state),
         index_key(prefix, fields.get("state", expected_state)),
+        phash_key(prefix),
     ]
     entry = history_entry(fields, expected_state)
     return {"keys": keys, "args": [expected_state, media_id, entry, events_channel(prefix), HISTORY_LIMIT,
@@ -230,7 +266,8 @@ def transition_call(prefix: str, media_id: str, expected_state: State, fields: F
 
 
 def delete_call(prefix: str, media_id: str) -> Call:
-    keys = [media_key(prefix, media_id), index_key(prefix), *(index_key(prefix, name) for name in State)]
+    keys = [media_key(prefix, media_id), phash_key(prefix), index_key(prefix),
+            *(index_key(prefix, name) for name in State)]
     return {"keys": keys, "args": [media_id, events_channel(prefix), prefix, DEFAULT_OWNER]}
 
 

@@ -71,6 +71,9 @@ class SQLiteStore:
                    owner: str | None = None) -> Page:
         return await self._run(self._store.page, limit, after, state, owner)
 
+    async def perceptual_hashes(self) -> str:
+        return await self._run(self._store.perceptual_hashes)
+
     async def created_before(self, score: float, limit: int) -> list[str]:
         return await self._run(self._store.created_before, score, limit)
 
