@@ -28,6 +28,7 @@ from bench.support import print_table, run_script, service_env
 from thumbnailify.backends.redis.aio import RedisStore
 from thumbnailify.backends.redis.layout import media_key, phash_key
 from thumbnailify.backends.sqlite.aio_store import SQLiteStore
+from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.record import MediaRecord, State
 from thumbnailify.server.similar import similar_page
 from thumbnailify.settings import Settings, load_settings
@@ -62,7 +63,7 @@ def timed(store: SQLiteStore | RedisStore, origin: str, runs: int) -> list[float
         try:
             for _ in range(runs):
                 started = time.perf_counter()
-                rows = await similar_page(store, origin, 10, PAGE + 1, None)
+                rows = await similar_page(store, origin, 10, PAGE + 1, None, owner=DEFAULT_CLIENT)
                 times.append((time.perf_counter() - started) * 1000)
                 assert len(rows) == PAGE + 1, len(rows)
         finally:

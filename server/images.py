@@ -173,7 +173,7 @@ async def list_images(request: web.Request) -> web.Response:
     owner = caller(request).name
     if "similar_to" in query:
         origin, distance = similar.target(query), similar.wanted_distance(query)
-        rows = await similar.similar_page(res.store, origin, distance, limit + 1, after, owner)
+        rows = await similar.similar_page(res.store, origin, distance, limit + 1, after, owner=owner)
     else:
         in_state = None if wanted is None else State(wanted)
         keep = _record_filter(query)

@@ -59,7 +59,7 @@ def nearest(packed: str, media_id: str, origin: str, distance: int) -> list[tupl
 
 
 async def similar_page(store: Store, media_id: str, distance: int, limit: int,
-                       after: tuple[float, str] | None, owner: str) -> Page:
+                       after: tuple[float, str] | None, *, owner: str) -> Page:
     """Up to `limit` rows (media_id, distance, record) after the (distance, media_id) cursor, of
     the `owner` client's items only; an item deleted meanwhile is left out."""
     origin = await store.get(media_id)

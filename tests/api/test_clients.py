@@ -167,16 +167,23 @@ async def test_another_clients_media_is_404_everywhere_and_never_listed(svc: Api
     assert answer.status_code == 202, answer.text
     media_id = answer.json()["media_id"]
     assert (await svc.request("POST", "/admin/keys/carol/revoke", headers=bearer(ADMIN))).status_code == 204
+    lookalike = await upload_as(svc, bob, png((10, 200, 10), (66, 50)))  # the same picture, other bytes
     await svc.drain()
+    assert await listed(svc, alice, similar_to=media_id) == set()  # Bob's, however near, is not hers
+    assert await listed(svc, bob, similar_to=lookalike.json()["media_id"]) == set()
     paths = [f"/images/{media_id}", f"/images/{media_id}/thumbnail", f"/images/{media_id}/events"]
     for key in (bob, API_KEY):
         for path in paths:
             refused = await svc.get(path, headers=bearer(key))
             assert (refused.status_code, refused.json()) == (404, {"message": "no such media"}), path
         assert (await svc.delete(f"/images/{media_id}", headers=bearer(key))).status_code == 404
+        near = await svc.get("/images", params={"similar_to": media_id}, headers=bearer(key))
+        unknown = await svc.get("/images", params={"similar_to": MISSING}, headers=bearer(key))
+        assert (near.status_code, near.json()) == (unknown.status_code, unknown.json()) == (
+            404, {"message": "similar_to: no such media"})
         assert media_id not in await listed(svc, key)
         for query in ({"state": "Completed"}, {"filename": "holiday"}, {"sha256": answer.json()["sha256"]}):
-            assert await listed(svc, key, **query) == set(), query
+            assert media_id not in await listed(svc, key, **query), query
     for path in [*paths, "/images", "/events", "/usage"]:
         assert (await svc.get(path, headers=bearer(revoked))).status_code == 401, path
     assert (await svc.delete(f"/images/{media_id}", headers=bearer(revoked))).status_code == 401

@@ -16,7 +16,14 @@ from tests.colour import display_p3_profile
 from tests.corpus import animated_gif
 from thumbnailify.media import GIF, MP4, PNG, WEBP
 from thumbnailify.settings import LimitsSettings, ThumbnailSettings, VideoSettings
-from thumbnailify.worker.handlers.about import MAX_TEXT, clean_text, exif_time, frame_count, icc_description, iso_time
+from thumbnailify.worker.handlers.about import (
+    MAX_TEXT,
+    clean_text,
+    exif_time,
+    frames_in_file,
+    icc_description,
+    iso_time,
+)
 from thumbnailify.worker.handlers.video import VideoHandler
 
 COLORD = Path("/usr/share/color/icc/colord")
@@ -72,25 +79,25 @@ def test_text_from_a_file_is_printable_and_bounded() -> None:
 def test_every_frame_of_an_animation_is_counted(tmp_path: Path) -> None:
     gif = tmp_path / "a.gif"
     gif.write_bytes(animated_gif())
-    assert frame_count(gif, GIF) == Image.open(gif).n_frames == 5
+    assert frames_in_file(gif, GIF) == Image.open(gif).n_frames == 5
     frames = [Image.new("RGB", (40, 30), (i * 40, 0, 0)) for i in range(7)]
     webp = tmp_path / "a.webp"
     frames[0].save(webp, "WEBP", save_all=True, append_images=frames[1:], duration=50)
-    assert frame_count(webp, WEBP) == 7
+    assert frames_in_file(webp, WEBP) == 7
     still = tmp_path / "still.webp"
     frames[0].save(still, "WEBP")
-    assert frame_count(still, WEBP) == 1
-    assert frame_count(gif, PNG) is None
+    assert frames_in_file(still, WEBP) == 1
+    assert frames_in_file(gif, PNG) is None
 
 
 def test_a_truncated_or_garbled_animation_counts_what_is_whole(tmp_path: Path) -> None:
     data = animated_gif()
     cut = tmp_path / "cut.gif"
     cut.write_bytes(data[: len(data) // 2])
-    assert frame_count(cut, GIF) is None  # runs off the end: unknown, not a guess
+    assert frames_in_file(cut, GIF) is None  # runs off the end: unknown, not a guess
     garbled = tmp_path / "garbled.gif"
     garbled.write_bytes(data[:-1] + b"\x99")  # not the trailer
-    assert frame_count(garbled, GIF) == 5
+    assert frames_in_file(garbled, GIF) == 5
 
 
 def test_a_videos_metadata(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def _description(tag: bytes) -> str | None:
     return None
 
 
-def frame_count(source: Path, media_type: MediaType) -> int | None:
+def frames_in_file(source: Path, media_type: MediaType) -> int | None:
     """How many frames an animated GIF or WebP has, from its blocks (every frame, however many the
     worker decodes); None for other types or a file whose blocks do not add up."""
     if media_type not in (GIF, WEBP):

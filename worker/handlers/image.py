@@ -32,8 +32,8 @@ from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings
 from thumbnailify.startup import CannotStart
 from thumbnailify.worker.fingerprints import Sample
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, heif
+from thumbnailify.worker.handlers.about import clean_text, exif_time, frames_in_file, icc_description
 from thumbnailify.worker.handlers.encode import ANIMATED_OUTPUTS, each_frame, encode, frame_count, keep_first_frame
-from thumbnailify.worker.handlers.about import clean_text, exif_time, frame_count, icc_description
 from thumbnailify.worker.handlers.sample import export_sample
 
 RENDERING = "image-5"  # changed whenever a change of this module changes what thumbnails look like
@@ -289,7 +289,7 @@ def _optimize_gif(img: Image, *, relayer: bool) -> None:
 def _animation_frames(source: Path, media_type: MediaType, decoded: int) -> int | None:
     """An animation's frames, all of them (the worker decodes at most thumbnail.max_frames); None
     for a still picture."""
-    frames = (frame_count(source, media_type) or decoded) if media_type.animated else decoded
+    frames = (frames_in_file(source, media_type) or decoded) if media_type.animated else decoded
     return frames if frames > 1 else None
 
 
