@@ -51,7 +51,7 @@ def planted(count: int, seed: int = 1) -> tuple[list[tuple[str, dict[str, str]]]
             value = origin_hash ^ sum(1 << bit for bit in rng.sample(range(64), rng.randint(0, 10)))
         else:
             value = rng.getrandbits(64)
-        done = completed("image/jpeg", {"default": (100, 75)}, moment, phash=f"{value:016x}")
+        done = completed({"default": "image/jpeg"}, {"default": (100, 75)}, moment, phash=f"{value:016x}")
         rows.append((str(uuid.uuid4()), base | done))
     return rows, rows[0][0]
 

@@ -102,7 +102,7 @@ def test_a_completed_record_keeps_its_fingerprints() -> None:
     body = state.status_body(MEDIA_ID, record)
     assert body["placeholder"] == {"thumbhash": FINGERPRINTS["thumbhash"], "blurhash": FINGERPRINTS["blurhash"]}
     assert body["phash"] == FINGERPRINTS["phash"]
-    done = state.completed("image/jpeg", {"default": (100, 75)}, MOMENT, placeholder=record.placeholder,
+    done = state.completed({"default": "image/jpeg"}, {"default": (100, 75)}, MOMENT, placeholder=record.placeholder,
                            phash=record.phash)
     assert {key: done[key] for key in FINGERPRINTS} == FINGERPRINTS
 
