@@ -10,6 +10,7 @@ distributions three times (one real install of the light [client] extra checks p
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -45,8 +46,15 @@ def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    built = run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)])
+    """Built from a copy of the files git tracks, as a clean clone or a Docker build has them: a
+    checkout's own build/ and egg-info (setuptools reuses their file lists) would hide a package or
+    a file that pyproject leaves out."""
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    for name in run(["git", "ls-files", "-z"], cwd=ROOT).stdout.split("\0"):
+        if name and (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    built = run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)])
     assert built.returncode == 0, built.stderr
     (found,) = out.glob("thumbnailify-*.whl")
     return found
@@ -100,6 +108,24 @@ def fresh_venv(path: Path) -> tuple[Path, Path]:
     python = path / "bin" / "python"
     site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     return python, site
+
+
+# Where each top-level folder of the checkout lands in the installed namespace.
+INSTALLED_AS = {"thumbnailify": "thumbnailify", "server": "thumbnailify/server", "worker": "thumbnailify/worker",
+                "client": "thumbnailify/client"}
+
+
+def test_the_wheel_holds_every_module_and_every_file_the_page_loads(wheel: Path) -> None:
+    """A package folder or a page module left out of pyproject's lists is missing only once installed
+    (from a wheel, or in the Docker images), never in the checkout."""
+    tracked = run(["git", "ls-files", *INSTALLED_AS], cwd=ROOT).stdout.split()
+    wanted = {
+        f"{INSTALLED_AS[path.split('/', 1)[0]]}/{path.split('/', 1)[1]}" for path in tracked
+        if path.endswith(".py") or path.startswith("server/static/")
+    }
+    with zipfile.ZipFile(wheel) as archive:
+        missing = sorted(wanted - set(archive.namelist()))
+    assert not missing, missing
 
 
 @pytest.mark.parametrize("extra", sorted(EXTRAS))
