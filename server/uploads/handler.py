@@ -28,6 +28,7 @@ from thumbnailify.server.uploads import idempotency
 from thumbnailify.server.uploads.bodies import BodyTimeout, BodyTooLarge, InvalidBase64, ReadLimits
 from thumbnailify.server.uploads.forms import UploadForm, upload_form
 from thumbnailify.server.uploads.intake import Discard, Intake, Received, Sink, take_in
+from thumbnailify.server.uploads.rollback import roll_back
 from thumbnailify.server.uploads.webhook_url import checked_callback
 
 
@@ -109,13 +110,7 @@ async def persist(res: Resources, kept: list[Kept], callback_url: str | None, cl
                 raise client_limits.over_quota(client, exc) from exc
         await asyncio.gather(*(res.publisher.publish(item.media_id, item.declared.name) for item in kept))
     except BaseException:
-        for media_id in created:
-            with contextlib.suppress(ApiError):
-                await res.store.delete(media_id)
-                # Once its record is gone: a job whose confirm was lost may have been delivered
-                # and run already, so its thumbnails go too, as a DELETE's do (a worker still
-                # busy finds no record and removes its own).
-                await res.files.remove(media_id)
+        await roll_back(res, created)
         raise
     return records
 
