@@ -30,7 +30,8 @@ LOG_EXTRA = web.RequestKey("log_extra", dict)
 # closed (server/http/protocol.py) rather than drained.
 DRAIN_BYTES = 4 * 1024 * 1024
 DRAIN_SECONDS = 3.0
-DRAIN_IDLE_SECONDS = 1.0  # a client that is not sending is not waited for longer (0.25 s lost answers on a loaded machine)
+# A client that is not sending is not waited for longer (0.25 s lost answers on a loaded machine).
+DRAIN_IDLE_SECONDS = 1.0
 # Set once "100 Continue" was sent; before that a client sends no body, so there is none to drain.
 CONTINUED = web.RequestKey("continued", bool)
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
