@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.api.conftest import Api, ApiFactory, Reply
+from tests.harness import NATS_MODE
 from thumbnailify.server.background.sweep import sweep
 from thumbnailify.server.resources import RESOURCES
 
@@ -38,6 +39,12 @@ def photo(seed: int = 1) -> bytes:
 
 def meta(**values: str) -> str:
     return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in values.items())
+
+
+@pytest.fixture(params=["embedded", NATS_MODE])
+def api_mode(request: pytest.FixtureRequest) -> str:
+    """The embedded store, and the NATS one (whose upload records are KV entries changed by revision)."""
+    return request.param
 
 
 @pytest.fixture

@@ -29,16 +29,22 @@ FAILURES = (NatsError, OSError, TimeoutError)
 CHANGE_EVENTS = ("accepted", "processing", "updated", "completed", "failed", "deleted")
 
 
+def _end_if_cancelled() -> None:
+    """nats-py turns a cancellation inside some calls into an error of its own (publish's
+    TooManyStalledMsgsError) or swallows it (a flush): a task being cancelled must still end."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def answered(call: Callable[[], Awaitable[R]]) -> R:
     try:
-        return await call()
+        result = await call()
     except FAILURES as exc:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            # nats-py turns a cancellation inside some calls into an error of its own (publish's
-            # TooManyStalledMsgsError): the task is still being cancelled, so it must end.
-            raise asyncio.CancelledError from exc
+        _end_if_cancelled()
         raise BackendUnavailable("nats", str(exc) or type(exc).__name__) from exc
+    _end_if_cancelled()
+    return result
 
 
 class NatsStore:
@@ -108,6 +114,7 @@ class NatsStore:
         """A consumer of the log from now on (ordered, ephemeral: nats-py resets it after an outage);
         job messages are skipped, they change no record."""
         while True:
+            _end_if_cancelled()
             subscription = None
             try:
                 subscription = await self.records.jetstream.subscribe(
@@ -119,6 +126,7 @@ class NatsStore:
                     elif event in CHANGE_EVENTS and (record := readable(media_id, json.loads(message.data))):
                         yield media_id, record
             except Exception as exc:  # an outage, bad data
+                _end_if_cancelled()
                 log.warning("events subscription lost, subscribing again: %r", exc)
                 if subscription is not None:  # (on cancellation the connection's close ends it)
                     with contextlib.suppress(Exception):
