@@ -1,0 +1,78 @@
+"""The NATS job queue's own steps, on the real NATS under a stream of the test's own: a job
+JetStream gave up on (delivered worker.max_attempts times, never acked) is heard of and settled,
+and a dead letter is taken and re-queued by the replay tool's reader."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import NATS_MODE, on_nats, remove_nats_stream, service_env
+from thumbnailify.backends.nats.sync import NatsConsumer, NatsDeadLetters
+from thumbnailify.settings import Settings, load_settings
+from thumbnailify.worker.backends import Delivery
+
+ACK_WAIT = "1"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    env = service_env(NATS_MODE, tmp_path, THUMBNAILIFY_NATS_ACK_WAIT=ACK_WAIT, THUMBNAILIFY_WORKER_MAX_ATTEMPTS="2")
+    yield load_settings(env)
+    on_nats(env, remove_nats_stream)
+
+
+def test_a_job_delivered_max_attempts_times_is_settled_once(settings: Settings) -> None:
+    media_id = str(uuid.uuid4())
+    deliveries = []
+    for _ in range(2):  # a worker killed on each delivery: closed without an ack or progress
+        worker = NatsConsumer(settings, "image")
+        if not deliveries:
+            worker.enqueue("image", media_id, "image/jpeg")
+        delivery = worker.next(5.0)
+        worker.close()
+        assert delivery is not None and delivery.media_id == media_id
+        deliveries.append(delivery)
+    assert [d.redelivered for d in deliveries] == [False, True]
+    listener = NatsConsumer(settings, "image")
+    try:
+        assert listener.next(2.5) is None  # not handed out a third time; meanwhile the advisory came
+        settled: list[Delivery] = []
+        deadline = time.monotonic() + 5
+        while not settled and time.monotonic() < deadline:
+            listener.settle_abandoned(settled.append)
+            time.sleep(0.1)
+        assert [(d.media_id, d.media_type) for d in settled] == [(media_id, "image/jpeg")]
+        assert listener.settle_abandoned(settled.append) == 0
+    finally:
+        listener.close()
+
+
+def test_a_dead_letter_is_taken_and_requeued(settings: Settings) -> None:
+    consumer = NatsConsumer(settings, "image")
+    try:
+        media_id = str(uuid.uuid4())
+        consumer.enqueue("image", media_id, "image/png")
+        delivery = consumer.next(2.0)
+        assert delivery is not None and delivery.media_id == media_id
+        consumer.dead_letter(delivery, "gave up after 3 tries: redis down")
+        assert consumer.next(1.5) is None  # acked: not handed out again
+        letters = NatsDeadLetters(settings, "image")
+        try:
+            letter = letters.take()
+            assert letter is not None
+            assert (letter.media_id, letter.media_type, letter.reason) == (media_id, "image/png",
+                                                                         "gave up after 3 tries: redis down")
+            assert letters.take() is None
+            letters.requeue(letter)
+        finally:
+            letters.close()
+        again = consumer.next(2.0)
+        assert again is not None and again.media_id == media_id
+        consumer.ack(again)
+    finally:
+        consumer.close()
