@@ -1,6 +1,7 @@
 """The NATS job queue's own steps, on the real NATS under a stream of the test's own: a job
 JetStream gave up on (delivered worker.max_attempts times, never acked) is heard of and settled,
-and a dead letter is taken and re-queued by the replay tool's reader."""
+a dead letter is taken and re-queued by the replay tool's reader, and a job whose message was lost
+is sent again by the recovery pass."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.api.conftest import ApiFactory
 from tests.harness import NATS_MODE, on_nats, remove_nats_stream, service_env
 from thumbnailify.backends.nats.sync import NatsConsumer, NatsDeadLetters
+from thumbnailify.server.background.recovery import requeue_stale
+from thumbnailify.server.resources import RESOURCES
 from thumbnailify.settings import Settings, load_settings
 from thumbnailify.worker.backends import Delivery
 
@@ -76,3 +80,27 @@ def test_a_dead_letter_is_taken_and_requeued(settings: Settings) -> None:
         consumer.ack(again)
     finally:
         consumer.close()
+
+
+@pytest.fixture
+def api_mode() -> str:
+    return NATS_MODE
+
+
+async def test_a_lost_job_is_requeued_by_the_recovery_pass_and_ends_completed(
+        make_api: ApiFactory, photos: dict[str, bytes]) -> None:
+    api = await make_api(THUMBNAILIFY_SERVER_RECOVERY_MIN_AGE="0")
+    media_id = await api.upload(photos["coffee.jpg"], "image/jpeg")
+    # The job's message lost (as if the stream had been restored from an older copy).
+    subject = f"{api.env['THUMBNAILIFY_NATS_STREAM']}.media.{media_id}.queued.image"
+    on_nats(api.env, lambda js, stream: js.purge_stream(stream, subject=subject))
+    assert await api.worker.drain() == 0
+
+    async def renew() -> None:
+        return None
+
+    counts = await requeue_stale(api.client.app[RESOURCES], renew)
+    assert counts["requeued"] == 1
+    status = await api.wait(media_id)
+    assert status["state"] == "Completed"
+    assert [entry["message"] for entry in status["history"]][1] == "Re-queued: the job's message had been lost"
