@@ -119,8 +119,9 @@ PY
 echo
 echo "== Kubernetes manifests (kubernetes-validate --strict -k $K8S_VERSION)"
 manifests=()
-# shared-volume/pvc.yaml: the ReadWriteMany volume for backends.files: filesystem (its patch is no object).
-for f in "$K8S_DIR"/*.yaml "$K8S_DIR"/shared-volume/pvc.yaml; do
+# shared-volume/pvc.yaml: the ReadWriteMany volume for backends.files: filesystem (its patch is no object);
+# nats/nats.yaml: the NATS cluster for backends.store and queue: nats (config-patch.yaml is no object).
+for f in "$K8S_DIR"/*.yaml "$K8S_DIR"/shared-volume/pvc.yaml "$K8S_DIR"/nats/nats.yaml; do
     skip=0
     for c in "${CRD_FILES[@]}"; do [[ "$f" == "$c" ]] && skip=1; done
     (( skip )) || manifests+=("$f")
