@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import NATS_MODE, NATS_PORT, PrivateNats, Service, distinct_jpeg, nats_history, on_nats, report
+from tests.harness import (
+    NATS_MODE,
+    NATS_PORT,
+    PrivateNats,
+    Service,
+    distinct_jpeg,
+    nats_history,
+    on_nats,
+    report,
+    wait_until,
+)
 from tests.proxy import TcpProxy
 from tests.system.test_outages import outage
 
@@ -67,4 +77,30 @@ def test_a_nats_restart_mid_batch_loses_no_upload(tmp_path: Path, photos: dict[s
             assert "queued.image" in [event for event, _ in events]
             assert events[-1][0] == "completed" and events[-1][1]["state"] == "Completed"
     finally:
+        private.stop()
+
+
+def _healthy(service: Service) -> bool:
+    try:
+        return service.get("/health").status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_a_service_started_before_nats_is_ready_once_it_answers(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    private = PrivateNats(tmp_path / "nats")
+    service = Service(NATS_MODE, tmp_path / "svc", THUMBNAILIFY_NATS_SERVERS=private.url, THUMBNAILIFY_NATS_TIMEOUT="1")
+    service.start(wait=False)
+    try:
+        wait_until(lambda: _healthy(service), 30, "the server to answer")
+        ready = service.get("/ready")
+        assert ready.status_code == 503 and "nats" in ready.json()["failing"], ready.text
+        assert service.post(photos["coffee.jpg"], "image/jpeg").status_code == 503
+        private.start()
+        service.wait_ready(60, (0, 0))
+        media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
+        assert service.wait(media_id)["state"] == "Completed"
+    finally:
+        service.stop()
+        service.cleanup()
         private.stop()

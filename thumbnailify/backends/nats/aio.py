@@ -37,8 +37,11 @@ def _end_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-async def answered(call: Callable[[], Awaitable[R]]) -> R:
+async def answered(records: Records, call: Callable[[], Awaitable[R]]) -> R:
+    """A call on the connection (made now if it could not be at start-up); a failure is the
+    backend unavailable."""
     try:
+        await records.ensure_open()
         result = await call()
     except FAILURES as exc:
         _end_if_cancelled()
@@ -54,61 +57,64 @@ class NatsStore:
         self.records = Records(settings)
 
     async def open(self) -> None:
-        await answered(self.records.open)
+        try:
+            await answered(self.records, self.records.ping)
+        except BackendUnavailable as exc:
+            log.warning("NATS not reachable at start-up; will retry on demand: %s", exc.detail)
 
     async def ping(self) -> None:
-        await answered(self.records.ping)
+        await answered(self.records, self.records.ping)
 
     async def close(self) -> None:
         await self.records.close()
 
     async def create(self, media_id: str, record: MediaRecord, score: float) -> None:
-        await answered(lambda: self.records.create(media_id, record, score))
+        await answered(self.records, lambda: self.records.create(media_id, record, score))
 
     async def get(self, media_id: str) -> MediaRecord | None:
-        return await answered(lambda: self.records.get(media_id))
+        return await answered(self.records, lambda: self.records.get(media_id))
 
     async def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool:
-        return await answered(lambda: self.records.transition(media_id, expected_state, fields))
+        return await answered(self.records, lambda: self.records.transition(media_id, expected_state, fields))
 
     async def delete(self, media_id: str) -> bool:
-        return await answered(lambda: self.records.delete(media_id))
+        return await answered(self.records, lambda: self.records.delete(media_id))
 
     async def page(self, limit: int, after: tuple[float, str] | None, state: State | None) -> Page:
-        return await answered(lambda: self.records.page(limit, after, state))
+        return await answered(self.records, lambda: self.records.page(limit, after, state))
 
     async def created_before(self, score: float, limit: int) -> list[str]:
-        return await answered(lambda: self.records.created_before(score, limit))
+        return await answered(self.records, lambda: self.records.created_before(score, limit))
 
     async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
-        return await answered(lambda: self.records.acquire_lock(name, owner, seconds))
+        return await answered(self.records, lambda: self.records.acquire_lock(name, owner, seconds))
 
     async def release_lock(self, name: str, owner: str) -> None:
-        await answered(lambda: self.records.release_lock(name, owner))
+        await answered(self.records, lambda: self.records.release_lock(name, owner))
 
     async def reserve_request(self, key: str, marker: str, seconds: float) -> str | None:
-        return await answered(lambda: self.records.reserve_request(key, marker, seconds))
+        return await answered(self.records, lambda: self.records.reserve_request(key, marker, seconds))
 
     async def save_request(self, key: str, value: str, seconds: float) -> None:
-        await answered(lambda: self.records.save_request(key, value, seconds))
+        await answered(self.records, lambda: self.records.save_request(key, value, seconds))
 
     async def release_request(self, key: str, marker: str) -> None:
-        await answered(lambda: self.records.release_request(key, marker))
+        await answered(self.records, lambda: self.records.release_request(key, marker))
 
     async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float, limit: int) -> bool:
-        return await answered(lambda: self.records.create_upload(upload_id, fields, expires, limit))
+        return await answered(self.records, lambda: self.records.create_upload(upload_id, fields, expires, limit))
 
     async def get_upload(self, upload_id: str) -> dict[str, str] | None:
-        return await answered(lambda: self.records.get_upload(upload_id))
+        return await answered(self.records, lambda: self.records.get_upload(upload_id))
 
     async def update_upload(self, upload_id: str, expected_offset: int, fields: dict[str, str]) -> bool:
-        return await answered(lambda: self.records.update_upload(upload_id, expected_offset, fields))
+        return await answered(self.records, lambda: self.records.update_upload(upload_id, expected_offset, fields))
 
     async def delete_upload(self, upload_id: str) -> bool:
-        return await answered(lambda: self.records.delete_upload(upload_id))
+        return await answered(self.records, lambda: self.records.delete_upload(upload_id))
 
     async def expired_uploads(self, before: float, limit: int) -> list[str]:
-        return await answered(lambda: self.records.expired_uploads(before, limit))
+        return await answered(self.records, lambda: self.records.expired_uploads(before, limit))
 
     async def changes(self) -> AsyncIterator[Change]:
         """A consumer of the log from now on (ordered, ephemeral: nats-py resets it after an outage);
@@ -117,6 +123,7 @@ class NatsStore:
             _end_if_cancelled()
             subscription = None
             try:
+                await self.records.ensure_open()
                 subscription = await self.records.jetstream.subscribe(
                     changes_filter(self.records.stream), ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
                 async for message in subscription.messages:
@@ -144,17 +151,20 @@ class NatsPublisher:
         self.records = Records(settings)
 
     async def open(self) -> None:
-        await answered(self.records.open)
+        try:
+            await answered(self.records, self.records.ping)
+        except BackendUnavailable as exc:
+            log.warning("NATS not reachable at start-up; will retry on demand: %s", exc.detail)
 
     async def ping(self) -> None:
-        await answered(self.records.ping)
+        await answered(self.records, self.records.ping)
 
     async def close(self) -> None:
         await self.records.close()
 
     async def publish(self, media_id: str, media_type: str) -> None:
         subject = job_subject(self.records.stream, media_id, media_kind(media_type))
-        await answered(lambda: self.records.jetstream.publish(subject, media_id.encode(),
+        await answered(self.records, lambda: self.records.jetstream.publish(subject, media_id.encode(),
                                                               headers={"media_type": media_type}))
 
     async def depth(self) -> int:
@@ -163,4 +173,4 @@ class NatsPublisher:
             infos = [await self.records.jetstream.consumer_info(self.records.stream, job_consumer(kind))
                      for kind in MEDIA_KINDS]
             return sum(info.num_pending or 0 for info in infos)
-        return await answered(pending)
+        return await answered(self.records, pending)

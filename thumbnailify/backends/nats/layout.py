@@ -12,6 +12,7 @@ list index (`_index`), locks, Idempotency-Keys and content keys (`_meta`), resum
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import ssl
@@ -55,7 +56,12 @@ async def connect(conf: NatsSettings) -> Client:
     async def quiet(_exc: Exception) -> None:  # nats-py logs each reconnect failure itself otherwise
         return None
 
-    return await nats.connect(**connect_options(conf), error_cb=quiet)
+    # With reconnects unbounded nats-py also tries the first connection for ever: bounded here, so a
+    # NATS down at start-up is an error to retry on demand, not a start that never ends.
+    try:
+        return await asyncio.wait_for(nats.connect(**connect_options(conf), error_cb=quiet), conf.timeout * 2)
+    except TimeoutError as exc:
+        raise ConnectionError(f"no NATS server answered within {conf.timeout * 2:g}s") from exc
 
 
 def bucket(conf: NatsSettings, role: str) -> str:

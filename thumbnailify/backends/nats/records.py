@@ -28,6 +28,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from thumbnailify.backends.nats.layout import (
+    BUCKETS,
     bucket,
     connect,
     declare,
@@ -64,13 +65,32 @@ class Records:
         self.client: Client | None = None
         self.js: JetStreamContext | None = None
         self.kv: dict[str, KeyValue] = {}
+        self._opening = asyncio.Lock()
+        self._failed_at = -float("inf")
+
+    async def ensure_open(self) -> None:
+        """Connect and declare, once; again after a failed try (a NATS down at start-up), though not
+        within nats.timeout of the last one: calls meanwhile fail at once instead of queueing."""
+        if self.kv:
+            return
+        async with self._opening:
+            if self.kv:
+                return
+            if time.monotonic() - self._failed_at < self.conf.timeout:
+                raise ConnectionError("NATS unreachable (connecting again shortly)")
+            try:
+                await self.open()
+            except BaseException:
+                self._failed_at = time.monotonic()
+                await self.close()
+                self.client = self.js = None
+                raise
 
     async def open(self) -> None:
         self.client = await connect(self.conf)
         self.js = self.client.jetstream(timeout=self.conf.timeout)
         await declare(self.js, self.settings)
-        for role in ("records", "index", "meta", "uploads"):
-            self.kv[role] = await self.js.key_value(bucket(self.conf, role))
+        self.kv = {role: await self.js.key_value(bucket(self.conf, role)) for role in BUCKETS}
 
     @property
     def jetstream(self) -> JetStreamContext:

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 FAILURES = (NatsError, OSError, TimeoutError)
 MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+RETRY_SECONDS = 1.0
 
 
 class LoopThread:
@@ -78,12 +80,9 @@ class Connected:
         self.records = Records(settings)
         self.timeout = settings.nats.timeout * 4  # a call may be a few round trips
         self.loop = LoopThread(name)
-        self.opened = False
 
     def call(self, make: Callable[[], Coroutine[Any, Any, R]]) -> R:
-        if not self.opened:
-            self.loop.run(self.records.open(), self.timeout)
-            self.opened = True
+        self.loop.run(self.records.ensure_open(), self.timeout)
         return self.loop.run(make(), self.timeout)
 
     @property
@@ -172,6 +171,7 @@ class NatsConsumer:
             messages = self.nats.loop.run(self._fetch(subscription, max(timeout, 0.05)), timeout + self.nats.timeout)
         except FAILURES as exc:
             log.warning("NATS unavailable (%s); retrying", exc or type(exc).__name__)
+            time.sleep(min(timeout, RETRY_SECONDS))  # a refused connection fails at once: no busy loop
             return None
         return _delivery(messages[0]) if messages else None
 
