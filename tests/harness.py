@@ -1,7 +1,7 @@
 """Start the real service as processes, the way `make run` / `make stack` do, and talk HTTP to it.
 
-Each Service gets its own volume, SQLite file, Redis key prefix and RabbitMQ queue, so tests never
-see each other's jobs even on one shared Redis and RabbitMQ.
+Each Service gets its own volume, SQLite file, Redis key prefix, RabbitMQ queue and NATS stream (with
+its buckets), so tests never see each other's jobs even on one shared Redis, RabbitMQ and NATS.
 """
 
 from __future__ import annotations
