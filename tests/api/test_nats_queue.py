@@ -14,7 +14,10 @@ import pytest
 
 from tests.api.conftest import ApiFactory
 from tests.harness import NATS_MODE, on_nats, remove_nats_stream, service_env
+from thumbnailify import state
+from thumbnailify.backends.nats.records import Records
 from thumbnailify.backends.nats.sync import NatsConsumer, NatsDeadLetters
+from thumbnailify.record import State
 from thumbnailify.server.background.recovery import requeue_stale
 from thumbnailify.server.resources import RESOURCES
 from thumbnailify.settings import Settings, load_settings
@@ -104,3 +107,23 @@ async def test_a_lost_job_is_requeued_by_the_recovery_pass_and_ends_completed(
     status = await api.wait(media_id)
     assert status["state"] == "Completed"
     assert [entry["message"] for entry in status["history"]][1] == "Re-queued: the job's message had been lost"
+
+
+async def test_a_delete_wins_over_a_worker_write_prepared_before_it(settings: Settings) -> None:
+    """The worker read the record (and its revision), a DELETE came, then the worker wrote: the
+    write fails its revision check, and the item stays deleted, off every list."""
+    records = Records(settings)
+    await records.open()
+    try:
+        media_id = str(uuid.uuid4())
+        await records.create(media_id, state.accepted("image/jpeg", state.now(), "ab" * 32), time.time())
+        found = await records.get_stored(media_id)
+        assert found is not None
+        assert await records.delete(media_id)
+        completed = state.completed("image/jpeg", {"default": (10, 10)}, state.now())
+        assert not await records._swap("records", media_id, found[0] | completed, found[1])
+        assert not await records.transition(media_id, State.PROCESSING, completed)
+        assert await records.get(media_id) is None
+        assert await records.page(10, None, None) == []
+    finally:
+        await records.close()
