@@ -10,8 +10,9 @@ NATS_STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=nats THUMBNAILIFY_BACKENDS_QUEUE=n
 # `make run` also makes a size for the web page's larger view; the API's default size stays first.
 # THUMBNAILIFY_THUMBNAIL_SIZES in the environment wins; the service's own default is one size.
 RUN_SIZES := default=100x100,large=800x800
-# npm packages the tests run under Node (tests/system/tus_upload.cjs), into var/node.
-NODE_PACKAGES := tus-js-client@4.3.1
+# npm packages the tests run under Node (tests/system/tus_upload.cjs; the reference placeholder
+# decoders tests/unit/placeholders.mjs runs), into var/node.
+NODE_PACKAGES := tus-js-client@4.3.1 thumbhash@0.1.1 blurhash@2.0.5
 NODE_STAMP := var/node/.installed
 
 .PHONY: run stack stack-nats s3 test node check lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
@@ -31,13 +32,13 @@ s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.fi
 test: system-test $(STAMP) $(NODE_STAMP) services lint check-deploy  ## everything CI runs
 	$(PY) -m pytest -n 3 --dist loadfile  # a file per process: most tests wait on services, not cores
 
-node: $(NODE_STAMP)  ## the npm packages the tests use (tus-js-client), into var/node
+node: $(NODE_STAMP)  ## the npm packages the tests use (tus-js-client, thumbhash, blurhash), into var/node
 
 $(NODE_STAMP): Makefile
 	npm install --prefix var/node --no-audit --no-fund --no-save $(NODE_PACKAGES)
 	touch $(NODE_STAMP)
 
-check: lint services  ## the inner loop: lint, the unit and the in-process API tests (embedded, and on the local Redis, RabbitMQ and a SeaweedFS the tests start)
+check: lint services $(NODE_STAMP)  ## the inner loop: lint, the unit and the in-process API tests (embedded, and on the local Redis, RabbitMQ and a SeaweedFS the tests start)
 	$(PY) -m pytest -q -n 2 tests/unit tests/api
 
 lint: $(STAMP)
@@ -71,8 +72,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 bench: system-bench $(STAMP) services  ## BEFORE=<checkout of older code> adds it as the hardening bench's baseline
-	$(PY) -m bench.worker && $(PY) -m bench.budget && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images && $(PY) -m bench.video && $(PY) -m bench.memory \
-		&& $(PY) -m bench.scale && $(PY) -m bench.streams && $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
+	$(PY) -m bench.worker && $(PY) -m bench.budget && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images && $(PY) -m bench.formats && $(PY) -m bench.video && $(PY) -m bench.memory \
+		&& $(PY) -m bench.scale && $(PY) -m bench.streams && $(PY) -m bench.fingerprints && $(PY) -m bench.similar && $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
 
 # Checked when the Makefile is read, so nothing is installed or started for a call without BEFORE.
 ifneq ($(filter bench-compare,$(MAKECMDGOALS)),)

@@ -7,6 +7,7 @@ requests, and `stress/locustfile.py` sends the same ones with locust's own HTTP 
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -106,6 +107,48 @@ def listing(limit: int | None = None, cursor: str | None = None, state: str | No
     given = {"limit": str(limit) if limit else None, "cursor": cursor, "state": state, "sha256": sha256,
              "filename": filename}
     return Call("GET", "/images", "/images", {name: value for name, value in given.items() if value})
+
+
+def usage() -> Call:
+    """GET /usage: the calling client's items and bytes, and its quotas."""
+    return Call("GET", "/usage", "/usage")
+
+
+# -- the admin API (/admin/keys, with auth.admin_key) ---------------------------------------------
+ADMIN_KEYS = "/admin/keys"
+JSON = {"Content-Type": "application/json"}
+
+
+def _client(name: str) -> str:
+    return f"{ADMIN_KEYS}/{quote(name, safe='')}"
+
+
+def create_key(name: str, *, quota_bytes: int = 0, quota_items: int = 0, rate: float = 0.0,
+               priority: str = "normal") -> Call:
+    """POST /admin/keys: a new client; its key is in the answer, once."""
+    body = {"name": name, "quota_bytes": quota_bytes, "quota_items": quota_items, "rate": rate, "priority": priority}
+    return Call("POST", ADMIN_KEYS, ADMIN_KEYS, headers=dict(JSON), body=json.dumps(body).encode())
+
+
+def list_keys() -> Call:
+    return Call("GET", ADMIN_KEYS, ADMIN_KEYS)
+
+
+def revoke_key(name: str) -> Call:
+    return Call("POST", f"{_client(name)}/revoke", f"{ADMIN_KEYS}/[name]/revoke")
+
+
+def rotate_key(name: str, grace_seconds: float | None = None) -> Call:
+    body = {} if grace_seconds is None else {"grace_seconds": grace_seconds}
+    return Call("POST", f"{_client(name)}/rotate", f"{ADMIN_KEYS}/[name]/rotate", headers=dict(JSON),
+                body=json.dumps(body).encode())
+
+
+def similar(media_id: str, distance: int | None = None, limit: int | None = None, cursor: str | None = None) -> Call:
+    """A page of the items near `media_id` by perceptual hash (within `distance` bits), nearest first."""
+    given = {"similar_to": media_id, "distance": None if distance is None else str(distance),
+             "limit": str(limit) if limit else None, "cursor": cursor}
+    return Call("GET", "/images", "/images", {name: value for name, value in given.items() if value is not None})
 
 
 def health() -> Call:

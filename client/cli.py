@@ -2,9 +2,15 @@
 
     thumbnailify [--url URL] [--api-key KEY] COMMAND ...   (the two options also after COMMAND)
     thumbnailify upload PATH... [--out DIR] [--size NAME] [--jobs N] [--no-skip-existing] [--chunk-size SIZE]
-    thumbnailify status ID | list [--state STATE] [--name TEXT] [--limit N] | delete ID...
+    thumbnailify status ID | list [--state STATE] [--name TEXT] [--limit N] | delete ID... | usage
+    thumbnailify similar ID [--distance N] [--limit N]
+    thumbnailify keys create --name NAME [--quota-bytes N] [--quota-items N] [--rate N/s] [--priority P]
+    thumbnailify keys list | keys revoke NAME | keys rotate NAME [--grace SECONDS]   [--admin-key KEY]
 
-URL and key also from THUMBNAILIFY_URL and THUMBNAILIFY_API_KEY. Exit status: 0 when everything
+URL and key also from THUMBNAILIFY_URL and THUMBNAILIFY_API_KEY, the admin key from
+THUMBNAILIFY_ADMIN_KEY. The `keys` commands call the service's admin API, as any client would: they
+need only its URL and the admin key, never the state store's address or credentials, and the
+server checks every value once, for the CLI and for scripts alike. Exit status: 0 when everything
 worked, 1 when any file (or id) failed or the server could not be reached, 2 for a usage error,
 130 when interrupted.
 """
@@ -31,6 +37,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_JOBS = 4
 PIPE_WIDTH = 4096
 USAGE_ERROR = 2
+MAX_DISTANCE = 16  # the server's largest ?distance=
 
 
 def _positive(text: str) -> int:
@@ -38,6 +45,12 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _distance(text: str) -> int:
+    if not text.isdigit() or int(text) > MAX_DISTANCE:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_DISTANCE}, not {text}")
+    return int(text)
 
 
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -96,9 +109,54 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--name", metavar="TEXT", help="only files whose name contains TEXT (any case)")
     listing.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most this many (default 50)")
 
+    similar = commands.add_parser("similar", parents=[server], help="media that look like one, nearest first",
+                                  description="Near-duplicates of a media by perceptual hash: re-encoded, "
+                                              "resized, cropped or captioned copies of the same picture.")
+    similar.add_argument("media_id", metavar="ID")
+    similar.add_argument("--distance", type=_distance, metavar="N",
+                         help="at most this many of the hash's 64 bits differ, 0 to 16 (default: the server's, 10)")
+    similar.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most this many (default 50)")
+
     delete = commands.add_parser("delete", parents=[server], help="delete media: upload, thumbnails and state")
     delete.add_argument("media_ids", nargs="+", metavar="ID")
+
+    commands.add_parser("usage", parents=[server], help="this key's client: items and bytes stored, its quotas")
+    _keys_parser(commands, server)
     return parser
+
+
+def _rate(text: str) -> float:
+    """Uploads per second: 5, 5/s or 0.5/s."""
+    number = text.removesuffix("/s")
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate: uploads per second, e.g. 5/s") from None
+    if not 0 < value <= 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r}: a rate is more than 0 and at most 1000000/s")
+    return value
+
+
+def _keys_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                 server: argparse.ArgumentParser) -> None:
+    admin = argparse.ArgumentParser(add_help=False, parents=[server])
+    admin.add_argument("--admin-key", metavar="KEY", default=os.environ.get("THUMBNAILIFY_ADMIN_KEY") or None,
+                       help="the service's auth.admin_key (env THUMBNAILIFY_ADMIN_KEY)")
+    keys = commands.add_parser("keys", help="clients and their keys (the admin API)")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", parents=[admin], help="a new client; prints its key, once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--quota-bytes", type=_size, default=0, metavar="N", help="bytes it may keep (8G-style too)")
+    create.add_argument("--quota-items", type=_positive, default=0, metavar="N", help="items it may keep")
+    create.add_argument("--rate", type=_rate, default=0.0, metavar="N/s", help="uploads per second")
+    create.add_argument("--priority", choices=("high", "normal", "bulk"), default="normal")
+    actions.add_parser("list", parents=[admin], help="every client (never a key)")
+    revoke = actions.add_parser("revoke", parents=[admin], help="every key of a client stops working now")
+    revoke.add_argument("name")
+    rotate = actions.add_parser("rotate", parents=[admin], help="a new key; the old one works a grace period more")
+    rotate.add_argument("name")
+    rotate.add_argument("--grace", type=float, metavar="SECONDS",
+                        help="how long the old key keeps working (default: the server's auth.rotate_grace_seconds)")
 
 
 def _checked_url(parser: argparse.ArgumentParser, url: str) -> None:
@@ -159,6 +217,21 @@ def _list(args: argparse.Namespace, client: Client, console: Console) -> int:
     return 0
 
 
+def _similar(args: argparse.Namespace, client: Client, console: Console) -> int:
+    items: list[JsonObject] = []
+    for item in client.similar(args.media_id, args.distance, page=min(args.limit, 1000)):
+        if len(items) >= args.limit:
+            break
+        items.append(item)
+    if not console.is_terminal:
+        for item in items:
+            print("\t".join((item["media_id"], str(item["distance"]), item["media_type"], item["created_at"],
+                             item.get("filename", ""))))
+        return 0
+    console.print(listing_table(items, console.width, distances=True))
+    return 0
+
+
 def _delete(args: argparse.Namespace, client: Client, console: Console) -> int:
     failed = 0
     for media_id in args.media_ids:
@@ -172,7 +245,38 @@ def _delete(args: argparse.Namespace, client: Client, console: Console) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"upload": _upload, "status": _status, "list": _list, "delete": _delete}
+def _usage(_args: argparse.Namespace, client: Client, _console: Console) -> int:
+    print(json.dumps(client.usage(), indent=2))
+    return 0
+
+
+def _keys(args: argparse.Namespace, _client: Client, console: Console) -> int:
+    if not args.admin_key:
+        _error("the keys commands need the admin key: --admin-key or THUMBNAILIFY_ADMIN_KEY")
+        return USAGE_ERROR
+    admin = Client(args.url, args.admin_key)
+    if args.action == "create":
+        made = admin.admin(calls.create_key(args.name, quota_bytes=args.quota_bytes, quota_items=args.quota_items,
+                                            rate=args.rate, priority=args.priority))
+        print(made["key"])
+        print(f"client {args.name!r} created; the key above is shown only this once", file=sys.stderr)
+    elif args.action == "list":
+        for item in admin.admin(calls.list_keys())["items"]:
+            print(json.dumps(item) if not console.is_terminal else
+                  "\t".join(f"{k}={v}" for k, v in item.items() if v is not None))
+    elif args.action == "revoke":
+        admin.admin(calls.revoke_key(args.name))
+        print(f"client {args.name!r} revoked: its keys no longer work")
+    else:
+        rotated = admin.admin(calls.rotate_key(args.name, args.grace))
+        print(rotated["key"])
+        print(f"the old key keeps working for {rotated['grace_seconds']} s; the key above is shown only this once",
+              file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"upload": _upload, "status": _status, "list": _list, "similar": _similar, "delete": _delete,
+            "usage": _usage, "keys": _keys}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Through a pipe no width is known: rows are not wrapped, so each stays one line for grep.
     console = Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)
     try:
-        if args.command != "upload":  # upload asks /health for its sizes anyway
+        if args.command not in ("upload", "keys"):  # upload asks /health for its sizes anyway
             client.health()  # a server that is not there is said so in seconds, not after retries
         return COMMANDS[args.command](args, client, console)
     except ApiError as exc:

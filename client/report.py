@@ -180,20 +180,21 @@ def summary(console: Console, results: Sequence[Result], *, fancy: bool) -> None
 ROOMY = 100  # columns from which `list` also shows each item's size and when it was added
 
 
-def listing_table(items: Sequence[JsonObject], width: int) -> Table:
+def listing_table(items: Sequence[JsonObject], width: int, *, distances: bool = False) -> Table:
     """`list` on a terminal: full ids (never cut; they are pasted into `status` and `delete`), the
-    state, size and time when there is room, then the file's name, which wraps rather than being cut."""
+    state (`similar`: the distance), size and time when there is room, then the file's name, which
+    wraps rather than being cut."""
     roomy = width >= ROOMY
     table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
     table.add_column("Media ID", no_wrap=True, min_width=ID_WIDTH)
-    table.add_column("State", no_wrap=True)
+    table.add_column("Distance" if distances else "State", no_wrap=True)
     if roomy:
         table.add_column("Size", no_wrap=True, justify="right")
         table.add_column("Added (UTC)", no_wrap=True)
     table.add_column("File", overflow="fold", ratio=1)
     for item in items:
         name = item.get("filename") or f"({item['media_type']})"
-        cells = [item["media_id"], item["state"]]
+        cells = [item["media_id"], item["distance"] if distances else item["state"]]
         if roomy:
             size = _size(item["bytes"]) if isinstance(item.get("bytes"), int) else ""
             cells += [size, str(item.get("created_at", ""))[:16].replace("T", " ")]

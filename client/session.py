@@ -97,8 +97,10 @@ def _retry_after(response: requests.Response) -> float | None:
     if response.status_code == 409 and "Idempotency-Key" in response.request.headers:
         return 1.0  # the first request with this key is still being handled
     header = response.headers.get("Retry-After")
-    if response.status_code != 503 or header is None:
-        return None  # a 503 without it is an Error status (the job's infrastructure failed), not an outage
+    if response.status_code not in (429, 503) or header is None:
+        # A 503 without it is an Error status (the job's infrastructure failed), not an outage; a
+        # 429 (the client's rate of uploads) kept nothing, so it is retried like a 503.
+        return None
     try:
         seconds = float(header)
     except ValueError:
@@ -276,6 +278,25 @@ class Client:
 
     def delete(self, media_id: str) -> None:
         self._checked(calls.delete(media_id))
+
+    def usage(self) -> JsonObject:
+        return _json_object(self._checked(calls.usage()))
+
+    def admin(self, call: calls.Call) -> JsonObject:
+        """An admin API call (this client's key being auth.admin_key); {} for an empty answer."""
+        response = self._checked(call)
+        return _json_object(response) if response.content else {}
+
+    def similar(self, media_id: str, distance: int | None = None, page: int = 100) -> Iterator[JsonObject]:
+        """The items that look like `media_id` (within `distance` bits of its perceptual hash, the
+        server's default 10), nearest first, each status body with its `distance`."""
+        cursor = None
+        while True:
+            body = _json_object(self._checked(calls.similar(media_id, distance, page, cursor)))
+            yield from body["items"]
+            cursor = body.get("next")
+            if not cursor:
+                return
 
     def items(self, state: str | None = None, page: int = 100, filename: str | None = None) -> Iterator[JsonObject]:
         """Every media, newest first, a page at a time (following the server's cursor); `filename`

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from pydantic.fields import FieldInfo
 
-from thumbnailify.settings import DEFAULT_CONFIG_FILE, PROJECT_ROOT, sections
+from thumbnailify.settings import DEFAULT_CONFIG_FILE, PROJECT_ROOT, Section, group_model, keys, sections
 
 CONFIGURATION_DOC = PROJECT_ROOT / "docs" / "configuration.md"
 TABLE_START = "<!-- settings-table:start -->"
@@ -44,13 +44,22 @@ def _yaml_entry(key: str, field: FieldInfo) -> str:
     return yaml.safe_dump({key: field.default}, sort_keys=False, width=1000, allow_unicode=True).strip()
 
 
+def _yaml_keys(model: type[Section], indent: str) -> list[str]:
+    """A section's (or a group's) keys with their defaults, each described in a comment."""
+    lines: list[str] = []
+    for key, field in model.model_fields.items():
+        lines += _comment(field.description or "", indent)
+        group = group_model(field)
+        lines += [f"{indent}{key}:", *_yaml_keys(group, indent + "  ")] if group else [
+            f"{indent}{_yaml_entry(key, field)}"]
+    return lines
+
+
 def config_yaml() -> str:
     """The YAML file: every section and key with its default, each described in a comment."""
     lines = [CONFIG_HEADER.rstrip("\n")]
     for name, model in sections().items():
-        lines += ["", *_comment(model.__doc__ or "", ""), f"{name}:"]
-        for key, field in model.model_fields.items():
-            lines += [*_comment(field.description or "", "  "), f"  {_yaml_entry(key, field)}"]
+        lines += ["", *_comment(model.__doc__ or "", ""), f"{name}:", *_yaml_keys(model, "  ")]
     return "\n".join(lines) + "\n"
 
 
@@ -62,7 +71,7 @@ def settings_table() -> str:
     """The settings table of docs/configuration.md, one row per key."""
     rows = ["| Key | Default | Meaning |", "| --- | --- | --- |"]
     for name, model in sections().items():
-        for key, field in model.model_fields.items():
+        for key, field in keys(model).items():
             meaning = " ".join((field.description or "").split()).replace("|", "\\|")
             rows.append(f"| `{name}.{key}` | {_shown_default(field.default)} | {meaning} |")
     return "\n".join(rows)

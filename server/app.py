@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from thumbnailify.backends.loader import load_backend
-from thumbnailify.server import ops, page, routes
+from thumbnailify.server import limits, ops, page, routes
 from thumbnailify.server.backends import TABLE, Files
 from thumbnailify.server.background.maintenance import maintain
 from thumbnailify.server.events import streams
 from thumbnailify.server.events.hub import EventHub
-from thumbnailify.server.http import cors, middleware
+from thumbnailify.server.http import auth, cors, middleware
 from thumbnailify.server.http.protocol import READ_AHEAD
 from thumbnailify.server.metrics import ServerMetrics
 from thumbnailify.server.resources import IN_FLIGHT, RESOURCES, InFlight, Resources
@@ -23,12 +23,13 @@ from thumbnailify.settings import Settings
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[middleware.observe, middleware.errors, cors.preflight, middleware.auth])
+    app = web.Application(middlewares=[middleware.observe, middleware.errors, cors.preflight, auth.auth])
     app[IN_FLIGHT] = InFlight()
     app.cleanup_ctx.append(_backends(settings))
     app.cleanup_ctx.append(_background)
     app.on_response_prepare.append(cors.add_headers)
     app.on_response_prepare.append(middleware.nosniff)
+    app.on_response_prepare.append(limits.add_rate_headers)
     ops.setup(app)
     page.setup(app)
     routes.add_routes(app)
@@ -44,7 +45,7 @@ def _backends(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
             store=load_backend(TABLE, "store", names.store)(settings),
             publisher=load_backend(TABLE, "queue", names.queue)(settings),
             files=files,
-            metrics=ServerMetrics(),
+            metrics=ServerMetrics(settings.auth.metric_clients),
             # What one upload in flight holds: the files backend's buffer and what aiohttp reads ahead.
             upload_slots=UploadSlots(settings.limits.upload_memory, files.upload_memory + READ_AHEAD),
             events=EventHub(streams.stream_limit(settings.server.max_event_streams)),

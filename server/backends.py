@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from thumbnailify.backends.layout import StoredFile
+from thumbnailify.clients import Client, Grant, Quota, Usage
 from thumbnailify.media import MediaType
 from thumbnailify.record import Fields, MediaRecord, State
 from thumbnailify.server.uploads.intake import Sink
@@ -29,7 +30,12 @@ TABLE: dict[str, dict[str, str]] = {
 }
 
 Page = list[tuple[str, float, MediaRecord]]
-Change = tuple[str, MediaRecord | None]  # media_id and its record after the change (None: deleted)
+
+
+class Change(NamedTuple):
+    media_id: str
+    record: MediaRecord | None  # after the change; None: deleted
+    owner: str  # the client the media belongs (or belonged) to
 
 
 class Backend(Protocol):
@@ -48,12 +54,19 @@ class Store(Backend, Protocol):
     raises UnreadableRecord for a record it cannot read, `page` and `changes` skip one (see
     thumbnailify.record.readable)."""
 
-    async def create(self, media_id: str, record: MediaRecord, score: float) -> None: ...
+    async def create(self, media_id: str, record: MediaRecord, score: float, quota: Quota | None = None) -> None:
+        """A record with an owner counts in its client's usage, in the same atomic step; with a
+        `quota` it raises QuotaExceeded instead, writing nothing, when it would take the client past it."""
     async def get(self, media_id: str) -> MediaRecord | None: ...
     async def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool: ...
     async def delete(self, media_id: str) -> bool: ...
-    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None) -> Page:
-        """Newest first, strictly after the (score, media_id) cursor, optionally one state only."""
+    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None,
+                   owner: str | None = None) -> Page:
+        """Newest first, strictly after the (score, media_id) cursor, optionally one state, one client only."""
+    async def perceptual_hashes(self) -> str:
+        """Every Completed item's media_id (36 characters) followed by its perceptual hash (16
+        hexadecimal digits), all in one string, in no order: a similarity search scans them at
+        once (thumbnailify.server.similar), where a mapping of 100,000 would take longer to build."""
     async def created_before(self, score: float, limit: int) -> list[str]:
         """Ids of items created before `score` (seconds since the epoch), oldest first."""
     async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
@@ -77,6 +90,22 @@ class Store(Backend, Protocol):
     async def delete_upload(self, upload_id: str) -> bool: ...
     async def expired_uploads(self, before: float, limit: int) -> list[str]:
         """Ids of uploads, finished or not, whose time ran out before `before`."""
+    # Clients (thumbnailify/clients.py): found by their key's hash; usage counted by create/delete.
+    async def add_client(self, client: Client, key_hash: str) -> bool:
+        """False when a client of that name exists (revoked ones too: names are never reused)."""
+    async def client_by_key(self, key_hash: str) -> Client | None:
+        """The client holding this key: None when unknown, past its grace period, or revoked."""
+    async def get_client(self, name: str) -> Client | None: ...
+    async def list_clients(self) -> list[Client]: ...
+    async def revoke_client(self, name: str) -> bool:
+        """Every key of the client stops working; its items stay. False when there is no such client."""
+    async def rotate_key(self, name: str, key_hash: str, grace_seconds: float) -> bool:
+        """A new key; the keys the client had keep working `grace_seconds` more. False when there is
+        no such client, or it is revoked."""
+    async def usage(self, name: str) -> Usage: ...
+    async def take_token(self, name: str, rate: float, burst: float) -> Grant:
+        """One token from the client's bucket (refilled at `rate` per second up to `burst`), shared
+        by every server process; the clock is the store's where it has one."""
 
 
 class Publisher(Backend, Protocol):

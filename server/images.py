@@ -13,9 +13,12 @@ from aiohttp import hdrs, web
 from aiohttp.helpers import ETAG_ANY
 
 from thumbnailify import media, state
+from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.media import is_media_id
-from thumbnailify.record import MediaRecord, State
+from thumbnailify.record import MediaRecord, State, UnreadableRecord
+from thumbnailify.server import similar
 from thumbnailify.server.backends import Page
+from thumbnailify.server.http.auth import caller
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.http.middleware import LOG_EXTRA
 from thumbnailify.server.resources import Resources, resources
@@ -35,17 +38,17 @@ def path_media_id(request: web.Request) -> str:
     return media_id
 
 
-async def existing_record(res: Resources, media_id: str) -> MediaRecord:
-    record = await res.store.get(media_id)
-    if record is None:
+async def existing_record(request: web.Request, media_id: str) -> MediaRecord:
+    """The caller's record of that id: another client's is as unknown as one that does not exist."""
+    record = await resources(request).store.get(media_id)
+    if record is None or record.client != caller(request).name:
         raise ApiError(404, "no such media")
     return record
 
 
 async def get_image(request: web.Request) -> web.Response:
-    res = resources(request)
     media_id = path_media_id(request)
-    record = await existing_record(res, media_id)
+    record = await existing_record(request, media_id)
     return web.json_response(state.status_body(media_id, record), status=state.http_status(record))
 
 
@@ -60,20 +63,22 @@ async def get_thumbnail(request: web.Request) -> web.Response:
     encoding = request.query.get("encoding", "base64")
     if encoding not in ("base64", "binary"):
         raise ApiError(400, "encoding must be 'base64' or 'binary'")
-    record = await existing_record(res, media_id)
+    record = await existing_record(request, media_id)
     if record.state != State.COMPLETED:
         raise ApiError(409, f"no thumbnail: the media is {record.state}")
-    thumb_type = media.BY_NAME.get(record.thumbnail_type or "")
-    if thumb_type is None:
-        raise ApiError(409, "no thumbnail: the record names no thumbnail type")
     sizes = list(record.sizes)
+    if not sizes:
+        raise ApiError(409, "no thumbnail: the record names no thumbnail size")
     size = request.query.get("size", sizes[0])
     if size not in sizes:
         raise ApiError(400, f"no size {size!r}; this media has " + ", ".join(sizes))
+    thumb_type = media.BY_NAME.get(record.thumbnail_types.get(size, ""))
+    if thumb_type is None:
+        raise ApiError(409, "no thumbnail: the record names no thumbnail type")
     tag = f"{media_id}-{size}"
     cache = {
         hdrs.ETAG: f'"{tag}"',
-        hdrs.CACHE_CONTROL: PRIVATE_THUMBNAIL if res.settings.auth.api_key else PUBLIC_THUMBNAIL,
+        hdrs.CACHE_CONTROL: PRIVATE_THUMBNAIL if res.settings.auth.enabled else PUBLIC_THUMBNAIL,
     }
     if encoding == "binary" and etag_matches(request, tag):
         return web.Response(status=304, headers=cache)
@@ -88,6 +93,12 @@ async def get_thumbnail(request: web.Request) -> web.Response:
 async def delete_image(request: web.Request) -> web.Response:
     res = resources(request)
     media_id = path_media_id(request)
+    try:
+        owner = (record.client if (record := await res.store.get(media_id)) else None)
+    except UnreadableRecord:
+        owner = DEFAULT_CLIENT  # whose it is cannot be read: the operator's to clean up
+    if owner is not None and owner != caller(request).name:
+        raise ApiError(404, "no such media")  # and nothing of it touched
     # State first: a worker that finishes later finds no record and removes its own thumbnail.
     deleted = await res.store.delete(media_id)
     # Files go even when the record is already gone, so a DELETE that met a files outage (503)
@@ -130,13 +141,13 @@ def _record_filter(query: Mapping[str, str]) -> Callable[[MediaRecord], bool] | 
                            and name in (record.filename or "").casefold())
 
 
-async def _matching(res: Resources, limit: int, after: tuple[float, str] | None, wanted: State | None,
-                    keep: Callable[[MediaRecord], bool]) -> Page:
+async def _matching(res: Resources, limit: int, after: tuple[float, str] | None, wanted: State | None, *,
+                    owner: str, keep: Callable[[MediaRecord], bool]) -> Page:
     """Up to `limit` rows that `keep` accepts, newest first, reading the store a batch at a time:
     neither backend indexes names, so a search walks the list (fine for a person's library)."""
     rows: Page = []
     while len(rows) < limit:
-        batch = await res.store.page(SCAN_BATCH, after, wanted)
+        batch = await res.store.page(SCAN_BATCH, after, wanted, owner)
         rows += [row for row in batch if keep(row[2])]
         if len(batch) < SCAN_BATCH:
             break
@@ -157,14 +168,24 @@ async def list_images(request: web.Request) -> web.Response:
     if wanted is not None and wanted not in tuple(State):
         raise ApiError(400, "state must be one of " + ", ".join(State))
     after = _decode_cursor(query["cursor"]) if query.get("cursor") else None
-    in_state = None if wanted is None else State(wanted)
-    keep = _record_filter(query)
-    if keep is None:
-        rows = await res.store.page(limit + 1, after, in_state)
+    if "distance" in query and "similar_to" not in query:
+        raise ApiError(400, "distance goes with similar_to=<media_id>")
+    owner = caller(request).name
+    if "similar_to" in query:
+        origin, distance = similar.target(query), similar.wanted_distance(query)
+        rows = await similar.similar_page(res.store, origin, distance, limit + 1, after, owner=owner)
     else:
-        rows = await _matching(res, limit + 1, after, in_state, keep)
+        in_state = None if wanted is None else State(wanted)
+        keep = _record_filter(query)
+        if keep is None:
+            rows = await res.store.page(limit + 1, after, in_state, owner)
+        else:
+            rows = await _matching(res, limit + 1, after, in_state, owner=owner, keep=keep)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [state.status_body(media_id, record) for media_id, _, record in rows]
+    if "similar_to" in query:
+        for item, (_, apart, _) in zip(items, rows, strict=True):
+            item["distance"] = int(apart)
     cursor = _encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
     return web.json_response({"items": items, "next": cursor})

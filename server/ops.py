@@ -12,8 +12,11 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
+from thumbnailify.clients import DEFAULT_CLIENT
+from thumbnailify.media import BY_FORMAT
 from thumbnailify.server.backends import Backend
-from thumbnailify.server.http.errors import BackendUnavailable
+from thumbnailify.server.http.auth import caller
+from thumbnailify.server.http.errors import ApiError, BackendUnavailable
 from thumbnailify.server.resources import resources
 
 log = logging.getLogger(__name__)
@@ -24,9 +27,14 @@ OPENAPI = web.AppKey("openapi", bytes)
 
 async def health(request: web.Request) -> web.Response:
     """Up; and the thumbnail sizes this server makes (names are not secret), so a client can
-    check a size before uploading and the page can pick its largest for the viewer."""
+    check a size before uploading and the page can pick its largest for the viewer; with each size's
+    media type when it names a format (null: the source's kind decides)."""
     boxes = resources(request).settings.thumbnail.boxes()
-    return web.json_response({"status": "ok", "sizes": {box.name: [box.width, box.height] for box in boxes}})
+    return web.json_response({
+        "status": "ok",
+        "sizes": {box.name: [box.width, box.height] for box in boxes},
+        "thumbnail_types": {box.name: BY_FORMAT[box.format].name if box.format else None for box in boxes},
+    })
 
 
 async def ready(request: web.Request) -> web.Response:
@@ -50,6 +58,10 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """The operator's: they name clients and what each sends, so a client's own key gets a 403
+    (the `default` client's, auth.api_key or an open service, reads them)."""
+    if caller(request).name != DEFAULT_CLIENT:
+        raise ApiError(403, "metrics are the operator's: scrape them with auth.api_key")
     res = resources(request)
     res.metrics.event_streams.set(res.events.streams)
     # On an outage the depth keeps its last reading; /ready reports the outage.

@@ -8,7 +8,7 @@ time: a new version is picked up at the next load, never half old and half new. 
 imports of its siblings (`from "./api.js"`) are served rewritten to their fingerprinted URLs,
 and a module's fingerprint is that of the text served, so it changes with any module it imports.
 
-The page and its assets hold no data and are open without an API key (see middleware.auth):
+The page and its assets hold no data and are open without an API key (see server/http/auth.py):
 the page asks for the key itself and sends it with every API call it makes.
 """
 

@@ -1,10 +1,10 @@
-"""The whole URL map: uploads, media, live status, operations and the web page."""
+"""The whole URL map: uploads, media, live status, usage, the admin API, operations and the web page."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from thumbnailify.server import images, ops, page
+from thumbnailify.server import admin, images, limits, ops, page
 from thumbnailify.server.events import streams
 from thumbnailify.server.resumable import handlers as resumable
 from thumbnailify.server.uploads import handler as uploads
@@ -29,6 +29,12 @@ def add_routes(app: web.Application) -> None:
     router.add_patch(one, resumable.patch)
     router.add_delete(one, resumable.delete)
     router.add_post(one, resumable.overridden)
+    router.add_get("/usage", limits.usage)
+    router.add_post("/admin/keys", admin.create)
+    router.add_get("/admin/keys", admin.list_clients)
+    router.add_get("/admin/keys/{name}", admin.get_client)
+    router.add_post("/admin/keys/{name}/revoke", admin.revoke)
+    router.add_post("/admin/keys/{name}/rotate", admin.rotate)
     router.add_get("/health", ops.health)
     router.add_get("/ready", ops.ready)
     router.add_get("/metrics", ops.metrics)

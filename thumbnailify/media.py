@@ -54,6 +54,8 @@ ACCEPTED: dict[str, MediaType] = {
 BY_NAME: dict[str, MediaType] = {m.name: m for m in (JPEG, PNG, GIF, WEBP, HEIC, HEIF, AVIF, MP4, QUICKTIME, WEBM)}
 # Every type a thumbnail can have, so a cleanup can find one without knowing the record.
 THUMBNAIL_TYPES = tuple(m for m in BY_NAME.values() if m.keeps_format)
+# The formats a size of `thumbnail.sizes` may name (`card=400x400:webp`), and their types.
+BY_FORMAT: dict[str, MediaType] = {"jpeg": JPEG, "png": PNG, "webp": WEBP, "avif": AVIF, "gif": GIF}
 
 # Bytes needed to tell the accepted formats apart: an ISO-BMFF `ftyp` box with its brands, a
 # WebM's EBML header up to its DocType (RIFF....WEBP is the longest fixed signature).

@@ -5,6 +5,7 @@ every backend stores exactly the same thing: numbers as text, `sizes` and `histo
 `MediaRecord.from_stored` reads that form, and `MediaRecord.stored` writes it; no other code reads
 its keys. Every record an earlier release wrote still reads: one without `sizes` made its one
 thumbnail before there were several (it reads as the size "default", `named_sizes` False), one
+without `thumbnail_types` made every size as `thumbnail_type` (sizes could not name a format), one
 without `awaits_requeue` says so only in its message. A stored value of the wrong form (a `code`
 that is not a number, `history` that is not JSON...) raises `UnreadableRecord`, naming the field.
 
@@ -17,6 +18,7 @@ thumbnailify.state makes them.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 Fields = dict[str, str]  # a change as the stores write it: stored field -> value
 
 LEGACY_SIZE = "default"  # the one size of a record made before `thumbnail.sizes` existed
+DEFAULT_OWNER = "default"  # thumbnailify.clients.DEFAULT_CLIENT (that module builds on this one)
+PHASH_DIGITS = 16  # a 64-bit perceptual hash in hexadecimal
 REQUEUE_FAILED = "Re-queue failed"  # how the message of such a change starts (records before `awaits_requeue`)
 
 
@@ -78,6 +82,49 @@ class CallbackProgress:
 
 
 @dataclass(frozen=True)
+class Placeholder:
+    """What a page paints while the thumbnail loads (see thumbnailify.worker.fingerprints)."""
+
+    thumbhash: str  # standard base64
+    blurhash: str
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What the worker read about the original (thumbnailify.worker.handlers.about): its upright
+    size, its format (an image's; a video's codec), frames of an animation or a video's seconds,
+    whether it has alpha, its colour profile's name, and when and with what camera it was taken
+    when EXIF (or a video's container) says. Never a location."""
+
+    width: int
+    height: int
+    format: str
+    frames: int | None = None
+    duration: float | None = None
+    has_alpha: bool = False
+    color_profile: str | None = None
+    captured_at: str | None = None  # ISO 8601: EXIF's local time (with its offset when given), a video's UTC
+    camera_make: str | None = None
+    camera_model: str | None = None
+
+    def as_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Metadata:
+        fields = _json("metadata", text)
+        try:
+            if not isinstance(fields, dict):
+                raise TypeError
+            metadata = cls(**fields)
+            if not isinstance(metadata.width, int) or not isinstance(metadata.height, int):
+                raise TypeError
+        except TypeError:
+            raise UnreadableRecord("metadata", text, "an object of the metadata's fields") from None
+        return metadata
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """What the record said after one change."""
 
@@ -101,13 +148,25 @@ class MediaRecord:
     filename: str | None = None  # as the client named the file, if it did
     size: int | None = None  # the upload's bytes; records made before it was kept have none
     callback: CallbackProgress | None = None
-    thumbnail_type: str | None = None  # the thumbnails' media type, once Completed
+    thumbnail_type: str | None = None  # the first (default) size's media type, once Completed
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> width, height; first = default
+    thumbnail_types: dict[str, str] = field(default_factory=dict)  # name -> media type, for every size
     named_sizes: bool = True  # False: one thumbnail, made before there were several sizes
     history: tuple[HistoryEntry, ...] = ()
     attempts: int = 0  # deliveries of its job counted so far
     counted_delivery: str = ""  # the token of the delivery counted last
     awaits_requeue: bool = False  # a recovery pass touched it but could not send its job
+    # The client that uploaded it; records made before there were clients have none stored and
+    # belong to the default client. Only records that store one count in their client's usage.
+    owner: str | None = None
+
+    @property
+    def client(self) -> str:
+        """The client the record belongs to."""
+        return self.owner or DEFAULT_OWNER
+    placeholder: Placeholder | None = None  # once Completed; records made before it was kept have none
+    phash: str | None = None  # the perceptual hash, 16 hexadecimal digits; likewise
+    metadata: Metadata | None = None  # likewise
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, str]) -> MediaRecord:
@@ -134,12 +193,18 @@ class MediaRecord:
             ),
             thumbnail_type=stored.get("thumbnail_type") or None,
             sizes=_sizes(stored),
+            thumbnail_types=_thumbnail_types(stored),
             named_sizes="sizes" in stored or not _has_thumbnail(stored),
             history=_history(stored.get("history") or "[]"),
             attempts=_integer("attempts", stored.get("attempts") or "0"),
             counted_delivery=stored.get("counted_delivery", ""),
             awaits_requeue=stored["awaits_requeue"] == "1" if "awaits_requeue" in stored
             else message.startswith(REQUEUE_FAILED),
+            owner=stored.get("owner") or None,
+            placeholder=Placeholder(stored["thumbhash"], stored.get("blurhash") or "")
+            if stored.get("thumbhash") else None,
+            phash=_phash(stored["phash"]) if stored.get("phash") else None,
+            metadata=Metadata.from_json(stored["metadata"]) if stored.get("metadata") else None,
         )
 
     def stored(self) -> Fields:
@@ -153,6 +218,8 @@ class MediaRecord:
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
         }
+        if self.owner:
+            fields["owner"] = self.owner
         if self.sha256:
             fields["sha256"] = self.sha256
         if self.filename:
@@ -171,6 +238,8 @@ class MediaRecord:
             fields |= {"width": str(width), "height": str(height)}
             if self.named_sizes:
                 fields["sizes"] = json.dumps({name: [w, h] for name, (w, h) in self.sizes.items()})
+            if any(kind != self.thumbnail_type for kind in self.thumbnail_types.values()):
+                fields["thumbnail_types"] = json.dumps(self.thumbnail_types)
         if self.history:
             fields["history"] = json.dumps([
                 {"state": entry.state, "service": entry.service, "message": entry.message, "code": entry.code,
@@ -180,6 +249,17 @@ class MediaRecord:
             fields |= {"attempts": str(self.attempts), "counted_delivery": self.counted_delivery}
         if self.awaits_requeue:
             fields["awaits_requeue"] = "1"
+        return fields | self._findings()
+
+    def _findings(self) -> Fields:
+        """What the worker found besides the thumbnails (placeholders, perceptual hash, metadata)."""
+        fields: Fields = {}
+        if self.placeholder:
+            fields |= {"thumbhash": self.placeholder.thumbhash, "blurhash": self.placeholder.blurhash}
+        if self.phash:
+            fields["phash"] = self.phash
+        if self.metadata:
+            fields["metadata"] = self.metadata.as_json()
         return fields
 
 
@@ -246,6 +326,12 @@ def _json(name: str, text: str) -> object:
         raise UnreadableRecord(name, text, "JSON") from None
 
 
+def _phash(value: str) -> str:
+    if len(value) != PHASH_DIGITS or any(c not in "0123456789abcdef" for c in value):
+        raise UnreadableRecord("phash", value, f"{PHASH_DIGITS} lowercase hexadecimal digits")
+    return value
+
+
 def _has_thumbnail(stored: Mapping[str, str]) -> bool:
     return "width" in stored or "thumbnail_type" in stored
 
@@ -262,6 +348,18 @@ def _sizes(stored: Mapping[str, str]) -> dict[str, tuple[int, int]]:
     if not isinstance(sizes, dict) or not all(isinstance(pair, list) and len(pair) == 2 for pair in sizes.values()):
         raise UnreadableRecord("sizes", stored["sizes"], "an object of [width, height] pairs")
     return {str(name): (_integer("sizes", w), _integer("sizes", h)) for name, (w, h) in sizes.items()}
+
+
+def _thumbnail_types(stored: Mapping[str, str]) -> dict[str, str]:
+    """Each size's media type; a record without `thumbnail_types` has every size of `thumbnail_type`
+    (none while it has no thumbnail)."""
+    if not stored.get("thumbnail_types"):
+        kind = stored.get("thumbnail_type")
+        return {name: kind for name in _sizes(stored)} if kind else {}
+    types = _json("thumbnail_types", stored["thumbnail_types"])
+    if not isinstance(types, dict) or not all(isinstance(kind, str) for kind in types.values()):
+        raise UnreadableRecord("thumbnail_types", stored["thumbnail_types"], "an object of media types")
+    return {str(name): kind for name, kind in types.items()}
 
 
 def _history(text: str) -> tuple[HistoryEntry, ...]:

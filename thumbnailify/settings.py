@@ -10,7 +10,8 @@ choosing the type from the aliases below (ByteSize, Port, Seconds, Count, AtLeas
 bounds in the Field (ge=, le=, gt=), then run `python -m scripts.settings_docs` (or `make
 settings-docs`). Its variable (THUMBNAILIFY_<SECTION>_<KEY>), its checks, its line in
 config/config.yaml and its row in docs/configuration.md follow. A new section is a Section subclass plus one
-field of Settings.
+field of Settings. A group of keys inside a section (`thumbnail.quality.jpeg`, variable
+THUMBNAILIFY_THUMBNAIL_QUALITY_JPEG) is a Section subclass as the type of a section's field.
 
 Any value can be overridden from the environment as THUMBNAILIFY_<SECTION>_<KEY>, e.g.
 THUMBNAILIFY_AUTH_API_KEY. The file to read is `config/config.yaml` of the checkout (or of the
@@ -52,8 +53,10 @@ DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "config.yaml"
 ENV_PREFIX = "THUMBNAILIFY_"
 CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"
 # THUMBNAILIFY_ variables that are not settings: the file to read, and the command line client's own.
-NOT_SETTINGS = frozenset({CONFIG_VARIABLE, f"{ENV_PREFIX}URL", f"{ENV_PREFIX}API_KEY"})
-SIZE_ENTRY = re.compile(r"([a-z0-9][a-z0-9_-]{0,31})=([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
+NOT_SETTINGS = frozenset({CONFIG_VARIABLE, f"{ENV_PREFIX}URL", f"{ENV_PREFIX}API_KEY", f"{ENV_PREFIX}ADMIN_KEY"})
+SIZE_ENTRY = re.compile(r"([a-z0-9][a-z0-9_-]{0,31})=([1-9][0-9]{0,4})x([1-9][0-9]{0,4})(?::([A-Za-z0-9]*))?")
+# The formats a size may name (`name=WxH:format`); without one, a size takes the source's kind.
+THUMBNAIL_FORMATS = ("jpeg", "png", "webp", "avif", "gif")
 MAX_SIDE = 4096  # a thumbnail box larger than this is a typo, not a thumbnail
 IMPORT_STRING = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s]+")
@@ -126,6 +129,7 @@ Count = Annotated[int, Field(ge=0)]
 AtLeastOne = Annotated[int, Field(ge=1)]
 Origins = Annotated[str, AfterValidator(_origins)]
 Hosts = Annotated[str, AfterValidator(_hosts)]
+Quality = Annotated[int, Field(ge=1, le=100)]
 
 
 class Section(BaseModel):
@@ -362,7 +366,7 @@ class NatsSettings(Section):
         "thumbnailify", pattern=r"^[A-Za-z0-9_-]+$",
         description="the stream holding every item's events (`<stream>.media.<id>.<event>`); its key-value "
                     "buckets are named after it (`<stream>_records`, `<stream>_index`, `<stream>_meta`, "
-                    "`<stream>_uploads`)",
+                    "`<stream>_uploads`, `<stream>_clients`, `<stream>_phashes`)",
     )
     replicas: AtLeastOne = Field(1, description="copies of the stream and buckets in a NATS cluster (3: R3)")
     user: str = Field("", description="user name, with `nats.password` (empty: none)")
@@ -489,6 +493,7 @@ class SizeBox(typing.NamedTuple):
     name: str
     width: int
     height: int
+    format: str | None = None  # one of THUMBNAIL_FORMATS; None: the source's kind
 
 
 def _parse_sizes(text: str) -> tuple[SizeBox, ...]:
@@ -497,16 +502,30 @@ def _parse_sizes(text: str) -> tuple[SizeBox, ...]:
         found = SIZE_ENTRY.fullmatch(entry.strip())
         if found is None:
             raise ValueError(
-                f"{entry.strip()!r} is not name=WIDTHxHEIGHT; expected e.g. default=100x100,large=400x400 "
-                "(name: a-z 0-9 _ -)"
+                f"{entry.strip()!r} is not name=WIDTHxHEIGHT[:format]; expected e.g. "
+                "default=100x100,large=400x400:webp (name: a-z 0-9 _ -)"
             )
-        box = SizeBox(found[1], int(found[2]), int(found[3]))
+        chosen = None if found[4] is None else found[4].lower()
+        if chosen is not None and chosen not in THUMBNAIL_FORMATS:
+            raise ValueError(
+                f"{entry.strip()!r} names no thumbnail format {found[4]!r}; expected one of "
+                f"{', '.join(THUMBNAIL_FORMATS)}, or none (the source's own)"
+            )
+        box = SizeBox(found[1], int(found[2]), int(found[3]), chosen)
         if max(box.width, box.height) > MAX_SIDE:
             raise ValueError(f"{box.name} is larger than {MAX_SIDE}x{MAX_SIDE}; expected a smaller box")
         if any(known.name == box.name for known in boxes):
             raise ValueError(f"{box.name!r} is named twice; expected each name once")
         boxes.append(box)
     return tuple(boxes)
+
+
+class QualitySettings(Section):
+    """Encoder quality of each lossy thumbnail format (PNG and GIF are lossless)."""
+
+    jpeg: Quality = Field(85, description="JPEG thumbnail quality, 1-100 (photos and videos)")
+    webp: Quality = Field(80, description="WebP thumbnail quality, 1-100 (lossy WebP)")
+    avif: Quality = Field(60, description="AVIF thumbnail quality, 1-100 (libavif's scale)")
 
 
 class ThumbnailSettings(Section):
@@ -522,12 +541,13 @@ class ThumbnailSettings(Section):
     )
     sizes: str = Field(
         "",
-        description="the named boxes every image is made in, from one decode: `name=WIDTHxHEIGHT,...` in the order "
-                    "listed, the first being the default (e.g. `default=100x100,large=400x400`; names `a-z 0-9 _ -`, "
-                    f"at most {MAX_SIDE}x{MAX_SIDE}). Empty: one size, `default=<width>x<height>`",
+        description="the named boxes every image is made in, from one decode: `name=WIDTHxHEIGHT[:format],...` in "
+                    "the order listed, the first being the default (e.g. `default=100x100,card=400x400:webp`; names "
+                    f"`a-z 0-9 _ -`, at most {MAX_SIDE}x{MAX_SIDE}; format one of {', '.join(THUMBNAIL_FORMATS)}, "
+                    "else the source's own). Empty: one size, `default=<width>x<height>`",
     )
     max_frames: AtLeastOne = Field(100, description="frames kept of an animated GIF/WebP")
-    jpeg_quality: int = Field(85, ge=1, le=100, description="JPEG thumbnail quality (photos and videos)")
+    quality: QualitySettings = Field(default_factory=QualitySettings, description=QualitySettings.__doc__)
 
     @field_validator("sizes")
     @classmethod
@@ -559,8 +579,33 @@ class AuthSettings(Section):
     api_key: str = Field(
         "",
         description="when set, `Authorization: Bearer <key>` is required (not on `/health`, `/ready` and the web "
-                    "page, which asks for the key itself)",
+                    "page, which asks for the key itself); this key is the client named `default`",
     )
+    admin_key: str = Field(
+        "",
+        description="when set, the admin API (`/admin/keys`, `thumbnailify keys ...`) takes this Bearer key and "
+                    "every other request needs a client's key (or `auth.api_key`); empty = no admin API",
+    )
+    rotate_grace_seconds: float = Field(
+        86400.0, ge=0,
+        description="after `keys rotate`, how long a client's old key keeps working beside the new one",
+    )
+    metric_clients: int = Field(
+        20, ge=0,
+        description="clients named in per-client metrics, the first seen by each process; the rest count as `other`",
+    )
+
+    @field_validator("admin_key")
+    @classmethod
+    def _not_the_api_key(cls, admin_key: str, info: ValidationInfo) -> str:
+        if admin_key and admin_key == info.data.get("api_key"):
+            raise ValueError("must differ from auth.api_key: the admin key is no client's")
+        return admin_key
+
+    @property
+    def enabled(self) -> bool:
+        """Whether requests need a key at all."""
+        return bool(self.api_key or self.admin_key)
 
 
 class RetentionSettings(Section):
@@ -644,11 +689,15 @@ class _EnvironmentSource(PydanticBaseSettingsSource):
         return None, field_name, False  # unused: __call__ reads every variable at once
 
     def __call__(self) -> dict[str, Any]:
-        values: dict[str, dict[str, str]] = {}
+        values: dict[str, Any] = {}
         for name, text in self.env.items():
             if name.startswith(ENV_PREFIX) and name not in NOT_SETTINGS:
                 section, key = _setting_of(name)
-                values.setdefault(section, {})[key] = text
+                *groups, last = key.split(".")
+                place = values.setdefault(section, {})
+                for group in groups:
+                    place = place.setdefault(group, {})
+                place[last] = text
         return values
 
 
@@ -733,14 +782,32 @@ def _section_model(field: FieldInfo) -> type[Section]:
     return model
 
 
+def group_model(field: FieldInfo) -> type[Section] | None:
+    """The keys a key holds when it is a group of its own (`thumbnail.quality.jpeg`), else None."""
+    model = field.annotation
+    return model if isinstance(model, type) and issubclass(model, Section) else None
+
+
+def keys(model: type[Section]) -> dict[str, FieldInfo]:
+    """A section's keys, a group's as `group.key`, in the order they are defined."""
+    found: dict[str, FieldInfo] = {}
+    for key, field in model.model_fields.items():
+        group = group_model(field)
+        found |= {f"{key}.{inner}": value for inner, value in keys(group).items()} if group else {key: field}
+    return found
+
+
 def env_name(section: str, key: str) -> str:
-    return f"{ENV_PREFIX}{section}_{key}".upper()
+    return f"{ENV_PREFIX}{section}_{key.replace('.', '_')}".upper()
 
 
 # Each THUMBNAILIFY_ variable that sets a key, and the (section, key) it sets.
 SETTING_VARIABLES = {
-    env_name(section, key): (section, key) for section, model in sections().items() for key in model.model_fields
+    env_name(section, key): (section, key) for section, model in sections().items() for key in keys(model)
 }
+# Keys of earlier releases under their new names: a config that names an old one is told which.
+RENAMED = {"thumbnail.jpeg_quality": "thumbnail.quality.jpeg"}
+RENAMED_VARIABLES = {env_name(*old.split(".", 1)): env_name(*new.split(".", 1)) for old, new in RENAMED.items()}
 
 
 def _setting_of(variable: str) -> tuple[str, str]:
@@ -749,6 +816,8 @@ def _setting_of(variable: str) -> tuple[str, str]:
         return SETTING_VARIABLES[variable]
     close = difflib.get_close_matches(variable, [*SETTING_VARIABLES, *NOT_SETTINGS], n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
+    if variable in RENAMED_VARIABLES:
+        hint = f"; it is {RENAMED_VARIABLES[variable]} now"
     raise ConfigError(
         f"{variable}: no such setting; expected {ENV_PREFIX}<SECTION>_<KEY> of a key in config/config.yaml, "
         f"or one of {', '.join(sorted(NOT_SETTINGS))}{hint}"
@@ -776,14 +845,22 @@ def _first_problem(exc: ValidationError, env: typing.Mapping[str, str]) -> str:
     section_model = sections().get(loc[0])
     if section_model is None:
         return _unknown(loc[0], list(sections()), f"section in {config_file(env)}", "section")
-    if len(loc) == 1 and error["type"] == "value_error":  # a section's keys that do not go together
-        return f"{loc[0]}: {error['ctx']['error']}"
-    if len(loc) == 1:
-        return f"{loc[0]} in {config_file(env)}: got {error['input']!r}; expected a mapping of its keys"
-    key = loc[1]
-    field = section_model.model_fields.get(key)
-    if field is None:
-        return _unknown(f"{loc[0]}.{key}", list(section_model.model_fields), f"key in {config_file(env)}", "key")
+    if len(loc) == 1:  # the section's own: keys that do not go together, or not a mapping at all
+        return (f"{loc[0]}: {error['ctx']['error']}" if error["type"] == "value_error"
+                else f"{loc[0]} in {config_file(env)}: got {error['input']!r}; expected a mapping of its keys")
+    model, path = section_model, [loc[0]]
+    for part in loc[1:]:
+        found = model.model_fields.get(part)
+        if found is None:
+            return _unknown(".".join([*path, part]), list(model.model_fields), f"key in {config_file(env)}", "key")
+        path.append(part)
+        field, group = found, group_model(found)
+        if group is None:
+            break
+        model = group
+    else:  # the error is a group's own: it is not a mapping
+        return f"{'.'.join(path)} in {config_file(env)}: got {error['input']!r}; expected a mapping of its keys"
+    key = ".".join(path[1:])
     variable = env_name(loc[0], key)
     where = f"{variable} sets {loc[0]}.{key}" if variable in env else f"{loc[0]}.{key} in {config_file(env)}"
     if error["type"] == "value_error":
@@ -794,6 +871,8 @@ def _first_problem(exc: ValidationError, env: typing.Mapping[str, str]) -> str:
 def _unknown(name: str, known: list[str], what: str, kind: str) -> str:
     close = difflib.get_close_matches(name.rpartition(".")[2], known, n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
+    if name in RENAMED:
+        hint = f"; it is {RENAMED[name]} now"
     return f"{name}: unknown {what}; expected a {kind} of {', '.join(known)}{hint}"
 
 

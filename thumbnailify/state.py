@@ -4,15 +4,19 @@ reads over HTTP. The record itself, and its stored form, is thumbnailify.record'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
 from thumbnailify.record import (
+    DEFAULT_OWNER,
     REQUEUE_FAILED,
     Callback,
     CallbackProgress,
     Fields,
     MediaRecord,
+    Metadata,
+    Placeholder,
     Service,
     State,
     iso,
@@ -33,13 +37,14 @@ def now() -> datetime:
 
 
 def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str | None = None, *,
-             filename: str | None = None, size: int | None = None) -> MediaRecord:
+             filename: str | None = None, size: int | None = None, owner: str = DEFAULT_OWNER) -> MediaRecord:
     """The record the server writes before publishing the job; `filename` as the client named the
-    file (if it did), `size` the upload's bytes."""
+    file (if it did), `size` the upload's bytes, `owner` the client that sent it."""
     callback = CallbackProgress(callback_url, Callback.PENDING, 0, None) if callback_url else None
     return MediaRecord(media_type=media_type, state=State.PROCESSING, service=Service.WEBSERVER,
                        message="Accepted; waiting for a worker", code=202, created_at=moment, updated_at=moment,
-                       sha256=sha256, filename=filename or None, size=size, callback=callback)
+                       sha256=sha256, filename=filename or None, size=size, callback=callback,
+                       owner=owner)
 
 
 # Each change below is the fields it writes (see thumbnailify.record). Every one but
@@ -80,12 +85,19 @@ def requeue_failed(detail: str, moment: datetime) -> Fields:
     }
 
 
-def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: datetime) -> Fields:
-    """`sizes` maps each size's name to its width and height, in config order; width and height
-    stay the first size's, as records had them before there were several."""
+def completed(types: dict[str, str], sizes: dict[str, tuple[int, int]], moment: datetime, *,
+              placeholder: Placeholder | None = None, phash: str | None = None,
+              metadata: Metadata | None = None) -> Fields:
+    """`sizes` maps each size's name to its width and height, in config order, `types` to its media
+    type; width, height and thumbnail_type stay the first size's, as records had them before there
+    were several, and `thumbnail_types` is written only when the sizes' types differ. `placeholder`
+    and `phash` from the worker's fingerprints, `metadata` what it read of the original (an
+    identical upload's reuses its twin's, which a twin made before they were kept has not)."""
     width, height = next(iter(sizes.values()))
+    thumbnail_type = types[next(iter(sizes))]
     made = ", ".join(f"{name} {w}x{h}" for name, (w, h) in sizes.items())
-    return {
+    own_types = {"thumbnail_types": json.dumps(types)} if set(types.values()) != {thumbnail_type} else {}
+    return own_types | {
         "service": Service.WORKER,
         "state": State.COMPLETED,
         "message": f"Thumbnail ready ({width}x{height})" if len(sizes) == 1 else f"Thumbnails ready ({made})",
@@ -94,6 +106,10 @@ def completed(thumbnail_type: str, sizes: dict[str, tuple[int, int]], moment: da
         "width": str(width),
         "height": str(height),
         "sizes": json.dumps({name: [w, h] for name, (w, h) in sizes.items()}),
+        "thumbhash": placeholder.thumbhash if placeholder else "",
+        "blurhash": placeholder.blurhash if placeholder else "",
+        "phash": phash or "",
+        "metadata": metadata.as_json() if metadata else "",
         "updated_at": iso(moment),
         "awaits_requeue": "",
     }
@@ -143,8 +159,14 @@ def history_entry(fields: Fields, current_state: str) -> str:
 
 
 def append_history(stored: Fields, entry: str) -> str:
-    """A stored record's history with one more entry, the oldest dropped past HISTORY_LIMIT."""
-    history = json.loads(stored.get("history") or "[]")
+    """A stored record's history with one more entry, the oldest dropped past HISTORY_LIMIT. A
+    history that is not a JSON list (edited by hand) starts anew: the change itself must be written."""
+    try:
+        history = json.loads(stored.get("history") or "[]")
+    except ValueError:
+        history = []
+    if not isinstance(history, list):
+        history = []
     history.append(json.loads(entry))
     return json.dumps(history[-HISTORY_LIMIT:])
 
@@ -191,6 +213,15 @@ def status_body(media_id: str, record: MediaRecord) -> dict[str, object]:
     if record.state == State.COMPLETED:
         body["thumbnail"] = f"/images/{media_id}/thumbnail"
         body["sizes"] = {name: [width, height] for name, (width, height) in record.sizes.items()}
+        body["thumbnail_types"] = dict(record.thumbnail_types)
+    # null until Completed, and for what a release before them completed
+    completed = record.state == State.COMPLETED
+    placeholder = record.placeholder if completed else None
+    body["placeholder"] = (
+        {"thumbhash": placeholder.thumbhash, "blurhash": placeholder.blurhash} if placeholder else None
+    )
+    body["phash"] = record.phash if completed else None
+    body["metadata"] = dataclasses.asdict(record.metadata) if completed and record.metadata else None
     if record.callback:
         body["callback"] = {
             "url": record.callback.url,

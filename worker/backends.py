@@ -95,9 +95,10 @@ class Files(Protocol):
     def prepare(self) -> None: ...
     def source(self, media_id: str) -> AbstractContextManager[Path]:
         """A local path to read the upload from, for the block's duration; SourceMissing if none."""
-    def write_thumbnails(self, media_id: str, media_type: MediaType, sizes: dict[str, bytes]) -> None: ...
-    def copy_thumbnails(self, source_id: str, media_id: str, media_type: MediaType, sizes: list[str]) -> bool:
-        """Another item's thumbnails as this one's; False when they are gone."""
+    def write_thumbnails(self, media_id: str, sizes: dict[str, tuple[MediaType, bytes]]) -> None:
+        """Every size of the item's thumbnail: its name, its type (which names the file) and bytes."""
+    def copy_thumbnails(self, source_id: str, media_id: str, sizes: dict[str, MediaType]) -> bool:
+        """Another item's thumbnails (each size's name and type) as this one's; False when they are gone."""
     def remove_upload(self, media_id: str) -> None: ...
     def remove(self, media_id: str) -> None:
         """Every file of the item, the upload and each thumbnail."""

@@ -34,10 +34,12 @@ from redis.exceptions import RedisError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from thumbnailify import media, state
+from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.media import is_media_id
-from thumbnailify.record import Callback, Fields, MediaRecord, State
+from thumbnailify.record import Callback, Fields, MediaRecord, Placeholder, State
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import Delivery, Files, SourceMissing, Store
+from thumbnailify.worker.fingerprints import fingerprints
 from thumbnailify.worker.handlers import Handler, ImageRejected, Thumbnails
 from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.metrics import WorkerMetrics
@@ -167,8 +169,11 @@ class JobRunner:
                 return self._finish_error(record, media_id, exc.code, exc.message)
             except SourceMissing as exc:
                 return self._finish_error(record, media_id, state.UNDECODABLE, str(exc))
-            self.files.write_thumbnails(media_id, thumbnails.media_type, thumbnails.files())
-            done = state.completed(thumbnails.media_type.name, thumbnails.dimensions(), state.now())
+            self.files.write_thumbnails(media_id, thumbnails.typed_files())
+            prints = fingerprints(thumbnails.sample)
+            done = state.completed(thumbnails.types(), thumbnails.dimensions(), state.now(),
+                                   placeholder=Placeholder(prints.thumbhash, prints.blurhash), phash=prints.phash,
+                                   metadata=thumbnails.metadata)
         if not self.store.transition(media_id, State.PROCESSING, done):
             # Deleted or finished meanwhile (by a twin delivery, or by our own write whose reply was
             # lost and that the client retried): leave nothing behind that the record does not need.
@@ -180,28 +185,33 @@ class JobRunner:
             return Outcome.SKIPPED, "record deleted or finished meanwhile"
         self._retire_upload(media_id)
         if record.sha256:
-            self.store.remember_content(self._content_key(record.sha256), media_id)
+            self.store.remember_content(self._content_key(record, record.sha256), media_id)
         self._notify(media_id, record)
         return Outcome.COMPLETED, done["message"]
 
-    def _content_key(self, sha256: str) -> str:
-        return f"{sha256}:{self.handler.settings_key}"
+    def _content_key(self, record: MediaRecord, sha256: str) -> str:  # sha256: record's, checked by the caller
+        """Identical uploads share thumbnails within one client only (the default client's keys
+        are as they were before there were clients)."""
+        key = f"{sha256}:{self.handler.settings_key}"
+        return key if record.client == DEFAULT_CLIENT else f"{key}:{record.client}"
 
     def _reuse(self, media_id: str, record: MediaRecord) -> Fields | None:
         """The Completed fields of an identical upload made under the same settings, its thumbnails
         copied as this item's own (so deleting either never breaks the other); None if there is none."""
         if not record.sha256:
             return None
-        twin_id = self.store.find_content(self._content_key(record.sha256))
+        twin_id = self.store.find_content(self._content_key(record, record.sha256))
         twin = self.store.get(twin_id) if twin_id and twin_id != media_id else None
-        if twin_id is None or twin is None or twin.state != State.COMPLETED:
+        if twin_id is None or twin is None or twin.state != State.COMPLETED or twin.client != record.client:
             return None
-        thumb_type = media.BY_NAME.get(twin.thumbnail_type or "")
-        if thumb_type is None or not twin.named_sizes:
-            return None
-        if not self.files.copy_thumbnails(twin_id, media_id, thumb_type, list(twin.sizes)):
+        types = {name: media.BY_NAME.get(twin.thumbnail_types.get(name, "")) for name in twin.sizes}
+        known = {name: kind for name, kind in types.items() if kind is not None}
+        if len(known) != len(types) or not twin.named_sizes or twin.placeholder is None:
+            return None  # made before sizes, or before the fingerprints: made anew, with them
+        if not self.files.copy_thumbnails(twin_id, media_id, known):
             return None  # deleted meanwhile: make them anew
-        done = state.completed(thumb_type.name, twin.sizes, state.now())
+        done = state.completed({name: kind.name for name, kind in known.items()}, twin.sizes, state.now(),
+                               placeholder=twin.placeholder, phash=twin.phash, metadata=twin.metadata)
         return done | {"message": f"{done['message']}, reused from identical upload {twin_id}"}
 
     def _notify(self, media_id: str, record: MediaRecord | None) -> None:

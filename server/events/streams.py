@@ -21,6 +21,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from thumbnailify import state
 from thumbnailify.record import MediaRecord
 from thumbnailify.server.events.hub import Subscription, TooManyStreams
+from thumbnailify.server.http.auth import caller
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.http.protocol import on_connection_lost
 from thumbnailify.server.images import existing_record, path_media_id
@@ -106,7 +107,7 @@ async def media_events(request: web.Request) -> web.StreamResponse:
     res = resources(request)
     media_id = path_media_id(request)
     with _subscribed(request, res, media_id) as subscription:
-        record = await existing_record(res, media_id)  # after subscribing: no change can fall in between
+        record = await existing_record(request, media_id)  # after subscribing: no change can fall in between
 
         async def body(stream: EventSourceResponse) -> None:
             current = record
@@ -115,7 +116,7 @@ async def media_events(request: web.Request) -> web.StreamResponse:
                 change = await subscription.next()
                 if change is None:
                     return
-                _, changed = change
+                changed = change.record
                 if changed is None:
                     await stream.send(json.dumps({"media_id": media_id}), event="deleted")
                     return
@@ -127,13 +128,17 @@ async def media_events(request: web.Request) -> web.StreamResponse:
 
 
 async def all_events(request: web.Request) -> web.StreamResponse:
-    """Every change of every media, as it happens (no snapshot: GET /images lists what is there)."""
+    """Every change of every media of the caller's, as it happens (no snapshot: GET /images lists
+    what is there)."""
     res = resources(request)
+    mine = caller(request).name
     with _subscribed(request, res) as subscription:
 
         async def body(stream: EventSourceResponse) -> None:
             while (change := await subscription.next()) is not None:
-                media_id, record = change
+                media_id, record, owner = change
+                if owner != mine:
+                    continue
                 if record is None:
                     await stream.send(json.dumps({"media_id": media_id}), event="deleted")
                 else:

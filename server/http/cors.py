@@ -15,7 +15,9 @@ from thumbnailify.server.resumable.protocol import REQUEST_HEADERS, RESPONSE_HEA
 # PATCH and HEAD, and the tus headers, for resumable uploads (server/resumable/).
 ALLOW_METHODS = "GET, POST, DELETE, OPTIONS, PATCH, HEAD"
 ALLOW_HEADERS = ", ".join(("Authorization", "Content-Type", "Idempotency-Key", *REQUEST_HEADERS))
-EXPOSE_HEADERS = ", ".join(("Location", "Retry-After", "ETag", "Idempotent-Replayed", *RESPONSE_HEADERS))
+# And a client's rate limit (server/limits.py), so a page can pace its uploads.
+RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy", "RateLimit")
+EXPOSE_HEADERS = ", ".join(("Location", "Retry-After", "ETag", "Idempotent-Replayed", *RESPONSE_HEADERS, *RATE_HEADERS))
 MAX_AGE = "600"
 
 

@@ -1,9 +1,8 @@
-"""Cross-cutting request handling: metrics and the access log, JSON errors, API-key auth."""
+"""Cross-cutting request handling: metrics and the access log, JSON errors (auth: server/http/auth.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,9 +16,6 @@ from thumbnailify.server.resources import IN_FLIGHT, resources
 log = logging.getLogger("server.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = frozenset({"/health", "/ready", "/"})
-# The web page's script, style and icon (server/page.py): no data; the page asks for the key.
-OPEN_PREFIX = "/static/"
 CLIENT_LEFT = 499  # logged when the client closed the connection before its answer (nginx's code)
 # A handler may put fields here (media_id, bytes, ...) for the request's one access-log line.
 LOG_EXTRA = web.RequestKey("log_extra", dict)
@@ -30,7 +26,7 @@ LOG_EXTRA = web.RequestKey("log_extra", dict)
 # closed (server/http/protocol.py) rather than drained.
 DRAIN_BYTES = 4 * 1024 * 1024
 DRAIN_SECONDS = 3.0
-# A client that is not sending is not waited for longer (0.25 s lost answers on a loaded machine).
+# A client that is not sending is not waited for longer (at 0.25 s, answers were lost on a loaded machine).
 DRAIN_IDLE_SECONDS = 1.0
 # Set once "100 Continue" was sent; before that a client sends no body, so there is none to drain.
 CONTINUED = web.RequestKey("continued", bool)
@@ -92,27 +88,6 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(500, "internal error; it has been logged")
     await _drain_a_little(request)
     return response
-
-
-def check_api_key(request: web.Request) -> None:
-    """401 unless the request carries the configured Bearer key (when one is set).
-
-    Compared as bytes in constant time: a header that is not UTF-8 is just a wrong key.
-    """
-    key = resources(request).settings.auth.api_key
-    if not key or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIX):
-        return
-    scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-    given = token.strip().encode("utf-8", "surrogateescape")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given, key.encode()):
-        raise ApiError(401, "missing or wrong API key", {hdrs.WWW_AUTHENTICATE: "Bearer"})
-
-
-@web.middleware
-async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """When auth.api_key is set, every route but /health, /ready and the web page needs the Bearer key."""
-    check_api_key(request)
-    return await handler(request)
 
 
 @web.middleware

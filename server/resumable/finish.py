@@ -17,6 +17,7 @@ import contextlib
 from aiohttp import hdrs, web
 
 from thumbnailify import media, state
+from thumbnailify.clients import Client
 from thumbnailify.media import new_media_id
 from thumbnailify.server.http.errors import ApiError, BackendUnavailable
 from thumbnailify.server.resources import Resources
@@ -29,10 +30,10 @@ from thumbnailify.server.uploads.webhook_url import checked_callback
 ENCODING = "tus"  # in the idempotency fingerprint, as `base64`, `binary` or `multipart` are
 
 
-async def finish(res: Resources, upload: Upload) -> str:
-    """The item's media_id (an earlier one's, for a replayed idempotency key)."""
+async def finish(res: Resources, upload: Upload, client: Client) -> str:
+    """The item's media_id (an earlier one's, for a replayed idempotency key), `client`'s."""
     try:
-        media_id = await _make_item(res, upload)
+        media_id = await _make_item(res, upload, client)
     except BackendUnavailable:
         raise
     except ApiError as exc:
@@ -51,22 +52,22 @@ async def drop(res: Resources, upload_id: str) -> None:
     await res.store.delete_upload(upload_id)
 
 
-async def _make_item(res: Resources, upload: Upload) -> str:
+async def _make_item(res: Resources, upload: Upload, client: Client) -> str:
     declared = media.ACCEPTED[upload.filetype]
     media_id = new_media_id()
     sink = res.files.upload(media_id)
     intake = Intake(sink, declared, res.settings.limits.max_resumable_bytes)
     received = await take_in(res.files.partial(upload.upload_id).read(upload.length), intake)
     try:
-        return await _record(res, upload, Kept(media_id, declared, upload.filename or None, received, sink))
+        return await _record(res, upload, Kept(media_id, declared, upload.filename or None, received, sink), client)
     except BaseException:
         await sink.discard()
         raise
 
 
-async def _record(res: Resources, upload: Upload, kept: Kept) -> str:
+async def _record(res: Resources, upload: Upload, kept: Kept, client: Client) -> str:
     """Record and job (or the earlier answer to the same idempotency key)."""
-    key = idempotency.scoped_key(res, upload.idempotency_key) if upload.idempotency_key else None
+    key = idempotency.scoped_key(client.name, upload.idempotency_key) if upload.idempotency_key else None
     marker = idempotency.new_marker()
     prior = await idempotency.begin(res, key, marker) if key else None
     try:
@@ -76,13 +77,13 @@ async def _record(res: Resources, upload: Upload, kept: Kept) -> str:
             idempotency.replay(prior, fingerprint)  # 422 when the key was used for other content
             await kept.sink.discard()
             return str(prior.body["media_id"])
-        records = await persist(res, [kept], callback)
+        records = await persist(res, [kept], callback, client)
     except BaseException:
         if key and prior is None:
             with contextlib.suppress(ApiError):
                 await idempotency.release(res, key, marker)
         raise
-    res.metrics.uploads.inc()
+    res.metrics.accepted(client.name, [kept.received.size])
     if key:
         body = state.status_body(kept.media_id, records[0])
         answer = web.json_response(body, status=202, headers={hdrs.LOCATION: f"/images/{kept.media_id}"})

@@ -18,6 +18,8 @@ from aiohttp import hdrs, web
 from thumbnailify import media, state
 from thumbnailify.media import new_media_id
 from thumbnailify.record import iso
+from thumbnailify.server import limits
+from thumbnailify.server.http.auth import caller
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.http.middleware import LOG_EXTRA
 from thumbnailify.server.resources import Resources, resources
@@ -35,7 +37,7 @@ from thumbnailify.server.resumable.protocol import (
     refuse,
 )
 from thumbnailify.server.resumable.receive import Lease, append
-from thumbnailify.server.resumable.record import Upload, checked_id, find
+from thumbnailify.server.resumable.record import Upload, find
 from thumbnailify.server.uploads import idempotency
 from thumbnailify.server.uploads.webhook_url import checked_callback
 
@@ -100,11 +102,12 @@ async def _new_upload(request: web.Request, res: Resources) -> Upload:
         raise refuse(400, f"{UPLOAD_METADATA} filename must be at most {MAX_FILENAME} printable characters")
     callback = await checked_callback(meta.get("callback_url"), res.settings.webhooks)
     key = meta.get("idempotency_key", "")
+    owner = caller(request).name
     if key:
-        idempotency.scoped_key(res, key)  # 400 now, not at the last byte
+        idempotency.scoped_key(owner, key)  # 400 now, not at the last byte
     hours = res.settings.uploads.resumable_hours
     return Upload(new_media_id(), length, 0, declared.name, filename, raw_metadata, callback or "", key,
-                  iso(state.now()), time.time() + hours * 3600, "")
+                  iso(state.now()), time.time() + hours * 3600, "", owner)
 
 
 @speaks_tus
@@ -112,6 +115,8 @@ async def create(request: web.Request) -> web.Response:
     """POST /uploads/: 201 with its Location; with a body (creation-with-upload), its first bytes."""
     res = resources(request)
     upload = await _new_upload(request, res)
+    await limits.admit(request)
+    await limits.check_room(request, upload.length)
     if not await res.store.create_upload(upload.upload_id, upload.fields(), upload.expires,
                                          res.settings.uploads.max_unfinished):
         raise refuse(503, "too many unfinished uploads; finish or delete some, or try again later",
@@ -128,7 +133,7 @@ async def create(request: web.Request) -> web.Response:
 @speaks_tus
 async def head(request: web.Request) -> web.Response:
     protocol.require_version(request)
-    upload = await find(resources(request), request.match_info["upload_id"])
+    upload = await find(resources(request), request.match_info["upload_id"], caller(request).name)
     headers = _headers(upload)
     if upload.metadata:
         headers[UPLOAD_METADATA] = upload.metadata
@@ -140,7 +145,7 @@ async def patch(request: web.Request) -> web.Response:
     res = resources(request)
     offset = protocol.number(request, UPLOAD_OFFSET)  # a malformed header is a 400 before the version's 412
     protocol.require_version(request)
-    upload = await find(res, request.match_info["upload_id"])
+    upload = await find(res, request.match_info["upload_id"], caller(request).name)
     return await _patch(request, res, upload, offset)
 
 
@@ -166,13 +171,13 @@ async def _patch(request: web.Request, res: Resources, upload: Upload, offset: i
     lease = Lease(res, upload)
     await lease.take()
     try:
-        upload = await find(res, upload.upload_id)  # as it is now that the lock is ours
+        upload = await find(res, upload.upload_id, upload.owner)  # as it is now that the lock is ours
         _check_body(request, upload, offset)
         conf = res.settings.limits
         async with res.upload_slots.slot(conf.upload_timeout):
             moved = Upload.of(upload.upload_id, upload.fields() | {"offset": str(await append(
                 request, res, upload, lease, expected))})
-        media_id = await finish(res, moved) if moved.offset == moved.length else ""
+        media_id = await finish(res, moved, caller(request)) if moved.offset == moved.length else ""
     finally:
         await lease.release()
     request[LOG_EXTRA] = {"upload_id": upload.upload_id, "bytes": moved.offset - offset} | (
@@ -185,7 +190,7 @@ async def delete(request: web.Request) -> web.Response:
     """Termination: the upload and its bytes (a finished one's item stays: DELETE /images/ for that)."""
     res = resources(request)
     protocol.require_version(request)
-    upload = await find(res, request.match_info["upload_id"])
+    upload = await find(res, request.match_info["upload_id"], caller(request).name)
     lease = Lease(res, upload)
     await lease.take()
     try:
@@ -198,12 +203,8 @@ async def delete(request: web.Request) -> web.Response:
 @speaks_tus
 async def get(request: web.Request) -> web.Response:
     """JSON for people and scripts: where the upload is, and its media_id once finished."""
-    res = resources(request)
-    upload_id = checked_id(request.match_info["upload_id"])
-    fields = await res.store.get_upload(upload_id)
-    if fields is None:
-        raise refuse(404, "no such upload")
-    upload = Upload.of(upload_id, fields)
+    upload = await find(resources(request), request.match_info["upload_id"], caller(request).name, expired_too=True)
+    upload_id = upload.upload_id
     body: dict[str, object] = {
         "upload_id": upload_id, "offset": upload.offset, "length": upload.length, "filename": upload.filename,
         "media_type": upload.filetype, "created_at": upload.created_at,

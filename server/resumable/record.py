@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.media import is_media_id
 from thumbnailify.server.resources import Resources
 from thumbnailify.server.resumable.protocol import refuse
@@ -23,6 +24,7 @@ class Upload:
     created_at: str
     expires: float  # seconds since the epoch
     media_id: str  # set once the last byte is in and the item exists
+    owner: str = DEFAULT_CLIENT  # the client that created it (uploads from before clients: the default one)
 
     @classmethod
     def of(cls, upload_id: str, fields: dict[str, str]) -> Upload:
@@ -30,7 +32,7 @@ class Upload:
             upload_id, int(fields["length"]), int(fields["offset"]), fields["filetype"],
             fields.get("filename", ""), fields.get("metadata", ""), fields.get("callback_url", ""),
             fields.get("idempotency_key", ""), fields.get("created_at", ""), float(fields["expires"]),
-            fields.get("media_id", ""),
+            fields.get("media_id", ""), fields.get("owner") or DEFAULT_CLIENT,
         )
 
     def fields(self) -> dict[str, str]:
@@ -38,7 +40,7 @@ class Upload:
             "length": str(self.length), "offset": str(self.offset), "filetype": self.filetype,
             "filename": self.filename, "metadata": self.metadata, "callback_url": self.callback_url,
             "idempotency_key": self.idempotency_key, "created_at": self.created_at,
-            "expires": repr(self.expires),
+            "expires": repr(self.expires), "owner": self.owner,
         }
 
     @property
@@ -58,12 +60,15 @@ def checked_id(upload_id: str) -> str:
     return upload_id
 
 
-async def find(res: Resources, upload_id: str) -> Upload:
-    """The upload, or 404 (never was, or swept) / 410 (its time ran out; the sweep has yet to come)."""
+async def find(res: Resources, upload_id: str, owner: str, *, expired_too: bool = False) -> Upload:
+    """The upload, if it is `owner`'s, or 404 (never was, swept, or another client's) / 410 (its
+    time ran out; the sweep has yet to come) unless `expired_too`."""
     fields = await res.store.get_upload(checked_id(upload_id))
-    if fields is None:
+    upload = Upload.of(upload_id, fields) if fields is not None else None
+    if upload is None or upload.owner != owner:
         raise refuse(404, "no such upload")
-    upload = Upload.of(upload_id, fields)
+    if expired_too:
+        return upload
     if not upload.finished and upload.expires <= time.time():
         raise refuse(410, "this upload expired; start a new one")
     return upload

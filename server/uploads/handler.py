@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from aiohttp import ClientPayloadError, hdrs, web
 
 from thumbnailify import media, state
+from thumbnailify.clients import Client, QuotaExceeded
 from thumbnailify.media import new_media_id
 from thumbnailify.record import MediaRecord
+from thumbnailify.server import limits as client_limits
+from thumbnailify.server.http.auth import caller
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.http.middleware import CONTINUED, LOG_EXTRA
 from thumbnailify.server.resources import Resources, resources
@@ -86,18 +89,24 @@ async def _receive(form: UploadForm, res: Resources, limits: ReadLimits, replay:
     return kept
 
 
-async def persist(res: Resources, kept: list[Kept], callback_url: str | None) -> list[MediaRecord]:
-    """A record per file, then a job per file; on any failure no record stays."""
+async def persist(res: Resources, kept: list[Kept], callback_url: str | None, client: Client) -> list[MediaRecord]:
+    """A record per file, `client`'s (413 past its quota), then a job per file; on any failure no
+    record stays."""
     moment = state.now()
     records = [state.accepted(item.declared.name, moment, item.received.sha256, callback_url,
-                              filename=item.filename, size=item.received.size) for item in kept]
+                              filename=item.filename, size=item.received.size, owner=client.name) for item in kept]
     created: list[str] = []
+    bound = client_limits.quota(client)
     try:
         for index, (item, record) in enumerate(zip(kept, records, strict=True)):
             # Counted before the write: one that timed out may still have been applied.
             created.append(item.media_id)
             # A microsecond apart: newest first lists a batch's last file first, in part order.
-            await res.store.create(item.media_id, record, moment.timestamp() + index * 1e-6)
+            try:
+                await res.store.create(item.media_id, record, moment.timestamp() + index * 1e-6, bound)
+            except QuotaExceeded as exc:
+                res.metrics.refused(client.name, "quota")
+                raise client_limits.over_quota(client, exc) from exc
         await asyncio.gather(*(res.publisher.publish(item.media_id, item.declared.name) for item in kept))
     except BaseException:
         for media_id in created:
@@ -129,10 +138,14 @@ async def create_image(request: web.Request) -> web.Response:
     form = upload_form(request, conf)
     if not form.many:
         await checked_callback(form.callback_url, res.settings.webhooks)  # before the body is read
-    key = idempotency.storage_key(request, res)
+    client = caller(request)
+    await client_limits.admit(request)
+    key = idempotency.storage_key(request, client.name)
     marker = idempotency.new_marker() if key else ""  # only a keyed request reserves anything
     prior = await idempotency.begin(res, key, marker) if key else None
     try:
+        if prior is None:  # a replay is answered whatever the quota says now: its upload was taken
+            await client_limits.check_room(request)
         limits = ReadLimits(form.wire_limit, conf.upload_idle_timeout,
                             asyncio.get_running_loop().time() + conf.upload_timeout)
         async with res.upload_slots.slot(conf.upload_timeout):  # the wait counts against the whole upload's time
@@ -143,7 +156,7 @@ async def create_image(request: web.Request) -> web.Response:
         if prior is not None:
             return idempotency.replay(prior, fingerprint)
         try:
-            records = await persist(res, kept, await checked_callback(form.callback_url, res.settings.webhooks))
+            records = await persist(res, kept, await checked_callback(form.callback_url, res.settings.webhooks), client)
         except BaseException:
             for item in kept:
                 await item.sink.discard()
@@ -156,7 +169,7 @@ async def create_image(request: web.Request) -> web.Response:
     response, body = _answer(form, kept, records)
     if key:
         await idempotency.finish(res, key, fingerprint, response, body)
-    res.metrics.uploads.inc(len(kept))
+    res.metrics.accepted(client.name, [item.received.size for item in kept])
     request[LOG_EXTRA] = {"media_id": ",".join(item.media_id for item in kept),
                           "bytes": sum(item.received.size for item in kept)}
     return response

@@ -6,7 +6,7 @@ concurrent duplicate gets 409); once it is answered 202, the answer is kept unde
 the same content gets that answer again, with `Idempotent-Replayed: true`, and creates nothing;
 the same key with other content is a 422. A request that fails frees its key (only its own
 marker: a reservation that timed out may have been written all the same), so the client may
-retry it for real. With an API key configured, keys are scoped to it.
+retry it for real. Keys are scoped to the client: two clients may use the same key.
 
 The fingerprint is of the content, not the raw bytes: a multipart retry has a new boundary.
 """
@@ -44,20 +44,20 @@ class Prior:
     location: str | None
 
 
-def storage_key(request: web.Request, res: Resources) -> str | None:
-    """The key as stored (scoped to the API key), or None when the request has none."""
+def storage_key(request: web.Request, client: str) -> str | None:
+    """The key as stored (scoped to the client), or None when the request has none."""
     given = request.headers.get(HEADER)
     if given is None:
         return None
-    return scoped_key(res, given)
+    return scoped_key(client, given)
 
 
-def scoped_key(res: Resources, given: str) -> str:
-    """A client's key as stored: scoped to the API key, whichever way the client sent it (a
-    header, or a resumable upload's metadata); 400 unless it is 1 to 255 printable ASCII characters."""
+def scoped_key(client: str, given: str) -> str:
+    """A client's key as stored: scoped to the client, whichever way it sent it (a header, or a
+    resumable upload's metadata); 400 unless it is 1 to 255 printable ASCII characters."""
     if not 1 <= len(given) <= MAX_LENGTH or not all(" " <= c <= "~" for c in given):
         raise ApiError(400, f"{HEADER} must be 1 to {MAX_LENGTH} printable ASCII characters")
-    return hashlib.sha256(f"{res.settings.auth.api_key}\n{given}".encode()).hexdigest()
+    return hashlib.sha256(f"{client}\n{given}".encode()).hexdigest()
 
 
 def new_marker() -> str:

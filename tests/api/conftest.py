@@ -35,6 +35,7 @@ from multidict import CIMultiDictProxy
 
 from tests.harness import NATS_MODE, S3_MODE, Stored, service_env
 from thumbnailify.kinds import media_kind
+from thumbnailify.record import State
 from thumbnailify.server.app import create_app
 from thumbnailify.server.http.protocol import AppRunner
 from thumbnailify.server.resources import RESOURCES
@@ -236,9 +237,9 @@ class Api(Stored):
         return done
 
     async def processing_photos(self) -> list[str]:
-        listed = await self.get("/images", params={"state": "Processing", "limit": 1000})
-        assert listed.status_code == 200, listed.text
-        return [item["media_id"] for item in listed.json()["items"] if media_kind(item["media_type"]) == "image"]
+        """Every client's (read from the app's store: a client's key lists only its own)."""
+        rows = await self.client.app[RESOURCES].store.page(1000, None, State.PROCESSING)
+        return [media_id for media_id, _, record in rows if media_kind(record.media_type) == "image"]
 
     async def wait(self, media_id: str) -> dict:
         """The status once every queued job has run; the body with the HTTP status."""

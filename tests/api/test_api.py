@@ -227,7 +227,8 @@ async def test_too_large_upload_is_refused_early(api: Api) -> None:
 
 
 async def test_operations_endpoints(api: Api) -> None:
-    assert (await api.get("/health")).json() == {"status": "ok", "sizes": {"default": [100, 100]}}
+    assert (await api.get("/health")).json() == {
+        "status": "ok", "sizes": {"default": [100, 100]}, "thumbnail_types": {"default": None}}
     ready = await api.get("/ready")
     assert ready.status_code == 200
     expected = {"embedded": ["sqlite", "sqlite", "files"], "distributed": ["redis", "rabbitmq", "files"],

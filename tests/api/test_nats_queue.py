@@ -5,6 +5,7 @@ is sent again by the recovery pass."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from tests.harness import NATS_MODE, on_nats, remove_nats_stream, service_env
 from thumbnailify import state
 from thumbnailify.backends.nats.records import Records
 from thumbnailify.backends.nats.sync import NatsConsumer, NatsDeadLetters
+from thumbnailify.clients import Quota, QuotaExceeded, Usage
 from thumbnailify.record import State
 from thumbnailify.server.background.recovery import requeue_stale
 from thumbnailify.server.resources import RESOURCES
@@ -120,10 +122,37 @@ async def test_a_delete_wins_over_a_worker_write_prepared_before_it(settings: Se
         found = await records.get_stored(media_id)
         assert found is not None
         assert await records.delete(media_id)
-        completed = state.completed("image/jpeg", {"default": (10, 10)}, state.now())
-        assert not await records._swap("records", media_id, found[0] | completed, found[1])
+        completed = state.completed({"default": "image/jpeg"}, {"default": (10, 10)}, state.now())
+        assert not await records.swap("records", media_id, found[0] | completed, found[1])
         assert not await records.transition(media_id, State.PROCESSING, completed)
         assert await records.get(media_id) is None
         assert await records.page(10, None, None) == []
+    finally:
+        await records.close()
+
+
+async def test_usage_is_counted_by_compare_and_set_and_freed_once(settings: Settings) -> None:
+    """Creates at once pass a quota of two exactly twice; two deletes of one item at once free its
+    usage once; one client's list (a dotted name) holds its own items only."""
+    records = Records(settings)
+    await records.open()
+    try:
+        async def upload(owner: str) -> str | None:
+            media_id = str(uuid.uuid4())
+            record = state.accepted("image/jpeg", state.now(), "ab" * 32, size=10, owner=owner)
+            try:
+                await records.create(media_id, record, time.time(), Quota(items=2, bytes=0))
+            except QuotaExceeded:
+                return None
+            return media_id
+
+        made = [media_id for media_id in await asyncio.gather(*(upload("a.b") for _ in range(6))) if media_id]
+        assert len(made) == 2 and await records.usage("a.b") == Usage(2, 20)
+        other = await upload("a")
+        assert other is not None
+        assert {media_id for media_id, _, _ in await records.page(10, None, None, "a.b")} == set(made)
+        assert [media_id for media_id, _, _ in await records.page(10, None, State.PROCESSING, "a")] == [other]
+        assert sorted(await asyncio.gather(records.delete(made[0]), records.delete(made[0]))) == [False, True]
+        assert await records.usage("a.b") == Usage(1, 10)
     finally:
         await records.close()

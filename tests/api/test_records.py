@@ -10,9 +10,16 @@ import time
 import uuid
 from contextlib import closing
 
+import pytest
+import redis
+
 from tests.api.conftest import Api
 from tests.api.test_uploads import png, read_events
+from thumbnailify import state
+from thumbnailify.backends.loader import load_backend
+from thumbnailify.record import State
 from thumbnailify.server.resources import RESOURCES
+from thumbnailify.worker.backends import TABLE
 
 STAMP = "2026-01-01T00:00:00.000Z"
 PLANTED = {"media_type": "image/png", "service": "worker", "state": "Error", "message": "planted", "code": "422",
@@ -60,6 +67,26 @@ async def test_a_job_whose_record_cannot_be_read_ends_as_an_error(api: Api) -> N
     assert status.status_code == 422, status.text  # the Error's own code replaced the broken one
     assert status.json()["state"] == "Error"
     assert "code 'abc' is not a whole number" in status.json()["message"]
+
+
+@pytest.mark.parametrize("api_mode", ["embedded", "distributed"])
+async def test_a_job_whose_history_cannot_be_read_still_ends(api_mode: str, api: Api) -> None:
+    """The worker's own write of the outcome starts the history anew rather than fail on it, in the
+    Redis script as in SQLite: the item ends as an Error instead of staying Processing."""
+    media_id = str(uuid.uuid4())
+    planted = PLANTED | {"state": "Processing", "history": "not json"}
+    if api_mode == "embedded":
+        plant(api, media_id, planted)
+    else:
+        client = redis.Redis.from_url(api.redis_url)
+        client.hset(f"{api.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}", mapping=planted)
+        client.close()
+    store = load_backend(TABLE, "store", api.settings.backends.store)(api.settings)
+    assert store.transition(media_id, State.PROCESSING, state.failed(422, "cannot decode", state.now()))
+    status = await api.get(f"/images/{media_id}")
+    assert status.status_code == 422, status.text
+    assert status.json()["state"] == "Error" and status.json()["message"] == "cannot decode"
+    assert [entry["state"] for entry in status.json()["history"]] == ["Error"]  # the unreadable one dropped
 
 
 async def test_an_event_stream_skips_a_change_it_cannot_read(api: Api) -> None:

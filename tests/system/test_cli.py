@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import pty
 import re
@@ -29,13 +30,15 @@ pytestmark = pytest.mark.timeout(180)
 
 CLI = Path(sys.executable).parent / "thumbnailify"  # the console script beside this Python
 KEY = "cli-test-key"
+ADMIN_KEY = "cli-admin-key"
 NOT_AN_IMAGE = b"these are words, not a JPEG\n"
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with Service("distributed", tmp_path_factory.mktemp("cli"), THUMBNAILIFY_AUTH_API_KEY=KEY) as running:
+    with Service("distributed", tmp_path_factory.mktemp("cli"), THUMBNAILIFY_AUTH_API_KEY=KEY,
+                 THUMBNAILIFY_AUTH_ADMIN_KEY=ADMIN_KEY) as running:
         running.http.headers["Authorization"] = f"Bearer {KEY}"
         yield running
 
@@ -200,6 +203,35 @@ def test_upload_of_good_files_exits_0_and_the_other_commands(service: Service, t
 
     no_key = run(service, "list", THUMBNAILIFY_API_KEY="")
     assert (no_key.returncode, no_key.stderr) == (1, "thumbnailify: 401 missing or wrong API key\n")
+
+
+def test_keys_are_made_listed_rotated_and_revoked_through_the_admin_api(service: Service) -> None:
+    no_admin = run(service, "keys", "list")
+    assert no_admin.returncode == 2 and "--admin-key" in no_admin.stderr
+    wrong = run(service, "keys", "list", THUMBNAILIFY_ADMIN_KEY=KEY)
+    assert (wrong.returncode, wrong.stderr) == (1, "thumbnailify: 401 missing or wrong admin key\n")
+    made = run(service, "keys", "create", "--name", "cli-client", "--quota-items", "5", "--quota-bytes", "8M",
+               "--rate", "2/s", "--priority", "bulk", THUMBNAILIFY_ADMIN_KEY=ADMIN_KEY)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("tfy_") and "shown only this once" in made.stderr
+    usage = run(service, "usage", THUMBNAILIFY_API_KEY=key)
+    assert usage.returncode == 0, usage.stderr
+    assert json.loads(usage.stdout) == {"client": "cli-client", "items": 0, "bytes": 0, "quota_items": 5,
+                                        "quota_bytes": 8 << 20}
+    listed = run(service, "keys", "list", "--admin-key", ADMIN_KEY)
+    assert [json.loads(line)["name"] for line in listed.stdout.splitlines()] == ["cli-client"]
+    assert key not in listed.stdout
+    rotated = run(service, "keys", "rotate", "cli-client", "--grace", "0", THUMBNAILIFY_ADMIN_KEY=ADMIN_KEY)
+    assert rotated.returncode == 0, rotated.stderr
+    assert run(service, "usage", THUMBNAILIFY_API_KEY=key).returncode == 1  # no grace: the old key is done
+    new = rotated.stdout.strip()
+    assert run(service, "usage", THUMBNAILIFY_API_KEY=new).returncode == 0
+    assert run(service, "keys", "revoke", "cli-client", THUMBNAILIFY_ADMIN_KEY=ADMIN_KEY).returncode == 0
+    revoked = run(service, "usage", THUMBNAILIFY_API_KEY=new)
+    assert (revoked.returncode, revoked.stderr) == (1, "thumbnailify: 401 missing or wrong API key\n")
+    bad = run(service, "keys", "create", "--name", "cli-client", "--rate", "fast", THUMBNAILIFY_ADMIN_KEY=ADMIN_KEY)
+    assert bad.returncode == 2 and "not a rate" in bad.stderr
 
 
 def test_thumbnail_files_are_named_by_their_type(service: Service, tmp_path: Path) -> None:

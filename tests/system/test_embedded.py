@@ -45,7 +45,7 @@ def test_kill_everything_and_restart_loses_nothing(tmp_path: Path, photos: dict[
         for worker in workers:  # held while the jobs pile up, so some are queued and some running
             worker.suspend()
         with ThreadPoolExecutor(8) as pool:
-            ids = list(pool.map(lambda i: service.upload(distinct_jpeg(payloads[i % 3], i), "image/jpeg"), range(80)))
+            ids = list(pool.map(lambda i: service.upload(distinct_jpeg(payloads[i % 3], i), "image/jpeg"), range(40)))
         for worker in workers:
             worker.resume()
         time.sleep(0.3)

@@ -286,7 +286,7 @@ def test_outage_answers_name_the_backend_but_leak_nothing(tmp_path: Path) -> Non
 
 
 def test_a_server_killed_mid_upload_leaves_no_file_under_a_final_name(tmp_path: Path) -> None:
-    with Service("embedded", tmp_path, workers=0, video_workers=1, webhook_workers=1) as service:
+    with Service("embedded", tmp_path, workers=0) as service:
         body = base64.b64encode(small_png() + bytes(3 << 20))
         with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
             sock.sendall(b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"

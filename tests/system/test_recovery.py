@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 @pytest.mark.parametrize("mode", MODES)
 def test_recovery_pass_requeues_lost_jobs(mode: str, tmp_path: Path, photos: dict[str, bytes]) -> None:
     """A Processing record with its upload but no message (lost before the fix) is re-queued at start."""
-    service = Service(mode, tmp_path, workers=0, video_workers=1, webhook_workers=1)
+    service = Service(mode, tmp_path, workers=0)
     service.start()
     try:
         media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
@@ -88,7 +88,7 @@ def test_recovery_runs_beside_serving_and_once_across_processes(mode: str, tmp_p
     # A shared Redis and RabbitMQ slowed by the other tests must not cut the pass short (outages
     # are tested elsewhere): this test is about start-up and the lease.
     service = Service(mode, tmp_path, workers=0, THUMBNAILIFY_SERVER_PROCESSES="2", THUMBNAILIFY_REDIS_TIMEOUT="10",
-                      THUMBNAILIFY_RABBITMQ_PUBLISH_TIMEOUT="30", video_workers=1, webhook_workers=1)
+                      THUMBNAILIFY_RABBITMQ_PUBLISH_TIMEOUT="30")
     service.start()  # creates the schema / queue
     service.stop()
     plant_stale_jobs(service, 2000)
@@ -115,8 +115,7 @@ def test_jobs_a_queue_outage_kept_from_recovery_are_sent_when_it_is_back(tmp_pat
     the pass retried once the broker is back, not left until they are stale again."""
     with TcpProxy(AMQP_PORT) as broker:
         url = f"amqp://guest:guest@127.0.0.1:{broker.port}/%2F"
-        service = Service("distributed", tmp_path, workers=0, THUMBNAILIFY_RABBITMQ_URL=url,
-                          video_workers=1, webhook_workers=1)
+        service = Service("distributed", tmp_path, workers=0, THUMBNAILIFY_RABBITMQ_URL=url)
         service.start()  # creates the queue
         service.stop()
         ids = plant_stale_jobs(service, 100)

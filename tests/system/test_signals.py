@@ -41,7 +41,7 @@ def slow_png(seed: int) -> bytes:
 
 def test_sigterm_lets_a_busy_worker_finish(tmp_path: Path) -> None:
     """A standalone worker gets SIGTERM in the middle of a slow job: job Completed, acked, exit 0."""
-    service = Service("distributed", tmp_path, workers=0, video_workers=1, webhook_workers=1)
+    service = Service("distributed", tmp_path, workers=0)
     with service as running:
         log = (tmp_path / "worker.log").open("wb")
         worker = subprocess.Popen([sys.executable, "-m", "thumbnailify.worker"], cwd=ROOT, env=os.environ | running.env,

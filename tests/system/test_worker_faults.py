@@ -127,8 +127,7 @@ def test_a_stalled_redis_reply_counts_once_and_strands_nothing(
     whose reply was lost counts one attempt, and a lost reply to the Error write leaves no upload."""
     big_jpeg = camera_jpeg(2, photos["coffee.jpg"])
     truncated = photos["chelsea.png"][:300]
-    with TcpProxy(REDIS_PORT) as proxy, Service("distributed", tmp_path, workers=0,
-                                                video_workers=1, webhook_workers=1) as service:
+    with TcpProxy(REDIS_PORT) as proxy, Service("distributed", tmp_path, workers=0) as service:
         log = tmp_path / "worker.log"
         worker = start_worker(service, log, THUMBNAILIFY_REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0")
         try:
@@ -162,8 +161,7 @@ def test_a_stuck_main_loop_fails_its_health_check_and_is_replaced(
     the worker's main loop: /health turns 503 while /metrics still answers, the worker exits, its
     supervisor starts a new one, and the job is done."""
     port = free_port()
-    with TcpProxy(REDIS_PORT) as proxy, Service("distributed", tmp_path, workers=0,
-                                                video_workers=1, webhook_workers=1) as service:
+    with TcpProxy(REDIS_PORT) as proxy, Service("distributed", tmp_path, workers=0) as service:
         log = tmp_path / "worker.log"
         supervised = [sys.executable, "-c", "import sys; from thumbnailify.supervisor import Child, Supervisor; "
                       "sys.exit(Supervisor([Child('worker', [sys.executable, '-m', 'thumbnailify.worker'])]).run())"]

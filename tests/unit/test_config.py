@@ -20,6 +20,7 @@ from thumbnailify.settings import (
     Settings,
     SizeBox,
     default_settings,
+    keys,
     load_settings,
     sections,
 )
@@ -29,7 +30,7 @@ TEXT_FILES = {".py", ".md", ".yaml", ".yml", ".sh", ".toml", ".txt", ".cfg", ".i
 
 
 def all_keys() -> set[str]:
-    return {f"{section}.{key}" for section, model in sections().items() for key in model.model_fields}
+    return {f"{section}.{key}" for section, model in sections().items() for key in keys(model)}
 
 
 def refusal(env: dict[str, str]) -> str:
@@ -47,9 +48,16 @@ def test_docs_are_written_from_the_settings() -> None:
     assert settings_docs.TABLE_START not in (PROJECT_ROOT / "README.md").read_text()
 
 
+def dotted(values: dict[str, object], prefix: str = "") -> set[str]:
+    """Every leaf of a nested mapping as `a.b.c`."""
+    return set().union(*(dotted(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"}
+                         for key, value in values.items()))
+
+
 def test_config_yaml_states_every_default() -> None:
     raw = yaml.safe_load(DEFAULT_CONFIG_FILE.read_text())
-    assert {f"{section}.{key}" for section, keys in raw.items() for key in keys} == all_keys()
+    assert dotted(raw) == all_keys()
+    assert raw["thumbnail"]["quality"] == {"jpeg": 85, "webp": 80, "avif": 60}
     assert load_settings({}) == default_settings()
 
 
@@ -104,18 +112,55 @@ def test_variables_that_are_not_settings_are_allowed() -> None:
     ("env", "message"),
     [({"THUMBNAILIFY_SERVER_PROT": "8081"},
       "THUMBNAILIFY_SERVER_PROT: no such setting; expected THUMBNAILIFY_<SECTION>_<KEY> of a key in "
-      "config/config.yaml, or one of THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, THUMBNAILIFY_URL; "
+      "config/config.yaml, or one of THUMBNAILIFY_ADMIN_KEY, THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, "
+      "THUMBNAILIFY_URL; "
       "did you mean THUMBNAILIFY_SERVER_PORT?"),
      ({"THUMBNAILIFY_WORKERS_PROCESSES": "2"},
       "THUMBNAILIFY_WORKERS_PROCESSES: no such setting; expected THUMBNAILIFY_<SECTION>_<KEY> of a key in "
-      "config/config.yaml, or one of THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, THUMBNAILIFY_URL; "
+      "config/config.yaml, or one of THUMBNAILIFY_ADMIN_KEY, THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, "
+      "THUMBNAILIFY_URL; "
       "did you mean THUMBNAILIFY_WORKER_PROCESSES?"),
      ({"THUMBNAILIFY_QQQQQQQQQQQQQQQQ": "x"},
       "THUMBNAILIFY_QQQQQQQQQQQQQQQQ: no such setting; expected THUMBNAILIFY_<SECTION>_<KEY> of a key in "
-      "config/config.yaml, or one of THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, THUMBNAILIFY_URL")],
+      "config/config.yaml, or one of THUMBNAILIFY_ADMIN_KEY, THUMBNAILIFY_API_KEY, THUMBNAILIFY_CONFIG, "
+      "THUMBNAILIFY_URL")],
 )
 def test_unknown_thumbnailify_variables_are_refused(env: dict[str, str], message: str) -> None:
     assert refusal(env) == message
+
+
+def test_a_renamed_key_says_its_new_name(tmp_path: Path) -> None:
+    assert refusal({"THUMBNAILIFY_THUMBNAIL_JPEG_QUALITY": "90"}).endswith(
+        "; it is THUMBNAILIFY_THUMBNAIL_QUALITY_JPEG now")
+    old = tmp_path / "old.yaml"
+    old.write_text("thumbnail:\n  jpeg_quality: 90\n")
+    assert refusal({"THUMBNAILIFY_CONFIG": str(old)}).endswith("; it is thumbnail.quality.jpeg now")
+
+
+def test_quality_per_format_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    """`thumbnail.quality.<format>`: a group of keys in the file, THUMBNAILIFY_THUMBNAIL_QUALITY_<FORMAT>
+    over it, the rest of the group from the defaults."""
+    config = tmp_path / "config.yaml"
+    config.write_text("thumbnail:\n  quality:\n    webp: 70\n    avif: 50\n")
+    settings = load_settings({"THUMBNAILIFY_CONFIG": str(config), "THUMBNAILIFY_THUMBNAIL_QUALITY_AVIF": "40"})
+    assert settings.thumbnail.quality.model_dump() == {"jpeg": 85, "webp": 70, "avif": 40}
+    assert SETTING_VARIABLES["THUMBNAILIFY_THUMBNAIL_QUALITY_WEBP"] == ("thumbnail", "quality.webp")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("thumbnail:\n  quality:\n    jepg: 80\n",
+      "thumbnail.quality.jepg: unknown key in {}; expected a key of jpeg, webp, avif; did you mean jpeg?"),
+     ("thumbnail:\n  quality: 80\n", "thumbnail.quality in {}: got 80; expected a mapping of its keys"),
+     ("thumbnail:\n  quality:\n    png: 80\n",
+      "thumbnail.quality.png: unknown key in {}; expected a key of jpeg, webp, avif"),
+     ("thumbnail:\n  quality:\n    webp: 0\n",
+      "thumbnail.quality.webp in {}: got 0; expected a whole number from 1 to 100")],
+)
+def test_bad_quality_groups_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    assert refusal({"THUMBNAILIFY_CONFIG": str(config)}) == message.format(config)
 
 
 @pytest.mark.parametrize(
@@ -125,8 +170,8 @@ def test_unknown_thumbnailify_variables_are_refused(env: dict[str, str], message
      ("THUMBNAILIFY_SERVER_PORT", "0", "got '0'; expected a whole number from 1 to 65535"),
      ("THUMBNAILIFY_SERVER_PORT", "65536", "got '65536'; expected a whole number from 1 to 65535"),
      ("THUMBNAILIFY_WORKER_METRICS_PORT", "-1", "got '-1'; expected a whole number from 0 to 65535"),
-     ("THUMBNAILIFY_THUMBNAIL_JPEG_QUALITY", "0", "got '0'; expected a whole number from 1 to 100"),
-     ("THUMBNAILIFY_THUMBNAIL_JPEG_QUALITY", "101", "got '101'; expected a whole number from 1 to 100"),
+     ("THUMBNAILIFY_THUMBNAIL_QUALITY_JPEG", "0", "got '0'; expected a whole number from 1 to 100"),
+     ("THUMBNAILIFY_THUMBNAIL_QUALITY_AVIF", "101", "got '101'; expected a whole number from 1 to 100"),
      ("THUMBNAILIFY_THUMBNAIL_WIDTH", "5000", "got '5000'; expected a whole number from 1 to 4096"),
      ("THUMBNAILIFY_WORKER_JOB_TIMEOUT", "0", "got '0'; expected a number above 0"),
      ("THUMBNAILIFY_WORKER_JOB_TIMEOUT", "nan", "got 'nan'; expected a number above 0"),
@@ -260,10 +305,40 @@ def test_thumbnail_sizes_in_config_order() -> None:
     )
 
 
+def test_thumbnail_sizes_may_name_a_format() -> None:
+    settings = load_settings({"THUMBNAILIFY_THUMBNAIL_SIZES":
+                              "default=100x100,card=400x400:webp,hero=1200x1200:AVIF,a=1x1:jpeg,b=2x2:png,c=3x3:gif"})
+    assert settings.thumbnail.boxes() == (
+        SizeBox("default", 100, 100), SizeBox("card", 400, 400, "webp"), SizeBox("hero", 1200, 1200, "avif"),
+        SizeBox("a", 1, 1, "jpeg"), SizeBox("b", 2, 2, "png"), SizeBox("c", 3, 3, "gif"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("card=400x400:tiff",
+      "'card=400x400:tiff' names no thumbnail format 'tiff'; expected one of jpeg, png, webp, avif, gif, or none "
+      "(the source's own)"),
+     ("card=400x400:jpg", "'card=400x400:jpg' names no thumbnail format 'jpg'; expected one of jpeg, png, webp, "
+                          "avif, gif, or none (the source's own)"),
+     ("card=400x400:", "'card=400x400:' names no thumbnail format ''; expected one of jpeg, png, webp, avif, gif, "
+                       "or none (the source's own)"),
+     ("card=400x400:heic", "'card=400x400:heic' names no thumbnail format 'heic'; expected one of jpeg, png, webp, "
+                           "avif, gif, or none (the source's own)"),
+     ("card=400x400:webp:avif", "'card=400x400:webp:avif' is not name=WIDTHxHEIGHT[:format]; expected e.g. "
+                                "default=100x100,large=400x400:webp (name: a-z 0-9 _ -)"),
+     ("card=400x0:webp", "'card=400x0:webp' is not name=WIDTHxHEIGHT[:format]; expected e.g. "
+                         "default=100x100,large=400x400:webp (name: a-z 0-9 _ -)")],
+)
+def test_a_bad_size_format_fails_at_start(value: str, message: str) -> None:
+    assert refusal({"THUMBNAILIFY_THUMBNAIL_SIZES": value}) == (
+        f"THUMBNAILIFY_THUMBNAIL_SIZES sets thumbnail.sizes: {message}")
+
+
 @pytest.mark.parametrize(
     "value",
     ["large", "large=400", "large=400x", "Large=400x400", "large=0x400", "large=400x400,large=100x100",
-     "a=100x100,,b=10x10", "big=5000x5000", "x=1e3x100", "sp ace=10x10"],
+     "a=100x100,,b=10x10", "big=5000x5000", "x=1e3x100", "sp ace=10x10", "a=10x10:web p", "a=10x10 :webp"],
 )
 def test_bad_thumbnail_sizes_name_the_key(value: str) -> None:
     assert refusal({"THUMBNAILIFY_THUMBNAIL_SIZES": value}).startswith(
@@ -274,7 +349,8 @@ def test_bad_thumbnail_sizes_name_the_key(value: str) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [("THUMBNAILIFY_THUMBNAIL_SIZES", "large",
-      "'large' is not name=WIDTHxHEIGHT; expected e.g. default=100x100,large=400x400 (name: a-z 0-9 _ -)"),
+      "'large' is not name=WIDTHxHEIGHT[:format]; expected e.g. default=100x100,large=400x400:webp "
+      "(name: a-z 0-9 _ -)"),
      ("THUMBNAILIFY_THUMBNAIL_SIZES", "big=5000x5000", "big is larger than 4096x4096; expected a smaller box"),
      ("THUMBNAILIFY_THUMBNAIL_SIZES", "a=1x1,a=2x2", "'a' is named twice; expected each name once"),
      ("THUMBNAILIFY_REDIS_SENTINELS", "127.0.0.1", "'127.0.0.1' is not host:port; expected host:port,host:port"),

@@ -15,6 +15,7 @@ from thumbnailify.record import (
     CallbackProgress,
     HistoryEntry,
     MediaRecord,
+    Placeholder,
     Service,
     State,
     UnreadableRecord,
@@ -67,7 +68,7 @@ def test_an_accepted_record_is_stored_as_before() -> None:
         "media_type": "image/png", "service": "webserver", "state": "Processing",
         "message": "Accepted; waiting for a worker", "code": "202", "sha256": SHA, "created_at": STAMP,
         "updated_at": STAMP, "callback_url": "https://example.com/hook", "callback_state": "pending",
-        "callback_attempts": "0", "callback_last_status": "",
+        "callback_attempts": "0", "callback_last_status": "", "owner": "default",
     }
     assert "callback_url" not in state.accepted("image/png", MOMENT, SHA).stored()
     assert MediaRecord.from_stored(stored) == state.accepted("image/png", MOMENT, SHA, "https://example.com/hook")
@@ -80,9 +81,42 @@ def test_the_status_body_is_what_the_api_has_always_answered() -> None:
         "message": "Thumbnails ready (default 100x75, large 400x300)", "created_at": "2026-03-01T12:30:14.001Z",
         "updated_at": STAMP, "sha256": SHA, "thumbnail": f"/images/{MEDIA_ID}/thumbnail",
         "sizes": {"default": [100, 75], "large": [400, 300]},
+        "thumbnail_types": {"default": "image/jpeg", "large": "image/jpeg"},
+        # what a release before the fingerprints completed has none of: null, not absent
+        "placeholder": None, "phash": None, "metadata": None,
         "callback": {"url": "https://example.com/hook", "state": "delivered", "attempts": 2, "last_status": 204},
         "history": json.loads(COMPLETED["history"]),
     })
+
+
+FINGERPRINTS = {"thumbhash": "3EgKFwhpaIVPh2aHVnh5WIdp+SVif0IG", "blurhash": "LOJ7B#:*IptR.m9[RlxaOqkWRjIo",
+                "phash": "c2924c5532bddfc8"}
+
+
+def test_a_completed_record_keeps_its_fingerprints() -> None:
+    stored = COMPLETED | FINGERPRINTS
+    record = MediaRecord.from_stored(stored)
+    assert record.placeholder == Placeholder(FINGERPRINTS["thumbhash"], FINGERPRINTS["blurhash"])
+    assert record.phash == FINGERPRINTS["phash"]
+    assert record.stored() == stored
+    body = state.status_body(MEDIA_ID, record)
+    assert body["placeholder"] == {"thumbhash": FINGERPRINTS["thumbhash"], "blurhash": FINGERPRINTS["blurhash"]}
+    assert body["phash"] == FINGERPRINTS["phash"]
+    done = state.completed({"default": "image/jpeg"}, {"default": (100, 75)}, MOMENT, placeholder=record.placeholder,
+                           phash=record.phash)
+    assert {key: done[key] for key in FINGERPRINTS} == FINGERPRINTS
+
+
+def test_an_error_shows_no_fingerprints_whatever_the_record_holds() -> None:
+    failed = COMPLETED | FINGERPRINTS | state.failed(422, "cannot decode", MOMENT)
+    body = state.status_body(MEDIA_ID, MediaRecord.from_stored(failed))
+    assert body["placeholder"] is None and body["phash"] is None
+
+
+@pytest.mark.parametrize("phash", ["c2924c5532bddfc", "C2924C5532BDDFC8", "c2924c5532bddfcg", "0x924c5532bddfc8"])
+def test_a_stored_phash_of_the_wrong_form_is_unreadable(phash: str) -> None:
+    with pytest.raises(UnreadableRecord, match="phash"):
+        MediaRecord.from_stored(COMPLETED | {"phash": phash})
 
 
 def test_a_record_from_before_sizes_has_its_one_thumbnail_as_default() -> None:
@@ -92,6 +126,31 @@ def test_a_record_from_before_sizes_has_its_one_thumbnail_as_default() -> None:
     assert record.sha256 is None and record.history == ()
     assert state.status_body(MEDIA_ID, record)["sizes"] == {"default": [100, 75]}
     assert record.stored() == legacy  # written back, it is still a record without sizes
+
+
+def test_sizes_of_their_own_formats_keep_each_type() -> None:
+    """`thumbnail_types` is stored only when the sizes' types differ; `thumbnail_type` stays the first's."""
+    done = state.completed({"default": "image/png", "card": "image/webp", "hero": "image/avif"},
+                           {"default": (100, 75), "card": (400, 300), "hero": (800, 600)}, MOMENT)
+    assert done["thumbnail_type"] == "image/png"
+    assert json.loads(done["thumbnail_types"]) == {"default": "image/png", "card": "image/webp", "hero": "image/avif"}
+    record = MediaRecord.from_stored(COMPLETED | done)
+    assert record.thumbnail_types == {"default": "image/png", "card": "image/webp", "hero": "image/avif"}
+    assert MediaRecord.from_stored(record.stored()) == record
+    assert state.status_body(MEDIA_ID, record)["thumbnail_types"] == record.thumbnail_types
+    alike = state.completed({"default": "image/jpeg", "large": "image/jpeg"},
+                            {"default": (100, 75), "large": (400, 300)}, MOMENT)
+    assert "thumbnail_types" not in alike
+
+
+def test_a_record_from_before_formats_has_every_size_of_its_type() -> None:
+    record = MediaRecord.from_stored(COMPLETED)
+    assert record.thumbnail_types == {"default": "image/jpeg", "large": "image/jpeg"}
+    assert "thumbnail_types" not in record.stored()
+    legacy = {key: value for key, value in COMPLETED.items() if key != "sizes"}
+    assert MediaRecord.from_stored(legacy).thumbnail_types == {"default": "image/jpeg"}
+    processing = state.accepted("image/png", MOMENT, SHA).stored()
+    assert MediaRecord.from_stored(processing).thumbnail_types == {}
 
 
 def test_a_record_planted_by_hand_with_the_fewest_fields_reads() -> None:
@@ -140,6 +199,9 @@ def test_a_record_from_before_the_field_says_it_in_its_message() -> None:
     ("history", '[{"state": "Completed", "code": 200}]'),
     ("history", '["Completed"]'),
     ("attempts", "-"),
+    ("thumbnail_types", "{"),
+    ("thumbnail_types", '{"default": 5}'),
+    ("thumbnail_types", '["image/png"]'),
 ])
 def test_a_field_of_the_wrong_form_is_a_clear_error(field: str, value: str) -> None:
     stored = COMPLETED | {field: value}

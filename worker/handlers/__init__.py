@@ -14,7 +14,9 @@ from typing import Protocol
 
 from thumbnailify.backends.loader import load_backend
 from thumbnailify.media import MediaType
+from thumbnailify.record import Metadata
 from thumbnailify.settings import Settings
+from thumbnailify.worker.fingerprints import Sample
 
 # Keyed as thumbnailify.backends.loader's tables are (tests/unit/test_conformance.py reads it).
 HANDLERS: dict[str, dict[str, str]] = {
@@ -41,21 +43,31 @@ class SizedThumbnail:
     data: bytes
     width: int
     height: int
+    media_type: MediaType  # the size's own format (`name=WxH:format`), else the source kind's
 
 
 @dataclass(frozen=True)
 class Thumbnails:
     """Every size of one item's thumbnail, in config order (the first is the default)."""
 
-    media_type: MediaType
+    media_type: MediaType  # what the source's kind makes: the type of every size that names no format
     sizes: tuple[SizedThumbnail, ...]
     frames: int
+    sample: Sample  # the smallest size's first frame, fitted for the fingerprints (worker.handlers.sample)
+    metadata: Metadata  # what the decode told of the original (worker.handlers.about)
 
     def dimensions(self) -> dict[str, tuple[int, int]]:
         return {size.name: (size.width, size.height) for size in self.sizes}
 
+    def types(self) -> dict[str, str]:
+        return {size.name: size.media_type.name for size in self.sizes}
+
     def files(self) -> dict[str, bytes]:
         return {size.name: size.data for size in self.sizes}
+
+    def typed_files(self) -> dict[str, tuple[MediaType, bytes]]:
+        """Each size's type (which names its file) and bytes."""
+        return {size.name: (size.media_type, size.data) for size in self.sizes}
 
 
 class Handler(Protocol):

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -25,13 +25,18 @@ from wand.image import COLORSPACE_TYPES, FILTER_TYPES, STORAGE_TYPES, BaseImage,
 from wand.resource import limits
 
 from thumbnailify import state
-from thumbnailify.media import GIF, HEIC, HEIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
+from thumbnailify.media import BY_FORMAT, GIF, HEIC, HEIF, JPEG, PNG, SNIFF_BYTES, MediaType, looks_like
 from thumbnailify.memory import release_freed
+from thumbnailify.record import Metadata
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings
 from thumbnailify.startup import CannotStart
+from thumbnailify.worker.fingerprints import Sample
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, heif
+from thumbnailify.worker.handlers.about import clean_text, exif_time, frames_in_file, icc_description
+from thumbnailify.worker.handlers.encode import ANIMATED_OUTPUTS, each_frame, encode, frame_count, keep_first_frame
+from thumbnailify.worker.handlers.sample import export_sample
 
-RENDERING = "image-4"  # changed whenever a change of this module changes what thumbnails look like
+RENDERING = "image-5"  # changed whenever a change of this module changes what thumbnails look like
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
 BOX = FILTER_TYPES.index("box")
 CHAR_PIXELS = STORAGE_TYPES.index("char")
@@ -39,6 +44,10 @@ CORRUPT_IMAGE_WARNING = 325  # MagickCore's ExceptionType value
 # The sRGB profile pixels are converted to, from Debian's colord-data (CC0), which
 # scripts/install-system.sh and the worker image install.
 SRGB_PROFILE = Path("/usr/share/color/icc/colord/sRGB.icc")
+# The EXIF tags the record's metadata reads (names as ImageMagick's properties give them, numbers
+# as EXIF's): when, and with what camera. Never GPS or other location tags.
+CAMERA_TAGS = {"Make": 0x010F, "Model": 0x0110, "DateTimeOriginal": 0x9003, "OffsetTimeOriginal": 0x9011}
+EXIF_IFD = 0x8769
 
 
 class _ExceptionInfo(ctypes.Structure):
@@ -138,13 +147,6 @@ def _colorspace(img: Image) -> str:
     return COLORSPACE_TYPES[value] if 0 <= value < len(COLORSPACE_TYPES) else "other"
 
 
-def _frames(img: Image) -> Iterator[int]:
-    """Make each frame in turn the one Wand's single-image calls act on."""
-    for index in range(library.MagickGetNumberImages(img.wand)):
-        library.MagickSetIteratorIndex(img.wand, index)
-        yield index
-
-
 def _canvas(img: BaseImage) -> tuple[int, int]:
     """The picture's whole size: an animation's logical screen, else the decoded image's."""
     return img.page_width or img.width, img.page_height or img.height
@@ -173,7 +175,7 @@ def _shrink(img: BaseImage, width: int, height: int) -> None:
             img.raise_exception()
     else:
         img.thumbnail(width, height)
-    for _ in _frames(img):
+    for _ in each_frame(img):
         library.MagickSetImagePage(img.wand, width, height, 0, 0)  # else it keeps its old canvas
 
 
@@ -182,7 +184,7 @@ def _to_srgb(img: Image, srgb_profile: bytes) -> bool:
     space (CMYK, YCbCr from the HEIF reader, ...). Gray stays gray. Run on the small image.
     True when some frame's pixels changed."""
     converted = False
-    for _ in _frames(img):
+    for _ in each_frame(img):
         space = _colorspace(img)
         if space != "gray" and img.profiles["icc"] is not None:
             if library.MagickProfileImage(img.wand, b"icc", srgb_profile, len(srgb_profile)):
@@ -219,6 +221,7 @@ class _Decoded:
     pixels: bytes
     icc: bytes | None
     full_size: tuple[int, int]  # as libheif decoded it: upright, cropped
+    camera: dict[str, str]  # the EXIF tags metadata reads (CAMERA_TAGS), as ImageMagick names them
 
 
 def _decode_heif(source: Path, floor: tuple[int, int]) -> _Decoded:
@@ -240,19 +243,35 @@ def _decode_heif(source: Path, floor: tuple[int, int]) -> _Decoded:
         pixels = picture.tobytes()
     except (ValueError, RuntimeError, EOFError) as exc:
         raise ImageRejected(state.UNDECODABLE, f"cannot decode HEIF: {exc}") from exc
-    return _Decoded(picture.mode, picture.size, pixels, decoded.info.get("icc_profile") or None, (width, height))
+    return _Decoded(picture.mode, picture.size, pixels, decoded.info.get("icc_profile") or None, (width, height),
+                    _exif_tags(decoded.info.get("exif")))
 
 
-def _read_heif(img: Image, source: Path, floor: tuple[int, int]) -> tuple[int, int]:
+def _exif_tags(blob: bytes | None) -> dict[str, str]:
+    """CAMERA_TAGS from a HEIF's EXIF block (read by Pillow, loaded for HEIFs anyway)."""
+    if not blob:
+        return {}
+    from PIL import Image as PILImage  # noqa: PLC0415 - see _decode_heif
+
+    exif = PILImage.Exif()
+    try:
+        exif.load(blob)
+        tags = {**exif, **exif.get_ifd(EXIF_IFD)}
+    except (ValueError, SyntaxError, struct.error, OSError):  # a damaged block: no camera facts
+        return {}
+    return {name: str(tags[tag]) for name, tag in CAMERA_TAGS.items() if tag in tags}
+
+
+def _read_heif(img: Image, source: Path, floor: tuple[int, int]) -> tuple[tuple[int, int], dict[str, str]]:
     """The primary image of a HEIC/HEIF into img, alpha kept, with its ICC profile attached for
-    _to_srgb to apply; its whole size, which thumbnails are fitted to."""
+    _to_srgb to apply; its whole size, which thumbnails are fitted to, and its camera's tags."""
     decoded = _decode_heif(source, floor)
     width, height = decoded.size
     if not library.MagickConstituteImage(img.wand, width, height, decoded.mode.encode(), CHAR_PIXELS, decoded.pixels):
         img.raise_exception()
     if decoded.icc:
         img.profiles["icc"] = decoded.icc
-    return decoded.full_size
+    return decoded.full_size, decoded.camera
 
 
 def _optimize_gif(img: Image, *, relayer: bool) -> None:
@@ -263,15 +282,22 @@ def _optimize_gif(img: Image, *, relayer: bool) -> None:
     if relayer and library.MagickGetNumberImages(img.wand) > 1:
         img.optimize_layers()
         img.optimize_transparency()
-    for _ in _frames(img):
+    for _ in each_frame(img):
         library.MagickQuantizeImage(img.wand, 256, 0, 0, False, False)
+
+
+def _animation_frames(source: Path, media_type: MediaType, decoded: int) -> int | None:
+    """An animation's frames, all of them (the worker decodes at most thumbnail.max_frames); None
+    for a still picture."""
+    frames = (frames_in_file(source, media_type) or decoded) if media_type.animated else decoded
+    return frames if frames > 1 else None
 
 
 class ThumbHandler:
     def __init__(self, thumbnail: ThumbnailSettings, limits_conf: LimitsSettings) -> None:
         self.boxes = thumbnail.boxes()
         self.max_frames = thumbnail.max_frames
-        self.jpeg_quality = thumbnail.jpeg_quality
+        self.quality = thumbnail.quality
         self.max_pixels = limits_conf.max_pixels
         self.max_animation_pixels = limits_conf.max_animation_pixels
         try:
@@ -287,7 +313,7 @@ class ThumbHandler:
     def settings_key(self) -> str:
         """What decides the thumbnails besides the upload's bytes: an upload identical to an earlier
         one whose thumbnails were made under the same key may reuse them."""
-        settings = [RENDERING, self.boxes, self.max_frames, self.jpeg_quality, self.max_animation_pixels]
+        settings = [RENDERING, self.boxes, self.max_frames, self.quality.model_dump(), self.max_animation_pixels]
         return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
 
     def make(self, source: Path, media_type: MediaType) -> Thumbnails:
@@ -319,30 +345,44 @@ class ThumbHandler:
         if media_type.magic in ("heif", "avif"):
             self._check_heif(source)
         spec = f"{media_type.coder}:{source}"
+        still = media_type.animated and not self._keeps_frames(media_type)
         if media_type.animated:
-            spec += f"[0-{self._frames_kept(declared) - 1}]"
+            spec += "[0]" if still else f"[0-{self._frames_kept(declared) - 1}]"
         with Image() as img:
             if media_type is JPEG:
                 img.options["jpeg:size"] = "{}x{}".format(*self._decode_floor(declared))
             decoded_size = None
             if media_type in (HEIC, HEIF):
-                decoded_size = _read_heif(img, source, self._decode_floor(declared))
+                decoded_size, camera = _read_heif(img, source, self._decode_floor(declared))
             else:
                 img.read(filename=spec)
+                camera = {name: value for name in CAMERA_TAGS if (value := img.metadata.get(f"exif:{name}"))}
+            if media_type.animated and frame_count(img) == 1:
+                # The whole picture, even where its one frame covers part of the canvas (a resize
+                # would stretch that part over it; several frames are coalesced as they resize).
+                keep_first_frame(img)
             warning = corrupt_image_warning(img)
             if warning:
                 raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: {warning}")
             img.auto_orient()  # EXIF; a HEIF's irot/imir are applied by libheif as it decodes
             if media_type.magic == "avif":
                 _restore_heif_profile(img, source)
-            output = self._output_type(img, media_type)
+            own_type = self._output_type(img, media_type)
             # A JPEG read at reduced scale and an animation's canvas (logical screen) are only
             # in the header; a HEIF's is the one libheif decoded (irot, clap applied).
             if media_type is JPEG or media_type.animated:
                 upright = declared or (img.page_width or img.width, img.page_height or img.height)
             else:
                 upright = decoded_size or (img.width, img.height)
-            return Thumbnails(output, self._render_all(img, output, upright), len(img.sequence))
+            about = Metadata(
+                width=upright[0], height=upright[1], format=media_type.coder,
+                frames=_animation_frames(source, media_type, len(img.sequence)),
+                has_alpha=bool(img.alpha_channel), color_profile=icc_description(img.profiles["icc"]),
+                captured_at=exif_time(camera.get("DateTimeOriginal"), camera.get("OffsetTimeOriginal")),
+                camera_make=clean_text(camera.get("Make")), camera_model=clean_text(camera.get("Model")),
+            )
+            sizes, sample = self._render_all(img, media_type, own_type, upright)
+            return Thumbnails(own_type, sizes, len(img.sequence), sample, about)
 
     def _check_heif(self, source: Path) -> None:
         """Refuse before any decode what the boxes do not vouch for: a primary image without a
@@ -362,6 +402,11 @@ class ThumbHandler:
         if not primary.consistent:
             raise ImageRejected(state.UNDECODABLE, "HEIF image grid or overlay not the size its ispe declares")
 
+    def _keeps_frames(self, media_type: MediaType) -> bool:
+        """Whether some size holds an animation: if none does (every size JPEG or PNG), only the
+        first frame is decoded."""
+        return any((BY_FORMAT[box.format] if box.format else media_type) in ANIMATED_OUTPUTS for box in self.boxes)
+
     def _frames_kept(self, declared: tuple[int, int] | None) -> int:
         """Frames of an animation to decode: config's cap, fewer when its canvas is large, so the
         decoded and coalesced frames stay within `limits.max_animation_pixels`."""
@@ -371,6 +416,8 @@ class ThumbHandler:
 
     @staticmethod
     def _output_type(img: Image, media_type: MediaType) -> MediaType:
+        """The type of a size that names no format: the source's own, JPEG for HEIC/HEIF (PNG with
+        transparency)."""
         if media_type.keeps_format:
             return media_type
         return PNG if img.alpha_channel else JPEG
@@ -387,41 +434,56 @@ class ThumbHandler:
         smallest, largest = min(fitted), max(fitted)
         return max(2 * smallest[0], largest[0]), max(2 * smallest[1], largest[1])
 
-    def _render_all(self, img: Image, output: MediaType, upright: tuple[int, int]) -> tuple[SizedThumbnail, ...]:
+    def _render_all(
+        self, img: Image, source_type: MediaType, own_type: MediaType, upright: tuple[int, int]
+    ) -> tuple[tuple[SizedThumbnail, ...], Sample]:
         """Every size, largest first, each from the smallest image already made that is at least
         twice its size (else from the decoded one): a second size costs a small resize, not a
         second pass over the whole picture. ImageMagick shares a copy's pixels until it is written.
-        A size the decoded picture already has (never enlarged) is encoded from it as it is."""
+        A size the decoded picture already has (never enlarged) is encoded from it as it is.
+        The fingerprints' sample comes from the last, smallest, picture."""
         made: dict[str, SizedThumbnail] = {}
         sources: list[Image] = []
+        smallest = img
         try:
             for box in sorted(self.boxes, key=lambda box: box.width * box.height, reverse=True):
                 width, height = fit(*upright, box.width, box.height)
+                output = BY_FORMAT[box.format] if box.format else own_type
                 if (width, height) == upright == _canvas(img):
-                    made[box.name] = self._encode(img, output, box.name, (width, height), resized=False)
+                    made[box.name] = self._encode(img, source_type, output, box.name, (width, height), resized=False)
+                    smallest = img
                     continue
                 base = next((s for s in reversed(sources) if s.width >= 2 * width and s.height >= 2 * height), img)
                 resized = base.clone()
                 sources.append(resized)
                 _shrink(resized, width, height)
-                made[box.name] = self._encode(resized, output, box.name, (width, height), resized=True)
+                made[box.name] = self._encode(resized, source_type, output, box.name, (width, height), resized=True)
+                smallest = resized
+            sample = self.sample(smallest)
         finally:
             for source in sources:
                 source.close()
-        return tuple(made[box.name] for box in self.boxes)
+        return tuple(made[box.name] for box in self.boxes), sample
+
+    def sample(self, picture: Image) -> Sample:
+        """The fingerprints' pixels: the picture's first frame in sRGB (as its thumbnail is)."""
+        with Image(image=picture.sequence[0]) as first:
+            _to_srgb(first, self.srgb_profile)
+            return export_sample(first)
 
     def _encode(
-        self, picture: Image, output: MediaType, name: str, size: tuple[int, int], *, resized: bool
+        self, picture: Image, source_type: MediaType, output: MediaType, name: str, size: tuple[int, int], *,
+        resized: bool,
     ) -> SizedThumbnail:
-        """One size in sRGB, without metadata, in the thumbnail's format. A picture that was not
-        resized keeps an animation's frames as the source laid them out, and their palettes."""
+        """One size in sRGB, without metadata, in the size's format. A GIF that was not resized
+        keeps an animation's frames as the source laid them out, and their palettes; a format that
+        holds one frame gets the first."""
         with picture.clone() as small:
+            if frame_count(small) > 1 and output not in ANIMATED_OUTPUTS:
+                keep_first_frame(small)
             converted = _to_srgb(small, self.srgb_profile)
-            if output is GIF and (resized or converted):
-                _optimize_gif(small, relayer=resized)
+            if output is GIF and (resized or converted or source_type is not GIF):
+                _optimize_gif(small, relayer=resized or source_type is not GIF)
             small.strip()
             small.depth = 8
-            small.format = output.coder
-            if output is JPEG:
-                small.compression_quality = self.jpeg_quality
-            return SizedThumbnail(name, small.make_blob(), *size)
+            return SizedThumbnail(name, encode(small, output, self.quality), *size, output)

@@ -39,14 +39,20 @@ import av
 from av.stream import Discard
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
+from wand.color import Color
 from wand.image import Image
 
 from thumbnailify import state
 from thumbnailify.kinds import media_kind
-from thumbnailify.media import JPEG, MOV_DEMUXER, MediaType
+from thumbnailify.media import BY_FORMAT, JPEG, MOV_DEMUXER, MediaType
+from thumbnailify.record import Metadata
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings, VideoSettings
+from thumbnailify.worker.fingerprints import Sample
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, isobmff
+from thumbnailify.worker.handlers.about import clean_text, iso_time
+from thumbnailify.worker.handlers.encode import encode
 from thumbnailify.worker.handlers.image import fit
+from thumbnailify.worker.handlers.sample import export_sample
 
 RENDERING = "video-2"  # changed whenever a change of this module changes what thumbnails look like
 BLACK_LUMA = 16  # mean luma (limited range) at or below this is a black frame
@@ -67,6 +73,7 @@ CONTAINER_OPTIONS = {
     "codec_whitelist": "none",
     "probesize": "32768",  # the streams are known from the header; probing would only try decoders
 }
+OPAQUE = Color("black")
 _malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
@@ -75,7 +82,7 @@ class VideoHandler:
 
     def __init__(self, thumbnail: ThumbnailSettings, limits_conf: LimitsSettings, video: VideoSettings) -> None:
         self.boxes = thumbnail.boxes()
-        self.jpeg_quality = thumbnail.jpeg_quality
+        self.quality = thumbnail.quality
         self.max_pixels = limits_conf.max_pixels
         self.scan_seconds = video.scan_seconds
 
@@ -86,7 +93,7 @@ class VideoHandler:
     @property
     def settings_key(self) -> str:
         """What decides the thumbnails besides the upload's bytes (see worker.jobs' reuse)."""
-        settings = [RENDERING, self.boxes, self.jpeg_quality, self.scan_seconds]
+        settings = [RENDERING, self.boxes, self.quality.model_dump(), self.scan_seconds]
         return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
 
     def make(self, source: Path, media_type: MediaType) -> Thumbnails:
@@ -100,7 +107,8 @@ class VideoHandler:
                 frame = self._pick(container, stream)
                 if frame.is_corrupt:
                     raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: the frame is damaged")
-                return Thumbnails(JPEG, self._render(frame, stream), 1)
+                sizes, sample = self._render(frame, stream)
+                return Thumbnails(JPEG, sizes, 1, sample, _metadata(container, stream, _upright(frame, stream)))
         except MemoryError as exc:  # FFmpeg's ENOMEM too: an allocation past worker.memory_limit
             raise ImageRejected(
                 state.TOO_MANY_PIXELS, f"cannot decode {media_type.name}: it needs more memory than the worker has"
@@ -202,26 +210,62 @@ class VideoHandler:
                 return frame
         return bright or scan.brightest
 
-    def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[SizedThumbnail, ...]:
-        """Every size, each scaled from the decoded frame (area average), turned, as JPEG."""
-        turns = round((frame.rotation or 0) / 90) % 4  # quarter turns counter-clockwise
-        aspect = stream.sample_aspect_ratio or Fraction(1)
-        width = max(1, round(frame.width * aspect)) if aspect > 0 else frame.width
-        upright = (frame.height, width) if turns % 2 else (width, frame.height)
+    def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[tuple[SizedThumbnail, ...], Sample]:
+        """Every size, each scaled from the decoded frame (area average), turned, as JPEG unless
+        the size names another format; and the fingerprints' sample, from the smallest."""
+        turns = _turns(frame)
+        upright = _upright(frame, stream)
         sizes = []
+        smallest = min(self.boxes, key=lambda box: box.width * box.height)
+        sample = None
         for box in self.boxes:
             fitted = fit(*upright, box.width, box.height)
             scaled_width, scaled_height = fitted[::-1] if turns % 2 else fitted
             rgb = frame.reformat(scaled_width, scaled_height, "rgb24", interpolation="AREA", threads=1)
-            with Image(width=scaled_width, height=scaled_height) as img:
+            # Opaque from the start (a new image is transparent, and import_pixels leaves alpha be).
+            with Image(width=scaled_width, height=scaled_height, background=OPAQUE) as img:
                 img.import_pixels(0, 0, scaled_width, scaled_height, "RGB", "char", _packed(rgb, 3))
+                img.alpha_channel = "off"  # a new Wand image is transparent, and RGB pixels leave it so
                 if turns:
                     img.rotate(-90 * turns)  # Wand turns clockwise
+                if box is smallest:
+                    sample = export_sample(img)
                 img.strip()
-                img.format = "jpeg"
-                img.compression_quality = self.jpeg_quality
-                sizes.append(SizedThumbnail(box.name, img.make_blob(), *fitted))
-        return tuple(sizes)
+                output = BY_FORMAT[box.format] if box.format else JPEG
+                sizes.append(SizedThumbnail(box.name, encode(img, output, self.quality), *fitted, output))
+        if sample is None:
+            raise ValueError("no sizes configured")  # settings refuse that; a bug if it happens
+        return tuple(sizes), sample
+
+
+def _turns(frame: VideoFrame) -> int:
+    """Quarter turns counter-clockwise of the stream's display matrix."""
+    return round((frame.rotation or 0) / 90) % 4
+
+
+def _upright(frame: VideoFrame, stream: VideoStream) -> tuple[int, int]:
+    """The frame's size as shown: its pixels' aspect applied, turned by the display matrix."""
+    aspect = stream.sample_aspect_ratio or Fraction(1)
+    width = max(1, round(frame.width * aspect)) if aspect > 0 else frame.width
+    return (frame.height, width) if _turns(frame) % 2 else (width, frame.height)
+
+
+def _metadata(container: av.container.InputContainer, stream: VideoStream, upright: tuple[int, int]) -> Metadata:
+    """Size as shown, codec, seconds, and the camera and time a phone writes in the container's
+    metadata (QuickTime's `com.apple.quicktime.*`, Android's `com.android.*`, `creation_time`);
+    never its location tags."""
+    tags = {**container.metadata, **stream.metadata}
+    seconds = container.duration / av.time_base if container.duration else None
+    if seconds is None and stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    codec = stream.codec_context.codec.canonical_name if stream.codec_context is not None else "unknown"
+    return Metadata(
+        width=upright[0], height=upright[1], format=codec,
+        duration=round(seconds, 3) if seconds and seconds > 0 else None,
+        captured_at=iso_time(tags.get("com.apple.quicktime.creationdate") or tags.get("creation_time")),
+        camera_make=clean_text(tags.get("com.apple.quicktime.make") or tags.get("com.android.manufacturer")),
+        camera_model=clean_text(tags.get("com.apple.quicktime.model") or tags.get("com.android.model")),
+    )
 
 
 def _first_frame(container: av.container.InputContainer, stream: VideoStream) -> VideoFrame | None:

@@ -2,6 +2,7 @@
 // and name filters, selection, and delete with undo.
 import { api, apiOk } from "./api.js";
 import { announce, el, showNotice, ui } from "./dom.js";
+import { thumbHashToRGBA } from "./thumbhash.js";
 import { offerUndo } from "./undo.js";
 import { openViewer } from "./viewer.js";
 import { bytesText, isVideo, kindOf, plural, stateWords, untitled } from "./words.js";
@@ -203,9 +204,30 @@ function tileSize(status) {
   return (fits || byArea[byArea.length - 1])[0];
 }
 
+// The item's ThumbHash as a tiny blurred picture, shown until its thumbnail has loaded: a canvas
+// (the page's policy allows images only from itself), stretched over the tile as the image is.
+function placeholderCanvas(status) {
+  const thumbhash = status.placeholder && status.placeholder.thumbhash;
+  if (!thumbhash) return null;
+  try {
+    const { w, h, rgba } = thumbHashToRGBA(Uint8Array.from(atob(thumbhash), (c) => c.charCodeAt(0)));
+    const canvas = el("canvas", { className: "blur", dataset: { role: "placeholder" } });
+    canvas.width = w;
+    canvas.height = h;
+    canvas.setAttribute("aria-hidden", "true");
+    canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
+    return canvas;
+  } catch {
+    return null; // a placeholder that does not decode: the kind's name stays until the thumbnail
+  }
+}
+
 async function showThumbnail(id, status) {
   thumbnails.set(id, null); // claimed: one fetch per item
   const size = tileSize(status);
+  const canvas = placeholderCanvas(status);
+  const waiting = items.get(id);
+  if (canvas && waiting) waiting.querySelector(".frame .open").replaceChildren(canvas);
   try {
     const query = new URLSearchParams({ encoding: "binary", ...(size ? { size } : {}) });
     const response = await apiOk(`/images/${encodeURIComponent(id)}/thumbnail?${query}`);

@@ -29,17 +29,17 @@ class FilesystemFiles:
             raise SourceMissing("the upload is missing from the volume")
         yield path
 
-    def write_thumbnails(self, media_id: str, media_type: MediaType, sizes: dict[str, bytes]) -> None:
-        self.volume.write_thumbnails(media_id, media_type, sizes)
+    def write_thumbnails(self, media_id: str, sizes: dict[str, tuple[MediaType, bytes]]) -> None:
+        self.volume.write_thumbnails(media_id, sizes)
 
-    def copy_thumbnails(self, source_id: str, media_id: str, media_type: MediaType, sizes: list[str]) -> bool:
+    def copy_thumbnails(self, source_id: str, media_id: str, sizes: dict[str, MediaType]) -> bool:
         copies = {}
-        for size in sizes:
+        for size, media_type in sizes.items():
             try:
-                copies[size] = self.volume.thumb_path(source_id, media_type, size).read_bytes()
+                copies[size] = (media_type, self.volume.thumb_path(source_id, media_type, size).read_bytes())
             except FileNotFoundError:
                 return False
-        self.volume.write_thumbnails(media_id, media_type, copies)
+        self.volume.write_thumbnails(media_id, copies)
         return True
 
     def remove_upload(self, media_id: str) -> None:

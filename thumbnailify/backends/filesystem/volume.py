@@ -47,9 +47,9 @@ class Volume:
         probe.write_bytes(b"")
         probe.unlink()
 
-    def write_thumbnails(self, media_id: str, media_type: MediaType, sizes: dict[str, bytes]) -> None:
-        """Every size of an item's thumbnail, each file replaced whole."""
-        for size, data in sizes.items():
+    def write_thumbnails(self, media_id: str, sizes: dict[str, tuple[MediaType, bytes]]) -> None:
+        """Every size of an item's thumbnail (its type names the file), each file replaced whole."""
+        for size, (media_type, data) in sizes.items():
             final = self.thumb_path(media_id, media_type, size)
             temp = self.temp_path(final)
             final.parent.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,12 @@ from typing import TypeVar
 from nats.errors import Error as NatsError
 from nats.js.api import DeliverPolicy
 
+from thumbnailify.backends.nats.clients import Clients
 from thumbnailify.backends.nats.layout import changes_filter, job_consumer, job_subject, media_of
 from thumbnailify.backends.nats.records import Records
+from thumbnailify.clients import Client, Grant, Quota, Usage
 from thumbnailify.kinds import MEDIA_KINDS, media_kind
-from thumbnailify.record import Fields, MediaRecord, State, readable
+from thumbnailify.record import DEFAULT_OWNER, Fields, MediaRecord, State, readable
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
@@ -55,6 +57,7 @@ class NatsStore:
 
     def __init__(self, settings: Settings) -> None:
         self.records = Records(settings)
+        self.clients = Clients(self.records)
 
     async def open(self) -> None:
         try:
@@ -68,8 +71,8 @@ class NatsStore:
     async def close(self) -> None:
         await self.records.close()
 
-    async def create(self, media_id: str, record: MediaRecord, score: float) -> None:
-        await answered(self.records, lambda: self.records.create(media_id, record, score))
+    async def create(self, media_id: str, record: MediaRecord, score: float, quota: Quota | None = None) -> None:
+        await answered(self.records, lambda: self.records.create(media_id, record, score, quota))
 
     async def get(self, media_id: str) -> MediaRecord | None:
         return await answered(self.records, lambda: self.records.get(media_id))
@@ -80,8 +83,12 @@ class NatsStore:
     async def delete(self, media_id: str) -> bool:
         return await answered(self.records, lambda: self.records.delete(media_id))
 
-    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None) -> Page:
-        return await answered(self.records, lambda: self.records.page(limit, after, state))
+    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None,
+                   owner: str | None = None) -> Page:
+        return await answered(self.records, lambda: self.records.page(limit, after, state, owner))
+
+    async def perceptual_hashes(self) -> str:
+        return await answered(self.records, self.records.perceptual_hashes)
 
     async def created_before(self, score: float, limit: int) -> list[str]:
         return await answered(self.records, lambda: self.records.created_before(score, limit))
@@ -116,6 +123,30 @@ class NatsStore:
     async def expired_uploads(self, before: float, limit: int) -> list[str]:
         return await answered(self.records, lambda: self.records.expired_uploads(before, limit))
 
+    async def add_client(self, client: Client, key_hash: str) -> bool:
+        return await answered(self.records, lambda: self.clients.add(client, key_hash))
+
+    async def client_by_key(self, key_hash: str) -> Client | None:
+        return await answered(self.records, lambda: self.clients.by_key(key_hash))
+
+    async def get_client(self, name: str) -> Client | None:
+        return await answered(self.records, lambda: self.clients.get(name))
+
+    async def list_clients(self) -> list[Client]:
+        return await answered(self.records, self.clients.all)
+
+    async def revoke_client(self, name: str) -> bool:
+        return await answered(self.records, lambda: self.clients.revoke(name))
+
+    async def rotate_key(self, name: str, key_hash: str, grace_seconds: float) -> bool:
+        return await answered(self.records, lambda: self.clients.rotate(name, key_hash, grace_seconds))
+
+    async def usage(self, name: str) -> Usage:
+        return await answered(self.records, lambda: self.records.usage(name))
+
+    async def take_token(self, name: str, rate: float, burst: float) -> Grant:
+        return await answered(self.records, lambda: self.clients.take_token(name, rate, burst))
+
     async def changes(self) -> AsyncIterator[Change]:
         """A consumer of the log from now on (ordered, ephemeral: nats-py resets it after an outage);
         job messages are skipped, they change no record."""
@@ -129,9 +160,9 @@ class NatsStore:
                 async for message in subscription.messages:
                     media_id, event = media_of(message.subject)
                     if event == "deleted":
-                        yield media_id, None
+                        yield Change(media_id, None, json.loads(message.data or b"{}").get("owner") or DEFAULT_OWNER)
                     elif event in CHANGE_EVENTS and (record := readable(media_id, json.loads(message.data))):
-                        yield media_id, record
+                        yield Change(media_id, record, record.client)
             except Exception as exc:  # an outage, bad data
                 _end_if_cancelled()
                 log.warning("events subscription lost, subscribing again: %r", exc)

@@ -7,7 +7,8 @@ the record after the change, and every job one on `<stream>.media.<id>.queued.<k
 item's whole story is `<stream>.media.<id>.>`. Key-value buckets named after the stream hold what
 must be read by key: the current records (`_records`, changed by revision: compare-and-set), the
 list index (`_index`), locks, Idempotency-Keys and content keys (`_meta`), resumable uploads
-(`_uploads`).
+(`_uploads`), clients with their keys, usage and rate buckets (`_clients`), and the Completed
+items' perceptual hashes (`_phashes`, one key `<id>.<hash>` per item, listed by subject).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from thumbnailify.kinds import KINDS
 from thumbnailify.record import Fields, State
 from thumbnailify.settings import NatsSettings, Settings
 
-BUCKETS = ("records", "index", "meta", "uploads")
+BUCKETS = ("records", "index", "meta", "uploads", "clients", "phashes")
 PROGRESS_FRACTION = 3  # a running job reports progress this many times per ack wait
 
 
@@ -123,13 +124,24 @@ def score_micros(score: float) -> int:
     return round(score * 1_000_000)
 
 
-def index_key(state: str, score: float, media_id: str) -> str:
-    """The index entry of an item in a state: listing `<state>.>` in key order is by creation time."""
-    return f"{state}.{score_micros(score):017d}.{media_id}"
+def owner_token(owner: str) -> str:
+    """A client's name as one token of a key ('.' separates tokens; '=' is in no client's name)."""
+    return owner.replace(".", "=")
+
+
+def index_key(state: str, owner: str, score: float, media_id: str) -> str:
+    """The index entry of an item in a state: `<state>.>` lists a state, `*.<owner>.>` one client's
+    items, `<state>.<owner>.>` both; the order by creation time is the page's to make."""
+    return f"{state}.{owner_token(owner)}.{score_micros(score):017d}.{media_id}"
+
+
+def index_pattern(state: str | None, owner: str | None) -> str:
+    return f"{state or '*'}.{'*' if owner is None else owner_token(owner)}.>"
 
 
 def parse_index_key(key: str) -> tuple[str, int, str]:
-    state, micros, media_id = key.split(".", 2)
+    """The state, the creation time (microseconds) and the media id of an index entry."""
+    state, _owner, micros, media_id = key.split(".", 3)
     return state, int(micros), media_id
 
 

@@ -14,6 +14,17 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from thumbnailify.backends.redis.clients import (
+    ADD_CLIENT_SCRIPT,
+    REVOKE_CLIENT_SCRIPT,
+    ROTATE_KEY_SCRIPT,
+    TAKE_TOKEN_SCRIPT,
+    bucket_key,
+    client_key,
+    client_keys_key,
+    clients_key,
+    key_key,
+)
 from thumbnailify.backends.redis.layout import (
     ACQUIRE_LOCK_SCRIPT,
     CREATE_SCRIPT,
@@ -24,18 +35,23 @@ from thumbnailify.backends.redis.layout import (
     NotReplicated,
     client_options,
     create_call,
+    created,
     delete_call,
     events_channel,
     index_key,
     lock_key,
     master_options,
     media_key,
+    owner_index_key,
+    pairs,
+    phash_key,
     request_key,
     scored,
     text,
     text_hash,
     texts,
     transition_call,
+    usage_key,
     wait_command,
 )
 from thumbnailify.backends.redis.uploads import (
@@ -43,11 +59,11 @@ from thumbnailify.backends.redis.uploads import (
     DELETE_UPLOAD_SCRIPT,
     UPDATE_UPLOAD_SCRIPT,
     keys_of,
-    pairs,
     upload_key,
     uploads_key,
 )
-from thumbnailify.record import Fields, MediaRecord, State, readable
+from thumbnailify.clients import Client, Grant, Quota, Usage, take
+from thumbnailify.record import DEFAULT_OWNER, Fields, MediaRecord, State, readable
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
@@ -106,6 +122,10 @@ class RedisStore:
         self._create_upload = self.client.register_script(CREATE_UPLOAD_SCRIPT)
         self._update_upload = self.client.register_script(UPDATE_UPLOAD_SCRIPT)
         self._delete_upload = self.client.register_script(DELETE_UPLOAD_SCRIPT)
+        self._add_client = self.client.register_script(ADD_CLIENT_SCRIPT)
+        self._revoke_client = self.client.register_script(REVOKE_CLIENT_SCRIPT)
+        self._rotate_key = self.client.register_script(ROTATE_KEY_SCRIPT)
+        self._take_token = self.client.register_script(TAKE_TOKEN_SCRIPT)
 
     async def open(self) -> None:
         return None
@@ -127,8 +147,8 @@ class RedisStore:
         return result
 
     @_unavailable_on_error
-    async def create(self, media_id: str, record: MediaRecord, score: float) -> None:
-        await self._replicated(self._create, create_call(self.prefix, media_id, record, score))
+    async def create(self, media_id: str, record: MediaRecord, score: float, quota: Quota | None = None) -> None:
+        created(await self._replicated(self._create, create_call(self.prefix, media_id, record, score, quota)), quota)
 
     @_unavailable_on_error
     async def get(self, media_id: str) -> MediaRecord | None:
@@ -145,15 +165,20 @@ class RedisStore:
         return bool(await self._replicated(self._delete, delete_call(self.prefix, media_id)))
 
     @_unavailable_on_error
-    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None) -> Page:
+    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None,
+                   owner: str | None = None) -> Page:
         """Newest first after the (score, id) cursor; Redis orders equal scores by id, as we do.
 
-        A state has an index of its own, so a filtered page reads only matching entries; a record
-        that changed state or was deleted between the index read and its own is skipped, and so
-        is one that cannot be read (logged).
+        A state, and a client, has an index of its own, so a filtered page reads only matching
+        entries; a record that changed state or was deleted between the index read and its own is
+        skipped, and so is one that cannot be read (logged). The default client's list walks the
+        whole index (or its state's): records made before clients are in no client's index.
         """
         found: Page = []
-        index = self.index if state is None else index_key(self.prefix, state)
+        if owner is not None and owner != DEFAULT_OWNER:
+            index = owner_index_key(self.prefix, owner)
+        else:
+            index = self.index if state is None else index_key(self.prefix, state)
         high: float | str = "+inf" if after is None else after[0]
         offset = 0
         while len(found) < limit:
@@ -170,9 +195,14 @@ class RedisStore:
                 records: list[dict[str, str]] = await pipe.execute()
             for (media_id, score), stored in zip(fresh, records, strict=True):
                 record = readable(media_id, stored) if stored else None
-                if record is not None and (state is None or record.state == state):
+                if record is not None and (state is None or record.state == state) and (
+                        owner is None or record.client == owner):
                     found.append((media_id, score, record))
         return found[:limit]
+
+    @_unavailable_on_error
+    async def perceptual_hashes(self) -> str:
+        return text(await self.client.get(phash_key(self.prefix))) or ""
 
     @_unavailable_on_error
     async def created_before(self, score: float, limit: int) -> list[str]:
@@ -229,6 +259,56 @@ class RedisStore:
         return texts(await self.client.zrangebyscore(uploads_key(self.prefix), "-inf", f"({before}",
                                                      start=0, num=limit))
 
+    @_unavailable_on_error
+    async def add_client(self, client: Client, key_hash: str) -> bool:
+        keys = [client_key(self.prefix, client.name), client_keys_key(self.prefix, client.name),
+                clients_key(self.prefix), key_key(self.prefix, key_hash)]
+        call: Call = {"keys": keys, "args": [client.name, key_hash, *pairs(client.stored())]}
+        return bool(await self._replicated(self._add_client, call))
+
+    @_unavailable_on_error
+    async def client_by_key(self, key_hash: str) -> Client | None:
+        name = text(await self.client.get(key_key(self.prefix, key_hash)))
+        client = await self.get_client(name) if name else None
+        return None if client is None or client.revoked else client
+
+    @_unavailable_on_error
+    async def get_client(self, name: str) -> Client | None:
+        stored = text_hash(await self.client.hgetall(client_key(self.prefix, name)))
+        return Client.from_stored(stored) if stored else None
+
+    @_unavailable_on_error
+    async def list_clients(self) -> list[Client]:
+        names = sorted(texts(await self.client.smembers(clients_key(self.prefix))))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(client_key(self.prefix, name))
+            found: list[dict[str, str]] = await pipe.execute()
+        return [Client.from_stored(stored) for stored in found if stored]
+
+    @_unavailable_on_error
+    async def revoke_client(self, name: str) -> bool:
+        call: Call = {"keys": [client_key(self.prefix, name), client_keys_key(self.prefix, name)],
+                      "args": [self.prefix]}
+        return bool(await self._replicated(self._revoke_client, call))
+
+    @_unavailable_on_error
+    async def rotate_key(self, name: str, key_hash: str, grace_seconds: float) -> bool:
+        keys = [client_key(self.prefix, name), client_keys_key(self.prefix, name), key_key(self.prefix, key_hash)]
+        call: Call = {"keys": keys, "args": [self.prefix, name, key_hash, int(grace_seconds * 1000)]}
+        return bool(await self._replicated(self._rotate_key, call))
+
+    @_unavailable_on_error
+    async def usage(self, name: str) -> Usage:
+        held = text_hash(await self.client.hgetall(usage_key(self.prefix, name)))
+        return Usage(int(held.get("items") or 0), int(held.get("bytes") or 0))
+
+    @_unavailable_on_error
+    async def take_token(self, name: str, rate: float, burst: float) -> Grant:
+        taken, tokens = await self._take_token(keys=[bucket_key(self.prefix, name)], args=[rate, burst])
+        left = float(tokens)
+        return take(left + 1.0 if taken else left, rate)
+
     async def changes(self) -> AsyncIterator[Change]:
         """From the events channel the scripts publish on; a lost connection is re-subscribed."""
         while True:
@@ -240,9 +320,9 @@ class RedisStore:
                         if message is not None:
                             change = json.loads(message["data"])
                             if change.get("deleted"):
-                                yield change["media_id"], None
+                                yield Change(change["media_id"], None, change.get("owner") or DEFAULT_OWNER)
                             elif (record := readable(change["media_id"], change["record"])) is not None:
-                                yield change["media_id"], record
+                                yield Change(change["media_id"], record, record.client)
             except Exception as exc:  # an outage, a failover (Sentinel names the master again), bad data
                 log.warning("events subscription lost, subscribing again: %r", exc)
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)

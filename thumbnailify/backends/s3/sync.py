@@ -53,18 +53,18 @@ class S3Files:
         finally:
             local.unlink(missing_ok=True)
 
-    def write_thumbnails(self, media_id: str, media_type: MediaType, sizes: dict[str, bytes]) -> None:
-        for size, data in sizes.items():
+    def write_thumbnails(self, media_id: str, sizes: dict[str, tuple[MediaType, bytes]]) -> None:
+        for size, (media_type, data) in sizes.items():
             obstore.put(self.bucket, layout.thumb_name(media_id, media_type, size), data, use_multipart=False)
 
-    def copy_thumbnails(self, source_id: str, media_id: str, media_type: MediaType, sizes: list[str]) -> bool:
+    def copy_thumbnails(self, source_id: str, media_id: str, sizes: dict[str, MediaType]) -> bool:
         try:
-            for size in sizes:
+            for size, media_type in sizes.items():
                 obstore.copy(self.bucket, layout.thumb_name(source_id, media_type, size),
                              layout.thumb_name(media_id, media_type, size))
         except FileNotFoundError:
             with contextlib.suppress(*FAULTS):  # a copy made before the source went is not ours to keep
-                obstore.delete(self.bucket, [layout.thumb_name(media_id, media_type, s) for s in sizes])
+                obstore.delete(self.bucket, [layout.thumb_name(media_id, t, s) for s, t in sizes.items()])
             return False
         return True
 

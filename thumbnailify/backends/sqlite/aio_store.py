@@ -9,9 +9,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
+from thumbnailify.backends.sqlite.clients import Clients
 from thumbnailify.backends.sqlite.schema import Database, decoded
 from thumbnailify.backends.sqlite.schema import SQLiteStore as SyncStore
 from thumbnailify.backends.sqlite.uploads import Uploads
+from thumbnailify.clients import Client, Grant, Quota, Usage
 from thumbnailify.record import Fields, MediaRecord, State, readable
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
@@ -32,6 +34,7 @@ class SQLiteStore:
         self.path = settings.path(settings.sqlite.path)
         self.store: SyncStore | None = None
         self.uploads: Uploads | None = None
+        self.clients: Clients | None = None
 
     async def _run(self, call: Callable[..., R], *args: object) -> R:
         try:
@@ -42,6 +45,7 @@ class SQLiteStore:
     async def open(self) -> None:
         self.store = SyncStore(await self._run(Database, self.path))
         self.uploads = await self._run(Uploads, self.store.db)
+        self.clients = await self._run(Clients, self.store.db)
 
     @property
     def _store(self) -> SyncStore:
@@ -51,8 +55,8 @@ class SQLiteStore:
     async def ping(self) -> None:
         await self._run(self._store.ping)
 
-    async def create(self, media_id: str, record: MediaRecord, score: float) -> None:
-        await self._run(self._store.create, media_id, record, score)
+    async def create(self, media_id: str, record: MediaRecord, score: float, quota: Quota | None = None) -> None:
+        await self._run(self._store.create, media_id, record, score, quota)
 
     async def get(self, media_id: str) -> MediaRecord | None:
         return await self._run(self._store.get, media_id)
@@ -63,8 +67,12 @@ class SQLiteStore:
     async def delete(self, media_id: str) -> bool:
         return await self._run(self._store.delete, media_id)
 
-    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None) -> Page:
-        return await self._run(self._store.page, limit, after, state)
+    async def page(self, limit: int, after: tuple[float, str] | None, state: State | None,
+                   owner: str | None = None) -> Page:
+        return await self._run(self._store.page, limit, after, state, owner)
+
+    async def perceptual_hashes(self) -> str:
+        return await self._run(self._store.perceptual_hashes)
 
     async def created_before(self, score: float, limit: int) -> list[str]:
         return await self._run(self._store.created_before, score, limit)
@@ -104,6 +112,35 @@ class SQLiteStore:
     async def expired_uploads(self, before: float, limit: int) -> list[str]:
         return await self._run(self._uploads.expired, before, limit)
 
+    @property
+    def _clients(self) -> Clients:
+        assert self.clients is not None, "open() first"
+        return self.clients
+
+    async def add_client(self, client: Client, key_hash: str) -> bool:
+        return await self._run(self._clients.add, client, key_hash)
+
+    async def client_by_key(self, key_hash: str) -> Client | None:
+        return await self._run(self._clients.by_key, key_hash)
+
+    async def get_client(self, name: str) -> Client | None:
+        return await self._run(self._clients.get, name)
+
+    async def list_clients(self) -> list[Client]:
+        return await self._run(self._clients.all)
+
+    async def revoke_client(self, name: str) -> bool:
+        return await self._run(self._clients.revoke, name)
+
+    async def rotate_key(self, name: str, key_hash: str, grace_seconds: float) -> bool:
+        return await self._run(self._clients.rotate, name, key_hash, grace_seconds)
+
+    async def usage(self, name: str) -> Usage:
+        return await self._run(self._clients.usage, name)
+
+    async def take_token(self, name: str, rate: float, burst: float) -> Grant:
+        return await self._run(self._clients.take_token, name, rate, burst)
+
     async def changes(self) -> AsyncIterator[Change]:
         """Polls the changes table every writer (servers and workers) appends to."""
         last: int | None = None
@@ -119,12 +156,12 @@ class SQLiteStore:
             except BackendUnavailable as exc:
                 log.warning("cannot read changes: %s", exc.detail)
                 rows = []
-            for change_id, media_id, text in rows:
+            for change_id, media_id, text, owner in rows:
                 last = change_id
                 if not text:
-                    yield media_id, None
+                    yield Change(media_id, None, owner)
                 elif (record := readable(media_id, decoded(text))) is not None:
-                    yield media_id, record
+                    yield Change(media_id, record, owner)
             if len(rows) < CHANGES_BATCH:
                 await asyncio.sleep(POLL_SECONDS)
 

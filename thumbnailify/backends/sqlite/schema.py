@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thumbnailify.record import Fields, MediaRecord, State, mapping, readable
+from thumbnailify.clients import Quota, QuotaExceeded
+from thumbnailify.record import DEFAULT_OWNER, Fields, MediaRecord, State, mapping, readable
 from thumbnailify.state import append_history, history_entry
 
 SCHEMA = """
@@ -26,7 +27,9 @@ CREATE TABLE IF NOT EXISTS media (
     media_id TEXT PRIMARY KEY,
     score REAL NOT NULL,
     state TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT 'default',
+    phash TEXT  -- the record's perceptual hash, beside it for a similarity search to read alone
 );
 CREATE INDEX IF NOT EXISTS media_by_score ON media (score DESC, media_id DESC);
 CREATE INDEX IF NOT EXISTS media_by_state ON media (state, score DESC, media_id DESC);
@@ -52,7 +55,13 @@ CREATE TABLE IF NOT EXISTS changes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     media_id TEXT NOT NULL,
     record TEXT,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    owner TEXT NOT NULL DEFAULT 'default'
+);
+CREATE TABLE IF NOT EXISTS usage (
+    name TEXT PRIMARY KEY,
+    items INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS requests (
     key TEXT PRIMARY KEY,
@@ -66,12 +75,22 @@ CREATE TABLE IF NOT EXISTS locks (
     expires REAL NOT NULL
 );
 """
-# Columns added since the first release, for files created before them.
-# Columns added since the first release, for files created before them (whose jobs are all photos).
+# Columns added since the first release, for files created before them (whose jobs are all
+# photos, whose media all belong to the default client).
 MIGRATIONS = {
     ("jobs", "dead_at"): "ALTER TABLE jobs ADD COLUMN dead_at REAL NOT NULL DEFAULT 0",
     ("jobs", "queue"): "ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'image'",
+    ("media", "owner"): "ALTER TABLE media ADD COLUMN owner TEXT NOT NULL DEFAULT 'default'",
+    ("changes", "owner"): "ALTER TABLE changes ADD COLUMN owner TEXT NOT NULL DEFAULT 'default'",
+    ("media", "phash"): "ALTER TABLE media ADD COLUMN phash TEXT",
 }
+# Indexes of columns a migration may add, made once they exist. The perceptual hashes' index holds
+# the media_id and owner as well, so a similarity search reads the index alone, not 100,000
+# records' JSON (70 ms -> 20 ms at 100,000).
+INDEXES = """
+CREATE INDEX IF NOT EXISTS media_by_owner ON media (owner, score DESC, media_id DESC);
+CREATE INDEX IF NOT EXISTS media_phash ON media (phash, media_id) WHERE phash IS NOT NULL;
+"""
 
 
 class Database:
@@ -86,6 +105,7 @@ class Database:
         for (table, column), sql in MIGRATIONS.items():
             if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
                 conn.execute(sql)
+        conn.executescript(INDEXES)  # after the migrations: they may add the columns indexed
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -127,9 +147,37 @@ def decoded(text: str) -> object:
     return loaded
 
 
-def _log_change(conn: sqlite3.Connection, media_id: str, record: str | None) -> None:
+def _log_change(conn: sqlite3.Connection, media_id: str, record: str | None, owner: str) -> None:
     """Every change goes to the changes table in its own transaction; servers stream it from there."""
-    conn.execute("INSERT INTO changes (media_id, record, at) VALUES (?, ?, ?)", (media_id, record, time.time()))
+    conn.execute("INSERT INTO changes (media_id, record, at, owner) VALUES (?, ?, ?, ?)",
+                 (media_id, record, time.time(), owner))
+
+
+def _count(conn: sqlite3.Connection, record: MediaRecord, quota: Quota | None) -> None:
+    """One more item of record.owner's, checked against `quota` (QuotaExceeded: nothing changed)."""
+    if record.owner is None:
+        return
+    row = conn.execute("SELECT items, bytes FROM usage WHERE name = ?", (record.owner,)).fetchone()
+    items, used = row if row else (0, 0)
+    size = record.size or 0
+    if quota is not None and quota.items and items + 1 > quota.items:
+        raise QuotaExceeded("items", quota.items)
+    if quota is not None and quota.bytes and used + size > quota.bytes:
+        raise QuotaExceeded("bytes", quota.bytes)
+    conn.execute("INSERT OR REPLACE INTO usage (name, items, bytes) VALUES (?, ?, ?)",
+                 (record.owner, items + 1, used + size))
+
+
+def _uncount(conn: sqlite3.Connection, stored: object) -> None:
+    """The usage a deleted record counted (records from before clients counted none)."""
+    if not isinstance(stored, dict) or not stored.get("owner"):
+        return
+    try:
+        size = int(stored.get("bytes") or 0)
+    except ValueError:
+        size = 0
+    conn.execute("UPDATE usage SET items = MAX(items - 1, 0), bytes = MAX(bytes - ?, 0) WHERE name = ?",
+                 (size, stored["owner"]))
 
 
 class SQLiteStore:
@@ -141,15 +189,16 @@ class SQLiteStore:
     def ping(self) -> None:
         self.db.query("SELECT 1")
 
-    def create(self, media_id: str, record: MediaRecord, score: float) -> None:
+    def create(self, media_id: str, record: MediaRecord, score: float, quota: Quota | None = None) -> None:
         stored = record.stored()
         text = json.dumps(stored | {"history": append_history(stored, history_entry(stored, record.state))})
         with self.db.transaction() as conn:
+            _count(conn, record, quota)
             conn.execute(
-                "INSERT INTO media (media_id, score, state, record) VALUES (?, ?, ?, ?)",
-                (media_id, score, record.state, text),
+                "INSERT INTO media (media_id, score, state, record, owner) VALUES (?, ?, ?, ?, ?)",
+                (media_id, score, record.state, text, record.client),
             )
-            _log_change(conn, media_id, text)
+            _log_change(conn, media_id, text, record.client)
 
     def get(self, media_id: str) -> MediaRecord | None:
         """The record; UnreadableRecord when its row cannot be read as one."""
@@ -158,10 +207,11 @@ class SQLiteStore:
 
     def delete(self, media_id: str) -> bool:
         with self.db.transaction() as conn:
-            deleted = conn.execute("DELETE FROM media WHERE media_id = ?", (media_id,)).rowcount > 0
-            if deleted:
-                _log_change(conn, media_id, None)
-            return deleted
+            row = conn.execute("DELETE FROM media WHERE media_id = ? RETURNING record, owner", (media_id,)).fetchone()
+            if row is not None:
+                _uncount(conn, decoded(row[0]))
+                _log_change(conn, media_id, None, row[1])
+            return row is not None
 
     def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool:
         """Apply fields only if the record exists and is still in expected_state."""
@@ -176,16 +226,16 @@ class SQLiteStore:
             history = append_history(record, history_entry(fields, expected_state))
             text = json.dumps(record | fields | {"history": history})
             conn.execute(
-                "UPDATE media SET state = ?, record = ? WHERE media_id = ?",
-                (fields.get("state", expected_state), text, media_id),
+                "UPDATE media SET state = ?, record = ?, phash = COALESCE(NULLIF(?, ''), phash) WHERE media_id = ?",
+                (fields.get("state", expected_state), text, fields.get("phash"), media_id),
             )
-            _log_change(conn, media_id, text)
+            _log_change(conn, media_id, text, str(record.get("owner") or DEFAULT_OWNER))
             return True
 
-    def changes_after(self, last_id: int, limit: int) -> list[tuple[int, str, str | None]]:
-        """(id, media_id, record JSON or None when deleted) of changes after last_id, oldest first."""
+    def changes_after(self, last_id: int, limit: int) -> list[tuple[int, str, str | None, str]]:
+        """(id, media_id, record JSON or None when deleted, owner) of changes after last_id, oldest first."""
         return self.db.query(
-            "SELECT id, media_id, record FROM changes WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+            "SELECT id, media_id, record, owner FROM changes WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
         )
 
     def last_change(self) -> int:
@@ -232,13 +282,13 @@ class SQLiteStore:
             conn.execute("INSERT OR REPLACE INTO content (key, media_id) VALUES (?, ?)", (key, media_id))
 
     def page(
-        self, limit: int, after: tuple[float, str] | None, state: State | None
+        self, limit: int, after: tuple[float, str] | None, state: State | None, owner: str | None = None
     ) -> list[tuple[str, float, MediaRecord]]:
         """Newest first, strictly after the (score, media_id) cursor, optionally one state; a
         record that cannot be read is skipped (logged), the page filled from the rows after it."""
         found: list[tuple[str, float, MediaRecord]] = []
         while len(found) < limit:
-            rows = self._rows(limit, after, state)
+            rows = self._rows(limit, after, state, owner)
             for media_id, score, text in rows:
                 record = readable(media_id, decoded(text))
                 if record is not None:
@@ -248,9 +298,13 @@ class SQLiteStore:
             after = (rows[-1][1], rows[-1][0])
         return found[:limit]
 
-    def _rows(self, limit: int, after: tuple[float, str] | None, state: State | None) -> list[tuple[Any, ...]]:
+    def _rows(self, limit: int, after: tuple[float, str] | None, state: State | None,
+              owner: str | None) -> list[tuple[Any, ...]]:
         where: list[str] = []
         params: list[object] = []
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
         if after is not None:
             where.append("(score, media_id) < (?, ?)")
             params.extend(after)
@@ -262,6 +316,12 @@ class SQLiteStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY score DESC, media_id DESC LIMIT ?"
         return self.db.query(sql, (*params, limit))
+
+    def perceptual_hashes(self) -> str:
+        """Every item's media_id and perceptual hash, one string (see server.backends.Store)."""
+        rows = self.db.query("SELECT group_concat(media_id || phash, '') FROM media INDEXED BY media_phash "
+                             "WHERE phash IS NOT NULL")
+        return str(rows[0][0] or "")
 
     def created_before(self, score: float, limit: int) -> list[str]:
         rows = self.db.query("SELECT media_id FROM media WHERE score < ? ORDER BY score LIMIT ?", (score, limit))

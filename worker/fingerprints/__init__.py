@@ -1,0 +1,35 @@
+"""What the worker says about a picture from a few of its pixels: the placeholders a page paints
+while the thumbnail loads (ThumbHash, BlurHash) and a perceptual hash for near-duplicates.
+
+All three come from one small RGBA sample (at most SAMPLE_SIDE on a side, sRGB, upright) that the
+handler takes from the smallest thumbnail it has made anyway, so none of them decodes anything.
+Each is a few small matrix products with numpy (docs/performance.md has the cost per item).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from thumbnailify.worker.fingerprints import blurhash, phash, thumbhash
+
+SAMPLE_SIDE = 100  # ThumbHash's own limit: larger samples cost more and show nothing more
+Sample = NDArray[np.uint8]  # height x width x 4 (RGBA), sRGB
+
+
+@dataclass(frozen=True)
+class Fingerprints:
+    thumbhash: str  # standard base64, as ThumbHash's own pages show it
+    blurhash: str  # 4x3 components
+    phash: str  # 64 bits as 16 hexadecimal digits
+
+
+def fingerprints(sample: Sample) -> Fingerprints:
+    return Fingerprints(
+        thumbhash=base64.b64encode(thumbhash.encode(sample)).decode(),
+        blurhash=blurhash.encode(sample),
+        phash=f"{phash.phash(sample):016x}",
+    )
