@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The distributed stack on this machine: Redis for state, RabbitMQ for jobs.
 STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=redis THUMBNAILIFY_BACKENDS_QUEUE=rabbitmq
+# The one-server stack: NATS JetStream for state, jobs and history.
+NATS_STACK_ENV := THUMBNAILIFY_BACKENDS_STORE=nats THUMBNAILIFY_BACKENDS_QUEUE=nats
 # `make run` also makes a size for the web page's larger view; the API's default size stays first.
 # THUMBNAILIFY_THUMBNAIL_SIZES in the environment wins; the service's own default is one size.
 RUN_SIZES := default=100x100,large=800x800
@@ -13,13 +15,16 @@ RUN_SIZES := default=100x100,large=800x800
 NODE_PACKAGES := tus-js-client@4.3.1 thumbhash@0.1.1 blurhash@2.0.5
 NODE_STAMP := var/node/.installed
 
-.PHONY: run stack s3 test node check lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
+.PHONY: run stack stack-nats s3 test node check lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
 
 run: system-run $(STAMP)  ## the service on http://127.0.0.1:8080, embedded backends, Ctrl-C stops it
 	THUMBNAILIFY_THUMBNAIL_SIZES="$${THUMBNAILIFY_THUMBNAIL_SIZES:-$(RUN_SIZES)}" $(PY) -m thumbnailify
 
 stack: system-test $(STAMP) services  ## the same with local Redis + RabbitMQ, 2 photo workers, a video worker
 	$(STACK_ENV) $(PY) -m thumbnailify --workers 2
+
+stack-nats: system-test $(STAMP) services  ## the same on the local NATS (JetStream) alone, 2 photo workers
+	$(NATS_STACK_ENV) $(PY) -m thumbnailify --workers 2
 
 s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.files=s3; Ctrl-C stops it
 	$(PY) -m scripts.seaweed var/s3

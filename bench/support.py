@@ -35,7 +35,7 @@ import redis
 import requests
 from PIL import Image, ImageChops, ImageOps
 
-from tests.harness import AMQP_URL, REDIS_URL
+from tests.harness import AMQP_URL, NATS_MODE, REDIS_URL, on_nats, remove_nats_stream
 from tests.harness import service_env as harness_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,10 +215,14 @@ class BenchService:
         psutil.wait_procs(family, timeout=5)
 
     def purge(self, patience: float = 15.0) -> None:
-        """Delete this service's Redis keys and RabbitMQ queues (distributed mode only).
+        """Delete this service's Redis keys and RabbitMQ queues (distributed mode), or its NATS
+        stream and buckets (nats mode).
 
         Retried for a while: Redis or RabbitMQ may be briefly down (another test stops them).
         """
+        if self.mode == NATS_MODE:
+            on_nats(self.env, remove_nats_stream)
+            return
         if self.mode != "distributed":
             return
         deadline = time.monotonic() + patience

@@ -81,6 +81,24 @@ print("OK   compose services", ", ".join(sorted(svcs)), "| depends_on healthy | 
 '
 
 echo
+echo "== docker-compose.nats.yml (the NATS family)"
+$COMPOSE -f docker-compose.nats.yml config -q
+$COMPOSE -f docker-compose.nats.yml config | "$PYTHON" -c '
+import sys, yaml
+cfg = yaml.safe_load(sys.stdin)
+svcs = cfg["services"]
+assert {"nats", "s3", "server", "worker", "video-worker", "webhook-worker"} <= set(svcs), sorted(svcs)
+assert not {"redis", "rabbitmq"} & set(svcs), "the NATS variant runs no Redis or RabbitMQ"
+assert "-js" in svcs["nats"]["command"] and "healthcheck" in svcs["nats"], "nats: JetStream and a healthcheck"
+for name in ("server", "worker", "video-worker", "webhook-worker"):
+    env = svcs[name]["environment"]
+    assert env["THUMBNAILIFY_BACKENDS_STORE"] == env["THUMBNAILIFY_BACKENDS_QUEUE"] == "nats", name
+    assert env["THUMBNAILIFY_NATS_SERVERS"] == "nats://nats:4222", name
+    assert svcs[name]["depends_on"]["nats"]["condition"] == "service_healthy", name
+print("OK   docker-compose.nats.yml: nats (JetStream) instead of redis + rabbitmq, every process on it")
+'
+
+echo
 echo "== Dockerfiles (static checks; building them needs a Docker engine)"
 "$PYTHON" - Dockerfile.server Dockerfile.worker <<'PY'
 import re, sys
@@ -119,8 +137,9 @@ PY
 echo
 echo "== Kubernetes manifests (kubernetes-validate --strict -k $K8S_VERSION)"
 manifests=()
-# shared-volume/pvc.yaml: the ReadWriteMany volume for backends.files: filesystem (its patch is no object).
-for f in "$K8S_DIR"/*.yaml "$K8S_DIR"/shared-volume/pvc.yaml; do
+# shared-volume/pvc.yaml: the ReadWriteMany volume for backends.files: filesystem (its patch is no object);
+# nats/nats.yaml: the NATS cluster for backends.store and queue: nats (config-patch.yaml is no object).
+for f in "$K8S_DIR"/*.yaml "$K8S_DIR"/shared-volume/pvc.yaml "$K8S_DIR"/nats/nats.yaml; do
     skip=0
     for c in "${CRD_FILES[@]}"; do [[ "$f" == "$c" ]] && skip=1; done
     (( skip )) || manifests+=("$f")

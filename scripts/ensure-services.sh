@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672) answer; start them if not.
+# Make sure Redis (127.0.0.1:6379), RabbitMQ (127.0.0.1:5672) and NATS with JetStream
+# (127.0.0.1:4222) answer; start them if not.
 set -euo pipefail
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "starting redis-server"
@@ -13,4 +14,11 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
   sleep 2
 fi
 rabbitmqctl -q await_startup --timeout 120 >/dev/null
-echo "redis and rabbitmq are up"
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  echo "starting nats-server"
+  mkdir -p var/nats
+  nohup nats-server -js -a 127.0.0.1 -p 4222 -sd "$PWD/var/nats" >var/nats/nats.log 2>&1 &
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
+fi
+(exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null
+echo "redis, rabbitmq and nats are up"

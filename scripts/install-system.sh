@@ -10,6 +10,7 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "${1:-run}" != run ]; then
   command -v redis-server >/dev/null || need+=(redis-server)
   command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
+  command -v nats-server >/dev/null || need+=(nats-server)
   command -v docker-compose >/dev/null || need+=(docker-compose)
   command -v wrk >/dev/null || need+=(wrk)  # bench/ingest.py's load generator
   command -v npm >/dev/null || need+=(npm)  # tus-js-client for the resumable upload tests (make node)

@@ -16,10 +16,12 @@ TABLE: dict[str, dict[str, str]] = {
     "store": {
         "redis": "thumbnailify.backends.redis.aio:RedisStore",
         "sqlite": "thumbnailify.backends.sqlite.aio_store:SQLiteStore",
+        "nats": "thumbnailify.backends.nats.aio:NatsStore",
     },
     "queue": {
         "rabbitmq": "thumbnailify.backends.rabbitmq.aio:RabbitMQPublisher",
         "sqlite": "thumbnailify.backends.sqlite.aio_queue:SQLitePublisher",
+        "nats": "thumbnailify.backends.nats.aio:NatsPublisher",
     },
     "files": {
         "filesystem": "thumbnailify.backends.filesystem.aio:FilesystemFiles",

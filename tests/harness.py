@@ -1,11 +1,12 @@
 """Start the real service as processes, the way `make run` / `make stack` do, and talk HTTP to it.
 
-Each Service gets its own volume, SQLite file, Redis key prefix and RabbitMQ queue, so tests never
-see each other's jobs even on one shared Redis and RabbitMQ.
+Each Service gets its own volume, SQLite file, Redis key prefix, RabbitMQ queue and NATS stream (with
+its buckets), so tests never see each other's jobs even on one shared Redis, RabbitMQ and NATS.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -20,13 +21,20 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
+import nats
+import nats.errors
 import obstore
 import pika
 import psutil
 import redis
 import requests
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
 from thumbnailify.backends.s3.bucket import open_bucket
 from thumbnailify.kinds import KINDS, dead_letter_queue, queue_name
@@ -39,6 +47,9 @@ AMQP_PORT = 5672
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/%2F"
 MODES = ("embedded", "distributed")
 S3_MODE = "s3"  # distributed, with media in a bucket (a SeaweedFS the suite starts) instead of a volume
+NATS_MODE = "nats"  # state, queue and history in one NATS JetStream log; media on a volume
+NATS_PORT = 4222
+NATS_URL = f"nats://127.0.0.1:{NATS_PORT}"
 TERMINAL = ("Completed", "Error")
 # A worker's ready line, in text or JSON logs.
 PHOTO_WORKER_READY = re.compile(r'worker ready"?[^\n]*?kind"?[=:] ?"?image')
@@ -80,8 +91,10 @@ def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
         "THUMBNAILIFY_REDIS_PREFIX": f"test-{tag}:",
         "THUMBNAILIFY_RABBITMQ_URL": AMQP_URL,
         "THUMBNAILIFY_RABBITMQ_QUEUE": f"test-{tag}",
-        "THUMBNAILIFY_BACKENDS_STORE": "sqlite" if mode == "embedded" else "redis",
-        "THUMBNAILIFY_BACKENDS_QUEUE": "sqlite" if mode == "embedded" else "rabbitmq",
+        "THUMBNAILIFY_BACKENDS_STORE": {"embedded": "sqlite", NATS_MODE: "nats"}.get(mode, "redis"),
+        "THUMBNAILIFY_BACKENDS_QUEUE": {"embedded": "sqlite", NATS_MODE: "nats"}.get(mode, "rabbitmq"),
+        "THUMBNAILIFY_NATS_SERVERS": NATS_URL,
+        "THUMBNAILIFY_NATS_STREAM": f"test-{tag}",
         "THUMBNAILIFY_S3_PREFIX": f"test-{tag}/",
         "THUMBNAILIFY_LOG_LEVEL": "INFO",
     }
@@ -98,8 +111,11 @@ class Stored:
     env: dict[str, str]
 
     def cleanup(self) -> None:
-        """Remove this service's Redis keys and RabbitMQ queues."""
+        """Remove this service's Redis keys and RabbitMQ queues, or its NATS stream and buckets."""
         if self.mode == "embedded":
+            return
+        if self.mode == NATS_MODE:
+            on_nats(self.env, remove_nats_stream)
             return
         if not self.env.get("THUMBNAILIFY_REDIS_SENTINELS"):  # else the Redis is the test's own
             client = redis.Redis.from_url(self.redis_url)
@@ -159,6 +175,8 @@ class Stored:
 
     def record(self, media_id: str) -> dict[str, str] | None:
         """The stored state record, read straight from the backend (not through the API)."""
+        if self.mode == NATS_MODE:
+            return on_nats(self.env, lambda js, stream: nats_value(js, f"{stream}_records", media_id))
         if self.mode != "embedded":
             client = redis.Redis.from_url(self.redis_url, decode_responses=True)
             try:
@@ -173,6 +191,8 @@ class Stored:
         return json.loads(row[0]) if row else None
 
     def indexed(self, media_id: str) -> bool:
+        if self.mode == NATS_MODE:
+            return on_nats(self.env, lambda js, stream: nats_indexed(js, stream, media_id))
         if self.mode != "embedded":
             client = redis.Redis.from_url(self.redis_url)
             try:
@@ -180,6 +200,59 @@ class Stored:
             finally:
                 client.close()
         return self.record(media_id) is not None
+
+
+T = TypeVar("T")
+
+
+def on_nats(env: dict[str, str], call: Callable[[JetStreamContext, str], Awaitable[T]]) -> T:
+    """Run one call with a JetStream context of the service's NATS, on a thread of its own (the
+    caller may be inside an event loop: tests/api)."""
+    async def connected() -> T:
+        client = await nats.connect(env.get("THUMBNAILIFY_NATS_SERVERS", NATS_URL))
+        try:
+            return await call(client.jetstream(), env["THUMBNAILIFY_NATS_STREAM"])
+        finally:
+            await client.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, connected()).result()
+
+
+async def nats_value(js: JetStreamContext, bucket: str, key: str) -> dict[str, str] | None:
+    try:
+        entry = await (await js.key_value(bucket)).get(key)
+    except (KeyNotFoundError, BucketNotFoundError):
+        return None
+    return json.loads(entry.value or b"{}")
+
+
+async def nats_indexed(js: JetStreamContext, stream: str, media_id: str) -> bool:
+    """Whether any state's list index names the item."""
+    info = await js.stream_info(f"KV_{stream}_index", subjects_filter=f"$KV.{stream}_index.*.*.{media_id}")
+    return bool(info.state.subjects)
+
+
+async def nats_history(js: JetStreamContext, stream: str, media_id: str) -> list[tuple[str, dict[str, str]]]:
+    """Every message of an item in the log, oldest first: (event, the record after it)."""
+    found = []
+    subscription = await js.subscribe(f"{stream}.media.{media_id}.>", ordered_consumer=True)
+    try:
+        while True:
+            try:
+                message = await subscription.next_msg(timeout=0.5)
+            except nats.errors.TimeoutError:
+                return found
+            event = message.subject.split(".", 3)[3]
+            found.append((event, json.loads(message.data) if message.data.startswith(b"{") else {}))
+    finally:
+        await subscription.unsubscribe()
+
+
+async def remove_nats_stream(js: JetStreamContext, stream: str) -> None:
+    for name in (stream, *(f"KV_{stream}_{role}" for role in ("records", "index", "meta", "uploads"))):
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(name)
 
 
 class Service(Stored):
@@ -420,3 +493,33 @@ class PrivateRedis:
             return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
         except redis.RedisError:
             return False
+
+
+class PrivateNats:
+    """A nats-server of the test's own with JetStream on disk (so the log survives its restarts),
+    to stop and start at will."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.workdir / "jetstream")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.answers, 10, "private nats-server to start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def answers(self) -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0

@@ -39,6 +39,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -259,16 +260,17 @@ class WorkerSettings(Section):
 
 # The backends shipped, by the name config chooses them with (server.backends and worker.backends
 # map each to its class); a "module:Class" of one's own is also taken.
-BACKEND_NAMES = {"store": ("sqlite", "redis"), "queue": ("sqlite", "rabbitmq"), "files": ("filesystem", "s3")}
+BACKEND_NAMES = {"store": ("sqlite", "redis", "nats"), "queue": ("sqlite", "rabbitmq", "nats"),
+                 "files": ("filesystem", "s3")}
 
 
 class BackendSettings(Section):
     """Chosen by name and loaded dynamically (or a `module:Class` of one's own). Embedded (one machine,
-    no servers): sqlite/sqlite. Distributed (many machines): store redis, queue rabbitmq, files on a
-    shared volume or in S3."""
+    no servers): sqlite/sqlite. Distributed (many machines): store redis, queue rabbitmq, or both nats
+    (one NATS JetStream log as state, queue and history); files on a shared volume or in S3."""
 
-    store: str = Field("sqlite", description="state store: `sqlite` (embedded) or `redis`")
-    queue: str = Field("sqlite", description="job queue: `sqlite` (embedded) or `rabbitmq`")
+    store: str = Field("sqlite", description="state store: `sqlite` (embedded), `redis` or `nats` (with queue `nats`)")
+    queue: str = Field("sqlite", description="job queue: `sqlite` (embedded), `rabbitmq` or `nats` (with store `nats`)")
     files: str = Field(
         "filesystem",
         description="where uploads and thumbnails live: `filesystem` (local disk, or a shared volume on every "
@@ -280,8 +282,17 @@ class BackendSettings(Section):
     def _known_backend(cls, name: str, info: ValidationInfo) -> str:
         names = BACKEND_NAMES[info.field_name or ""]
         if name not in names and not IMPORT_STRING.fullmatch(name):
-            raise ValueError(f"unknown backend {name!r}; expected {' or '.join(names)}, or a module:Class of one's own")
+            choices = f"{', '.join(names[:-1])} or {names[-1]}"
+            raise ValueError(f"unknown backend {name!r}; expected {choices}, or a module:Class of one's own")
         return name
+
+    @model_validator(mode="after")
+    def _nats_together(self) -> BackendSettings:
+        # The log is the queue: jobs are events of the records the store keeps, so neither goes alone.
+        if (self.store == "nats") != (self.queue == "nats"):
+            raise ValueError("backends.store and backends.queue are `nats` together or not at all "
+                             f"(store {self.store!r}, queue {self.queue!r})")
+        return self
 
 
 class RedisSettings(Section):
@@ -343,6 +354,32 @@ class RabbitMQSettings(Section):
         description="`classic` or `quorum` (replicated; the broker itself dead-letters a job delivered more than "
                     "`worker.max_attempts` times, and a worker records it as Error 422). An existing queue keeps its "
                     "type: switch with a new `rabbitmq.queue` name (see docs/scaling.md)",
+    )
+
+
+class NatsSettings(Section):
+    """The NATS JetStream log (backends.store and backends.queue: nats)."""
+
+    servers: str = Field("nats://127.0.0.1:4222", min_length=1,
+                         description="NATS servers, comma-separated URLs (a cluster's members)")
+    stream: str = Field(
+        "thumbnailify", pattern=r"^[A-Za-z0-9_-]+$",
+        description="the stream holding every item's events (`<stream>.media.<id>.<event>`); its key-value "
+                    "buckets are named after it (`<stream>_records`, `<stream>_index`, `<stream>_meta`, "
+                    "`<stream>_uploads`, `<stream>_clients`, `<stream>_phashes`)",
+    )
+    replicas: AtLeastOne = Field(1, description="copies of the stream and buckets in a NATS cluster (3: R3)")
+    user: str = Field("", description="user name, with `nats.password` (empty: none)")
+    password: str = Field("", description="password of `nats.user`")
+    token: str = Field("", description="an authentication token (empty: none)")
+    creds: str = Field("", description="a credentials file (JWT and NKey seed; empty: none)")
+    tls_ca: str = Field("", description="a CA bundle to verify the servers' TLS certificates (empty: no TLS "
+                                        "unless a `tls://` server URL asks for it)")
+    timeout: Seconds = Field(5.0, description="seconds to wait for a connection, a reply or a publish "
+                                              "acknowledgement")
+    ack_wait: Seconds = Field(
+        30.0, description="seconds a worker may hold a job without a sign of life before it is handed out again "
+                          "(a worker reports progress every third of it while a job runs)",
     )
 
 
@@ -698,6 +735,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     rabbitmq: RabbitMQSettings = Field(default_factory=RabbitMQSettings)
+    nats: NatsSettings = Field(default_factory=NatsSettings)
     sqlite: SQLiteSettings = Field(default_factory=SQLiteSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
@@ -807,8 +845,9 @@ def _first_problem(exc: ValidationError, env: typing.Mapping[str, str]) -> str:
     section_model = sections().get(loc[0])
     if section_model is None:
         return _unknown(loc[0], list(sections()), f"section in {config_file(env)}", "section")
-    if len(loc) == 1:
-        return f"{loc[0]} in {config_file(env)}: got {error['input']!r}; expected a mapping of its keys"
+    if len(loc) == 1:  # the section's own: keys that do not go together, or not a mapping at all
+        return (f"{loc[0]}: {error['ctx']['error']}" if error["type"] == "value_error"
+                else f"{loc[0]} in {config_file(env)}: got {error['input']!r}; expected a mapping of its keys")
     model, path = section_model, [loc[0]]
     for part in loc[1:]:
         found = model.model_fields.get(part)

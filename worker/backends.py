@@ -16,10 +16,12 @@ TABLE: dict[str, dict[str, str]] = {
     "store": {
         "redis": "thumbnailify.backends.redis.sync:RedisStore",
         "sqlite": "thumbnailify.backends.sqlite.sync_store:SQLiteStore",
+        "nats": "thumbnailify.backends.nats.sync:NatsStore",
     },
     "queue": {
         "rabbitmq": "thumbnailify.backends.rabbitmq.sync:RabbitMQConsumer",
         "sqlite": "thumbnailify.backends.sqlite.sync_queue:SQLiteConsumer",
+        "nats": "thumbnailify.backends.nats.sync:NatsConsumer",
     },
     "files": {
         "filesystem": "thumbnailify.backends.filesystem.sync:FilesystemFiles",
@@ -29,6 +31,7 @@ TABLE: dict[str, dict[str, str]] = {
     "dead_letters": {
         "rabbitmq": "thumbnailify.backends.rabbitmq.sync:RabbitMQDeadLetters",
         "sqlite": "thumbnailify.backends.sqlite.sync_queue:SQLiteDeadLetters",
+        "nats": "thumbnailify.backends.nats.sync:NatsDeadLetters",
     },
 }
 

@@ -33,7 +33,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
 
-from tests.harness import S3_MODE, Stored, service_env
+from tests.harness import NATS_MODE, S3_MODE, Stored, service_env
 from thumbnailify.kinds import media_kind
 from thumbnailify.record import State
 from thumbnailify.server.app import create_app
@@ -49,7 +49,7 @@ from thumbnailify.worker.scratch import ScratchDir
 
 T = TypeVar("T")
 RAW_REPLY_SECONDS = 10.0
-API_MODES = ("embedded", "distributed", S3_MODE)
+API_MODES = ("embedded", "distributed", S3_MODE, NATS_MODE)
 # A 202 means the broker has the job; its delivery to the in-process consumer may take a moment.
 DELIVERY_POLL_SECONDS = 0.05
 DRAIN_SECONDS = 30.0  # photo items still Processing after this long are left as they are

@@ -1,5 +1,5 @@
 """The HTTP API end to end, in process (CONTRACT.md, "HTTP API"), in every mode: embedded, on
-Redis + RabbitMQ, and with media in a bucket. Behaviour must not differ between the modes.
+Redis + RabbitMQ, with media in a bucket, and on NATS JetStream. Behaviour must not differ between the modes.
 
 tests/system/test_api.py runs a smoke of the same contract against the real processes per mode.
 """
@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.api.conftest import API_MODES, Api
-from tests.harness import S3_MODE
+from tests.harness import NATS_MODE, S3_MODE
 
 
 @pytest.fixture(params=API_MODES)
@@ -232,7 +232,7 @@ async def test_operations_endpoints(api: Api) -> None:
     ready = await api.get("/ready")
     assert ready.status_code == 200
     expected = {"embedded": ["sqlite", "sqlite", "files"], "distributed": ["redis", "rabbitmq", "files"],
-                S3_MODE: ["redis", "rabbitmq", "s3"]}[api.mode]
+                S3_MODE: ["redis", "rabbitmq", "s3"], NATS_MODE: ["nats", "nats", "files"]}[api.mode]
     assert ready.json()["backends"] == expected
     metrics = await api.get("/metrics")
     assert metrics.status_code == 200

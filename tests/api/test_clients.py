@@ -1,5 +1,5 @@
 """Many clients on one service: keys of their own (the admin API), each sees only its own media,
-quotas and rate limits; in both modes (the state store is SQLite or Redis)."""
+quotas and rate limits; in every store's mode (SQLite, Redis, NATS)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from PIL import Image
 
 from tests.api.conftest import Api, ApiFactory, Reply
 from tests.api.test_uploads import read_events
+from tests.harness import NATS_MODE
 from thumbnailify import state
 from thumbnailify.record import MediaRecord
 from thumbnailify.server.resources import RESOURCES
@@ -24,7 +25,7 @@ TENANT_SETTINGS = {"THUMBNAILIFY_AUTH_ADMIN_KEY": ADMIN, "THUMBNAILIFY_AUTH_API_
 MISSING = "00000000-0000-4000-8000-000000000000"
 
 
-@pytest.fixture(params=["embedded", "distributed"])
+@pytest.fixture(params=["embedded", "distributed", NATS_MODE])
 def api_mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -75,6 +76,13 @@ async def test_a_key_is_shown_once_and_only_its_hash_is_kept(svc: Api) -> None:
         db = sqlite3.connect(svc.env["THUMBNAILIFY_SQLITE_PATH"])
         dumped = "\n".join(db.iterdump())
         db.close()
+    elif svc.mode == NATS_MODE:
+        from thumbnailify.backends.nats.records import Records
+        records = Records(svc.settings)
+        await records.open()
+        kept = await records.keys("clients", ">")
+        dumped = "\n".join([f"{key} {await records.read('clients', key)}" for key in kept])
+        await records.close()
     else:
         import redis
         client = redis.Redis.from_url(svc.redis_url, decode_responses=True)
@@ -379,7 +387,8 @@ async def test_retention_frees_the_quota(make_api: ApiFactory) -> None:
 # -- rate limits --------------------------------------------------------------------------------
 async def test_a_rate_limit_is_shared_by_two_server_processes(svc: Api, make_api: ApiFactory) -> None:
     shared = {name: svc.env[name] for name in ("THUMBNAILIFY_SQLITE_PATH", "THUMBNAILIFY_FILES_ROOT",
-                                              "THUMBNAILIFY_REDIS_PREFIX", "THUMBNAILIFY_RABBITMQ_QUEUE")
+                                              "THUMBNAILIFY_REDIS_PREFIX", "THUMBNAILIFY_RABBITMQ_QUEUE",
+                                              "THUMBNAILIFY_NATS_STREAM")
               if name in svc.env}
     other = await make_api(**TENANT_SETTINGS, **shared)  # a second app on the same store
     key = await new_client(svc, "alice", rate=0.5)  # a bucket of one upload, one more every 2 s

@@ -1,5 +1,5 @@
-"""A format per size (`thumbnail.sizes` entries `name=WxH:format`) in process, embedded and on Redis +
-RabbitMQ: each size made in its format from one decode, served with its Content-Type, stored under
+"""A format per size (`thumbnail.sizes` entries `name=WxH:format`) in process, embedded, on Redis +
+RabbitMQ and on NATS: each size made in its format from one decode, served with its Content-Type, stored under
 its extension, an animation kept where the format holds one, and the hostile cases (transparency
 to JPEG, a 1x1 picture, a long animation).
 
@@ -19,6 +19,7 @@ from PIL import Image, ImageSequence, ImageStat
 
 from tests.api.conftest import Api, ApiFactory, Reply
 from tests.corpus import ANIM_COLOURS, animated_gif, fit_size
+from tests.harness import NATS_MODE
 from thumbnailify.client import cli
 
 SIZES = "default=100x100,card=400x400:webp,hero=1200x1200:avif,flat=64x64:png"
@@ -27,7 +28,7 @@ FORMATS = {"default": ("image/jpeg", "JPEG", "jpg"), "card": ("image/webp", "WEB
 ALL_FORMATS = "default=100x100,j=100x100:jpeg,p=100x100:png,w=100x100:webp,a=100x100:avif,g=100x100:gif"
 
 
-@pytest.fixture(params=["embedded", "distributed"])
+@pytest.fixture(params=["embedded", "distributed", NATS_MODE])
 def api_mode(request: pytest.FixtureRequest) -> str:
     return request.param
 

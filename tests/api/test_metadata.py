@@ -1,4 +1,4 @@
-"""`metadata` in the status body, embedded and on Redis + RabbitMQ: a phone's photo tells its
+"""`metadata` in the status body, embedded, on Redis + RabbitMQ and on NATS: a phone's photo tells its
 upright size, format, camera and time, and never its place (GPS is neither returned nor kept in
 any thumbnail); alpha, colour profile and an animation's frames; null for an Error and for a record
 of an earlier release."""
@@ -20,6 +20,7 @@ from referencing.jsonschema import DRAFT202012
 from tests.api.conftest import Api
 from tests.api.test_sizes import forget_fields
 from tests.corpus import animated_gif
+from tests.harness import NATS_MODE
 from thumbnailify.server.ops import OPENAPI_FILE
 
 GPS = {
@@ -32,7 +33,7 @@ WHEN = {piexif.ExifIFD.DateTimeOriginal: b"2026:07:14 15:32:10", piexif.ExifIFD.
 PLACE_WORDS = ("gps", "latitude", "longitude", "48/1", "2411", "729/100", "altitude")
 
 
-@pytest.fixture(params=["embedded", "distributed"])
+@pytest.fixture(params=["embedded", "distributed", NATS_MODE])
 def api_mode(request: pytest.FixtureRequest) -> str:
     return request.param
 

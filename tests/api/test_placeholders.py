@@ -1,5 +1,5 @@
 """Placeholders (ThumbHash, BlurHash) in the status body of every Completed item, in process,
-embedded and on Redis + RabbitMQ: the reference decoders (npm `thumbhash`, `blurhash`, under Node)
+embedded, on Redis + RabbitMQ and on NATS: the reference decoders (npm `thumbhash`, `blurhash`, under Node)
 paint them in the thumbnail's colours; an Error has none, nor has a record of an earlier release."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from PIL import Image
 from tests.api.conftest import Api
 from tests.api.test_sizes import forget_fields
 from tests.corpus import animated_gif
+from tests.harness import NATS_MODE
 from tests.unit.test_fingerprints import linear_mean, reference_packages
 from thumbnailify.worker.fingerprints import SAMPLE_SIDE
 
@@ -26,7 +27,7 @@ SCRIPT = ROOT / "tests" / "unit" / "placeholders.mjs"
 MEAN_DISTANCE = 16  # of a decoded placeholder's mean colour from the thumbnail's, 0..255 per channel
 
 
-@pytest.fixture(params=["embedded", "distributed"])
+@pytest.fixture(params=["embedded", "distributed", NATS_MODE])
 def api_mode(request: pytest.FixtureRequest) -> str:
     return request.param
 

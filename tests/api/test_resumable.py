@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.api.conftest import Api, ApiFactory, Reply
+from tests.harness import NATS_MODE
 from thumbnailify.server.background.sweep import sweep
 from thumbnailify.server.resources import RESOURCES
 
@@ -38,6 +39,11 @@ def photo(seed: int = 1) -> bytes:
 
 def meta(**values: str) -> str:
     return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in values.items())
+
+
+# The tests of the store's upload records (create, move the offset by revision, finish, delete,
+# expire, bound) run on the NATS store too; the rest is the server's and runs embedded only.
+ON_EVERY_STORE = pytest.mark.parametrize("api_mode", ["embedded", NATS_MODE])
 
 
 @pytest.fixture
@@ -98,6 +104,7 @@ async def test_options_names_version_extensions_and_limits(api: Api) -> None:
     assert reply.headers["Tus-Checksum-Algorithm"] == "sha256"
 
 
+@ON_EVERY_STORE
 async def test_an_upload_in_chunks_becomes_the_item_a_post_makes(api: Api) -> None:
     data = photo()
     location = await created(api, data)
@@ -121,6 +128,7 @@ async def test_an_upload_in_chunks_becomes_the_item_a_post_makes(api: Api) -> No
     assert {e["state"] for e in done["history"]} >= {"Processing", "Completed"}
 
 
+@ON_EVERY_STORE
 async def test_a_wrong_offset_is_409_and_names_the_right_one(api: Api) -> None:
     data = photo()
     location = await created(api, data)
@@ -158,6 +166,7 @@ async def test_checksums_are_checked_and_a_mismatch_keeps_nothing(api: Api) -> N
     assert await offset_of(api, location) == 2000
 
 
+@ON_EVERY_STORE
 async def test_termination_removes_the_upload_and_its_bytes(api: Api) -> None:
     data = photo()
     location = await created(api, data)
@@ -192,6 +201,7 @@ async def test_an_upload_that_is_not_its_declared_type_is_refused_and_removed(ap
     assert (await api.get("/images")).json()["items"] == []
 
 
+@ON_EVERY_STORE
 async def test_an_idempotency_key_in_metadata_gives_the_same_item_again(api: Api) -> None:
     data = photo()
     first = await send_all(api, await created(api, data, idempotency_key="k-1"), data, 1)
@@ -220,6 +230,7 @@ async def test_cors_lets_a_browser_speak_tus(api: Api) -> None:
 
 
 # -- concurrency and cut connections ---------------------------------------------------------
+@ON_EVERY_STORE
 async def test_of_two_concurrent_patches_one_wins_the_other_is_409(api: Api) -> None:
     data = photo()
     location = await created(api, data)
@@ -263,6 +274,7 @@ async def test_a_patch_cut_off_mid_body_keeps_what_arrived(api: Api) -> None:
 
 
 # -- expiry and bounds -------------------------------------------------------------------------
+@ON_EVERY_STORE
 async def test_expired_uploads_are_410_then_swept_with_their_bytes(make_api: ApiFactory) -> None:
     api = await make_api(THUMBNAILIFY_UPLOADS_RESUMABLE_HOURS="0.0003")  # ~1 s
     data = photo()
@@ -281,6 +293,7 @@ async def test_expired_uploads_are_410_then_swept_with_their_bytes(make_api: Api
     assert partial_files(api) == []
 
 
+@ON_EVERY_STORE
 async def test_unfinished_uploads_are_bounded(make_api: ApiFactory) -> None:
     api = await make_api(THUMBNAILIFY_UPLOADS_MAX_UNFINISHED="3")
     data = photo()

@@ -1,4 +1,4 @@
-"""GET /images?similar_to=<media_id>&distance=<0..16>, embedded and on Redis + RabbitMQ: near
+"""GET /images?similar_to=<media_id>&distance=<0..16>, embedded, on Redis + RabbitMQ and on NATS: near
 copies of a photo found by their perceptual hashes, nearest first, paged; refusals with a JSON
 message; a deleted item leaves the search."""
 
@@ -15,12 +15,14 @@ from PIL import Image
 
 from tests.api.conftest import Api
 from tests.api.test_sizes import forget_fields
+from tests.harness import NATS_MODE
 from tests.unit.test_phash import caption
+from thumbnailify.backends.nats.records import Records
 from thumbnailify.client.cli import main
 from thumbnailify.client.session import Client
 
 
-@pytest.fixture(params=["embedded", "distributed"])
+@pytest.fixture(params=["embedded", "distributed", NATS_MODE])
 def api_mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -83,8 +85,16 @@ async def test_pages_follow_the_cursor(api: Api, library: dict[str, str]) -> Non
     assert paged == everything and len(paged) >= 3
 
 
-def kept_hashes(service: Api) -> dict[str, str]:
+async def kept_hashes(service: Api) -> dict[str, str]:
     """media_id -> perceptual hash, as the store keeps them for the search."""
+    if service.mode == NATS_MODE:
+        records = Records(service.settings)
+        await records.open()
+        try:
+            rows = await records.perceptual_hashes()
+        finally:
+            await records.close()
+        return {rows[at:at + 36]: rows[at + 36:at + 52] for at in range(0, len(rows), 52)}
     if service.mode != "embedded":
         client = redis.Redis.from_url(service.redis_url, decode_responses=True)
         try:
@@ -109,14 +119,14 @@ async def test_a_deleted_item_leaves_the_search(api: Api, library: dict[str, str
 async def test_the_kept_hashes_follow_completions_and_deletes(api: Api, library: dict[str, str]) -> None:
     """Whichever row a deleted item had (the first, one between, the last), the others stay."""
     records = {media_id: (await api.get(f"/images/{media_id}")).json()["phash"] for media_id in library.values()}
-    assert kept_hashes(api) == records
-    order = list(kept_hashes(api))
+    assert await kept_hashes(api) == records
+    order = list(await kept_hashes(api))
     for media_id in (order[0], order[2], order[-1]):
         assert (await api.delete(f"/images/{media_id}")).status_code == 204
         del records[media_id]
-        assert kept_hashes(api) == records
+        assert await kept_hashes(api) == records
     assert (await api.delete(f"/images/{order[0]}")).status_code == 404  # twice: nothing else goes
-    assert kept_hashes(api) == records
+    assert await kept_hashes(api) == records
 
 
 @pytest.mark.parametrize(("params", "status", "fragment"), [

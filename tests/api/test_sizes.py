@@ -7,9 +7,11 @@ first), an unknown name is a 400, the status body lists the sizes; each size has
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -17,6 +19,9 @@ from PIL import Image, ImageSequence, ImageStat
 
 from tests.api.conftest import Api, ApiFactory, Reply
 from tests.corpus import animated_gif, fit_size
+from tests.harness import NATS_MODE
+from thumbnailify.backends.nats.records import Records
+from thumbnailify.settings import Settings
 
 SIZES = "default=100x100,large=400x400,tiny=32x32"
 BOXES = {"default": 100, "large": 400, "tiny": 32}
@@ -42,8 +47,24 @@ def forget_sizes(service: Api, media_id: str) -> None:
     forget_fields(service, media_id, "sizes")
 
 
+async def forget_nats_fields(settings: Settings, media_id: str, names: tuple[str, ...]) -> None:
+    records = Records(settings)
+    await records.open()
+    try:
+        found = await records.read("records", media_id)
+        assert found is not None
+        kept = {name: value for name, value in found[0].items() if name not in names}
+        assert await records.swap("records", media_id, kept, found[1])
+    finally:
+        await records.close()
+
+
 def forget_fields(service: Api, media_id: str, *names: str) -> None:
     """Make the record look like one written before these fields existed."""
+    if service.mode == NATS_MODE:
+        with ThreadPoolExecutor(1) as pool:  # its own event loop: the test's is running (and waits)
+            pool.submit(asyncio.run, forget_nats_fields(service.settings, media_id, names)).result()
+        return
     if service.mode != "embedded":
         client = redis.Redis.from_url(service.redis_url, decode_responses=True)
         try:

@@ -20,6 +20,7 @@ from PIL import Image
 from urllib3 import encode_multipart_formdata
 
 from tests.api.conftest import Api, ApiFactory, Reply
+from tests.harness import NATS_MODE
 
 UPLOAD_SETTINGS = {"THUMBNAILIFY_WEBHOOKS_SECRET": "whsec",
                    "THUMBNAILIFY_WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1:9,*.example.com,[64:ff9b::a9fe:a9fe]",
@@ -38,7 +39,7 @@ def jpeg(color: tuple[int, int, int]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(params=["embedded", "distributed"])
+@pytest.fixture(params=["embedded", "distributed", NATS_MODE])
 def api_mode(request: pytest.FixtureRequest) -> str:
     return request.param
 

@@ -1,5 +1,5 @@
-"""A smoke of the HTTP API against the real processes, per mode: embedded, Redis + RabbitMQ, and
-media in a bucket. The whole contract runs in process in every mode (tests/api/test_api.py); this
+"""A smoke of the HTTP API against the real processes, per mode: embedded, Redis + RabbitMQ,
+media in a bucket, and NATS JetStream. The whole contract runs in process in every mode (tests/api/test_api.py); this
 checks that the launcher, the server and the supervised workers put it together the same way."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import redis
 from PIL import Image
 
 from tests.conftest import running, service_in
-from tests.harness import MODES, S3_MODE, Service
+from tests.harness import MODES, NATS_MODE, S3_MODE, Service
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(params=[*MODES, S3_MODE])
+@pytest.fixture(params=[*MODES, S3_MODE, NATS_MODE])
 def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
     yield from running(service_in(request, tmp_path))
 

@@ -223,15 +223,22 @@ def test_bad_byte_sizes_are_refused(value: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [("THUMBNAILIFY_BACKENDS_STORE", "redsi",
-      "unknown backend 'redsi'; expected sqlite or redis, or a module:Class of one's own"),
+      "unknown backend 'redsi'; expected sqlite, redis or nats, or a module:Class of one's own"),
      ("THUMBNAILIFY_BACKENDS_FILES", "S3",
       "unknown backend 'S3'; expected filesystem or s3, or a module:Class of one's own"),
      ("THUMBNAILIFY_BACKENDS_QUEUE", "my.queue:",
-      "unknown backend 'my.queue:'; expected sqlite or rabbitmq, or a module:Class of one's own")],
+      "unknown backend 'my.queue:'; expected sqlite, rabbitmq or nats, or a module:Class of one's own")],
 )
 def test_bad_backend_names_are_refused(variable: str, value: str, message: str) -> None:
     section, key = SETTING_VARIABLES[variable]
     assert refusal({variable: value}) == f"{variable} sets {section}.{key}: {message}"
+
+
+@pytest.mark.parametrize(("store", "queue"), [("nats", "rabbitmq"), ("redis", "nats"), ("nats", "sqlite")])
+def test_nats_is_chosen_for_store_and_queue_together(store: str, queue: str) -> None:
+    refused = refusal({"THUMBNAILIFY_BACKENDS_STORE": store, "THUMBNAILIFY_BACKENDS_QUEUE": queue})
+    assert "backends.store and backends.queue are `nats` together or not at all" in refused
+    assert f"store {store!r}, queue {queue!r}" in refused
 
 
 def test_backends_by_name_or_import_string() -> None:
@@ -256,8 +263,8 @@ def test_another_file(tmp_path: Path) -> None:
       "recovery_min_age, backlog, keepalive_timeout, cors_origins, max_event_streams, event_stream_seconds, "
       "event_send_timeout; did you mean port?"),
      ("srever: {}\n",
-      "srever: unknown section in {file}; expected a section of backends, server, worker, redis, rabbitmq, sqlite, "
-      "files, s3, limits, thumbnail, video, auth, retention, uploads, idempotency, webhooks, log; "
+      "srever: unknown section in {file}; expected a section of backends, server, worker, redis, rabbitmq, nats, "
+      "sqlite, files, s3, limits, thumbnail, video, auth, retention, uploads, idempotency, webhooks, log; "
       "did you mean server?"),
      ("server:\n  port: true\n", "server.port in {file}: got True; expected a whole number from 1 to 65535"),
      ("server:\n  port: 8080.5\n", "server.port in {file}: got 8080.5; expected a whole number from 1 to 65535"),

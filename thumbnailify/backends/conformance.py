@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
     from thumbnailify.backends.filesystem.aio import FilesystemFiles as AioFilesystemFiles
     from thumbnailify.backends.filesystem.sync import FilesystemFiles
+    from thumbnailify.backends.nats.aio import NatsPublisher
+    from thumbnailify.backends.nats.aio import NatsStore as AioNatsStore
+    from thumbnailify.backends.nats.sync import NatsConsumer, NatsDeadLetters, NatsStore
     from thumbnailify.backends.rabbitmq.aio import RabbitMQPublisher
     from thumbnailify.backends.rabbitmq.sync import RabbitMQConsumer, RabbitMQDeadLetters
     from thumbnailify.backends.redis.aio import RedisStore as AioRedisStore
@@ -43,6 +46,12 @@ if TYPE_CHECKING:
     def sqlite_store(settings: Settings) -> server.Store:
         return AioSQLiteStore(settings)
 
+    def nats_store(settings: Settings) -> server.Store:
+        return AioNatsStore(settings)
+
+    def nats_publisher(settings: Settings) -> server.Publisher:
+        return NatsPublisher(settings)
+
     def rabbitmq_publisher(settings: Settings) -> server.Publisher:
         return RabbitMQPublisher(settings)
 
@@ -61,6 +70,15 @@ if TYPE_CHECKING:
 
     def sqlite_worker_store(settings: Settings) -> worker.Store:
         return SQLiteStore(settings)
+
+    def nats_worker_store(settings: Settings) -> worker.Store:
+        return NatsStore(settings)
+
+    def nats_consumer(settings: Settings, kind: str) -> worker.Consumer:
+        return NatsConsumer(settings, kind)
+
+    def nats_dead_letters(settings: Settings, kind: str) -> worker.DeadLetters:
+        return NatsDeadLetters(settings, kind)
 
     def rabbitmq_consumer(settings: Settings, kind: str) -> worker.Consumer:
         return RabbitMQConsumer(settings, kind)

@@ -1,0 +1,174 @@
+"""How both sides use NATS: connection options, subject and bucket names, and the stream, buckets
+and job consumers they declare (idempotently, whichever side starts first).
+
+One stream, `<stream>`, is the log: every change of an item is one message on
+`<stream>.media.<id>.<event>` (accepted, processing, updated, completed, failed, deleted) holding
+the record after the change, and every job one on `<stream>.media.<id>.queued.<kind>`, so an
+item's whole story is `<stream>.media.<id>.>`. Key-value buckets named after the stream hold what
+must be read by key: the current records (`_records`, changed by revision: compare-and-set), the
+list index (`_index`), locks, Idempotency-Keys and content keys (`_meta`), resumable uploads
+(`_uploads`), clients with their keys, usage and rate buckets (`_clients`), and the Completed
+items' perceptual hashes (`_phashes`, one key `<id>.<hash>` per item, listed by subject).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ssl
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StreamConfig
+from nats.js.errors import BadRequestError
+
+from thumbnailify.kinds import KINDS
+from thumbnailify.record import Fields, State
+from thumbnailify.settings import NatsSettings, Settings
+
+BUCKETS = ("records", "index", "meta", "uploads", "clients", "phashes")
+PROGRESS_FRACTION = 3  # a running job reports progress this many times per ack wait
+
+
+def connect_options(conf: NatsSettings) -> dict[str, Any]:
+    """nats.connect's keywords: reconnecting for ever (an outage is an error per call, not a crash)."""
+    options: dict[str, Any] = {
+        "servers": [url.strip() for url in conf.servers.split(",") if url.strip()],
+        "connect_timeout": conf.timeout,
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+    }
+    if conf.user:
+        options |= {"user": conf.user, "password": conf.password}
+    if conf.token:
+        options["token"] = conf.token
+    if conf.creds:
+        options["user_credentials"] = conf.creds
+    if conf.tls_ca:
+        options["tls"] = ssl.create_default_context(cafile=conf.tls_ca)
+    return options
+
+
+async def connect(conf: NatsSettings) -> Client:
+    async def quiet(_exc: Exception) -> None:  # nats-py logs each reconnect failure itself otherwise
+        return None
+
+    # With reconnects unbounded nats-py also tries the first connection for ever: bounded here, so a
+    # NATS down at start-up is an error to retry on demand, not a start that never ends.
+    try:
+        return await asyncio.wait_for(nats.connect(**connect_options(conf), error_cb=quiet), conf.timeout * 2)
+    except TimeoutError as exc:
+        raise ConnectionError(f"no NATS server answered within {conf.timeout * 2:g}s") from exc
+
+
+def bucket(conf: NatsSettings, role: str) -> str:
+    return f"{conf.stream}_{role}"
+
+
+def event_subject(stream: str, media_id: str, event: str) -> str:
+    return f"{stream}.media.{media_id}.{event}"
+
+
+def job_subject(stream: str, media_id: str, kind: str) -> str:
+    return f"{stream}.media.{media_id}.queued.{kind}"
+
+
+def jobs_filter(stream: str, kind: str) -> str:
+    return f"{stream}.media.*.queued.{kind}"
+
+
+def changes_filter(stream: str) -> str:
+    return f"{stream}.media.>"
+
+
+def dead_subject(stream: str, kind: str) -> str:
+    return f"{stream}.dead.{kind}"
+
+
+def job_consumer(kind: str) -> str:
+    return f"jobs-{kind}"
+
+
+def dead_consumer(kind: str) -> str:
+    return f"dead-{kind}"
+
+
+def media_of(subject: str) -> tuple[str, str]:
+    """The media id and event of a subject of the log (`<stream>.media.<id>.<event>...`)."""
+    parts = subject.split(".")
+    return (parts[2], ".".join(parts[3:])) if len(parts) >= 4 else ("", "")
+
+
+def event_of(fields: Fields, expected: State) -> str:
+    """The event a change is, by the state it leaves the record in."""
+    new = fields.get("state", expected)
+    if new == State.COMPLETED:
+        return "completed"
+    if new == State.ERROR:
+        return "failed"
+    if "state" in fields:
+        return "processing"
+    return "updated"
+
+
+def safe_key(text: str) -> str:
+    """A KV key for text a client or a setting chose (KV keys allow only [-/_=.a-zA-Z0-9])."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def score_micros(score: float) -> int:
+    return round(score * 1_000_000)
+
+
+def owner_token(owner: str) -> str:
+    """A client's name as one token of a key ('.' separates tokens; '=' is in no client's name)."""
+    return owner.replace(".", "=")
+
+
+def index_key(state: str, owner: str, score: float, media_id: str) -> str:
+    """The index entry of an item in a state: `<state>.>` lists a state, `*.<owner>.>` one client's
+    items, `<state>.<owner>.>` both; the order by creation time is the page's to make."""
+    return f"{state}.{owner_token(owner)}.{score_micros(score):017d}.{media_id}"
+
+
+def index_pattern(state: str | None, owner: str | None) -> str:
+    return f"{state or '*'}.{'*' if owner is None else owner_token(owner)}.>"
+
+
+def parse_index_key(key: str) -> tuple[str, int, str]:
+    """The state, the creation time (microseconds) and the media id of an index entry."""
+    state, _owner, micros, media_id = key.split(".", 3)
+    return state, int(micros), media_id
+
+
+def job_consumer_config(settings: Settings, kind: str) -> ConsumerConfig:
+    """A durable pull consumer per kind: explicit acks, a job handed out again after ack_wait without
+    a sign of life. Photo and video jobs are delivered at most worker.max_attempts times (then the
+    worker that hears of it records Error 422); webhook jobs count their own attempts."""
+    return ConsumerConfig(
+        durable_name=job_consumer(kind), filter_subject=jobs_filter(settings.nats.stream, kind),
+        ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=settings.nats.ack_wait,
+        max_deliver=-1 if kind == "webhook" else settings.worker.max_attempts,
+        max_ack_pending=-1,
+    )
+
+
+async def declare(js: JetStreamContext, settings: Settings) -> None:
+    """The stream, the buckets and the job consumers; those that exist are left as they are."""
+    conf = settings.nats
+    stream = StreamConfig(name=conf.stream, subjects=[f"{conf.stream}.media.>", f"{conf.stream}.dead.>"],
+                          num_replicas=conf.replicas)
+    try:
+        await js.add_stream(stream)
+    except BadRequestError:
+        await js.update_stream(stream)
+    for role in BUCKETS:
+        await js.create_key_value(KeyValueConfig(bucket=bucket(conf, role), history=1, replicas=conf.replicas))
+    for kind in KINDS:
+        # One that exists with another config (max_attempts changed, say) is kept as it is.
+        with contextlib.suppress(BadRequestError):
+            await js.add_consumer(conf.stream, job_consumer_config(settings, kind))

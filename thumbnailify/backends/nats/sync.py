@@ -1,0 +1,291 @@
+"""The workers' side of the NATS family, blocking: nats-py's coroutines run on a private event loop
+in a thread of its own (one per store or consumer), and each call waits for its result.
+
+Jobs come from a durable pull consumer per kind with explicit acks; while a job runs, the loop's
+thread tells JetStream it is in progress every third of `nats.ack_wait`, so a long job is not handed
+out again but a killed worker's is, one ack wait later. A photo or video job delivered
+`worker.max_attempts` times without an ack is given up by JetStream, which says so in an advisory:
+`settle_abandoned` records those as Error 422 (the recovery pass re-queues any it missed). Dead
+letters go to `<stream>.dead.<kind>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+
+from thumbnailify.backends.nats.layout import (
+    PROGRESS_FRACTION,
+    dead_consumer,
+    dead_subject,
+    job_consumer,
+    job_consumer_config,
+    job_subject,
+    jobs_filter,
+    media_of,
+)
+from thumbnailify.backends.nats.records import Records
+from thumbnailify.record import Fields, MediaRecord, State
+from thumbnailify.settings import Settings
+from thumbnailify.worker.backends import DeadLetter, Delivery
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+FAILURES = (NatsError, OSError, TimeoutError)
+MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+RETRY_SECONDS = 1.0
+
+
+class LoopThread:
+    """An event loop on a daemon thread; `run` waits for one coroutine on it. A NATS failure comes
+    out as a ConnectionError (an OSError, which the worker retries as transient)."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, R], timeout: float) -> R:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError as exc:
+            future.cancel()
+            raise ConnectionError(f"NATS did not answer within {timeout:.0f}s") from exc
+        except NatsError as exc:
+            raise ConnectionError(f"NATS: {exc or type(exc).__name__}") from exc
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class Connected:
+    """Records on a loop thread, connected on first use (and kept: nats-py reconnects by itself)."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        self.records = Records(settings)
+        self.timeout = settings.nats.timeout * 4  # a call may be a few round trips
+        self.loop = LoopThread(name)
+
+    def call(self, make: Callable[[], Coroutine[Any, Any, R]]) -> R:
+        self.loop.run(self.records.ensure_open(), self.timeout)
+        return self.loop.run(make(), self.timeout)
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self.records.jetstream
+
+    def close(self) -> None:
+        with contextlib.suppress(*FAILURES):
+            self.loop.run(self.records.close(), self.timeout)
+        self.loop.stop()
+
+
+class NatsStore:
+    def __init__(self, settings: Settings) -> None:
+        self.nats = Connected(settings, "nats-store")
+
+    def get(self, media_id: str) -> MediaRecord | None:
+        return self.nats.call(lambda: self.nats.records.get(media_id))
+
+    def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool:
+        return self.nats.call(lambda: self.nats.records.transition(media_id, expected_state, fields))
+
+    def add_attempt(self, media_id: str, delivery_token: str) -> int:
+        return self.nats.call(lambda: self.nats.records.add_attempt(media_id, delivery_token))
+
+    def set_fields(self, media_id: str, fields: Fields) -> bool:
+        return self.nats.call(lambda: self.nats.records.set_fields(media_id, fields))
+
+    def find_content(self, key: str) -> str | None:
+        return self.nats.call(lambda: self.nats.records.find_content(key))
+
+    def remember_content(self, key: str, media_id: str) -> None:
+        self.nats.call(lambda: self.nats.records.remember_content(key, media_id))
+
+    def close(self) -> None:
+        self.nats.close()
+
+
+def _message(tag: object) -> Msg:
+    if not isinstance(tag, Msg):
+        raise TypeError(f"not a delivery of this consumer: {tag!r}")
+    return tag
+
+
+def _delivery(message: Msg) -> Delivery:
+    media_type = (message.headers or {}).get("media_type")
+    meta = message.metadata
+    return Delivery(media_id=message.data.decode("utf-8", "replace").strip(), media_type=media_type,
+                    redelivered=meta.num_delivered > 1, tag=message,
+                    token=f"{meta.sequence.stream}:{meta.num_delivered}")
+
+
+class NatsConsumer:
+    def __init__(self, settings: Settings, kind: str) -> None:
+        self.settings = settings
+        self.kind = kind
+        self.stream = settings.nats.stream
+        self.nats = Connected(settings, f"nats-{kind}")
+        self.subscription: JetStreamContext.PullSubscription | None = None
+        self.progress: dict[int, asyncio.Task[None]] = {}  # by id of the message: its in-progress acks
+        self.abandoned: list[int] = []  # stream sequences JetStream stopped delivering
+        self.advisories: Subscription | None = None
+
+    def _subscribe(self) -> JetStreamContext.PullSubscription:
+        if self.subscription is None:
+            self.subscription = self.nats.call(self._open)
+        return self.subscription
+
+    async def _open(self) -> JetStreamContext.PullSubscription:
+        records = self.nats.records
+        assert records.client is not None
+
+        async def heard(message: Msg) -> None:
+            with contextlib.suppress(ValueError, KeyError):
+                self.abandoned.append(int(json.loads(message.data)["stream_seq"]))
+
+        self.advisories = await records.client.subscribe(
+            f"{MAX_DELIVERIES}.{self.stream}.{job_consumer(self.kind)}", cb=heard)
+        return await records.jetstream.pull_subscribe(
+            jobs_filter(self.stream, self.kind), durable=job_consumer(self.kind), stream=self.stream,
+            config=job_consumer_config(self.settings, self.kind))
+
+    def next(self, timeout: float) -> Delivery | None:
+        try:
+            subscription = self._subscribe()
+            messages = self.nats.loop.run(self._fetch(subscription, max(timeout, 0.05)), timeout + self.nats.timeout)
+        except FAILURES as exc:
+            log.warning("NATS unavailable (%s); retrying", exc or type(exc).__name__)
+            time.sleep(min(timeout, RETRY_SECONDS))  # a refused connection fails at once: no busy loop
+            return None
+        return _delivery(messages[0]) if messages else None
+
+    async def _fetch(self, subscription: JetStreamContext.PullSubscription, wait: float) -> list[Msg]:
+        try:
+            messages = await subscription.fetch(1, timeout=wait)
+        except NatsTimeout:
+            return []
+        for message in messages:
+            self.progress[id(message)] = asyncio.create_task(self._keep_alive(message))
+        return messages
+
+    async def _keep_alive(self, message: Msg) -> None:
+        every = self.settings.nats.ack_wait / PROGRESS_FRACTION
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(*FAILURES):
+                await message.in_progress()
+
+    async def _settle(self, message: Msg, settle: Callable[[], Coroutine[Any, Any, object]]) -> None:
+        task = self.progress.pop(id(message), None)
+        if task is not None:
+            task.cancel()
+        await settle()
+
+    def ack(self, delivery: Delivery) -> None:
+        message = _message(delivery.tag)
+        try:
+            self.nats.call(lambda: self._settle(message, message.ack_sync))
+        except FAILURES as exc:
+            log.warning("ack lost (%s); the job will be redelivered", exc)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        headers = {"media_type": delivery.media_type or "", "reason": reason[:1000]}
+        try:
+            self.nats.call(lambda: self.nats.js.publish(dead_subject(self.stream, self.kind),
+                                                        delivery.media_id.encode(), headers=headers))
+        except FAILURES as exc:
+            log.warning("could not dead-letter (%s); the job will be redelivered", exc)
+            return
+        self.ack(delivery)
+
+    def retry_later(self, delivery: Delivery, seconds: float) -> None:
+        message = _message(delivery.tag)
+        try:
+            self.nats.call(lambda: self._settle(message, lambda: message.nak(delay=seconds)))
+        except FAILURES as exc:
+            log.warning("could not put the job aside (%s); it will be redelivered", exc)
+
+    def enqueue(self, kind: str, media_id: str, media_type: str) -> None:
+        self.nats.call(lambda: self.nats.js.publish(job_subject(self.stream, media_id, kind), media_id.encode(),
+                                                    headers={"media_type": media_type}))
+
+    def settle_abandoned(self, settle: Callable[[Delivery], None]) -> int:
+        settled = 0
+        while self.abandoned:
+            sequence = self.abandoned[0]
+            try:
+                stored = self.nats.call(lambda: self.nats.js.get_msg(self.stream, sequence))  # noqa: B023
+                media_id, _ = media_of(stored.subject or "")
+                media_type = (stored.headers or {}).get("media_type")
+                settle(Delivery(media_id, media_type, True, None, f"abandoned:{sequence}"))
+            except Exception as exc:  # the store is out, most likely: tried again next time
+                log.warning("could not settle an abandoned job (%r)", exc)
+                return settled
+            self.abandoned.pop(0)
+            settled += 1
+        return settled
+
+    def close(self) -> None:
+        async def cancel() -> None:
+            for task in self.progress.values():
+                task.cancel()
+            if self.advisories is not None:
+                await self.advisories.unsubscribe()
+        with contextlib.suppress(*FAILURES):
+            self.nats.call(cancel)
+        self.nats.close()
+
+
+class NatsDeadLetters:
+    """`<stream>.dead.<kind>` through a durable consumer, as many letters as were waiting when opened."""
+
+    def __init__(self, settings: Settings, kind: str) -> None:
+        self.stream = settings.nats.stream
+        self.kind = kind
+        self.nats = Connected(settings, "nats-dead-letters")
+        self.subscription = self.nats.call(lambda: self.nats.js.pull_subscribe(
+            dead_subject(self.stream, kind), durable=dead_consumer(kind), stream=self.stream))
+        info = self.nats.call(lambda: self.nats.js.consumer_info(self.stream, dead_consumer(kind)))
+        self.remaining = info.num_pending or 0
+
+    def take(self) -> DeadLetter | None:
+        if self.remaining <= 0:
+            return None
+        self.remaining -= 1
+        try:
+            messages = self.nats.call(lambda: self.subscription.fetch(1, timeout=self.nats.records.conf.timeout))
+        except ConnectionError:
+            return None
+        message = messages[0]
+        headers = message.headers or {}
+        return DeadLetter(message.data.decode("utf-8", "replace").strip(), headers.get("media_type", ""),
+                          headers.get("reason", ""), message)
+
+    def requeue(self, letter: DeadLetter) -> None:
+        self.nats.call(lambda: self.nats.js.publish(job_subject(self.stream, letter.media_id, self.kind),
+                                                    letter.media_id.encode(),
+                                                    headers={"media_type": letter.media_type}))
+        self.drop(letter)
+
+    def drop(self, letter: DeadLetter) -> None:
+        message = _message(letter.tag)
+        self.nats.call(message.ack_sync)
+
+    def close(self) -> None:
+        self.nats.close()
