@@ -52,12 +52,13 @@ async def answered(records: Records, call: Callable[[], Awaitable[R]]) -> R:
     return result
 
 
-class NatsStore:
+class _Connected:
+    """The server's side of one NATS connection: up at start if it can be, else on demand."""
+
     name = "nats"
 
     def __init__(self, settings: Settings) -> None:
         self.records = Records(settings)
-        self.clients = Clients(self.records)
 
     async def open(self) -> None:
         try:
@@ -70,6 +71,12 @@ class NatsStore:
 
     async def close(self) -> None:
         await self.records.close()
+
+
+class NatsStore(_Connected):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.clients = Clients(self.records)
 
     async def create(self, media_id: str, record: MediaRecord, score: float, quota: Quota | None = None) -> None:
         await answered(self.records, lambda: self.records.create(media_id, record, score, quota))
@@ -172,26 +179,9 @@ class NatsStore:
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
 
-class NatsPublisher:
+class NatsPublisher(_Connected):
     """Jobs are messages of the log, `<stream>.media.<id>.queued.<kind>`: published returns once
     JetStream acknowledged that the stream has it."""
-
-    name = "nats"
-
-    def __init__(self, settings: Settings) -> None:
-        self.records = Records(settings)
-
-    async def open(self) -> None:
-        try:
-            await answered(self.records, self.records.ping)
-        except BackendUnavailable as exc:
-            log.warning("NATS not reachable at start-up; will retry on demand: %s", exc.detail)
-
-    async def ping(self) -> None:
-        await answered(self.records, self.records.ping)
-
-    async def close(self) -> None:
-        await self.records.close()
 
     async def publish(self, media_id: str, media_type: str) -> None:
         subject = job_subject(self.records.stream, media_id, media_kind(media_type))
