@@ -16,22 +16,10 @@ from rich.text import Text
 
 from thumbnailify.client.batch import Result, Source
 from thumbnailify.client.session import JsonObject
+from thumbnailify.units import size_text
 
 REFRESH_SECONDS = 0.1
 ID_WIDTH = 36  # a media id, never cut: it is pasted into `status` and `delete`
-
-
-def _size(count: float) -> str:
-    """A byte count in the words the server's messages and the page use ("55 KB", powers of 1024,
-    as thumbnailify.media.size_text writes them; the client does not install the core package)."""
-    if count < 1024:
-        return f"{count:.0f} bytes"
-    value = count / 1024
-    for unit in ("KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.1f}".removesuffix(".0") + f" {unit}"
-        value /= 1024
-    raise AssertionError("unreachable: GB ends the loop")
 
 
 class PlainReport:
@@ -128,7 +116,7 @@ class LiveReport:
     def sent(self, source: Source, done: int, total: int) -> None:
         with self._lock:
             self.progress.update(self._tasks[source.path], completed=done, total=total,
-                                 detail=f"{_size(done)}/{_size(total)}")
+                                 detail=f"{size_text(done)}/{size_text(total)}")
 
     def processing(self, source: Source, media_id: str) -> None:
         with self._lock:
@@ -196,7 +184,7 @@ def listing_table(items: Sequence[JsonObject], width: int, *, distances: bool = 
         name = item.get("filename") or f"({item['media_type']})"
         cells = [item["media_id"], item["distance"] if distances else item["state"]]
         if roomy:
-            size = _size(item["bytes"]) if isinstance(item.get("bytes"), int) else ""
+            size = size_text(item["bytes"]) if isinstance(item.get("bytes"), int) else ""
             cells += [size, str(item.get("created_at", ""))[:16].replace("T", " ")]
         table.add_row(*(Text(str(cell)) for cell in [*cells, name]))
     return table

@@ -84,18 +84,6 @@ SCRIPTS = (
 EBML_DOCTYPE = 0x4282
 
 
-def size_text(count: int) -> str:
-    """A byte count as people read it: "20 MB", "1.5 KB" (powers of 1024, as file managers show)."""
-    if count < 1024:
-        return f"{count} bytes"
-    value = count / 1024
-    for unit in ("KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.1f}".removesuffix(".0") + f" {unit}"
-        value /= 1024
-    raise AssertionError("unreachable: GB ends the loop")
-
-
 def parse_content_type(header: str | None) -> MediaType | None:
     """The accepted media type a Content-Type header names, ignoring parameters and case."""
     if not header:

@@ -17,7 +17,7 @@ from typing import TypeVar
 import pybase64
 from aiohttp import StreamReader
 
-from thumbnailify import media
+from thumbnailify.units import size_text
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ async def raw_chunks(stream: StreamReader, limits: ReadLimits) -> AsyncGenerator
             return
         received += len(chunk)
         if received > limits.max_bytes:
-            raise BodyTooLarge(f"the upload is too large: its body is over {media.size_text(limits.max_bytes)}")
+            raise BodyTooLarge(f"the upload is too large: its body is over {size_text(limits.max_bytes)}")
         yield chunk
 
 

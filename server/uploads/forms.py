@@ -23,6 +23,7 @@ from thumbnailify import media
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.uploads.bodies import ReadLimits, base64_chunks, base64_wire_bytes, raw_chunks
 from thumbnailify.settings import LimitsSettings
+from thumbnailify.units import size_text
 
 T = TypeVar("T")
 
@@ -51,7 +52,7 @@ def declared_type(header: str | None, filename: str | None = None) -> media.Medi
 
 def _check_length(request: web.Request, limit: int) -> None:
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"the upload is too large: its body is over {media.size_text(limit)}")
+        raise ApiError(413, f"the upload is too large: its body is over {size_text(limit)}")
 
 
 MAX_FILENAME = 255

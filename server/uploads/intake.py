@@ -17,6 +17,7 @@ from typing import Protocol
 
 from thumbnailify import media
 from thumbnailify.server.http.errors import ApiError
+from thumbnailify.units import size_text
 
 
 class Sink(Protocol):
@@ -58,7 +59,7 @@ class Intake:
     async def feed(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.max_bytes:
-            raise ApiError(413, f"the file is too large: the limit is {media.size_text(self.max_bytes)}")
+            raise ApiError(413, f"the file is too large: the limit is {size_text(self.max_bytes)}")
         if len(self.head) < media.SNIFF_BYTES:
             self.head += data[: media.SNIFF_BYTES - len(self.head)]
             if len(self.head) == media.SNIFF_BYTES:

@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from thumbnailify.client.batch import collect
-from thumbnailify.client.report import _size as cli_size
+from thumbnailify.client.report import size_text as cli_size
 from thumbnailify.client.session import unreachable
-from thumbnailify.media import size_text
+from thumbnailify.units import size_text
 
 URL = "http://127.0.0.1:8080"
 
