@@ -109,9 +109,7 @@ def test_a_job_over_its_time_limit_ends_as_error_not_a_crash_loop(tmp_path: Path
     service = Service("distributed", tmp_path, workers=1, THUMBNAILIFY_WORKER_JOB_TIMEOUT="0.1",
                       THUMBNAILIFY_WORKER_MAX_ATTEMPTS="2", video_workers=1, webhook_workers=1)
     with service:
-        buffer = io.BytesIO()
-        Image.linear_gradient("L").resize((7000, 7000)).convert("RGB").save(buffer, "PNG", compress_level=1)
-        slow = service.upload(buffer.getvalue(), "image/png")
+        slow = service.upload(slow_png(0), "image/png")
         status = service.wait(slow, timeout=120)
         assert status["state"] == "Error" and status["http_status"] == 422, status
         assert "crashed or timed out the worker" in status["message"]
