@@ -39,6 +39,8 @@ from thumbnailify.server.resumable.protocol import (
 from thumbnailify.server.resumable.receive import Lease, append
 from thumbnailify.server.resumable.record import Upload, find
 from thumbnailify.server.uploads import idempotency
+from thumbnailify.server.uploads.forms import not_accepted
+from thumbnailify.server.uploads.intake import too_large
 from thumbnailify.server.uploads.webhook_url import checked_callback
 
 MAX_FILENAME = 255
@@ -87,16 +89,16 @@ async def _new_upload(request: web.Request, res: Resources) -> Upload:
     protocol.require_version(request)
     limit = res.settings.limits.max_resumable_bytes
     if length > limit:
-        raise refuse(413, f"{UPLOAD_LENGTH} is larger than {limit} bytes", {"Tus-Max-Size": str(limit)})
+        raise refuse(413, too_large(limit), {"Tus-Max-Size": str(limit)})
     if length == 0:
         raise refuse(400, f"{UPLOAD_LENGTH} is 0; send the media")
     raw_metadata = request.headers.get(UPLOAD_METADATA, "")
     meta = protocol.metadata(raw_metadata)
     declared = media.parse_content_type(meta.get("filetype"))
-    if declared is None:
-        accepted = ", ".join(media.ACCEPTED)
-        raise refuse(415, f"{UPLOAD_METADATA} filetype must name an accepted type ({accepted}), "
-                          f"got {meta.get('filetype')!r}")
+    if declared is None:  # the words a person sees on the page, as a POST's
+        given = meta.get("filetype")
+        raise refuse(415, not_accepted(given) if given else f"{UPLOAD_METADATA} names no filetype; send one of "
+                     + ", ".join(media.ACCEPTED))
     filename = meta.get("filename", "")
     if len(filename) > MAX_FILENAME or not filename.isprintable():
         raise refuse(400, f"{UPLOAD_METADATA} filename must be at most {MAX_FILENAME} printable characters")

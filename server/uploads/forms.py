@@ -45,9 +45,13 @@ def declared_type(header: str | None, filename: str | None = None) -> media.Medi
         raise ApiError(400, f"{where}missing Content-Type; send one of " + ", ".join(media.ACCEPTED))
     declared = media.parse_content_type(header)
     if declared is None:
-        raise ApiError(415, f"{where}{header.split(';', 1)[0].strip()!r} isn't a photo or video this service takes; "
-                            "send one of " + ", ".join(media.ACCEPTED))
+        raise ApiError(415, where + not_accepted(header.split(";", 1)[0].strip()))
     return declared
+
+
+def not_accepted(given: str) -> str:
+    """Why a declared type is refused, the same for every way of uploading."""
+    return f"{given!r} isn't a photo or video this service takes; send one of " + ", ".join(media.ACCEPTED)
 
 
 def _check_length(request: web.Request, limit: int) -> None:

@@ -47,6 +47,11 @@ class Received:
     sha256: str
 
 
+def too_large(limit: int) -> str:
+    """Why a file over the limit is refused, the same for every way of uploading."""
+    return f"the file is too large: the limit is {size_text(limit)}"
+
+
 class Intake:
     def __init__(self, upload: Sink, declared: media.MediaType, max_bytes: int) -> None:
         self.upload = upload
@@ -59,7 +64,7 @@ class Intake:
     async def feed(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.max_bytes:
-            raise ApiError(413, f"the file is too large: the limit is {size_text(self.max_bytes)}")
+            raise ApiError(413, too_large(self.max_bytes))
         if len(self.head) < media.SNIFF_BYTES:
             self.head += data[: media.SNIFF_BYTES - len(self.head)]
             if len(self.head) == media.SNIFF_BYTES:

@@ -331,6 +331,21 @@ async def test_hostile_creations(api: Api, headers: dict[str, str], status: int)
     assert reply.headers["Tus-Resumable"] == "1.0.0"
 
 
+async def test_creation_refusals_are_in_the_words_a_post_gets(api: Api) -> None:
+    """The page sends every file by tus: what it shows a person is this message."""
+    text = await create(api, 100, meta(filename="notes.txt", filetype="text/plain"))
+    post = await api.request("POST", "/images", params={"encoding": "binary"}, data=b"words",
+                             headers={"Content-Type": "text/plain"})
+    assert (text.status_code, post.status_code) == (415, 415)
+    assert text.json()["message"] == post.json()["message"]
+    assert text.json()["message"].startswith("'text/plain' isn't a photo or video this service takes; send one of "
+                                             "image/jpeg, ")
+    big = await create(api, 1024 * 1024 + 1)
+    assert big.status_code == 413
+    assert big.json()["message"] == "the file is too large: the limit is 1 MB"
+    assert big.headers["Tus-Max-Size"] == str(1024 * 1024)  # the exact figure for programs
+
+
 async def test_hostile_patches(api: Api) -> None:
     data = photo()
     location = await created(api, data)
