@@ -41,6 +41,13 @@ from thumbnailify.kinds import KINDS, dead_letter_queue, queue_name
 from thumbnailify.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_sizes() -> str:
+    """The thumbnail sizes `make run` gives the service (the Makefile's RUN_SIZES)."""
+    found = re.search(r"^RUN_SIZES := (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert found, "the Makefile sets no RUN_SIZES"
+    return found[1]
 REDIS_PORT = 6379
 REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 AMQP_PORT = 5672

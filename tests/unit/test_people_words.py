@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import random
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.harness import ROOT, run_sizes
 from thumbnailify.client.batch import collect
 from thumbnailify.client.report import size_text as cli_size
 from thumbnailify.client.session import unreachable
+from thumbnailify.settings import default_settings, load_settings
 from thumbnailify.units import size_text
 
 URL = "http://127.0.0.1:8080"
@@ -22,6 +28,31 @@ URL = "http://127.0.0.1:8080"
 def test_sizes_read_as_file_managers_show_them(count: int, text: str) -> None:
     assert size_text(count) == text
     assert cli_size(count) == text  # the CLI says a size as the server and the page do
+
+
+def test_the_page_says_each_size_as_the_server_and_the_cli_do(tmp_path: Path) -> None:
+    """words.js's bytesText under Node against units.size_text: the table above, the ties a
+    double holds exactly (x.25, x.75 of a unit) and sizes of every magnitude."""
+    rng = random.Random(21)
+    counts = [0, 1, 1023, 1024, 1280, 1536, 1792, 10 * 1024 + 256, 1023 * 1024 + 256, 1024 ** 2 + 256 * 1024,
+              int(2.25 * 1024 ** 3), 5 * 1024 ** 4]
+    counts += [rng.randrange(1, 1 << exponent) for exponent in range(10, 44, 2) for _ in range(40)]
+    module = tmp_path / "words.mjs"  # an ES module by its name, so Node loads it as the browser does
+    shutil.copy(ROOT / "server" / "static" / "modules" / "words.js", module)
+    script = f"import {{ bytesText }} from {json.dumps(str(module))};\n" \
+             f"console.log(JSON.stringify({json.dumps(counts)}.map(bytesText)));"
+    done = subprocess.run(["/usr/bin/node", "--input-type=module", "-e", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    page = json.loads(done.stdout)
+    assert [(count, text) for count, text in zip(counts, page, strict=True) if text != size_text(count)] == []
+
+
+def test_make_run_has_a_size_for_the_pages_tiles_and_larger_view_after_the_apis_default() -> None:
+    boxes = load_settings({"THUMBNAILIFY_THUMBNAIL_SIZES": run_sizes()}).thumbnail.boxes()
+    assert (boxes[0].name, boxes[0].width, boxes[0].height) == ("default", 100, 100)  # the API's default, first
+    # A tile is drawn 200 CSS pixels wide, 400 device pixels on a phone's screen; the larger view wider.
+    assert max(min(box.width, box.height) for box in boxes) >= 800
+    assert [box.name for box in default_settings().thumbnail.boxes()] == ["default"]  # the service's own: one
 
 
 @pytest.mark.parametrize(("error", "text"), [

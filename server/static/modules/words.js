@@ -39,7 +39,14 @@ export function bytesText(count) {
     value /= 1024;
     unit += 1;
   }
-  return `${value >= 10 ? Math.round(value) : value.toFixed(1).replace(/\.0$/, "")} ${units[unit]}`;
+  return `${oneDecimal(value)} ${units[unit]}`;
+}
+
+// As Python's format(value, ".1f") writes it (thumbnailify/units.py), so the page says the size the
+// server's messages and the CLI say: toFixed rounds an exact tie up, Python to even, and of the ties
+// a double holds exactly (x.25, x.75) only x.25 comes out differently.
+function oneDecimal(value) {
+  return (value % 1 === 0.25 ? value - 0.05 : value).toFixed(1).replace(/\.0$/, "");
 }
 
 export const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
