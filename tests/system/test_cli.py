@@ -191,7 +191,8 @@ def test_upload_of_good_files_exits_0_and_the_other_commands(service: Service, t
 
     listed = run(service, "list", "--state", "Completed")
     assert listed.returncode == 0
-    assert any(line.split("\t")[:2] == [media_id, "Completed"] for line in listed.stdout.splitlines())
+    fields = next(line.split("\t") for line in listed.stdout.splitlines() if line.startswith(media_id))
+    assert (fields[0], fields[1], fields[-1]) == (media_id, "Completed", "rocket.jpg")  # whole id, the file's name
 
     deleted = run(service, "delete", media_id)
     assert (deleted.returncode, deleted.stdout) == (0, f"deleted {media_id}\n")

@@ -29,8 +29,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests import videos
 from tests.conftest import PHOTOS
-from tests.harness import ROOT, Service
+from tests.harness import ROOT, Service, run_sizes
 from thumbnailify.server.page import CONTENT_SECURITY_POLICY, Site
+from thumbnailify.units import size_text
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -38,11 +39,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = ROOT / "var" / "test-artifacts" / "page.png"
 PHONE_SCREENSHOT = SCREENSHOT.with_name("page-phone.png")
+PHONE_VIEWER_SCREENSHOT = SCREENSHOT.with_name("page-phone-viewer.png")
+DESKTOP = (1280, 1000)  # the window's size, in CSS pixels
+PHONE = (390, 844)  # a phone's screen
 WAIT = 30  # seconds for anything the page should show; far above what it takes
 GOOD = ("astronaut.jpg", "camera.png", "coffee.jpg")
 NOT_AN_IMAGE = b"these are words, not a JPEG\n"
 PAGE_SIZE = 24  # items the page lists at a time (app.js)
-SIZES = "default=100x100,large=800x800"  # as `make run` has them: a size for tiles and the larger view
+SIZES = run_sizes()  # as `make run` has them: a size for tiles and the larger view
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}", "--window-size=1280,1000"):
+                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                     "--window-size={},{}".format(*DESKTOP)):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # The driver's path given: selenium's own driver manager never runs (it would download).
@@ -174,6 +179,7 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
     for name in (*GOOD, "chelsea.png", "rocket_portrait.jpg"):
         shutil.copy(PHOTOS / name, files / name)
     (files / "broken.jpg").write_bytes(NOT_AN_IMAGE)
+    (files / "notes.txt").write_text("a shopping list, not a photo\n")
     (files / "cut.jpg").write_bytes((PHOTOS / "coffee.jpg").read_bytes()[:3000])  # a JPEG that ends early
     (files / "clip.mp4").write_bytes(videos.mp4([videos.flat((40, 160, 90))] * 3))
 
@@ -186,7 +192,7 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
         browser.get(service.url + "/")
         wait_for(browser, "a live event stream", live)
         wait_for(browser, "the empty gallery", lambda d: d.find_element(By.ID, "empty").is_displayed())
-        choose(browser, [files / name for name in (*GOOD, "broken.jpg", "cut.jpg", "clip.mp4")])
+        choose(browser, [files / name for name in (*GOOD, "broken.jpg", "notes.txt", "cut.jpg", "clip.mp4")])
 
         # Each photo: its own tile, then Completed with the server's thumbnail, the size that fills it.
         def completed(d: WebDriver) -> dict[str, str] | None:
@@ -212,8 +218,8 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
         assert not item(browser, uploaded["coffee.jpg"]).find_elements(By.CSS_SELECTOR, '[data-role="video-badge"]')
         # Human words: the kind and size of the file, no server internals on the tile.
         coffee = item(browser, uploaded["coffee.jpg"])
-        size_kb = round((files / "coffee.jpg").stat().st_size / 1024)
-        assert role(coffee, "facts").text.startswith(f"JPEG · {size_kb} KB · ")
+        coffee_size = size_text((files / "coffee.jpg").stat().st_size)  # as the CLI and the server say sizes
+        assert coffee_size.endswith(" KB") and role(coffee, "facts").text.startswith(f"JPEG · {coffee_size} · ")
         assert role(coffee, "state").text == "Ready" and role(coffee, "message").text == ""
 
         # The refused file shows the server's own message; the broken JPEG its Error.
@@ -222,6 +228,12 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
         assert role(broken, "message").text == refusal.json()["message"]
         assert broken.get_attribute("data-media-id") is None
         assert not broken.find_elements(By.CSS_SELECTOR, '[data-role="retry"]')  # sending again changes nothing
+        # A file of another kind: refused by the server before any of it is sent, in the same words.
+        notes = wait_for(browser, "notes.txt refused", lambda d: card(d, "notes.txt").get_attribute(
+            "data-state") == "Refused" and card(d, "notes.txt"))
+        assert role(notes, "state").text == "Refused"
+        assert role(notes, "message").text.startswith("'text/plain' isn't a photo or video this service takes; ")
+        assert role(notes, "dismiss").is_displayed()
         cut = wait_for(browser, "cut.jpg in Error", lambda d: card(d, "cut.jpg").get_attribute(
             "data-state") == "Error" and card(d, "cut.jpg"))
         cut_id = cut.get_attribute("data-media-id")
@@ -233,10 +245,21 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SCREENSHOT))  # every kind of tile at once (docs/page.png is this one)
 
+        # "Could not be made" lists what the worker failed, never what the server refused.
+        Select(browser.find_element(By.ID, "state-filter")).select_by_value("Error")
+        wait_for(browser, "only the Error item", lambda d: shown_ids(d) == [cut_id])
+        assert not [e for e in browser.find_elements(By.CSS_SELECTOR, '[data-state="Refused"]') if e.is_displayed()]
+        assert browser.find_element(By.ID, "count").text == "1 item"
+        Select(browser.find_element(By.ID, "state-filter")).select_by_value("")
+        wait_for(browser, "everything again", lambda d: len(shown_ids(d)) == 5 and all(
+            e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, '[data-state="Refused"]')))
+
         # A send that found no server: "Not sent" with Retry, which works once the server is back.
         service.stop()
         wait_for(browser, "the page noticing the server gone", lambda d: not live(d))
         choose(browser, [files / "chelsea.png"])
+        wait_for(browser, "the page saying it retries", lambda d: role(card(d, "chelsea.png"), "message").text
+                 .startswith("The server could not be reached — retrying in "))
         lost = wait_for(browser, "chelsea.png Failed", lambda d: card(d, "chelsea.png").get_attribute(
             "data-state") == "Failed" and card(d, "chelsea.png"))
         assert role(lost, "message").text == "The server could not be reached."
@@ -291,15 +314,30 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
         wait_for(browser, "thumbnails after the reload",
                  lambda d: all(thumbnail_shown(item(d, media_id)) for media_id in (*uploaded.values(), later)))
 
-        browser.set_window_size(390, 844)  # a phone: two tiles a row, nothing wider than the screen
+        browser.set_window_size(*PHONE)  # a phone: two tiles a row, nothing wider than the screen
         tiles = [e for e in media_items(browser) if e.is_displayed()]
         assert tiles[0].location["y"] == tiles[1].location["y"] != tiles[2].location["y"]
-        assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE[0]
         assert_tiles_square_and_filled(browser, list(uploaded.values()))
+        for selector in ("#name-filter", "#state-filter", "#count", 'label[for="files"]'):  # "Choose files…"
+            element = browser.find_element(By.CSS_SELECTOR, selector)
+            assert element.is_displayed() and element.rect["x"] + element.rect["width"] <= PHONE[0], selector
+        assert all(role(item(browser, media_id), "delete").is_displayed() for media_id in uploaded.values())
         browser.save_screenshot(str(PHONE_SCREENSHOT))
-        browser.set_window_size(1280, 1000)
+        # The larger view on a phone: inside the screen, the picture and its buttons in reach.
+        item(browser, uploaded["coffee.jpg"]).find_element(By.CSS_SELECTOR, "button.open").click()
+        wait_for(browser, "the larger view's thumbnail", lambda d: d.find_element(By.ID, "viewer-image").get_property(
+            "naturalWidth"))
+        for part in ("viewer", "viewer-image", "viewer-download", "viewer-copy"):
+            rect = browser.find_element(By.ID, part).rect
+            assert rect["x"] >= 0 and rect["x"] + rect["width"] <= PHONE[0], (part, rect)
+        assert browser.find_element(By.ID, "viewer-download").is_displayed()
+        browser.save_screenshot(str(PHONE_VIEWER_SCREENSHOT))
+        ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+        wait_for(browser, "the viewer closed", lambda d: d.find_element(By.ID, "viewer").get_attribute("open") is None)
+        browser.set_window_size(*DESKTOP)
         with capsys.disabled():
-            print(f"\npage screenshots: {SCREENSHOT} {PHONE_SCREENSHOT}")
+            print(f"\npage screenshots: {SCREENSHOT} {PHONE_SCREENSHOT} {PHONE_VIEWER_SCREENSHOT}")
 
         # Find by name: the server's search, any case.
         search = browser.find_element(By.ID, "name-filter")
@@ -333,13 +371,16 @@ def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDrive
                  Image.open(io.BytesIO(large)).width)
         facts = browser.find_element(By.ID, "viewer-facts").text
         width, height = Image.open(io.BytesIO(large)).size
-        assert f"{width} \N{MULTIPLICATION SIGN} {height}" in facts and f"{size_kb} KB" in facts
+        assert f"{width} \N{MULTIPLICATION SIGN} {height}" in facts and coffee_size in facts
         link = browser.find_element(By.ID, "viewer-link").get_attribute("value")
         assert link == f"{service.url}/images/{media_id}/thumbnail?encoding=binary&size=large"
         assert requests.get(link, timeout=10).content == large
+        browser.execute_cdp_cmd("Browser.grantPermissions", {  # as a person's click grants it
+            "origin": service.url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
         browser.find_element(By.ID, "viewer-copy").click()
-        wait_for(browser, "the link copied", lambda d: d.find_element(By.ID, "viewer-copy").text in (
-            "Link copied", "Press Ctrl+C to copy"))
+        wait_for(browser, "the link copied", lambda d: d.find_element(By.ID, "viewer-copy").text == "Link copied")
+        assert browser.execute_async_script(
+            "navigator.clipboard.readText().then(arguments[0], (e) => arguments[0](String(e)))") == link
         download = browser.find_element(By.ID, "viewer-download")
         assert download.get_attribute("download") == "coffee-large.jpg"
         # The very bytes shown (the page's CSP lets no script read a blob: URL back to compare them).
@@ -457,4 +498,46 @@ def test_page_loads_its_modules_under_their_fingerprints(browser: WebDriver, tmp
             ".filter((url) => url.includes('/static/modules/'))")
         assert sorted(loaded) == sorted(f"{service.url}/static/modules/{name}?v={asset.etag}"
                                         for name, asset in modules.items())
+        assert page_errors(browser) == []
+
+
+def readme_browser_example() -> str:
+    """The README's browser upload ("Using it from your own app"), as a reader copies it."""
+    found = re.search(r"\*\*Browser\.\*\*.*?```js\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert found, "README.md has no browser example"
+    return found[1]
+
+
+def test_the_readmes_browser_example_uploads_with_progress_and_shows_the_thumbnail(browser: WebDriver,
+                                                                                  tmp_path: Path) -> None:
+    """Run as written, on the service's own page (url ""): `input`, `progressBar` and `img` are the
+    reader's elements, here a file input, an object noting each progress value and an Image."""
+    photo = PHOTOS / "chelsea.png"
+    with Service("embedded", tmp_path / "service") as service:
+        browser.get(service.url + "/")
+        wait_for(browser, "a live event stream", live)
+        browser.execute_script("const input = document.createElement('input'); input.type = 'file';"
+                               "input.id = 'readme-input'; document.body.append(input);")
+        browser.find_element(By.ID, "readme-input").send_keys(str(photo))
+        browser.set_script_timeout(WAIT)
+        outcome = browser.execute_async_script(f"""
+const done = arguments[arguments.length - 1];
+const input = document.getElementById("readme-input");
+const seen = [];
+const progressBar = {{ set value(fraction) {{ seen.push(fraction); }} }};
+const img = new Image();
+const console = {{ error: (message) => done({{ error: String(message) }}) }};
+img.addEventListener("load", () => done({{ width: img.naturalWidth, height: img.naturalHeight, src: img.src, seen }}));
+img.addEventListener("error", () => done({{ error: `the thumbnail did not load from ${{img.src}}` }}));
+(async () => {{
+{readme_browser_example()}
+}})().catch((error) => done({{ error: String(error) }}));
+""")
+        assert "error" not in outcome, outcome
+        assert outcome["seen"] and outcome["seen"][-1] == 1  # progress told, up to the whole file
+        [listed] = service.get("/images").json()["items"]
+        assert listed["filename"] == photo.name and listed["state"] == "Completed"
+        assert outcome["src"] == f"{service.url}/images/{listed['media_id']}/thumbnail?encoding=binary"
+        data, _ = service.thumbnail(listed["media_id"])
+        assert (outcome["width"], outcome["height"]) == Image.open(io.BytesIO(data)).size
         assert page_errors(browser) == []
