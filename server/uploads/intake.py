@@ -83,7 +83,7 @@ class Intake:
         if not media.looks_like(self.head, self.declared):
             raise ApiError(
                 415,
-                f"the body is not {self.declared.name}: its first bytes look like {media.describe(self.head)}",
+                f"the file is not {self.declared.name}: its first bytes look like {media.describe(self.head)}",
             )
 
 

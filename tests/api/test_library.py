@@ -85,6 +85,10 @@ async def test_refusals_are_in_words_a_person_reads(make_api: ApiFactory) -> Non
                              headers={"Content-Type": "text/plain; charset=utf-8"})
     assert text.status_code == 415
     assert text.json()["message"].startswith("'text/plain' isn't a photo or video this service takes")
+    words = await api.request("POST", "/images", params={"encoding": "binary"}, data=b"these are words\n" * 8,
+                              headers={"Content-Type": "image/jpeg"})
+    assert words.status_code == 415
+    assert words.json()["message"] == "the file is not image/jpeg: its first bytes look like text"
     big = await api.request("POST", "/images", params={"encoding": "binary", "filename": "big.png"},
                             data=png((1, 1, 1)) + bytes(3 * 1024 * 1024), headers={"Content-Type": "image/png"})
     assert big.status_code == 413
