@@ -4,6 +4,11 @@ a bounded number of times; waits for a result across a server restart."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PHOTOS
-from tests.harness import Service
+from tests.harness import ROOT, Service
 from thumbnailify.client import calls
 from thumbnailify.client.session import ATTEMPTS, ApiError, Client
 
@@ -123,3 +128,21 @@ def test_wait_follows_the_result_across_a_server_restart(idle_service: Service, 
     assert outcome["state"] == "Completed", outcome
     data, content_type = client.thumbnail(media_id)
     assert content_type == "image/jpeg" and data.startswith(b"\xff\xd8")
+
+
+def test_the_readmes_python_example_runs_as_written(tmp_path: Path) -> None:
+    """The README's Python example ("Using it from your own app"), run by a fresh interpreter in a
+    folder holding photo.jpg, against the service at its URL: it writes the thumbnail."""
+    found = re.search(r"\*\*Python\.\*\*.*?```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert found, "README.md has no Python example"
+    shutil.copy(PHOTOS / "coffee.jpg", tmp_path / "photo.jpg")
+    with Service("embedded", tmp_path / "service") as service:
+        example = found[1].replace('"http://127.0.0.1:8080"', json.dumps(service.url))
+        assert example != found[1], "the example names no http://127.0.0.1:8080"
+        env = {key: value for key, value in os.environ.items() if not key.startswith("THUMBNAILIFY_")}
+        done = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60, check=False, env=env | {"PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr
+        [item] = service.get("/images").json()["items"]
+        data, media_type = service.thumbnail(item["media_id"])
+        assert media_type == "image/jpeg" and (tmp_path / "thumb.jpg").read_bytes() == data
