@@ -104,6 +104,22 @@ def max_pixels_default() -> int:
     return 50_000_000
 
 
+# A 2x2 PNG: a job that ends in milliseconds even as a fresh worker's first.
+TINY_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
+)
+
+
+def slow_png(seed: int) -> bytes:
+    """A 49 MP PNG, just under the pixel limit: half a second to a second of a worker's time on this
+    machine's cores, more under load; different for every seed."""
+    image = Image.linear_gradient("L").resize((7000, 7000)).convert("RGB")
+    image.putpixel((0, 0), (seed, 0, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
 # --------------------------------------------------------------------------
 # Pixel checks
 # --------------------------------------------------------------------------

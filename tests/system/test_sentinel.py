@@ -4,7 +4,6 @@ live event stream follows too (CONTRACT.md, second part, "Past one machine")."""
 
 from __future__ import annotations
 
-import base64
 import json
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 import redis
 import requests
 
+from tests.corpus import TINY_PNG
 from tests.harness import Service, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -24,9 +24,6 @@ MASTER = "thumbs"
 # (beyond the time the master is known down). A loaded machine can put a sentinel in TILT mode for
 # 30 s, during which it notices nothing; after that, with 1 s, no replica would qualify ever again.
 DOWN_AFTER_MS = 5000
-PIXEL = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
-)
 
 
 class SentinelGroup:
@@ -143,7 +140,7 @@ def test_a_failover_under_load_loses_nothing_accepted(tmp_path: Path) -> None:
             killed_at = None
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
-                response = service.post(PIXEL, "image/png")
+                response = service.post(TINY_PNG, "image/png")
                 answers.append(response.status_code)
                 assert response.status_code in (202, 503), response.text
                 if response.status_code == 202:
@@ -165,7 +162,7 @@ def test_a_failover_under_load_loses_nothing_accepted(tmp_path: Path) -> None:
                 assert status["state"] == "Completed", status
 
             def stream_sees_a_new_upload() -> bool:
-                media_id = service.upload(PIXEL, "image/png")
+                media_id = service.upload(TINY_PNG, "image/png")
                 assert service.wait(media_id)["state"] == "Completed"
                 time.sleep(0.2)
                 return any(e["media_id"] == media_id and e["state"] == "Completed" for e in events)

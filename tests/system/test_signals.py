@@ -5,7 +5,6 @@ suite's wall time)."""
 from __future__ import annotations
 
 import base64
-import io
 import os
 import signal
 import subprocess
@@ -18,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from PIL import Image
 
+from tests.corpus import TINY_PNG, slow_png
 from tests.harness import (
     ROOT,
     Service,
@@ -28,15 +27,6 @@ from tests.harness import (
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
-
-
-def slow_png(seed: int) -> bytes:
-    """A 49 MP PNG (about a second of work for a worker), different for every seed."""
-    image = Image.linear_gradient("L").resize((7000, 7000)).convert("RGB")
-    image.putpixel((0, 0), (seed, 0, 0))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 def test_sigterm_lets_a_busy_worker_finish(tmp_path: Path) -> None:
@@ -114,7 +104,5 @@ def test_a_job_over_its_time_limit_ends_as_error_not_a_crash_loop(tmp_path: Path
         assert status["state"] == "Error" and status["http_status"] == 422, status
         assert "crashed or timed out the worker" in status["message"]
         assert service.logs().count("exited with -14") == 2  # SIGALRM, once per attempt
-        quick = service.upload(base64.b64decode(
-            "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
-        ), "image/png")
+        quick = service.upload(TINY_PNG, "image/png")
         assert service.wait(quick, timeout=60)["state"] == "Completed"

@@ -7,7 +7,6 @@ upload; a worker whose main loop hangs fails its health check and is replaced.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -21,8 +20,8 @@ import pika
 import pytest
 import redis
 import requests
-from PIL import Image
 
+from tests.corpus import slow_png
 from tests.harness import AMQP_URL, REDIS_PORT, ROOT, Service, free_port, publish_raw, queue_status, wait_until
 from tests.proxy import TcpProxy
 from tests.system.test_faults import camera_jpeg
@@ -69,17 +68,15 @@ def magick_files(root: Path) -> list[Path]:
 
 
 def test_a_job_killed_mid_spill_leaves_no_imagemagick_files(tmp_path: Path) -> None:
-    """A 16 MP PNG spills to disk past a 1 MiB memory/map cap and is killed by the job time limit
+    """A 49 MP PNG spills to disk past a 1 MiB memory/map cap and is killed by the job time limit
     while it does; the job still ends (Error 422 after max_attempts) and the temp dir is empty."""
     temp = tmp_path / "tmp"
     temp.mkdir()
     service = Service("distributed", tmp_path / "svc", workers=1, video_workers=1, webhook_workers=1, TMPDIR=str(temp),
                       THUMBNAILIFY_LIMITS_MAGICK_MEMORY="1MiB", THUMBNAILIFY_LIMITS_MAGICK_MAP="1MiB",
                       THUMBNAILIFY_WORKER_JOB_TIMEOUT="0.3", THUMBNAILIFY_WORKER_MAX_ATTEMPTS="1")
-    buffer = io.BytesIO()
-    Image.linear_gradient("L").resize((4000, 4000)).convert("RGB").save(buffer, "PNG", compress_level=1)
     with service:
-        media_id = service.upload(buffer.getvalue(), "image/png")
+        media_id = service.upload(slow_png(0), "image/png")
         status = service.wait(media_id, timeout=120)
         left = magick_files(temp)
         logs = service.logs()
