@@ -44,8 +44,9 @@ def meta(**values: str) -> str:
 
 
 # The tests of the store's upload records (create, move the offset by revision, finish, delete,
-# expire, bound) run on the NATS store too; the rest is the server's and runs embedded only.
-ON_EVERY_STORE = pytest.mark.parametrize("api_mode", ["embedded", NATS_MODE])
+# expire, bounds) run on the Redis store (with the volume: the distributed mode) and the NATS store
+# too; the rest is the server's and runs embedded only.
+ON_EVERY_STORE = pytest.mark.parametrize("api_mode", ["embedded", "distributed", NATS_MODE])
 
 
 @pytest.fixture
@@ -336,7 +337,7 @@ async def expire(api: Api, location: str, _data: bytes, monkeypatch: pytest.Monk
 FREES = {"finished": finish, "terminated": terminate, "expired": expire}
 
 
-@pytest.mark.parametrize("api_mode", ["embedded", "distributed", NATS_MODE])
+@ON_EVERY_STORE
 @pytest.mark.parametrize("free", list(FREES))
 async def test_unfinished_uploads_are_bounded_per_client_and_in_total(
         make_api: ApiFactory, monkeypatch: pytest.MonkeyPatch, free: str) -> None:
@@ -383,6 +384,17 @@ async def test_hostile_creations(api: Api, headers: dict[str, str], status: int)
     assert reply.status_code == status, reply.text
     assert reply.json()["message"]
     assert reply.headers["Tus-Resumable"] == "1.0.0"
+
+
+async def test_a_10_kb_filename_is_a_400_from_the_http_layer(api: Api) -> None:
+    """Its Upload-Metadata (13 KB of base64) is past the HTTP parser's 8190 bytes a header may
+    have: a JSON 400 as for any malformed request, before any tus handler (so without
+    Tus-Resumable), and nothing kept."""
+    reply = await create(api, 100, meta(filename="x" * 10_000, filetype="image/jpeg"))
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["message"]
+    assert partial_files(api) == []
+    assert (await create(api, 100)).status_code == 201  # the server goes on
 
 
 async def test_hostile_patches(api: Api) -> None:
