@@ -11,6 +11,7 @@ from thumbnailify.media import MediaType
 from thumbnailify.record import Fields, MediaRecord, State
 from thumbnailify.server.uploads.intake import Sink
 from thumbnailify.settings import Settings
+from thumbnailify.upload_bounds import Full, UploadBounds
 
 TABLE: dict[str, dict[str, str]] = {
     "store": {
@@ -80,13 +81,15 @@ class Store(Backend, Protocol):
     def changes(self) -> AsyncIterator[Change]:
         """Every change of every record from now on, whoever made it; survives outages."""
     # Resumable (tus) uploads: a record of text fields per upload, `offset` among them.
-    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float, limit: int) -> bool:
-        """Keep a new upload until `expires` (seconds since the epoch); False when `limit`
-        unfinished ones are kept already."""
+    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float,
+                            bounds: UploadBounds) -> Full | None:
+        """Keep a new upload until `expires` (seconds since the epoch), or say which bound is full:
+        its client's (`fields["owner"]` names it) or every client's. Checked in the same step as
+        the write, except on NATS (see backends/nats/records.py)."""
     async def get_upload(self, upload_id: str) -> dict[str, str] | None: ...
     async def update_upload(self, upload_id: str, expected_offset: int, fields: dict[str, str]) -> bool:
         """Set fields if the upload is still at `expected_offset`; a `media_id` among them marks it
-        finished (no longer counted against the limit). False when gone or moved meanwhile."""
+        finished (no longer counted against the bounds). False when gone or moved meanwhile."""
     async def delete_upload(self, upload_id: str) -> bool: ...
     async def expired_uploads(self, before: float, limit: int) -> list[str]:
         """Ids of uploads, finished or not, whose time ran out before `before`."""

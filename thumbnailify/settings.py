@@ -633,7 +633,13 @@ class UploadsSettings(Section):
                     "finished one's answer (its `media_id`) is kept as long",
     )
     max_unfinished: AtLeastOne = Field(
-        1000, description="unfinished resumable uploads kept at once, over all server processes (503 past it)",
+        1000, description="unfinished resumable uploads kept at once, over all server processes and clients (503 past "
+                          "it)",
+    )
+    max_unfinished_per_client: AtLeastOne = Field(
+        100, description="unfinished resumable uploads one client keeps at once (503 past it, before the total is "
+                         "reached); without keys every caller is the one client `default`; above `max_unfinished` it "
+                         "never comes into play",
     )
 
 

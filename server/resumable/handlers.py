@@ -42,8 +42,10 @@ from thumbnailify.server.uploads import idempotency
 from thumbnailify.server.uploads.forms import not_accepted
 from thumbnailify.server.uploads.intake import too_large
 from thumbnailify.server.uploads.webhook_url import checked_callback
+from thumbnailify.upload_bounds import Full, UploadBounds
 
 MAX_FILENAME = 255
+FULL_RETRY_AFTER = "60"  # seconds: uploads in flight finish, or a client deletes some
 PATH = "/uploads/"
 R = TypeVar("R", bound=web.StreamResponse)
 
@@ -112,6 +114,13 @@ async def _new_upload(request: web.Request, res: Resources) -> Upload:
                   iso(state.now()), time.time() + hours * 3600, "", owner)
 
 
+def _full_message(full: Full, per_client: int) -> str:
+    if full is Full.CLIENT:
+        return (f"this client has {per_client} unfinished uploads, its limit: finish or delete some "
+                f"(DELETE {PATH}<id>), or try again once they expire")
+    return "the server holds as many unfinished uploads as it may (of all clients together); try again later"
+
+
 @speaks_tus
 async def create(request: web.Request) -> web.Response:
     """POST /uploads/: 201 with its Location; with a body (creation-with-upload), its first bytes."""
@@ -119,10 +128,11 @@ async def create(request: web.Request) -> web.Response:
     upload = await _new_upload(request, res)
     await limits.admit(request)
     await limits.check_room(request, upload.length)
-    if not await res.store.create_upload(upload.upload_id, upload.fields(), upload.expires,
-                                         res.settings.uploads.max_unfinished):
-        raise refuse(503, "too many unfinished uploads; finish or delete some, or try again later",
-                     {hdrs.RETRY_AFTER: "60"})
+    conf = res.settings.uploads
+    full = await res.store.create_upload(upload.upload_id, upload.fields(), upload.expires,
+                                         UploadBounds(conf.max_unfinished, conf.max_unfinished_per_client))
+    if full is not None:
+        raise refuse(503, _full_message(full, conf.max_unfinished_per_client), {hdrs.RETRY_AFTER: FULL_RETRY_AFTER})
     request[LOG_EXTRA] = {"upload_id": upload.upload_id}
     location = {hdrs.LOCATION: f"{PATH}{upload.upload_id}"}
     has_body = request.content_length or request.headers.get(hdrs.TRANSFER_ENCODING)

@@ -19,9 +19,11 @@ import pytest
 from PIL import Image
 
 from tests.api.conftest import Api, ApiFactory, Reply
+from tests.api.test_clients import TENANT_SETTINGS, bearer, new_client
 from tests.harness import NATS_MODE
 from thumbnailify.server.background.sweep import sweep
 from thumbnailify.server.resources import RESOURCES
+from thumbnailify.server.resumable import expiry
 
 TUS = {"Tus-Resumable": "1.0.0"}
 CHUNK = {"Content-Type": "application/offset+octet-stream"}
@@ -42,8 +44,9 @@ def meta(**values: str) -> str:
 
 
 # The tests of the store's upload records (create, move the offset by revision, finish, delete,
-# expire, bound) run on the NATS store too; the rest is the server's and runs embedded only.
-ON_EVERY_STORE = pytest.mark.parametrize("api_mode", ["embedded", NATS_MODE])
+# expire, bounds) run on the Redis store (with the volume: the distributed mode) and the NATS store
+# too; the rest is the server's and runs embedded only.
+ON_EVERY_STORE = pytest.mark.parametrize("api_mode", ["embedded", "distributed", NATS_MODE])
 
 
 @pytest.fixture
@@ -293,15 +296,67 @@ async def test_expired_uploads_are_410_then_swept_with_their_bytes(make_api: Api
     assert partial_files(api) == []
 
 
+# One client's bound (2) and every client's together (3); two clients of their own keys.
+BOUNDS = TENANT_SETTINGS | {"THUMBNAILIFY_UPLOADS_MAX_UNFINISHED": "3",
+                            "THUMBNAILIFY_UPLOADS_MAX_UNFINISHED_PER_CLIENT": "2"}
+
+
+async def refused_as_full(api: Api, data: bytes) -> str:
+    """A creation past a bound: 503 with Retry-After, and the message that says which."""
+    reply = await create(api, len(data))
+    assert reply.status_code == 503, reply.text
+    assert int(reply.headers["Retry-After"]) > 0
+    assert reply.headers["Tus-Resumable"] == "1.0.0"
+    return str(reply.json()["message"])
+
+
+async def finish(api: Api, location: str, data: bytes, _monkeypatch: pytest.MonkeyPatch) -> None:
+    await send_all(api, location, data, 1)
+
+
+async def terminate(api: Api, location: str, _data: bytes, _monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (await api.request("DELETE", location, headers=TUS)).status_code == 204
+
+
+async def expire(api: Api, location: str, _data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep, at a time when this upload has run out and the ones made after it have not."""
+    res = api.client.app[RESOURCES]
+    upload_id = location.rpartition("/")[2]
+    kept = await res.store.get_upload(upload_id)
+    assert kept is not None
+    later = float(kept["expires"]) + 0.001  # the next upload was made a request later
+    monkeypatch.setattr(expiry, "time", type("Clock", (), {"time": staticmethod(lambda: later)}))
+
+    async def renew() -> None:
+        return None
+
+    assert (await sweep(res, renew))["resumable"] == 1
+    assert (await api.request("HEAD", location, headers=TUS)).status_code == 404
+
+
+FREES = {"finished": finish, "terminated": terminate, "expired": expire}
+
+
 @ON_EVERY_STORE
-async def test_unfinished_uploads_are_bounded(make_api: ApiFactory) -> None:
-    api = await make_api(THUMBNAILIFY_UPLOADS_MAX_UNFINISHED="3")
+@pytest.mark.parametrize("free", list(FREES))
+async def test_unfinished_uploads_are_bounded_per_client_and_in_total(
+        make_api: ApiFactory, monkeypatch: pytest.MonkeyPatch, free: str) -> None:
+    api = await make_api(**SETTINGS, **BOUNDS)
+    alice, bob = bearer(await new_client(api, "alice")), bearer(await new_client(api, "bob"))
     data = photo()
-    locations = [await created(api, data) for _ in range(3)]
-    full = await create(api, len(data))
-    assert full.status_code == 503 and full.headers["Retry-After"]
-    await send_all(api, locations[0], data, 1)  # a finished upload no longer counts
-    assert (await create(api, len(data))).status_code == 201
+    api.headers = alice
+    mine = [await created(api, data) for _ in range(2)]
+    assert "this client has 2 unfinished uploads, its limit" in await refused_as_full(api, data)
+    api.headers = bob
+    await created(api, data)  # alice's bound is hers alone
+    assert "of all clients together" in await refused_as_full(api, data)  # bob's own is not full, the total is
+
+    api.headers = alice
+    await FREES[free](api, mine[0], data, monkeypatch)
+    await created(api, data)  # the place it freed is alice's again
+    assert "this client has 2" in await refused_as_full(api, data)
+    api.headers = bob
+    assert "of all clients together" in await refused_as_full(api, data)
 
 
 # -- hostile requests: each a clear 4xx, never a 500 -----------------------------------------------
@@ -344,6 +399,17 @@ async def test_creation_refusals_are_in_the_words_a_post_gets(api: Api) -> None:
     assert big.status_code == 413
     assert big.json()["message"] == "the file is too large: the limit is 1 MB"
     assert big.headers["Tus-Max-Size"] == str(1024 * 1024)  # the exact figure for programs
+
+
+async def test_a_10_kb_filename_is_a_400_from_the_http_layer(api: Api) -> None:
+    """Its Upload-Metadata (13 KB of base64) is past the HTTP parser's 8190 bytes a header may
+    have: a JSON 400 as for any malformed request, before any tus handler (so without
+    Tus-Resumable), and nothing kept."""
+    reply = await create(api, 100, meta(filename="x" * 10_000, filetype="image/jpeg"))
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["message"]
+    assert partial_files(api) == []
+    assert (await create(api, 100)).status_code == 201  # the server goes on
 
 
 async def test_hostile_patches(api: Api) -> None:

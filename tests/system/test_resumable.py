@@ -1,6 +1,7 @@
 """Resumable uploads with real tus clients this project did not write: tuspy (PyPI) and
 tus-js-client (npm, run by Node), against the running service in each mode; connections cut
-through a TCP proxy, and a server process killed between PATCHes with another one continuing.
+through a TCP proxy, a server process killed between PATCHes with another one continuing, and
+one killed mid-PATCH whose restart continues the upload.
 
 (CONTRACT third part: "Resumable uploads (tus 1.0)". The protocol's details and hostile requests
 are in tests/api/test_resumable.py.)
@@ -27,6 +28,7 @@ from scripts.seaweed import SeaweedFS
 from tests.corpus import write_noisy_jpeg
 from tests.harness import ROOT, S3_MODE, Service, wait_until
 from tests.proxy import TcpProxy
+from thumbnailify.server.resumable.receive import LEASE_MARGIN
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -224,3 +226,45 @@ def test_a_server_killed_between_patches_and_another_continues(distributed: tupl
     resumed.upload()
     assert_completed_as_sent(second, media_id_of(second, resumed.url), phone_photo)
     assert second.objects("resumable") == []
+
+
+def lock_is_free(url: str, offset: int) -> bool:
+    """An empty PATCH at the upload's offset: 204 once no PATCH holds the upload (else 409)."""
+    answer = requests.patch(url, data=b"", timeout=10, headers={
+        "Tus-Resumable": "1.0.0", "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
+    assert answer.status_code in (204, 409), answer.text
+    return answer.status_code == 204
+
+
+def test_a_server_killed_mid_patch_restarts_and_the_upload_resumes_on_the_new_process(
+        tmp_path: Path, phone_photo: Path) -> None:
+    """Killed (SIGKILL, the whole service) while a PATCH is on the wire, with part of its bytes on
+    the volume past the offset the store names: the new process answers that offset, the dead
+    one's lock runs out (upload_idle_timeout + LEASE_MARGIN), the next PATCH cuts the dead one's tail
+    off before it writes, and tuspy ends the upload with the original's bytes."""
+    data = phone_photo.read_bytes()
+    idle = 2.0
+    with Service("embedded", tmp_path / "service", workers=1,
+                 THUMBNAILIFY_LIMITS_UPLOAD_IDLE_TIMEOUT=str(idle)) as service:
+        upload = uploader(f"{service.url}/uploads/", phone_photo)
+        upload.upload_chunk()
+        stored = upload.offset
+        path = upload.url.removeprefix(service.url)
+        partial = service.media_dir("resumable") / path.rpartition("/")[2]
+        with socket.create_connection(("127.0.0.1", service.port)) as held:
+            held.sendall((f"PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+                          f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: {stored}\r\n"
+                          f"Content-Length: {len(data) - stored}\r\n\r\n").encode() + data[stored:stored + 2 * CHUNK])
+            wait_until(lambda: partial.stat().st_size > stored + CHUNK, 10, "the PATCH's bytes on the volume")
+            service.kill_all()
+        assert partial.stat().st_size > stored  # a tail the store does not count
+        service.start()
+        assert offset_of(upload.url) == stored
+        wait_until(lambda: lock_is_free(upload.url, stored), idle + LEASE_MARGIN + 10, "the dead PATCH's lock gone")
+        resumed = uploader(f"{service.url}/uploads/", phone_photo, url=upload.url)
+        assert resumed.offset == stored
+        resumed.upload_chunk()
+        assert partial.stat().st_size == resumed.offset  # the dead PATCH's tail cut off before writing
+        resumed.upload()
+        assert_completed_as_sent(service, media_id_of(service, resumed.url), phone_photo)
+        assert service.stored("resumable") == []

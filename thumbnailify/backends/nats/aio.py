@@ -22,6 +22,7 @@ from thumbnailify.record import DEFAULT_OWNER, Fields, MediaRecord, State, reada
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
+from thumbnailify.upload_bounds import Full, UploadBounds
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ class NatsStore(_Connected):
     async def release_request(self, key: str, marker: str) -> None:
         await answered(self.records, lambda: self.records.release_request(key, marker))
 
-    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float, limit: int) -> bool:
-        return await answered(self.records, lambda: self.records.create_upload(upload_id, fields, expires, limit))
+    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float,
+                            bounds: UploadBounds) -> Full | None:
+        return await answered(self.records, lambda: self.records.create_upload(upload_id, fields, expires, bounds))
 
     async def get_upload(self, upload_id: str) -> dict[str, str] | None:
         return await answered(self.records, lambda: self.records.get_upload(upload_id))

@@ -135,6 +135,12 @@ def index_key(state: str, owner: str, score: float, media_id: str) -> str:
     return f"{state}.{owner_token(owner)}.{score_micros(score):017d}.{media_id}"
 
 
+def open_upload_key(owner: str, upload_id: str) -> str:
+    """An unfinished upload's key in `<stream>_uploads`: `open.>` counts every client's,
+    `open.<owner>.*` one client's."""
+    return f"open.{owner_token(owner)}.{upload_id}"
+
+
 def index_pattern(state: str | None, owner: str | None) -> str:
     return f"{state or '*'}.{'*' if owner is None else owner_token(owner)}.>"
 

@@ -45,6 +45,7 @@ from thumbnailify.backends.nats.layout import (
     event_subject,
     index_key,
     index_pattern,
+    open_upload_key,
     owner_token,
     parse_index_key,
     safe_key,
@@ -54,6 +55,7 @@ from thumbnailify.clients import Quota, QuotaExceeded, Usage
 from thumbnailify.record import DEFAULT_OWNER, PHASH_DIGITS, Fields, MediaRecord, State, readable
 from thumbnailify.settings import Settings
 from thumbnailify.state import append_history, history_entry
+from thumbnailify.upload_bounds import Full, UploadBounds
 
 Page = list[tuple[str, float, MediaRecord]]
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for an expected last revision that is not
@@ -364,18 +366,26 @@ class Records:
     async def remember_content(self, key: str, media_id: str) -> None:
         await self.kv["meta"].put(f"content.{safe_key(key)}", encode({"value": media_id}))
 
-    # -- resumable uploads (`<stream>_uploads`: `upload.<id>`, and `open.<id>` while unfinished) --
-    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float, limit: int) -> bool:
-        """The bound is checked, then the upload written: two servers creating at the same moment may
-        pass it by one each (it bounds storage, not correctness)."""
-        if len(await self.keys("uploads", "open.*")) >= limit:
-            return False
-        await self.kv["uploads"].put(f"open.{upload_id}", b"")
-        return await self.swap("uploads", f"upload.{upload_id}", fields | {"_expires": repr(expires)}, 0)
+    # -- resumable uploads (`<stream>_uploads`: `upload.<id>`, and `open.<owner>.<id>` while unfinished) --
+    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float,
+                            bounds: UploadBounds) -> Full | None:
+        """The bounds are checked, then the upload written: two servers creating at the same moment
+        may pass one by one each (it bounds storage, not correctness). The record comes first: a
+        server stopped between the two writes leaves an upload the sweep takes, never an `open` key
+        counted for ever."""
+        opened = open_upload_key(fields["owner"], upload_id)
+        if len(await self.keys("uploads", open_upload_key(fields["owner"], "*"))) >= bounds.per_client:
+            return Full.CLIENT
+        if len(await self.keys("uploads", "open.>")) >= bounds.total:
+            return Full.TOTAL
+        internal = {"_expires": repr(expires), "_open": opened}
+        await self.kv["uploads"].put(f"upload.{upload_id}", encode(fields | internal))
+        await self.kv["uploads"].put(opened, b"")
+        return None
 
     async def get_upload(self, upload_id: str) -> dict[str, str] | None:
         found = await self.read("uploads", f"upload.{upload_id}")
-        return None if found is None else {k: v for k, v in found[0].items() if k != "_expires"}
+        return None if found is None else {k: v for k, v in found[0].items() if not k.startswith("_")}
 
     async def update_upload(self, upload_id: str, expected_offset: int, fields: dict[str, str]) -> bool:
         found = await self.read("uploads", f"upload.{upload_id}")
@@ -384,14 +394,21 @@ class Records:
         if not await self.swap("uploads", f"upload.{upload_id}", found[0] | fields, found[1]):
             return False
         if "media_id" in fields:
-            await self.forget("uploads", f"open.{upload_id}")
+            await self._close_upload(upload_id, found[0])
         return True
 
     async def delete_upload(self, upload_id: str) -> bool:
-        existed = await self.read("uploads", f"upload.{upload_id}") is not None
-        await self.forget("uploads", f"open.{upload_id}")
+        found = await self.read("uploads", f"upload.{upload_id}")
+        if found is None:
+            return False
+        await self._close_upload(upload_id, found[0])
         await self.forget("uploads", f"upload.{upload_id}")
-        return existed
+        return True
+
+    async def _close_upload(self, upload_id: str, stored: dict[str, str]) -> None:
+        """No longer counted against the bounds. (An upload made before the per-client bound has
+        no `_open`: its key was `open.<id>`.)"""
+        await self.forget("uploads", stored.get("_open") or f"open.{upload_id}")
 
     async def expired_uploads(self, before: float, limit: int) -> list[str]:
         expired = []

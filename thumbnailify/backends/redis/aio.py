@@ -58,7 +58,10 @@ from thumbnailify.backends.redis.uploads import (
     CREATE_UPLOAD_SCRIPT,
     DELETE_UPLOAD_SCRIPT,
     UPDATE_UPLOAD_SCRIPT,
-    keys_of,
+    create_upload_call,
+    delete_upload_call,
+    refused_by,
+    update_upload_call,
     upload_key,
     uploads_key,
 )
@@ -67,6 +70,7 @@ from thumbnailify.record import DEFAULT_OWNER, Fields, MediaRecord, State, reada
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
+from thumbnailify.upload_bounds import Full, UploadBounds
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +239,10 @@ class RedisStore:
         await self._release_lock(keys=[request_key(self.prefix, key)], args=[marker])  # delete if it holds marker
 
     @_unavailable_on_error
-    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float, limit: int) -> bool:
-        call: Call = {"keys": keys_of(self.prefix, upload_id), "args": [upload_id, expires, limit, *pairs(fields)]}
-        return bool(await self._replicated(self._create_upload, call))
+    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float,
+                            bounds: UploadBounds) -> Full | None:
+        call = create_upload_call(self.prefix, upload_id, fields, expires, bounds)
+        return refused_by(await self._replicated(self._create_upload, call))
 
     @_unavailable_on_error
     async def get_upload(self, upload_id: str) -> dict[str, str] | None:
@@ -245,14 +250,12 @@ class RedisStore:
 
     @_unavailable_on_error
     async def update_upload(self, upload_id: str, expected_offset: int, fields: dict[str, str]) -> bool:
-        keys = keys_of(self.prefix, upload_id)
-        call: Call = {"keys": [keys[0], keys[2]], "args": [upload_id, str(expected_offset), *pairs(fields)]}
+        call = update_upload_call(self.prefix, upload_id, expected_offset, fields)
         return bool(await self._replicated(self._update_upload, call))
 
     @_unavailable_on_error
     async def delete_upload(self, upload_id: str) -> bool:
-        call: Call = {"keys": keys_of(self.prefix, upload_id), "args": [upload_id]}
-        return bool(await self._replicated(self._delete_upload, call))
+        return bool(await self._replicated(self._delete_upload, delete_upload_call(self.prefix, upload_id)))
 
     @_unavailable_on_error
     async def expired_uploads(self, before: float, limit: int) -> list[str]:

@@ -18,6 +18,7 @@ from thumbnailify.record import Fields, MediaRecord, State, readable
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
+from thumbnailify.upload_bounds import Full, UploadBounds
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,9 @@ class SQLiteStore:
         assert self.uploads is not None, "open() first"
         return self.uploads
 
-    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float, limit: int) -> bool:
-        return await self._run(self._uploads.create, upload_id, fields, expires, limit)
+    async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float,
+                            bounds: UploadBounds) -> Full | None:
+        return await self._run(self._uploads.create, upload_id, fields, expires, bounds)
 
     async def get_upload(self, upload_id: str) -> dict[str, str] | None:
         return await self._run(self._uploads.get, upload_id)

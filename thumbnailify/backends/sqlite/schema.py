@@ -102,9 +102,7 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connection()
         conn.executescript(SCHEMA)  # executescript commits on its own
-        for (table, column), sql in MIGRATIONS.items():
-            if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
-                conn.execute(sql)
+        migrate(conn, MIGRATIONS)
         conn.executescript(INDEXES)  # after the migrations: they may add the columns indexed
 
     def _connection(self) -> sqlite3.Connection:
@@ -135,6 +133,16 @@ class Database:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def migrate(conn: sqlite3.Connection, migrations: dict[tuple[str, str], str]) -> bool:
+    """Each (table, column) migration's SQL, run if the table lacks the column; whether any ran."""
+    ran = False
+    for (table, column), sql in migrations.items():
+        if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(sql)
+            ran = True
+    return ran
 
 
 def decoded(text: str) -> object:

@@ -1,6 +1,7 @@
-"""Resumable (tus) uploads in the embedded SQLite file: a row per upload, its fields as JSON.
+"""Resumable (tus) uploads in the embedded SQLite file: a row per upload, its fields as JSON, and
+its client (`owner`) as a column of its own for the per-client bound.
 
-Every change is one transaction, so two server processes can never both create past the bound
+Every change is one transaction, so two server processes can never both create past a bound
 or both move one upload's offset.
 """
 
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import json
 
-from thumbnailify.backends.sqlite.schema import Database
+from thumbnailify.backends.sqlite.schema import Database, migrate
+from thumbnailify.record import DEFAULT_OWNER
+from thumbnailify.upload_bounds import Full, UploadBounds
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
@@ -19,6 +22,12 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 CREATE INDEX IF NOT EXISTS uploads_by_expiry ON uploads (expires);
 """
+# The owner column came after the table: a file from before gets it from each row's fields.
+MIGRATIONS = {
+    ("uploads", "owner"): f"ALTER TABLE uploads ADD COLUMN owner TEXT NOT NULL DEFAULT '{DEFAULT_OWNER}'",
+}
+BACKFILL = "UPDATE uploads SET owner = coalesce(json_extract(fields, '$.owner'), owner)"
+INDEXES = "CREATE INDEX IF NOT EXISTS uploads_unfinished ON uploads (owner) WHERE finished = 0"
 
 
 class Uploads:
@@ -27,15 +36,23 @@ class Uploads:
         with db.transaction() as conn:
             for statement in filter(str.strip, SCHEMA.split(";")):
                 conn.execute(statement)
+            if migrate(conn, MIGRATIONS):
+                conn.execute(BACKFILL)
+            conn.execute(INDEXES)
 
-    def create(self, upload_id: str, fields: dict[str, str], expires: float, limit: int) -> bool:
+    def create(self, upload_id: str, fields: dict[str, str], expires: float, bounds: UploadBounds) -> Full | None:
+        owner = fields["owner"]
         with self.db.transaction() as conn:
+            (mine,) = conn.execute("SELECT COUNT(*) FROM uploads WHERE finished = 0 AND owner = ?",
+                                   (owner,)).fetchone()
+            if mine >= bounds.per_client:
+                return Full.CLIENT
             (unfinished,) = conn.execute("SELECT COUNT(*) FROM uploads WHERE finished = 0").fetchone()
-            if unfinished >= limit:
-                return False
-            conn.execute("INSERT INTO uploads (upload_id, fields, expires) VALUES (?, ?, ?)",
-                         (upload_id, json.dumps(fields), expires))
-        return True
+            if unfinished >= bounds.total:
+                return Full.TOTAL
+            conn.execute("INSERT INTO uploads (upload_id, fields, expires, owner) VALUES (?, ?, ?, ?)",
+                         (upload_id, json.dumps(fields), expires, owner))
+        return None
 
     def get(self, upload_id: str) -> dict[str, str] | None:
         rows = self.db.query("SELECT fields FROM uploads WHERE upload_id = ?", (upload_id,))
