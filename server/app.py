@@ -21,6 +21,8 @@ from thumbnailify.server.resources import IN_FLIGHT, RESOURCES, InFlight, Resour
 from thumbnailify.server.uploads.intake import UploadSlots
 from thumbnailify.settings import Settings
 
+CANCEL_AGAIN_SECONDS = 1.0
+
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[middleware.observe, middleware.errors, cors.preflight, auth.auth])
@@ -70,7 +72,15 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     yield
     res.events.close()
     for task in tasks:
+        await cancel_until_done(task)
+
+
+async def cancel_until_done(task: asyncio.Task[None]) -> None:
+    """Cancel a task until it ends: a client library that swallows one cancellation (nats-py does
+    in some calls; a Redis call cut off can come back as an outage, which the upkeep loop waits out)
+    would otherwise keep the server's stop waiting for good."""
+    while not task.done():
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=CANCEL_AGAIN_SECONDS)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from thumbnailify.backends.sqlite.aio_store import SQLiteStore
+from thumbnailify.server.app import cancel_until_done
 from thumbnailify.server.background.maintenance import LEASE, maintain
 from thumbnailify.settings import load_settings
 
@@ -33,3 +34,17 @@ async def stop_while_asking(tmp_path: Path) -> bool:
 def test_a_server_stopped_while_taking_the_lease_gives_it_back(tmp_path: Path) -> None:
     for attempt in range(5):
         assert asyncio.run(stop_while_asking(tmp_path / str(attempt)))
+
+
+async def test_a_task_that_swallows_a_cancellation_still_ends_at_stop() -> None:
+    """What a client library does when one cancellation is lost (taken for an outage the upkeep loop
+    waits out): the server's stop cancels again instead of waiting for good."""
+    async def stubborn() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(60)
+        await asyncio.sleep(60)
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_until_done(task), 5)
+    assert task.cancelled()
