@@ -37,7 +37,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
 from thumbnailify.backends.s3.bucket import open_bucket
-from thumbnailify.kinds import KINDS, dead_letter_queue, queue_name
+from thumbnailify.kinds import KINDS, dead_letter_queue, lane_queue, lanes, queue_name
 from thumbnailify.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,8 +126,9 @@ class Stored:
         base = self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         channel = connection.channel()
-        for queue in (queue_name(base, kind) for kind in KINDS):
-            for name in (queue, dead_letter_queue(queue)):
+        for kind in KINDS:
+            queue = queue_name(base, kind)
+            for name in (*(lane_queue(queue, lane) for lane in lanes(kind)), dead_letter_queue(queue)):
                 channel.queue_delete(name)
         connection.close()
 

@@ -1,0 +1,60 @@
+"""The lane policy every queue backend applies (thumbnailify.lanes): weighted turns among the
+lanes that have work, a job in an idle lane next, and untrusted lane values read as normal."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from thumbnailify.lanes import LANES, WEIGHTS, LanePicker, Priority, lane_of
+
+HIGH, NORMAL, BULK = Priority.HIGH, Priority.NORMAL, Priority.BULK
+
+
+def test_with_every_lane_busy_each_is_served_its_weight_every_round() -> None:
+    picker = LanePicker()
+    rounds = 10
+    picks = [picker.pick(LANES) for _ in range(rounds * sum(WEIGHTS.values()))]
+    assert Counter(picks) == {lane: weight * rounds for lane, weight in WEIGHTS.items()}
+    assert picks[:7] == [HIGH] * 4 + [NORMAL] * 2 + [BULK]  # the higher lane first within a round
+
+
+def test_a_lane_alone_takes_every_turn() -> None:
+    picker = LanePicker()
+    assert [picker.pick([BULK]) for _ in range(20)] == [BULK] * 20
+    assert picker.pick([]) is None
+
+
+def test_a_job_arriving_in_an_idle_high_lane_goes_next() -> None:
+    picker = LanePicker()
+    for _ in range(50):  # a long run of bulk alone
+        assert picker.pick([BULK]) == BULK
+    assert picker.pick([HIGH, BULK]) == HIGH
+
+
+def test_bulk_keeps_its_share_while_high_jobs_keep_arriving_one_at_a_time() -> None:
+    """High empties after every pick and refills before the next: credit is not refilled by
+    emptying, so bulk still gets one turn in every five."""
+    picker = LanePicker()
+    picks = [picker.pick([HIGH, BULK]) for _ in range(50)]
+    assert Counter(picks) == {HIGH: 40, BULK: 10}
+    longest_wait = max(len(run) for run in "".join("h" if p == HIGH else "b" for p in picks).split("b"))
+    assert longest_wait == WEIGHTS[HIGH]
+
+
+def test_a_bulk_job_waits_for_at_most_the_other_lanes_weights() -> None:
+    picker = LanePicker()
+    picker.pick([HIGH, NORMAL])  # bulk idle so far
+    picks = [picker.pick(LANES) for _ in range(sum(WEIGHTS.values()))]
+    assert BULK in picks[: WEIGHTS[HIGH] + WEIGHTS[NORMAL] + 1]
+
+
+@pytest.mark.parametrize("stored", ["high", b"bulk", "normal"])
+def test_a_stored_lane_reads_back(stored: str | bytes) -> None:
+    assert lane_of(stored) == Priority(stored.decode() if isinstance(stored, bytes) else stored)
+
+
+@pytest.mark.parametrize("hostile", [None, "", "HIGH", "urgent", "high ", 1, b"\xff\xfe", ["high"], {"lane": "high"}])
+def test_an_unknown_lane_is_normal(hostile: object) -> None:
+    assert lane_of(hostile) == NORMAL
