@@ -41,7 +41,7 @@ from thumbnailify.kinds import (
     queue_name,
     work_queue_arguments,
 )
-from thumbnailify.lanes import LanePicker, Priority
+from thumbnailify.lanes import LANES, LanePicker, Priority
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import DeadLetter, Delivery
 
@@ -80,7 +80,7 @@ def dead_letter_arguments(settings: Settings) -> dict[str, int]:
 
 
 def declare_queues(connection: pika.BlockingConnection, settings: Settings, queue: str,
-                   kind_lanes: tuple[Priority, ...]) -> BlockingChannel:
+                   kind_lanes: tuple[Priority, ...] = LANES) -> BlockingChannel:
     """Declare a kind's work queue (one per lane) and its dead queue; returns a usable channel."""
     channel = connection.channel()
     for lane in kind_lanes:
@@ -176,8 +176,8 @@ class RabbitMQConsumer:
             time.sleep(self.retry_delay)
             self.retry_delay = min(self.retry_delay * 2, 10.0)
             return None
-        log.warning("RabbitMQ cancelled a consumer of %s (queue deleted or its node lost); consuming again",
-                    self.queue)
+        log.warning("RabbitMQ cancelled the consumer of a lane of %s (queue deleted or its node lost); "
+                    "consuming again", self.queue)
         self._drop()
         return None
 
