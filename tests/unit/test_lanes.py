@@ -7,7 +7,9 @@ from collections import Counter
 
 import pytest
 
+from thumbnailify import state
 from thumbnailify.lanes import LANES, WEIGHTS, LanePicker, Priority, lane_of
+from thumbnailify.record import MediaRecord
 
 HIGH, NORMAL, BULK = Priority.HIGH, Priority.NORMAL, Priority.BULK
 
@@ -58,3 +60,12 @@ def test_a_stored_lane_reads_back(stored: str | bytes) -> None:
 @pytest.mark.parametrize("hostile", [None, "", "HIGH", "urgent", "high ", 1, b"\xff\xfe", ["high"], {"lane": "high"}])
 def test_an_unknown_lane_is_normal(hostile: object) -> None:
     assert lane_of(hostile) == NORMAL
+
+
+def test_a_record_keeps_its_lane_and_a_normal_one_is_stored_as_before() -> None:
+    moment = state.now()
+    bulk = state.accepted("image/png", moment, "ab" * 32, owner="importer", lane=BULK)
+    assert bulk.stored()["lane"] == "bulk" and MediaRecord.from_stored(bulk.stored()).lane == BULK
+    normal = state.accepted("image/png", moment, "ab" * 32).stored()
+    assert "lane" not in normal
+    assert MediaRecord.from_stored(normal | {"lane": "<script>"}).lane == NORMAL
