@@ -108,9 +108,9 @@ async def test_bulk_keeps_its_share_while_high_jobs_keep_coming(queue: Queue) ->
         await queue.publish(HIGH, "app")
         lanes.append((await queue.take_and_ack()).lane)
     # Weights 4:1: at least one bulk job in five picks; RabbitMQ's and NATS's workers may give bulk
-    # more (a lane's next job reaches the worker a round trip after its ack).
+    # up to half (a lane's next job reaches the worker a round trip after its ack).
     assert lanes.count(BULK) >= 4, lanes
-    assert lanes.count(HIGH) >= 10, lanes
+    assert lanes.count(HIGH) >= 8, lanes
     if queue.api.mode == "embedded":
         assert lanes[:5] == [HIGH] * 4 + [BULK]
 
