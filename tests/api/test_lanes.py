@@ -270,7 +270,7 @@ async def test_a_queue_made_before_lanes_keeps_its_jobs_and_headers_cannot_move_
     svc = await make_api(THUMBNAILIFY_RABBITMQ_QUEUE=name)  # declares the lanes' queues beside it
     try:
         odd = [(lane_queue(name, HIGH), {"media_type": "image/png", "lane": "bulk", "client": 7}),
-               (name, {"lane": "warp-speed", "client": ""}),
+               (name, {"lane": "warp-speed", "client": "x" * 10_000}),
                (name, None)]
         for queue_name, headers in odd:
             channel.basic_publish("", queue_name, b"odd", pika.BasicProperties(delivery_mode=2, headers=headers))
@@ -293,7 +293,7 @@ async def test_a_nats_job_is_served_in_the_lane_of_its_subject_whatever_its_head
 
     async def publish_raw(js: Any, _stream: str) -> None:
         await js.publish(f"{stream}.media.m1.queued.image.high", b"m1", headers={"lane": "bulk", "client": ""})
-        await js.publish(f"{stream}.media.m2.queued.image", b"m2", headers={"lane": "<script>"})
+        await js.publish(f"{stream}.media.m2.queued.image", b"m2", headers={"lane": "<script>", "client": "../a"})
 
     on_nats(queue.api.env, publish_raw)
     taken = sorted([await queue.take_and_ack() for _ in range(2)], key=lambda d: d.media_id)

@@ -8,6 +8,8 @@ from collections import Counter
 import pytest
 
 from thumbnailify import state
+from thumbnailify.backends.headers import JobHeaders, job_headers, read_headers
+from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.lanes import LANES, WEIGHTS, LanePicker, Priority, lane_of
 from thumbnailify.record import MediaRecord
 
@@ -69,3 +71,21 @@ def test_a_record_keeps_its_lane_and_a_normal_one_is_stored_as_before() -> None:
     normal = state.accepted("image/png", moment, "ab" * 32).stored()
     assert "lane" not in normal
     assert MediaRecord.from_stored(normal | {"lane": "<script>"}).lane == NORMAL
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    (None, JobHeaders(None, NORMAL, DEFAULT_CLIENT, "")),
+    ("not a table", JobHeaders(None, NORMAL, DEFAULT_CLIENT, "")),
+    ({"media_type": "image/png", "lane": b"bulk", "client": "shop", "reason": "redis down"},
+     JobHeaders("image/png", BULK, "shop", "redis down")),
+    ({"media_type": 5, "lane": "HIGH", "client": "x" * 100, "reason": ["?"]},
+     JobHeaders(None, NORMAL, DEFAULT_CLIENT, "")),
+    ({"client": "Shop"}, JobHeaders(None, NORMAL, DEFAULT_CLIENT, "")),
+    ({"client": "../shop"}, JobHeaders(None, NORMAL, DEFAULT_CLIENT, "")),
+])
+def test_a_jobs_headers_are_read_as_untrusted(headers: object, expected: JobHeaders) -> None:
+    assert read_headers(headers) == expected
+
+
+def test_a_jobs_headers_read_back() -> None:
+    assert read_headers(job_headers("image/jpeg", HIGH, "app")) == JobHeaders("image/jpeg", HIGH, "app", "")
