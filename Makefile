@@ -78,7 +78,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 bench: system-bench $(STAMP) services  ## BEFORE=<checkout of older code> adds it as the hardening bench's baseline
 	$(PY) -m bench.worker && $(PY) -m bench.budget && bash bench/ingest.sh && $(PY) -m bench.e2e && $(PY) -m bench.images && $(PY) -m bench.formats && $(PY) -m bench.video && $(PY) -m bench.memory \
-		&& $(PY) -m bench.scale && $(PY) -m bench.streams && $(PY) -m bench.fingerprints && $(PY) -m bench.similar && $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
+		&& $(PY) -m bench.scale && $(PY) -m bench.streams && $(PY) -m bench.fingerprints && $(PY) -m bench.similar && $(PY) -m bench.fair_share && $(PY) -m bench.hardening $(if $(BEFORE),--before $(BEFORE))
 
 # Checked when the Makefile is read, so nothing is installed or started for a call without BEFORE.
 ifneq ($(filter bench-compare,$(MAKECMDGOALS)),)

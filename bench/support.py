@@ -28,14 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
-import pika
 import pika.exceptions
 import psutil
 import redis
 import requests
 from PIL import Image, ImageChops, ImageOps
 
-from tests.harness import AMQP_URL, NATS_MODE, REDIS_URL, on_nats, remove_nats_stream
+from tests.harness import NATS_MODE, REDIS_URL, delete_queues, on_nats, remove_nats_stream
 from tests.harness import service_env as harness_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -248,14 +247,7 @@ class BenchService:
             client.close()
 
     def _purge_rabbitmq(self) -> None:
-        queue = self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        try:
-            channel = connection.channel()
-            for name in (queue, f"{queue}.dead"):
-                channel.queue_delete(name)
-        finally:
-            connection.close()
+        delete_queues(self.env["THUMBNAILIFY_RABBITMQ_QUEUE"])
 
     def close(self) -> None:
         try:

@@ -149,7 +149,8 @@ def _keys_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     create.add_argument("--quota-bytes", type=_size, default=0, metavar="N", help="bytes it may keep (8G-style too)")
     create.add_argument("--quota-items", type=_positive, default=0, metavar="N", help="items it may keep")
     create.add_argument("--rate", type=_rate, default=0.0, metavar="N/s", help="uploads per second")
-    create.add_argument("--priority", choices=("high", "normal", "bulk"), default="normal")
+    create.add_argument("--priority", choices=("high", "normal", "bulk"), default="normal",
+                        help="the queue lane of its jobs: high for interactive uploads, bulk for imports")
     actions.add_parser("list", parents=[admin], help="every client (never a key)")
     revoke = actions.add_parser("revoke", parents=[admin], help="every key of a client stops working now")
     revoke.add_argument("name")

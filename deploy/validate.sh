@@ -208,14 +208,20 @@ for path in crd_files:
             lo, hi = d["spec"].get("minReplicaCount", 0), d["spec"].get("maxReplicaCount", 100)
             if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi):
                 sys.exit(f"FAIL {where}: bad min/maxReplicaCount {lo}/{hi}")
-            for i, trig in enumerate(get(d, "spec.triggers", where)):
+            # Each kind of worker scales on its own queues, one per priority lane (thumbnailify/kinds.py),
+            # summed by a scaling modifier whose formula names every trigger.
+            base = {"thumbnailify-worker": "task_queue", "thumbnailify-video-worker": "task_queue.video"}.get(target)
+            triggers = get(d, "spec.triggers", where)
+            queues = {get(trig, "metadata.queueName", where) for trig in triggers}
+            if base and queues != {base, f"{base}.high", f"{base}.bulk"}:
+                sys.exit(f"FAIL {where}: {target} must scale on {base}, {base}.high and {base}.bulk, not {sorted(queues)}")
+            formula = get(d, "spec.advanced.scalingModifiers.formula", where)
+            if len(triggers) > 1 and {t.strip() for t in formula.split("+")} != {t.get("name") for t in triggers}:
+                sys.exit(f"FAIL {where}: scalingModifiers.formula must add up every trigger by name")
+            for i, trig in enumerate(triggers):
                 w = f"{where} triggers[{i}]"
                 if trig.get("type") != "rabbitmq":
                     sys.exit(f"FAIL {w}: type must be rabbitmq")
-                # Each kind of worker scales on its own queue (thumbnailify/kinds.py).
-                want = {"thumbnailify-worker": "task_queue", "thumbnailify-video-worker": "task_queue.video"}.get(target)
-                if want and get(trig, "metadata.queueName", w) != want:
-                    sys.exit(f"FAIL {w}: {target} must scale on queue {want}")
                 if trig["metadata"].get("mode") not in ("QueueLength", "MessageRate"):
                     sys.exit(f"FAIL {w}: mode must be QueueLength or MessageRate")
                 if not isinstance(get(trig, "metadata.value", w), str):

@@ -12,7 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from thumbnailify.clients import DEFAULT_CLIENT, Client, Priority, key_hash, new_key, valid_name
+from thumbnailify.clients import DEFAULT_CLIENT, Client, key_hash, new_key, valid_name
+from thumbnailify.lanes import Priority
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.server.metrics import OTHER
 from thumbnailify.server.resources import resources

@@ -6,7 +6,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import NamedTuple, Protocol
 
 from thumbnailify.backends.layout import StoredFile
-from thumbnailify.clients import Client, Grant, Quota, Usage
+from thumbnailify.clients import DEFAULT_CLIENT, Client, Grant, Quota, Usage
+from thumbnailify.lanes import Priority
 from thumbnailify.media import MediaType
 from thumbnailify.record import Fields, MediaRecord, State
 from thumbnailify.server.uploads.intake import Sink
@@ -112,9 +113,11 @@ class Store(Backend, Protocol):
 
 
 class Publisher(Backend, Protocol):
-    """The job queue's sending end; publish returns only once the queue has the job."""
+    """The job queue's sending end; publish returns only once the queue has the job, in `lane`
+    (the client's priority), for `client` (whose jobs take turns with other clients' in that lane)."""
 
-    async def publish(self, media_id: str, media_type: str) -> None: ...
+    async def publish(self, media_id: str, media_type: str, lane: Priority = Priority.NORMAL,
+                      client: str = DEFAULT_CLIENT) -> None: ...
     async def depth(self) -> int: ...
 
 

@@ -38,7 +38,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
 from thumbnailify.backends.nats.layout import BUCKETS
 from thumbnailify.backends.s3.bucket import open_bucket
-from thumbnailify.kinds import KINDS, dead_letter_queue, queue_name
+from thumbnailify.kinds import KINDS, dead_letter_queue, lane_queue, lanes, queue_name
 from thumbnailify.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +110,20 @@ def service_env(mode: str, workdir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def delete_queues(base: str) -> None:
+    """Every RabbitMQ queue a service on `base` (rabbitmq.queue) declares: each kind's, per lane, and
+    its dead queue."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        for kind in KINDS:
+            queue = queue_name(base, kind)
+            for name in (*(lane_queue(queue, lane) for lane in lanes(kind)), dead_letter_queue(queue)):
+                channel.queue_delete(name)
+    finally:
+        connection.close()
+
+
 class Stored:
     """What a service in one mode keeps, read straight from its backends (not through the API):
     shared by the real processes (`Service`) and the app in process (tests/api's `Api`).
@@ -131,13 +145,7 @@ class Stored:
             if keys:
                 client.delete(*keys)
             client.close()
-        base = self.env["THUMBNAILIFY_RABBITMQ_QUEUE"]
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        channel = connection.channel()
-        for queue in (queue_name(base, kind) for kind in KINDS):
-            for name in (queue, dead_letter_queue(queue)):
-                channel.queue_delete(name)
-        connection.close()
+        delete_queues(self.env["THUMBNAILIFY_RABBITMQ_QUEUE"])
 
     # -- what is stored ---------------------------------------------------------------------
     @property

@@ -12,7 +12,6 @@ Both stores (Redis, SQLite) keep clients in the same flat form, read and written
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import re
 import secrets
@@ -20,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from thumbnailify.lanes import Priority
 from thumbnailify.record import DEFAULT_OWNER, Fields, iso, parse_iso
 
 DEFAULT_CLIENT = DEFAULT_OWNER  # the client of `auth.api_key`, of no-auth mode, and of records made before clients
@@ -28,12 +28,6 @@ KEY_BYTES = 32
 # Lower-case letters, digits, '.', '_' and '-': a name goes into store keys, metric labels and logs.
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 MAX_KEY_LENGTH = 200  # a longer Authorization value is no key of ours, refused before hashing
-
-
-class Priority(enum.StrEnum):
-    HIGH = "high"
-    NORMAL = "normal"
-    BULK = "bulk"
 
 
 class QuotaExceeded(Exception):

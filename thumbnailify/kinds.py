@@ -3,10 +3,16 @@
 Photos go to `<queue>` (the seed's `task_queue`), videos to `<queue>.video`, so a long video never
 holds up photos, and completion webhooks to `<queue>.webhooks`, delivered by workers that never
 touch a thumbnail. Each has its dead letters in `<name>.dead`.
+
+A media kind's queue is its `normal` lane (thumbnailify.lanes); `<name>.high` and `<name>.bulk`
+beside it hold the other lanes, with the same arguments and the same dead queue. Webhooks have one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from thumbnailify.lanes import LANES, Priority
 from thumbnailify.settings import Settings
 
 KINDS = ("image", "video", "webhook")
@@ -16,6 +22,17 @@ _SUFFIX = {"image": "", "video": ".video", "webhook": ".webhooks"}
 
 def queue_name(base: str, kind: str) -> str:
     return base + _SUFFIX[kind]
+
+
+def lanes(kind: str) -> tuple[Priority, ...]:
+    """The lanes a kind's jobs wait in: every lane for media, one (normal) for webhooks."""
+    return LANES if kind in MEDIA_KINDS else (Priority.NORMAL,)
+
+
+def lane_queue(queue: str, lane: Priority) -> str:
+    """A lane's RabbitMQ queue: the kind's own queue for normal (as before there were lanes), else
+    `<queue>.<lane>`."""
+    return queue if lane == Priority.NORMAL else f"{queue}.{lane}"
 
 
 def prefetch(settings: Settings, kind: str) -> int:
@@ -38,7 +55,8 @@ def dead_letter_queue(queue: str) -> str:
 
 def work_queue_arguments(settings: Settings, queue: str) -> dict[str, object]:
     """How every work queue is declared, by the server and the workers alike: RabbitMQ refuses a
-    declaration whose arguments differ from those the queue was created with.
+    declaration whose arguments differ from those the queue was created with. `queue` is the
+    kind's queue: its lanes' queues are declared with its arguments (one dead queue for all).
 
     A quorum queue (replicated, durable, never exclusive) counts deliveries itself and, past
     worker.max_attempts, dead-letters the job to `<queue>.dead`, at least once: the message leaves
@@ -57,12 +75,13 @@ def work_queue_arguments(settings: Settings, queue: str) -> dict[str, object]:
     }
 
 
-def given_up_by_broker(headers: dict[str, object], queue: str) -> bool:
+def given_up_by_broker(headers: dict[str, object], queues: Collection[str]) -> bool:
     """Whether a dead letter is a job the broker itself gave up on (a quorum queue's delivery
-    limit), not one a worker put there after an outage."""
+    limit) in one of `queues`, not one a worker put there after an outage."""
     deaths = headers.get("x-death")
+    names = {*queues, *(queue.encode() for queue in queues)}
     return isinstance(deaths, list) and any(
         isinstance(death, dict) and death.get("reason") in ("delivery_limit", b"delivery_limit")
-        and death.get("queue") in (queue, queue.encode())
+        and death.get("queue") in names
         for death in deaths
     )

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from thumbnailify.lanes import Priority, lane_of
+
 log = logging.getLogger(__name__)
 
 Fields = dict[str, str]  # a change as the stores write it: stored field -> value
@@ -159,6 +161,7 @@ class MediaRecord:
     # The client that uploaded it; records made before there were clients have none stored and
     # belong to the default client. Only records that store one count in their client's usage.
     owner: str | None = None
+    lane: Priority = Priority.NORMAL  # the queue lane of its job (see thumbnailify.lanes)
 
     @property
     def client(self) -> str:
@@ -201,6 +204,7 @@ class MediaRecord:
             awaits_requeue=stored["awaits_requeue"] == "1" if "awaits_requeue" in stored
             else message.startswith(REQUEUE_FAILED),
             owner=stored.get("owner") or None,
+            lane=lane_of(stored.get("lane")),
             placeholder=Placeholder(stored["thumbhash"], stored.get("blurhash") or "")
             if stored.get("thumbhash") else None,
             phash=_phash(stored["phash"]) if stored.get("phash") else None,
@@ -220,6 +224,7 @@ class MediaRecord:
         }
         if self.owner:
             fields["owner"] = self.owner
+        fields |= {"lane": self.lane} if self.lane != Priority.NORMAL else {}  # as before lanes when normal
         if self.sha256:
             fields["sha256"] = self.sha256
         if self.filename:

@@ -346,7 +346,9 @@ class RabbitMQSettings(Section):
     """The RabbitMQ work queue (backends.queue: rabbitmq)."""
 
     url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F", min_length=1, description="the RabbitMQ broker")
-    queue: str = Field("task_queue", min_length=1, description="the work queue (dead letters: `<queue>.dead`)")
+    queue: str = Field("task_queue", min_length=1,
+                       description="the work queue of normal jobs (`<queue>.high`, `<queue>.bulk` beside it for the "
+                                   "other priority lanes; dead letters: `<queue>.dead`)")
     publish_timeout: Seconds = Field(5.0, description="seconds to wait for a publisher confirm")
     channels: AtLeastOne = Field(16, description="confirm-mode channels per server process")
     queue_type: Literal["classic", "quorum"] = Field(

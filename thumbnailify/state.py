@@ -8,6 +8,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 
+from thumbnailify.lanes import Priority
 from thumbnailify.record import (
     DEFAULT_OWNER,
     REQUEUE_FAILED,
@@ -37,14 +38,15 @@ def now() -> datetime:
 
 
 def accepted(media_type: str, moment: datetime, sha256: str, callback_url: str | None = None, *,
-             filename: str | None = None, size: int | None = None, owner: str = DEFAULT_OWNER) -> MediaRecord:
+             filename: str | None = None, size: int | None = None, owner: str = DEFAULT_OWNER,
+             lane: Priority = Priority.NORMAL) -> MediaRecord:
     """The record the server writes before publishing the job; `filename` as the client named the
-    file (if it did), `size` the upload's bytes, `owner` the client that sent it."""
+    file (if it did), `size` the upload's bytes, `owner` the client that sent it, `lane` its job's."""
     callback = CallbackProgress(callback_url, Callback.PENDING, 0, None) if callback_url else None
     return MediaRecord(media_type=media_type, state=State.PROCESSING, service=Service.WEBSERVER,
                        message="Accepted; waiting for a worker", code=202, created_at=moment, updated_at=moment,
                        sha256=sha256, filename=filename or None, size=size, callback=callback,
-                       owner=owner)
+                       owner=owner, lane=lane)
 
 
 # Each change below is the fields it writes (see thumbnailify.record). Every one but

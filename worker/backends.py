@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from thumbnailify.lanes import Priority
 from thumbnailify.media import MediaType
-from thumbnailify.record import Fields, MediaRecord, State
+from thumbnailify.record import DEFAULT_OWNER, Fields, MediaRecord, State
 from thumbnailify.settings import Settings
 
 TABLE: dict[str, dict[str, str]] = {
@@ -61,6 +62,9 @@ class Delivery:
     redelivered: bool
     tag: object  # whatever the queue needs to ack this delivery
     token: str  # names this one delivery, so a repeated store call counts its attempt only once
+    # Where it waited and whose it is: a retry or a dead letter keeps both (see thumbnailify.lanes).
+    lane: Priority = Priority.NORMAL
+    client: str = DEFAULT_OWNER
 
 
 class Consumer(Protocol):
@@ -72,7 +76,7 @@ class Consumer(Protocol):
     def ack(self, delivery: Delivery) -> None: ...
     def dead_letter(self, delivery: Delivery, reason: str) -> None: ...
     def retry_later(self, delivery: Delivery, seconds: float) -> None:
-        """Settle this delivery and have the job handed out again in `seconds`."""
+        """Settle this delivery and have the job handed out again in `seconds`, in its lane."""
     def enqueue(self, kind: str, media_id: str, media_type: str) -> None:
         """A job for another kind of worker; raises when the queue did not take it."""
     def settle_abandoned(self, settle: Callable[[Delivery], None]) -> int:
@@ -112,6 +116,8 @@ class DeadLetter:
     media_type: str
     reason: str
     tag: object
+    lane: Priority = Priority.NORMAL  # requeued into the lane it came from
+    client: str = DEFAULT_OWNER
 
 
 class DeadLetters(Protocol):

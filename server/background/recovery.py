@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from thumbnailify import state
-from thumbnailify.record import State
+from thumbnailify.record import MediaRecord, State
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.server.resources import Resources
 
@@ -29,14 +29,14 @@ PAGE = 500
 CONCURRENCY = 64
 
 
-async def _recover(res: Resources, media_id: str, media_type: str) -> str:
+async def _recover(res: Resources, media_id: str, record: MediaRecord) -> str:
     if await res.files.raw_exists(media_id):
         # Touched first, so a pass of another process that starts after this one ends finds
         # the job fresh and does not send it a second time.
         if not await res.store.transition(media_id, State.PROCESSING, state.requeued(state.now())):
             return "finished meanwhile"
         try:
-            await res.publisher.publish(media_id, media_type)
+            await res.publisher.publish(media_id, record.media_type, record.lane, record.client)
         except BackendUnavailable as exc:
             # Touched but not sent: marked so, the pass retried after the outage sends it rather
             # than taking it for fresh and leaving it until it is stale again.
@@ -44,8 +44,8 @@ async def _recover(res: Resources, media_id: str, media_type: str) -> str:
                                        state.requeue_failed(f"{exc.backend} unavailable", state.now()))
             raise
         return "requeued"
-    record = await res.store.get(media_id)
-    if record is not None and record.state == State.PROCESSING:
+    current = await res.store.get(media_id)
+    if current is not None and current.state == State.PROCESSING:
         await res.store.delete(media_id)
         return "removed"
     return "finished meanwhile"
@@ -57,15 +57,15 @@ async def requeue_stale(res: Resources, renew: Callable[[], Awaitable[None]]) ->
     counts = {"requeued": 0, "removed": 0, "finished meanwhile": 0}
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(media_id: str, media_type: str) -> None:
+    async def one(media_id: str, record: MediaRecord) -> None:
         async with gate:
-            counts[await _recover(res, media_id, media_type)] += 1
+            counts[await _recover(res, media_id, record)] += 1
 
     after = None
     while True:
         rows = await res.store.page(PAGE, after, State.PROCESSING)
         stale = [
-            (media_id, record.media_type)
+            (media_id, record)
             for media_id, _score, record in rows
             if record.updated_at.timestamp() <= cutoff or record.awaits_requeue
         ]

@@ -95,7 +95,8 @@ async def persist(res: Resources, kept: list[Kept], callback_url: str | None, cl
     record stays."""
     moment = state.now()
     records = [state.accepted(item.declared.name, moment, item.received.sha256, callback_url,
-                              filename=item.filename, size=item.received.size, owner=client.name) for item in kept]
+                              filename=item.filename, size=item.received.size, owner=client.name,
+                               lane=client.priority) for item in kept]
     created: list[str] = []
     bound = client_limits.quota(client)
     try:
@@ -108,7 +109,8 @@ async def persist(res: Resources, kept: list[Kept], callback_url: str | None, cl
             except QuotaExceeded as exc:
                 res.metrics.refused(client.name, "quota")
                 raise client_limits.over_quota(client, exc) from exc
-        await asyncio.gather(*(res.publisher.publish(item.media_id, item.declared.name) for item in kept))
+        await asyncio.gather(*(res.publisher.publish(item.media_id, item.declared.name, client.priority, client.name)
+                               for item in kept))
     except BaseException:
         await roll_back(res, created)
         raise

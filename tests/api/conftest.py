@@ -150,16 +150,23 @@ class InProcessWorker:
                                         scratch.path)
         self.parts = WorkerParts(runner, consumer, store, scratch)
 
-    def _drain(self) -> int:
+    def _run_one(self) -> str | None:
+        """The media_id of the job taken and run to its settlement; None when none came."""
         if self.parts is None:
             self._build()
         parts = self.parts
         assert parts is not None
-        done = 0
         wait = 0 if self.settings.backends.queue == "sqlite" else DELIVERY_POLL_SECONDS
-        while (delivery := parts.consumer.next(wait)) is not None:
-            handle(parts.runner, parts.consumer, delivery)
-            parts.scratch.empty()
+        delivery = parts.consumer.next(wait)
+        if delivery is None:
+            return None
+        handle(parts.runner, parts.consumer, delivery)
+        parts.scratch.empty()
+        return delivery.media_id
+
+    def _drain(self) -> int:
+        done = 0
+        while self._run_one() is not None:
             done += 1
         return done
 
@@ -167,6 +174,10 @@ class InProcessWorker:
         """Run every photo job that can be taken now to its settlement, as `python -m thumbnailify.worker` would;
         how many ran. (A job deferred for a retry waits for its time; webhook jobs are not run.)"""
         return await self._on_thread(self._drain)
+
+    async def run_one(self) -> str | None:
+        """Take one job, as the worker's loop would, and run it: its media_id (None: none came)."""
+        return await self._on_thread(self._run_one)
 
     def _close(self) -> None:
         if self.parts is not None:

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from tests.api.conftest import Api
+from thumbnailify.lanes import Priority
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.server.resources import RESOURCES
 
@@ -18,8 +19,8 @@ async def test_a_job_delivered_despite_a_lost_confirm_leaves_no_thumbnail(
     publisher = api.client.app[RESOURCES].publisher
     publish = publisher.publish
 
-    async def publish_then_lose_the_confirm(media_id: str, media_type: str) -> None:
-        await publish(media_id, media_type)
+    async def publish_then_lose_the_confirm(media_id: str, media_type: str, lane: Priority, client: str) -> None:
+        await publish(media_id, media_type, lane, client)
         assert await api.drain() == 1  # a worker finished it before the server heard back
         raise BackendUnavailable("queue", "the confirm was lost")
 

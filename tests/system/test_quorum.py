@@ -57,6 +57,7 @@ def test_quorum_queue_round_trip_and_a_time_limit_poison(tmp_path: Path) -> None
     with service:
         types = queue_types(service.queue)
         assert types[service.queue] == types[f"{service.queue}.video"] == "quorum", types
+        assert types[f"{service.queue}.high"] == types[f"{service.queue}.video.bulk"] == "quorum", types
         assert types[f"{service.queue}.dead"] == "classic", types
         media_id = service.upload(TINY_PNG, "image/png")
         assert service.wait(media_id)["state"] == "Completed"

@@ -10,7 +10,8 @@ import pytest
 
 from thumbnailify.backends.sqlite.clients import Clients
 from thumbnailify.backends.sqlite.schema import Database
-from thumbnailify.clients import Client, Priority, key_hash, new_key, refill, take, valid_name
+from thumbnailify.clients import Client, key_hash, new_key, refill, take, valid_name
+from thumbnailify.lanes import Priority
 
 
 class Clock:

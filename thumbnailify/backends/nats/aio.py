@@ -13,11 +13,13 @@ from typing import TypeVar
 from nats.errors import Error as NatsError
 from nats.js.api import DeliverPolicy
 
+from thumbnailify.backends.headers import job_headers
 from thumbnailify.backends.nats.clients import Clients
 from thumbnailify.backends.nats.layout import changes_filter, job_consumer, job_subject, media_of
 from thumbnailify.backends.nats.records import Records
 from thumbnailify.clients import Client, Grant, Quota, Usage
-from thumbnailify.kinds import MEDIA_KINDS, media_kind
+from thumbnailify.kinds import MEDIA_KINDS, lanes, media_kind
+from thumbnailify.lanes import Priority
 from thumbnailify.record import DEFAULT_OWNER, Fields, MediaRecord, State, readable
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
@@ -182,18 +184,19 @@ class NatsStore(_Connected):
 
 
 class NatsPublisher(_Connected):
-    """Jobs are messages of the log, `<stream>.media.<id>.queued.<kind>`: published returns once
-    JetStream acknowledged that the stream has it."""
+    """Jobs are messages of the log, `<stream>.media.<id>.queued.<kind>[.<lane>]`: published returns
+    once JetStream acknowledged that the stream has it."""
 
-    async def publish(self, media_id: str, media_type: str) -> None:
-        subject = job_subject(self.records.stream, media_id, media_kind(media_type))
-        await answered(self.records, lambda: self.records.jetstream.publish(subject, media_id.encode(),
-                                                              headers={"media_type": media_type}))
+    async def publish(self, media_id: str, media_type: str, lane: Priority = Priority.NORMAL,
+                      client: str = DEFAULT_OWNER) -> None:
+        subject = job_subject(self.records.stream, media_id, media_kind(media_type), lane)
+        await answered(self.records, lambda: self.records.jetstream.publish(
+            subject, media_id.encode(), headers=job_headers(media_type, lane, client)))
 
     async def depth(self) -> int:
-        """Jobs waiting for a worker, all media kinds together."""
+        """Jobs waiting for a worker, all media kinds and lanes together."""
         async def pending() -> int:
-            infos = [await self.records.jetstream.consumer_info(self.records.stream, job_consumer(kind))
-                     for kind in MEDIA_KINDS]
+            infos = [await self.records.jetstream.consumer_info(self.records.stream, job_consumer(kind, lane))
+                     for kind in MEDIA_KINDS for lane in lanes(kind)]
             return sum(info.num_pending or 0 for info in infos)
         return await answered(self.records, pending)

@@ -3,12 +3,14 @@ and job consumers they declare (idempotently, whichever side starts first).
 
 One stream, `<stream>`, is the log: every change of an item is one message on
 `<stream>.media.<id>.<event>` (accepted, processing, updated, completed, failed, deleted) holding
-the record after the change, and every job one on `<stream>.media.<id>.queued.<kind>`, so an
-item's whole story is `<stream>.media.<id>.>`. Key-value buckets named after the stream hold what
-must be read by key: the current records (`_records`, changed by revision: compare-and-set), the
-list index (`_index`), locks, Idempotency-Keys and content keys (`_meta`), resumable uploads
-(`_uploads`), clients with their keys, usage and rate buckets (`_clients`), and the Completed
-items' perceptual hashes (`_phashes`, one key `<id>.<hash>` per item, listed by subject).
+the record after the change, and every job one on `<stream>.media.<id>.queued.<kind>` (its
+`normal` lane) or `<stream>.media.<id>.queued.<kind>.<lane>` (`high`, `bulk`), so an item's whole
+story is `<stream>.media.<id>.>`. Each kind and lane has a durable consumer of its own.
+Key-value buckets named after the stream hold what must be read by key: the current records
+(`_records`, changed by revision: compare-and-set), the list index (`_index`), locks,
+Idempotency-Keys and content keys (`_meta`), resumable uploads (`_uploads`), clients with their
+keys, usage and rate buckets (`_clients`), and the Completed items' perceptual hashes (`_phashes`,
+one key `<id>.<hash>` per item, listed by subject).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StreamConfig
 from nats.js.errors import BadRequestError
 
-from thumbnailify.kinds import KINDS
+from thumbnailify.kinds import KINDS, lanes
+from thumbnailify.lanes import Priority
 from thumbnailify.record import Fields, State
 from thumbnailify.settings import NatsSettings, Settings
 
@@ -73,12 +76,17 @@ def event_subject(stream: str, media_id: str, event: str) -> str:
     return f"{stream}.media.{media_id}.{event}"
 
 
-def job_subject(stream: str, media_id: str, kind: str) -> str:
-    return f"{stream}.media.{media_id}.queued.{kind}"
+def _lane_suffix(lane: Priority) -> str:
+    """Nothing for normal: its jobs keep the subject and consumer they had before there were lanes."""
+    return "" if lane == Priority.NORMAL else f".{lane}"
 
 
-def jobs_filter(stream: str, kind: str) -> str:
-    return f"{stream}.media.*.queued.{kind}"
+def job_subject(stream: str, media_id: str, kind: str, lane: Priority = Priority.NORMAL) -> str:
+    return f"{stream}.media.{media_id}.queued.{kind}{_lane_suffix(lane)}"
+
+
+def jobs_filter(stream: str, kind: str, lane: Priority = Priority.NORMAL) -> str:
+    return f"{stream}.media.*.queued.{kind}{_lane_suffix(lane)}"
 
 
 def changes_filter(stream: str) -> str:
@@ -89,8 +97,8 @@ def dead_subject(stream: str, kind: str) -> str:
     return f"{stream}.dead.{kind}"
 
 
-def job_consumer(kind: str) -> str:
-    return f"jobs-{kind}"
+def job_consumer(kind: str, lane: Priority = Priority.NORMAL) -> str:
+    return f"jobs-{kind}{_lane_suffix(lane).replace('.', '-')}"
 
 
 def dead_consumer(kind: str) -> str:
@@ -151,12 +159,13 @@ def parse_index_key(key: str) -> tuple[str, int, str]:
     return state, int(micros), media_id
 
 
-def job_consumer_config(settings: Settings, kind: str) -> ConsumerConfig:
-    """A durable pull consumer per kind: explicit acks, a job handed out again after ack_wait without
-    a sign of life. Photo and video jobs are delivered at most worker.max_attempts times (then the
-    worker that hears of it records Error 422); webhook jobs count their own attempts."""
+def job_consumer_config(settings: Settings, kind: str, lane: Priority = Priority.NORMAL) -> ConsumerConfig:
+    """A durable pull consumer per kind and lane: explicit acks, a job handed out again after
+    ack_wait without a sign of life. Photo and video jobs are delivered at most
+    worker.max_attempts times (then the worker that hears of it records Error 422); webhook jobs
+    count their own attempts."""
     return ConsumerConfig(
-        durable_name=job_consumer(kind), filter_subject=jobs_filter(settings.nats.stream, kind),
+        durable_name=job_consumer(kind, lane), filter_subject=jobs_filter(settings.nats.stream, kind, lane),
         ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=settings.nats.ack_wait,
         max_deliver=-1 if kind == "webhook" else settings.worker.max_attempts,
         max_ack_pending=-1,
@@ -175,6 +184,7 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
     for role in BUCKETS:
         await js.create_key_value(KeyValueConfig(bucket=bucket(conf, role), history=1, replicas=conf.replicas))
     for kind in KINDS:
-        # One that exists with another config (max_attempts changed, say) is kept as it is.
-        with contextlib.suppress(BadRequestError):
-            await js.add_consumer(conf.stream, job_consumer_config(settings, kind))
+        for lane in lanes(kind):
+            # One that exists with another config (max_attempts changed, say) is kept as it is.
+            with contextlib.suppress(BadRequestError):
+                await js.add_consumer(conf.stream, job_consumer_config(settings, kind, lane))

@@ -1,7 +1,9 @@
 """The workers' side of the NATS family, blocking: nats-py's coroutines run on a private event loop
 in a thread of its own (one per store or consumer), and each call waits for its result.
 
-Jobs come from a durable pull consumer per kind with explicit acks; while a job runs, the loop's
+Jobs come from a durable pull consumer per kind and lane with explicit acks. A worker keeps a pull
+request open on each lane it holds no job of, and takes what they bring as its LanePicker says
+(thumbnailify.lanes): a job in an idle lane goes next. While a job (taken or held) waits, the loop's
 thread tells JetStream it is in progress every third of `nats.ack_wait`, so a long job is not handed
 out again but a killed worker's is, one ack wait later. A photo or video job delivered
 `worker.max_attempts` times without an ack is given up by JetStream, which says so in an advisory:
@@ -17,6 +19,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -26,6 +29,7 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
+from thumbnailify.backends.headers import job_headers, read_headers
 from thumbnailify.backends.nats.layout import (
     PROGRESS_FRACTION,
     dead_consumer,
@@ -37,6 +41,8 @@ from thumbnailify.backends.nats.layout import (
     media_of,
 )
 from thumbnailify.backends.nats.records import Records
+from thumbnailify.kinds import lanes
+from thumbnailify.lanes import LanePicker, Priority
 from thumbnailify.record import Fields, MediaRecord, State
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import DeadLetter, Delivery
@@ -47,6 +53,8 @@ R = TypeVar("R")
 FAILURES = (NatsError, OSError, TimeoutError)
 MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 RETRY_SECONDS = 1.0
+FETCH_SECONDS = 5.0  # how long a lane's pull request stays open
+FRESH_SECONDS = 0.02  # how long a pick waits for the answer to a pull request it just made
 
 
 class LoopThread:
@@ -127,12 +135,18 @@ def _message(tag: object) -> Msg:
     return tag
 
 
-def _delivery(message: Msg) -> Delivery:
-    media_type = (message.headers or {}).get("media_type")
+def _seen(task: asyncio.Task[list[Msg]]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _delivery(lane: Priority, message: Msg) -> Delivery:
+    job = read_headers(message.headers)
     meta = message.metadata
-    return Delivery(media_id=message.data.decode("utf-8", "replace").strip(), media_type=media_type,
+    # The lane is the consumer it came from: that is where it waited, whatever a header says.
+    return Delivery(media_id=message.data.decode("utf-8", "replace").strip(), media_type=job.media_type,
                     redelivered=meta.num_delivered > 1, tag=message,
-                    token=f"{meta.sequence.stream}:{meta.num_delivered}")
+                    token=f"{meta.sequence.stream}:{meta.num_delivered}", lane=lane, client=job.client)
 
 
 class NatsConsumer:
@@ -141,17 +155,20 @@ class NatsConsumer:
         self.kind = kind
         self.stream = settings.nats.stream
         self.nats = Connected(settings, f"nats-{kind}")
-        self.subscription: JetStreamContext.PullSubscription | None = None
+        self.subscriptions: dict[Priority, JetStreamContext.PullSubscription] = {}
         self.progress: dict[int, asyncio.Task[None]] = {}  # by id of the message: its in-progress acks
         self.abandoned: list[int] = []  # stream sequences JetStream stopped delivering
-        self.advisories: Subscription | None = None
+        self.advisories: list[Subscription] = []
+        self.fetching: dict[Priority, asyncio.Task[list[Msg]]] = {}  # the open pull request per lane
+        self.held: dict[Priority, deque[Msg]] = {lane: deque() for lane in lanes(kind)}
+        self.picker = LanePicker()
 
-    def _subscribe(self) -> JetStreamContext.PullSubscription:
-        if self.subscription is None:
-            self.subscription = self.nats.call(self._open)
-        return self.subscription
+    def _subscribe(self) -> dict[Priority, JetStreamContext.PullSubscription]:
+        if not self.subscriptions:
+            self.subscriptions = self.nats.call(self._open)
+        return self.subscriptions
 
-    async def _open(self) -> JetStreamContext.PullSubscription:
+    async def _open(self) -> dict[Priority, JetStreamContext.PullSubscription]:
         records = self.nats.records
         assert records.client is not None
 
@@ -159,21 +176,56 @@ class NatsConsumer:
             with contextlib.suppress(ValueError, KeyError):
                 self.abandoned.append(int(json.loads(message.data)["stream_seq"]))
 
-        self.advisories = await records.client.subscribe(
-            f"{MAX_DELIVERIES}.{self.stream}.{job_consumer(self.kind)}", cb=heard)
-        return await records.jetstream.pull_subscribe(
-            jobs_filter(self.stream, self.kind), durable=job_consumer(self.kind), stream=self.stream,
-            config=job_consumer_config(self.settings, self.kind))
+        subscriptions = {}
+        for lane in self.held:
+            self.advisories.append(await records.client.subscribe(
+                f"{MAX_DELIVERIES}.{self.stream}.{job_consumer(self.kind, lane)}", cb=heard))
+            subscriptions[lane] = await records.jetstream.pull_subscribe(
+                jobs_filter(self.stream, self.kind, lane), durable=job_consumer(self.kind, lane), stream=self.stream,
+                config=job_consumer_config(self.settings, self.kind, lane))
+        return subscriptions
 
     def next(self, timeout: float) -> Delivery | None:
         try:
-            subscription = self._subscribe()
-            messages = self.nats.loop.run(self._fetch(subscription, max(timeout, 0.05)), timeout + self.nats.timeout)
+            subscriptions = self._subscribe()
+            taken = self.nats.loop.run(self._next(subscriptions, timeout), timeout + self.nats.timeout)
         except FAILURES as exc:
             log.warning("NATS unavailable (%s); retrying", exc or type(exc).__name__)
             time.sleep(min(timeout, RETRY_SECONDS))  # a refused connection fails at once: no busy loop
             return None
-        return _delivery(messages[0]) if messages else None
+        return _delivery(*taken) if taken else None
+
+    async def _next(self, subscriptions: dict[Priority, JetStreamContext.PullSubscription],
+                    seconds: float) -> tuple[Priority, Msg] | None:
+        """A held job of the lane the picker chooses, once every lane without one has had its pull
+        request answered (or FRESH_SECONDS to answer a request just made)."""
+        deadline = time.monotonic() + seconds
+        fresh = [self._request(lane, subscription) for lane, subscription in subscriptions.items()
+                 if not self.held[lane] and lane not in self.fetching]
+        if fresh:
+            await asyncio.wait(fresh, timeout=FRESH_SECONDS)
+        while True:
+            for lane, task in list(self.fetching.items()):
+                if task.done():
+                    del self.fetching[lane]
+                    self.held[lane].extend(task.result())
+            chosen = self.picker.pick([lane for lane, held in self.held.items() if held])
+            if chosen is not None:
+                return chosen, self.held[chosen].popleft()
+            for lane, subscription in subscriptions.items():
+                if lane not in self.fetching:
+                    self._request(lane, subscription)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            await asyncio.wait(self.fetching.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+
+    def _request(self, lane: Priority, subscription: JetStreamContext.PullSubscription) -> asyncio.Task[list[Msg]]:
+        """A pull request open for FETCH_SECONDS: what it brings while a job runs is held (kept in
+        progress) for the next pick."""
+        task = self.fetching[lane] = asyncio.ensure_future(self._fetch(subscription, FETCH_SECONDS))
+        task.add_done_callback(_seen)  # a failure is raised by the next pick; one at close is no news
+        return task
 
     async def _fetch(self, subscription: JetStreamContext.PullSubscription, wait: float) -> list[Msg]:
         try:
@@ -205,7 +257,7 @@ class NatsConsumer:
             log.warning("ack lost (%s); the job will be redelivered", exc)
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        headers = {"media_type": delivery.media_type or "", "reason": reason[:1000]}
+        headers = job_headers(delivery.media_type or "", delivery.lane, delivery.client) | {"reason": reason[:1000]}
         try:
             self.nats.call(lambda: self.nats.js.publish(dead_subject(self.stream, self.kind),
                                                         delivery.media_id.encode(), headers=headers))
@@ -232,8 +284,8 @@ class NatsConsumer:
             try:
                 stored = self.nats.call(lambda: self.nats.js.get_msg(self.stream, sequence))  # noqa: B023
                 media_id, _ = media_of(stored.subject or "")
-                media_type = (stored.headers or {}).get("media_type")
-                settle(Delivery(media_id, media_type, True, None, f"abandoned:{sequence}"))
+                job = read_headers(stored.headers)
+                settle(Delivery(media_id, job.media_type, True, None, f"abandoned:{sequence}", job.lane, job.client))
             except Exception as exc:  # the store is out, most likely: tried again next time
                 log.warning("could not settle an abandoned job (%r)", exc)
                 return settled
@@ -243,10 +295,11 @@ class NatsConsumer:
 
     def close(self) -> None:
         async def cancel() -> None:
-            for task in self.progress.values():
+            for task in (*self.progress.values(), *self.fetching.values()):
                 task.cancel()
-            if self.advisories is not None:
-                await self.advisories.unsubscribe()
+            await asyncio.gather(*self.fetching.values(), return_exceptions=True)
+            for advisories in self.advisories:
+                await advisories.unsubscribe()
         with contextlib.suppress(*FAILURES):
             self.nats.call(cancel)
         self.nats.close()
@@ -273,14 +326,14 @@ class NatsDeadLetters:
         except ConnectionError:
             return None
         message = messages[0]
-        headers = message.headers or {}
-        return DeadLetter(message.data.decode("utf-8", "replace").strip(), headers.get("media_type", ""),
-                          headers.get("reason", ""), message)
+        job = read_headers(message.headers)
+        return DeadLetter(message.data.decode("utf-8", "replace").strip(), job.media_type or "", job.reason, message,
+                          job.lane, job.client)
 
     def requeue(self, letter: DeadLetter) -> None:
-        self.nats.call(lambda: self.nats.js.publish(job_subject(self.stream, letter.media_id, self.kind),
-                                                    letter.media_id.encode(),
-                                                    headers={"media_type": letter.media_type}))
+        self.nats.call(lambda: self.nats.js.publish(
+            job_subject(self.stream, letter.media_id, self.kind, letter.lane), letter.media_id.encode(),
+            headers=job_headers(letter.media_type, letter.lane, letter.client)))
         self.drop(letter)
 
     def drop(self, letter: DeadLetter) -> None:

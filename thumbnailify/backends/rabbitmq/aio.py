@@ -1,4 +1,5 @@
-"""Jobs into RabbitMQ's durable work queue, with publisher confirms (aioamqp).
+"""Jobs into RabbitMQ's durable work queues, one per kind of media and lane, with publisher
+confirms (aioamqp).
 
 aioamqp 0.15 ignores a confirm that acks several deliveries at once (multiple=True), which the
 broker sends when a channel has more than one publish in flight. So each channel carries at most
@@ -16,7 +17,10 @@ import aioamqp
 from aioamqp.channel import Channel
 from aioamqp.protocol import OPEN, AmqpProtocol
 
-from thumbnailify.kinds import MEDIA_KINDS, media_kind, queue_name, work_queue_arguments
+from thumbnailify.backends.headers import job_headers
+from thumbnailify.clients import DEFAULT_CLIENT
+from thumbnailify.kinds import MEDIA_KINDS, lane_queue, lanes, media_kind, queue_name, work_queue_arguments
+from thumbnailify.lanes import Priority
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
 
@@ -54,8 +58,10 @@ class RabbitMQPublisher:
         conf = settings.rabbitmq
         self.url = conf.url
         self.settings = settings
-        # One work queue per kind of media: a long video never holds up photos.
+        # One work queue per kind of media (a long video never holds up photos), one per lane of it.
         self.queues = {kind: queue_name(conf.queue, kind) for kind in MEDIA_KINDS}
+        self.lane_queues = {(kind, lane): lane_queue(queue, lane)
+                            for kind, queue in self.queues.items() for lane in lanes(kind)}
         self.timeout = conf.publish_timeout
         self.channels = conf.channels
         self.connection: Connection | None = None
@@ -83,9 +89,9 @@ class RabbitMQPublisher:
         try:
             conn.control = await protocol.channel()
             # Only the work queues: a dead queue is its workers', declared with its bounds there.
-            for queue in self.queues.values():
-                await conn.control.queue_declare(queue, durable=True,
-                                                 arguments=work_queue_arguments(self.settings, queue))
+            for (kind, _lane), queue in self.lane_queues.items():
+                await conn.control.queue_declare(
+                    queue, durable=True, arguments=work_queue_arguments(self.settings, self.queues[kind]))
             for _ in range(self.channels):
                 channel = await protocol.channel()
                 await channel.confirm_select()
@@ -121,7 +127,8 @@ class RabbitMQPublisher:
     async def ping(self) -> None:
         await self.depth()
 
-    async def publish(self, media_id: str, media_type: str) -> None:
+    async def publish(self, media_id: str, media_type: str, lane: Priority = Priority.NORMAL,
+                      client: str = DEFAULT_CLIENT) -> None:
         conn = await self._connection()
         try:
             channel = await asyncio.wait_for(conn.pool.get(), self.timeout)
@@ -134,8 +141,8 @@ class RabbitMQPublisher:
                 channel.publish(
                     media_id.encode(),
                     exchange_name="",
-                    routing_key=self.queues[media_kind(media_type)],
-                    properties={"delivery_mode": 2, "headers": {"media_type": media_type}},
+                    routing_key=self.lane_queues[media_kind(media_type), lane],
+                    properties={"delivery_mode": 2, "headers": job_headers(media_type, lane, client)},
                 ),
                 self.timeout,
             )
@@ -147,13 +154,13 @@ class RabbitMQPublisher:
         conn.pool.put_nowait(channel)
 
     async def depth(self) -> int:
-        """Jobs waiting, all kinds together."""
+        """Jobs waiting, all kinds and lanes together."""
         conn = await self._connection()
         waiting = 0
         try:
             assert conn.control is not None
             async with conn.control_lock:
-                for queue in self.queues.values():
+                for queue in self.lane_queues.values():
                     reply = await asyncio.wait_for(
                         conn.control.queue_declare(queue, durable=True, passive=True), self.timeout
                     )

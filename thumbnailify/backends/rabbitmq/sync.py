@@ -1,4 +1,10 @@
-"""Jobs from RabbitMQ's durable work queue (pika, blocking), acked only after the outcome is stored.
+"""Jobs from RabbitMQ's durable work queues (pika, blocking), acked only after the outcome is stored.
+
+A worker consumes every lane's queue of its kind (thumbnailify.lanes) on one channel, each with
+worker.prefetch, and holds what the broker delivers until it takes it: its LanePicker chooses
+among the lanes it holds a job of. So a job arriving in an idle lane is delivered at once to a
+worker whose consumer of that lane is free, and taken when that worker's current job ends. The
+price: a worker holds up to one prefetch per lane, which another idle worker cannot take meanwhile.
 
 A lost connection is reopened on the next call; whatever was delivered but not acked on the old
 one goes back to the queue by itself, which is why every step of a job is idempotent. A consumer
@@ -17,14 +23,25 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable
 
 import pika
 import pika.exceptions
 import pika.spec
 from pika.adapters.blocking_connection import BlockingChannel
 
-from thumbnailify.kinds import dead_letter_queue, given_up_by_broker, prefetch, queue_name, work_queue_arguments
+from thumbnailify.backends.headers import job_headers, read_headers
+from thumbnailify.kinds import (
+    dead_letter_queue,
+    given_up_by_broker,
+    lane_queue,
+    lanes,
+    prefetch,
+    queue_name,
+    work_queue_arguments,
+)
+from thumbnailify.lanes import LANES, LanePicker, Priority
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import DeadLetter, Delivery
 
@@ -45,7 +62,7 @@ def _number(delivery_tag: object) -> int:
         raise TypeError(f"not a delivery tag: {delivery_tag!r}")
     return delivery_tag
 
-Message = tuple[pika.spec.Basic.Deliver, pika.spec.BasicProperties, bytes] | tuple[None, None, None]
+Held = tuple[pika.spec.Basic.Deliver, pika.spec.BasicProperties, bytes]  # delivered, not yet taken
 FAILURES: tuple[type[Exception], ...] = (pika.exceptions.AMQPError, OSError)
 PRECONDITION_FAILED = 406
 ABANDONED_CHECK_SECONDS = 5.0  # how often a quorum queue's dead letters are looked through
@@ -62,10 +79,12 @@ def dead_letter_arguments(settings: Settings) -> dict[str, int]:
     return arguments
 
 
-def declare_queues(connection: pika.BlockingConnection, settings: Settings, queue: str) -> BlockingChannel:
-    """Declare a work queue and its dead queue; returns a usable channel."""
+def declare_queues(connection: pika.BlockingConnection, settings: Settings, queue: str,
+                   kind_lanes: tuple[Priority, ...] = LANES) -> BlockingChannel:
+    """Declare a kind's work queue (one per lane) and its dead queue; returns a usable channel."""
     channel = connection.channel()
-    channel.queue_declare(queue, durable=True, arguments=work_queue_arguments(settings, queue))
+    for lane in kind_lanes:
+        channel.queue_declare(lane_queue(queue, lane), durable=True, arguments=work_queue_arguments(settings, queue))
     try:
         channel.queue_declare(dead_letter_queue(queue), durable=True, arguments=dead_letter_arguments(settings))
     except pika.exceptions.ChannelClosedByBroker as exc:
@@ -87,63 +106,92 @@ class RabbitMQConsumer:
         self.settings = settings
         self.base = conf.queue
         self.queue = queue_name(conf.queue, kind)
+        self.lanes = {lane: lane_queue(self.queue, lane) for lane in lanes(kind)}
         self.declared: set[str] = set()  # queues declared on this connection, besides ours
         self.prefetch = prefetch(settings, kind)
         self.connection: pika.BlockingConnection | None = None
         self.channel: BlockingChannel | None = None
-        self.stream: Iterator[Message] | None = None
+        self.held: dict[Priority, deque[Held]] = {lane: deque() for lane in self.lanes}
+        self.picker = LanePicker()
+        self.cancelled = False  # the broker cancelled a consumer of ours
         self.session = ""  # names the connection: its delivery tags start again from 1
         self.retry_delay = 0.5
         self.quorum = conf.queue_type == "quorum"
         self.next_dead_check = 0.0
         self.dead_kept = 0  # letters of the workers' own seen in the dead queue at the last look
 
-    def _connect(self, idle_timeout: float) -> None:
+    def _connect(self) -> None:
         self.connection = pika.BlockingConnection(self.parameters)
         self.session = uuid.uuid4().hex
         self.declared = set()
-        self.channel = declare_queues(self.connection, self.settings, self.queue)
-        self.channel.confirm_delivery()
+        self.cancelled = False
+        channel = declare_queues(self.connection, self.settings, self.queue, tuple(self.lanes))
+        self.channel = channel
+        channel.confirm_delivery()
         # Per consumer, never global: a quorum queue's channel is closed on global QoS.
-        self.channel.basic_qos(prefetch_count=self.prefetch, global_qos=False)
-        self.stream = self.channel.consume(self.queue, inactivity_timeout=idle_timeout)
+        channel.basic_qos(prefetch_count=self.prefetch, global_qos=False)
+        channel.add_on_cancel_callback(self._on_cancelled)
+        for lane, queue in self.lanes.items():
+            channel.basic_consume(queue, self._holder(lane))
         self.retry_delay = 0.5
-        log.info("consuming %s", self.queue)
+        log.info("consuming %s", ", ".join(self.lanes.values()))
+
+    def _holder(self, lane: Priority) -> Callable[[BlockingChannel, pika.spec.Basic.Deliver,
+                                                   pika.spec.BasicProperties, bytes], None]:
+        """What keeps a lane's deliveries until the picker takes them."""
+        def hold(_channel: BlockingChannel, method: pika.spec.Basic.Deliver,
+                 properties: pika.spec.BasicProperties, body: bytes) -> None:
+            self.held[lane].append((method, properties, body))
+        return hold
+
+    def _on_cancelled(self, _frame: object) -> None:
+        self.cancelled = True
 
     def _drop(self) -> None:
-        connection, self.connection, self.channel, self.stream = self.connection, None, None, None
+        connection, self.connection, self.channel = self.connection, None, None
+        for held in self.held.values():
+            held.clear()  # the broker puts back what the connection held
         if connection is not None and connection.is_open:
             with contextlib.suppress(*FAILURES):
                 connection.close()
 
     def next(self, timeout: float) -> Delivery | None:
+        deadline = time.monotonic() + timeout
         try:
-            if self.stream is None:
-                self._connect(timeout)
-            assert self.stream is not None
-            message = next(self.stream, None)
+            if self.connection is None:
+                self._connect()
+            assert self.connection is not None
+            self.connection.process_data_events(0)  # whatever arrived while the last job ran
+            while not self.cancelled:
+                lane = self.picker.pick([lane for lane, held in self.held.items() if held])
+                if lane is not None:
+                    return self._delivery(lane, *self.held[lane].popleft())
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self.connection.process_data_events(remaining)  # returns on the first delivery
         except FAILURES as exc:
             log.warning("RabbitMQ unavailable (%s); retrying in %.1fs", exc or type(exc).__name__, self.retry_delay)
             self._drop()
             time.sleep(self.retry_delay)
             self.retry_delay = min(self.retry_delay * 2, 10.0)
             return None
-        if message is None:  # the stream ended: the broker cancelled our consumer
-            log.warning("RabbitMQ cancelled the consumer of %s (queue deleted or its node lost); consuming again",
-                        self.queue)
-            self._drop()
-            return None
-        method, properties, body = message
-        if method is None:
-            return None
-        headers = getattr(properties, "headers", None) or {}
-        media_type = headers.get("media_type") if isinstance(headers, dict) else None
+        log.warning("RabbitMQ cancelled the consumer of a lane of %s (queue deleted or its node lost); "
+                    "consuming again", self.queue)
+        self._drop()
+        return None
+
+    def _delivery(self, lane: Priority, method: pika.spec.Basic.Deliver, properties: pika.spec.BasicProperties,
+                  body: bytes) -> Delivery:
+        job = read_headers(getattr(properties, "headers", None))
         return Delivery(
             media_id=bytes(body or b"").decode("utf-8", "replace").strip(),
-            media_type=media_type if isinstance(media_type, str) else None,
+            media_type=job.media_type,
             redelivered=bool(method.redelivered),
             tag=(self.channel, method.delivery_tag),
             token=f"{self.session}:{method.delivery_tag}",
+            lane=lane,  # the queue it came from: that is where it waited, whatever a header says
+            client=job.client,
         )
 
     def ack(self, delivery: Delivery) -> None:
@@ -167,7 +215,8 @@ class RabbitMQConsumer:
                 delivery.media_id.encode(),
                 pika.BasicProperties(
                     delivery_mode=2,
-                    headers={"media_type": delivery.media_type or "", "reason": reason[:1000]},
+                    headers=job_headers(delivery.media_type or "", delivery.lane, delivery.client)
+                    | {"reason": reason[:1000]},
                 ),
             )
         except FAILURES as exc:
@@ -179,7 +228,7 @@ class RabbitMQConsumer:
     def enqueue(self, kind: str, media_id: str, media_type: str) -> None:
         """Hand a follow-up job to another kind of worker (a webhook); raises when it was not taken."""
         queue = queue_name(self.base, kind)
-        self._publish(queue, media_id, media_type, work_queue_arguments(self.settings, queue))
+        self._publish(queue, media_id, {"media_type": media_type}, work_queue_arguments(self.settings, queue))
 
     def settle_abandoned(self, settle: Callable[[Delivery], None]) -> int:
         """Jobs a quorum queue dead-lettered by itself (delivered more than worker.max_attempts
@@ -210,13 +259,14 @@ class RabbitMQConsumer:
                 if method is None:
                     break
                 headers = getattr(properties, "headers", None) or {}
-                if not given_up_by_broker(headers, self.queue):
+                if not given_up_by_broker(headers, self.lanes.values()):
                     continue  # held unacked until the channel closes: it goes back where it was
-                media_type = headers.get("media_type")
+                job = read_headers(getattr(properties, "headers", None))
                 delivery = Delivery(
                     media_id=bytes(body or b"").decode("utf-8", "replace").strip(),
-                    media_type=media_type if isinstance(media_type, str) else None,
+                    media_type=job.media_type,
                     redelivered=True, tag=(channel, method.delivery_tag), token=f"dead:{uuid.uuid4().hex}",
+                    lane=job.lane, client=job.client,
                 )
                 try:
                     settle(delivery)
@@ -236,22 +286,24 @@ class RabbitMQConsumer:
 
     def retry_later(self, delivery: Delivery, seconds: float) -> None:
         """Ack the delivery and have the job back in `seconds`: through a waiting queue whose
-        messages expire into ours (one such queue per delay, so no message waits behind a longer
-        one)."""
+        messages expire into its lane's queue (one such queue per lane and delay, so no message
+        waits behind a longer one)."""
         if _channel_and_tag(delivery)[0] is not self.channel:
             return  # its connection is gone: the broker has already put it back (a copy would be one too many)
         ms = max(1, int(seconds * 1000))
-        waiting = f"{self.queue}.wait.{ms}"
-        arguments = {"x-message-ttl": ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.queue}
+        queue = self.lanes.get(delivery.lane, self.queue)
+        waiting = f"{queue}.wait.{ms}"
+        arguments = {"x-message-ttl": ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue}
         try:
-            self._publish(waiting, delivery.media_id, delivery.media_type or "", arguments)
+            self._publish(waiting, delivery.media_id,
+                          job_headers(delivery.media_type or "", delivery.lane, delivery.client), arguments)
         except FAILURES as exc:
             log.warning("could not put the job aside (%s); it will be redelivered", exc)
             self._drop()
             return
         self.ack(delivery)
 
-    def _publish(self, queue: str, media_id: str, media_type: str, arguments: dict[str, object]) -> None:
+    def _publish(self, queue: str, media_id: str, headers: dict[str, str], arguments: dict[str, object]) -> None:
         if self.channel is None:
             raise pika.exceptions.AMQPConnectionError("not connected")
         if queue not in self.declared:
@@ -259,14 +311,10 @@ class RabbitMQConsumer:
             self.declared.add(queue)
         # Confirmed (the channel is in confirm mode) and mandatory: raises unless the queue has it.
         self.channel.basic_publish("", queue, media_id.encode(),
-                                   pika.BasicProperties(delivery_mode=2, headers={"media_type": media_type}),
-                                   mandatory=True)
+                                   pika.BasicProperties(delivery_mode=2, headers=headers), mandatory=True)
 
     def close(self) -> None:
-        if self.channel is not None and self.channel.is_open:
-            with contextlib.suppress(*FAILURES):
-                self.channel.cancel()
-        self._drop()
+        self._drop()  # what it held but had not taken goes back to the queues
 
 
 class RabbitMQDeadLetters:
@@ -275,7 +323,7 @@ class RabbitMQDeadLetters:
     def __init__(self, settings: Settings, kind: str) -> None:
         self.queue = queue_name(settings.rabbitmq.queue, kind)
         self.connection = pika.BlockingConnection(pika.URLParameters(settings.rabbitmq.url))
-        self.channel = declare_queues(self.connection, settings, self.queue)
+        self.channel = declare_queues(self.connection, settings, self.queue, lanes(kind))
         self.channel.confirm_delivery()
         declared = self.channel.queue_declare(dead_letter_queue(self.queue), passive=True)
         self.remaining: int = declared.method.message_count
@@ -287,20 +335,22 @@ class RabbitMQDeadLetters:
         method, properties, body = self.channel.basic_get(dead_letter_queue(self.queue))
         if method is None:
             return None
-        headers = getattr(properties, "headers", None) or {}
-        media_type, reason = headers.get("media_type"), headers.get("reason")
+        job = read_headers(getattr(properties, "headers", None))
         return DeadLetter(
             media_id=bytes(body or b"").decode("utf-8", "replace").strip(),
-            media_type=media_type if isinstance(media_type, str) else "",
-            reason=reason if isinstance(reason, str) else "",
+            media_type=job.media_type or "",
+            reason=job.reason,
             tag=method.delivery_tag,
+            lane=job.lane,
+            client=job.client,
         )
 
     def requeue(self, letter: DeadLetter) -> None:
-        # Confirmed and mandatory: the letter is acked only once the work queue holds the job.
+        # Confirmed and mandatory: the letter is acked only once its lane's queue holds the job.
         self.channel.basic_publish(
-            "", self.queue, letter.media_id.encode(),
-            pika.BasicProperties(delivery_mode=2, headers={"media_type": letter.media_type}), mandatory=True,
+            "", lane_queue(self.queue, letter.lane), letter.media_id.encode(),
+            pika.BasicProperties(delivery_mode=2, headers=job_headers(letter.media_type, letter.lane, letter.client)),
+            mandatory=True,
         )
         self.drop(letter)
 

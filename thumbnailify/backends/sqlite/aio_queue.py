@@ -6,7 +6,9 @@ import asyncio
 import sqlite3
 
 from thumbnailify.backends.sqlite.schema import Database, SQLiteQueue
+from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.kinds import MEDIA_KINDS, media_kind
+from thumbnailify.lanes import Priority
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
 
@@ -26,9 +28,10 @@ class SQLitePublisher:
     async def ping(self) -> None:
         await self.depth()
 
-    async def publish(self, media_id: str, media_type: str) -> None:
+    async def publish(self, media_id: str, media_type: str, lane: Priority = Priority.NORMAL,
+                      client: str = DEFAULT_CLIENT) -> None:
         try:
-            await asyncio.to_thread(self.queues[media_kind(media_type)].put, media_id, media_type)
+            await asyncio.to_thread(self.queues[media_kind(media_type)].put, media_id, media_type, lane, client)
         except sqlite3.Error as exc:
             raise BackendUnavailable(self.name, str(exc)) from exc
 

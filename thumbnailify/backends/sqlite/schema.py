@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from thumbnailify.clients import Quota, QuotaExceeded
+from thumbnailify.lanes import LANES, LanePicker, Priority, lane_of
 from thumbnailify.record import DEFAULT_OWNER, Fields, MediaRecord, State, mapping, readable
 from thumbnailify.state import append_history, history_entry
 
@@ -44,9 +45,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     dead INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '',
     dead_at REAL NOT NULL DEFAULT 0,
-    queue TEXT NOT NULL DEFAULT 'image'
+    queue TEXT NOT NULL DEFAULT 'image',
+    lane TEXT NOT NULL DEFAULT 'normal',  -- thumbnailify.lanes: high, normal or bulk
+    client TEXT NOT NULL DEFAULT 'default'  -- whose job: clients take turns within a lane
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (dead, lease_until, id);
+CREATE TABLE IF NOT EXISTS served (  -- when each client was last served in a queue's lane
+    queue TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    client TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    PRIMARY KEY (queue, lane, client)
+);
 CREATE TABLE IF NOT EXISTS content (
     key TEXT PRIMARY KEY,
     media_id TEXT NOT NULL
@@ -80,6 +90,8 @@ CREATE TABLE IF NOT EXISTS locks (
 MIGRATIONS = {
     ("jobs", "dead_at"): "ALTER TABLE jobs ADD COLUMN dead_at REAL NOT NULL DEFAULT 0",
     ("jobs", "queue"): "ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'image'",
+    ("jobs", "lane"): "ALTER TABLE jobs ADD COLUMN lane TEXT NOT NULL DEFAULT 'normal'",
+    ("jobs", "client"): "ALTER TABLE jobs ADD COLUMN client TEXT NOT NULL DEFAULT 'default'",
     ("media", "owner"): "ALTER TABLE media ADD COLUMN owner TEXT NOT NULL DEFAULT 'default'",
     ("changes", "owner"): "ALTER TABLE changes ADD COLUMN owner TEXT NOT NULL DEFAULT 'default'",
     ("media", "phash"): "ALTER TABLE media ADD COLUMN phash TEXT",
@@ -90,6 +102,7 @@ MIGRATIONS = {
 INDEXES = """
 CREATE INDEX IF NOT EXISTS media_by_owner ON media (owner, score DESC, media_id DESC);
 CREATE INDEX IF NOT EXISTS media_phash ON media (phash, media_id) WHERE phash IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_lane ON jobs (queue, lane, dead, client, id);
 """
 
 
@@ -104,6 +117,8 @@ class Database:
         conn.executescript(SCHEMA)  # executescript commits on its own
         migrate(conn, MIGRATIONS)
         conn.executescript(INDEXES)  # after the migrations: they may add the columns indexed
+        # A lane none of ours (a row written by hand or by a tool) would never be claimed: normal.
+        conn.execute(f"UPDATE jobs SET lane = 'normal' WHERE lane NOT IN ({','.join('?' * len(LANES))})", LANES)
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -369,12 +384,38 @@ class SQLiteStore:
             conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 
 
+# The queries of a claim, each on the index of lanes (which the planner would not always pick: the
+# index of ready jobs would make a lane's check walk every other lane's jobs).
+READY_IN_LANE = ("SELECT 1 FROM jobs INDEXED BY jobs_by_lane"
+                 " WHERE queue = :queue AND lane = :lane AND dead = 0 AND lease_until <= :now LIMIT 1")
+# The client of a lane served longest ago (never: first) that has a ready job there. Its clients
+# are found one index seek each (a skip scan), not by reading every job of the lane.
+NEXT_CLIENT = """
+WITH RECURSIVE waiting(client) AS (
+    SELECT (SELECT client FROM jobs INDEXED BY jobs_by_lane
+            WHERE queue = :queue AND lane = :lane AND dead = 0 ORDER BY client LIMIT 1)
+    UNION ALL
+    SELECT (SELECT client FROM jobs INDEXED BY jobs_by_lane
+            WHERE queue = :queue AND lane = :lane AND dead = 0 AND client > waiting.client ORDER BY client LIMIT 1)
+    FROM waiting WHERE waiting.client IS NOT NULL
+)
+SELECT waiting.client FROM waiting
+LEFT JOIN served ON served.queue = :queue AND served.lane = :lane AND served.client = waiting.client
+WHERE waiting.client IS NOT NULL AND EXISTS (
+    SELECT 1 FROM jobs INDEXED BY jobs_by_lane WHERE queue = :queue AND lane = :lane AND dead = 0
+    AND client = waiting.client AND lease_until <= :now)
+ORDER BY COALESCE(served.turn, 0), waiting.client LIMIT 1
+"""
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     job_id: int
     media_id: str
     media_type: str
     deliveries: int
+    lane: Priority
+    client: str
 
 
 @dataclass(frozen=True)
@@ -383,6 +424,8 @@ class DeadJob:
     media_id: str
     media_type: str
     reason: str
+    lane: Priority
+    client: str
 
 
 def _alive(pid: int) -> bool:
@@ -402,6 +445,10 @@ class SQLiteQueue:
     one machine, so a job held by a process that no longer exists (a worker killed mid-job) is
     handed out again at once rather than when its lease runs out. A deferred job is one leased to
     nobody (owner 0) until its time.
+
+    Jobs wait in lanes (thumbnailify.lanes); `claim` serves the lanes as its picker says and,
+    within a lane, the client served longest ago (its oldest job), so no client's backlog holds
+    up another's jobs by more than one job per client ahead of it.
     """
 
     def __init__(self, db: Database, lease_seconds: float, queue: str) -> None:
@@ -409,23 +456,37 @@ class SQLiteQueue:
         self.lease_seconds = lease_seconds
         self.queue = queue
 
-    def put(self, media_id: str, media_type: str) -> None:
+    def put(self, media_id: str, media_type: str, lane: Priority = Priority.NORMAL,
+            client: str = DEFAULT_OWNER) -> None:
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO jobs (media_id, media_type, enqueued, queue) VALUES (?, ?, ?, ?)",
-                (media_id, media_type, time.time(), self.queue),
+                "INSERT INTO jobs (media_id, media_type, enqueued, queue, lane, client) VALUES (?, ?, ?, ?, ?, ?)",
+                (media_id, media_type, time.time(), self.queue, lane_of(lane), client),
             )
 
-    def claim(self) -> ClaimedJob | None:
+    def claim(self, picker: LanePicker) -> ClaimedJob | None:
         now = time.time()
         with self.db.transaction() as conn:
+            ready = [lane for lane in LANES if conn.execute(READY_IN_LANE, {"queue": self.queue, "lane": lane,
+                                                                             "now": now}).fetchone()]
+            lane = picker.pick(ready)
+            if lane is None:
+                return None
+            where = {"queue": self.queue, "lane": lane, "now": now}
+            (client,) = conn.execute(NEXT_CLIENT, where).fetchone()
             row = conn.execute(
-                "UPDATE jobs SET lease_until = ?, deliveries = deliveries + 1, owner = ? WHERE id = ("
-                " SELECT id FROM jobs WHERE dead = 0 AND lease_until <= ? AND queue = ? ORDER BY id LIMIT 1)"
-                " RETURNING id, media_id, media_type, deliveries",
-                (now + self.lease_seconds, os.getpid(), now, self.queue),
+                "UPDATE jobs SET lease_until = :lease, deliveries = deliveries + 1, owner = :pid WHERE id = ("
+                " SELECT id FROM jobs INDEXED BY jobs_by_lane WHERE queue = :queue AND lane = :lane AND dead = 0"
+                " AND client = :client AND lease_until <= :now ORDER BY id LIMIT 1)"
+                " RETURNING id, media_id, media_type, deliveries, lane, client",
+                where | {"client": client, "lease": now + self.lease_seconds, "pid": os.getpid()},
             ).fetchone()
-        return ClaimedJob(*row) if row else None
+            conn.execute(
+                "INSERT INTO served (queue, lane, client, turn) VALUES (:queue, :lane, :client, (SELECT"
+                " COALESCE(MAX(turn), 0) + 1 FROM served WHERE queue = :queue AND lane = :lane))"
+                " ON CONFLICT (queue, lane, client) DO UPDATE SET turn = excluded.turn", where | {"client": client})
+        job_id, media_id, media_type, deliveries, stored_lane, owner = row
+        return ClaimedJob(job_id, media_id, media_type, deliveries, lane_of(stored_lane), owner)
 
     def ack(self, job_id: int) -> None:
         with self.db.transaction() as conn:
@@ -461,20 +522,22 @@ class SQLiteQueue:
 
     def dead_jobs(self) -> list[DeadJob]:
         rows = self.db.query(
-            "SELECT id, media_id, media_type, reason FROM jobs WHERE dead = 1 AND queue = ? ORDER BY id",
+            "SELECT id, media_id, media_type, reason, lane, client FROM jobs WHERE dead = 1 AND queue = ? ORDER BY id",
             (self.queue,),
         )
-        return [DeadJob(*row) for row in rows]
+        return [DeadJob(job_id, media_id, media_type, reason, lane_of(lane), client)
+                for job_id, media_id, media_type, reason, lane, client in rows]
 
     def revive(self, job_id: int) -> None:
         """Put a dead letter back at the end of the queue as a fresh job."""
         with self.db.transaction() as conn:
             row = conn.execute(
-                "DELETE FROM jobs WHERE id = ? AND dead = 1 RETURNING media_id, media_type, queue", (job_id,)
+                "DELETE FROM jobs WHERE id = ? AND dead = 1 RETURNING media_id, media_type, queue, lane, client",
+                (job_id,),
             ).fetchone()
             if row is not None:
                 conn.execute(
-                    "INSERT INTO jobs (media_id, media_type, queue, enqueued) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO jobs (media_id, media_type, queue, lane, client, enqueued) VALUES (?, ?, ?, ?, ?, ?)",
                     (*row, time.time()),
                 )
 

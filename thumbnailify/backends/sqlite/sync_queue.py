@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable
 
 from thumbnailify.backends.sqlite.schema import Database, SQLiteQueue
+from thumbnailify.lanes import LanePicker
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import DeadLetter, Delivery
 
@@ -30,6 +31,7 @@ class SQLiteConsumer:
         self.poll_interval = settings.worker.poll_interval
         self.dead_bounds = (settings.worker.dead_letter_max_length, settings.worker.dead_letter_max_age)
         self.next_reap = 0.0
+        self.lanes = LanePicker()  # this worker's round over the lanes
 
     def next(self, timeout: float) -> Delivery | None:
         deadline = time.monotonic() + timeout
@@ -37,11 +39,11 @@ class SQLiteConsumer:
             if time.monotonic() >= self.next_reap:
                 self.queue.release_orphans()  # jobs of killed workers go back without waiting
                 self.next_reap = time.monotonic() + REAP_INTERVAL
-            job = self.queue.claim()
+            job = self.queue.claim(self.lanes)
             if job is not None:
                 # A job's id and its delivery count name this delivery: a re-claim counts again.
                 return Delivery(job.media_id, job.media_type, job.deliveries > 1, job.job_id,
-                                token=f"{job.job_id}:{job.deliveries}")
+                                token=f"{job.job_id}:{job.deliveries}", lane=job.lane, client=job.client)
             if time.monotonic() >= deadline:
                 return None
             time.sleep(self.poll_interval)
@@ -80,7 +82,7 @@ class SQLiteDeadLetters:
         if not self.pending:
             return None
         job = self.pending.popleft()
-        return DeadLetter(job.media_id, job.media_type, job.reason, job.job_id)
+        return DeadLetter(job.media_id, job.media_type, job.reason, job.job_id, job.lane, job.client)
 
     def requeue(self, letter: DeadLetter) -> None:
         self.queue.revive(_job_id(letter.tag))
