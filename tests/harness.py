@@ -36,7 +36,7 @@ import requests
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from thumbnailify.backends.nats.layout import BUCKETS
+from thumbnailify.backends.nats.layout import BUCKETS, dead_stream
 from thumbnailify.backends.s3.bucket import open_bucket
 from thumbnailify.kinds import KINDS, dead_letter_queue, queue_name
 from thumbnailify.settings import load_settings
@@ -258,7 +258,7 @@ async def nats_history(js: JetStreamContext, stream: str, media_id: str) -> list
 
 
 async def remove_nats_stream(js: JetStreamContext, stream: str) -> None:
-    for name in (stream, *(f"KV_{stream}_{role}" for role in BUCKETS)):
+    for name in (stream, dead_stream(stream), *(f"KV_{stream}_{role}" for role in BUCKETS)):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(name)
 

@@ -1,14 +1,14 @@
 """The NATS job queue's own steps, on the real NATS under a stream of the test's own: a job
 JetStream gave up on (delivered worker.max_attempts times, never acked) is heard of and settled,
-a dead letter is taken and re-queued by the replay tool's reader, and a job whose message was lost
-is sent again by the recovery pass."""
+a dead letter is taken and re-queued by the replay tool's reader, dead letters are bounded in number
+and age, and a job whose message was lost is sent again by the recovery pass."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,10 +30,23 @@ ACK_WAIT = "1"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
-    env = service_env(NATS_MODE, tmp_path, THUMBNAILIFY_NATS_ACK_WAIT=ACK_WAIT, THUMBNAILIFY_WORKER_MAX_ATTEMPTS="2")
-    yield load_settings(env)
-    on_nats(env, remove_nats_stream)
+def make_settings(tmp_path: Path) -> Iterator[Callable[..., Settings]]:
+    """Settings on a stream of the test's own, with THUMBNAILIFY_* overrides."""
+    envs: list[dict[str, str]] = []
+
+    def make(**overrides: str) -> Settings:
+        envs.append(service_env(NATS_MODE, tmp_path, THUMBNAILIFY_NATS_ACK_WAIT=ACK_WAIT,
+                                THUMBNAILIFY_WORKER_MAX_ATTEMPTS="2", **overrides))
+        return load_settings(envs[-1])
+
+    yield make
+    for env in envs:
+        on_nats(env, remove_nats_stream)
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
 
 
 def test_a_job_delivered_max_attempts_times_is_settled_once(settings: Settings) -> None:
@@ -86,6 +99,65 @@ def test_a_dead_letter_is_taken_and_requeued(settings: Settings) -> None:
         consumer.ack(again)
     finally:
         consumer.close()
+
+
+def dead_letter_jobs(settings: Settings, kind: str, count: int) -> list[str]:
+    """Jobs of a kind taken and dead-lettered one by one; their media ids, oldest first."""
+    consumer = NatsConsumer(settings, kind)
+    media_ids = []
+    try:
+        for number in range(count):
+            media_id = str(uuid.uuid4())
+            consumer.enqueue(kind, media_id, "image/png")
+            delivery = consumer.next(2.0)
+            assert delivery is not None and delivery.media_id == media_id
+            consumer.dead_letter(delivery, f"outage {number}")
+            media_ids.append(media_id)
+    finally:
+        consumer.close()
+    return media_ids
+
+
+def letters_left(settings: Settings, kind: str) -> list[str]:
+    """The media ids of the dead letters of a kind, oldest first, each taken and dropped."""
+    letters = NatsDeadLetters(settings, kind)
+    taken = []
+    try:
+        while (letter := letters.take()) is not None:
+            taken.append(letter.media_id)
+            letters.drop(letter)
+    finally:
+        letters.close()
+    return taken
+
+
+def test_past_the_length_bound_the_oldest_dead_letters_go(make_settings: Callable[..., Settings]) -> None:
+    """worker.dead_letter_max_length bounds each kind's letters, as RabbitMQ bounds each dead queue."""
+    settings = make_settings(THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_LENGTH="2")
+    video = dead_letter_jobs(settings, "video", 1)
+    _oldest, *newest = dead_letter_jobs(settings, "image", 3)
+    assert letters_left(settings, "image") == newest
+    assert letters_left(settings, "video") == video  # not pushed out by the photos' letters
+    assert letters_left(settings, "image") == []  # a letter taken (replayed or dropped) is gone
+
+
+def test_dead_letters_older_than_the_age_bound_go(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_AGE="0.5")
+    dead_letter_jobs(settings, "image", 2)
+    time.sleep(1.0)
+    fresh = dead_letter_jobs(settings, "image", 1)
+    assert letters_left(settings, "image") == fresh
+
+
+def test_changed_dead_letter_bounds_apply_to_the_stream_that_exists(make_settings: Callable[..., Settings]) -> None:
+    """Unlike a RabbitMQ queue's arguments, a stream's limits can change: the next start applies them.
+    (Letters kept before are trimmed as the server does it: NATS 2.9 only as new ones come.)"""
+    unbounded = make_settings(THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_LENGTH="0",
+                              THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_AGE="0")
+    assert len(dead_letter_jobs(unbounded, "image", 3)) == len(letters_left(unbounded, "image")) == 3
+    bounded = unbounded.model_copy(update={"worker": unbounded.worker.model_copy(update={"dead_letter_max_length": 2})})
+    _, *newest = dead_letter_jobs(bounded, "image", 3)
+    assert letters_left(bounded, "image") == newest
 
 
 @pytest.fixture
