@@ -236,8 +236,8 @@ async def nats_value(js: JetStreamContext, bucket: str, key: str) -> dict[str, s
 
 
 async def nats_indexed(js: JetStreamContext, stream: str, media_id: str) -> bool:
-    """Whether any state's list index names the item."""
-    info = await js.stream_info(f"KV_{stream}_index", subjects_filter=f"$KV.{stream}_index.*.*.{media_id}")
+    """Whether any state's list index names the item (its keys: `<state>.<owner>.<micros>.<id>`)."""
+    info = await js.stream_info(f"KV_{stream}_index", subjects_filter=f"$KV.{stream}_index.*.*.*.{media_id}")
     return bool(info.state.subjects)
 
 
