@@ -380,7 +380,8 @@ class NatsSettings(Section):
                                               "acknowledgement")
     ack_wait: Seconds = Field(
         30.0, description="seconds a worker may hold a job without a sign of life before it is handed out again "
-                          "(a worker reports progress every third of it while a job runs)",
+                          "(a worker reports progress every third of it while a job runs, so a killed worker's job "
+                          "returns two thirds to one ack wait after the kill)",
     )
 
 
