@@ -1,7 +1,8 @@
 """The NATS job queue's own steps, on the real NATS under a stream of the test's own: a job
 JetStream gave up on (delivered worker.max_attempts times, never acked) is heard of and settled,
 a dead letter is taken and re-queued by the replay tool's reader, dead letters are bounded in number
-and age, and a job whose message was lost is sent again by the recovery pass."""
+and age (and past the bound the oldest go while the replay tool completes the rest), and a job
+whose message was lost is sent again by the recovery pass."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from thumbnailify.server.background.recovery import requeue_stale
 from thumbnailify.server.resources import RESOURCES
 from thumbnailify.settings import Settings, load_settings
 from thumbnailify.worker.backends import Delivery
+from thumbnailify.worker.replay import replay
 
 ACK_WAIT = "1"
 
@@ -190,6 +192,33 @@ async def test_a_lost_job_is_requeued_by_the_recovery_pass_and_ends_completed(
     status = await api.wait(media_id)
     assert status["state"] == "Completed"
     assert [entry["message"] for entry in status["history"]][1] == "Re-queued: the job's message had been lost"
+
+
+async def test_a_volume_outage_dead_letters_within_the_bound_and_the_replay_completes_them(
+        make_api: ApiFactory, photos: dict[str, bytes]) -> None:
+    """As tests/system/test_replay.py does with processes in the other modes: three jobs dead-lettered
+    one by one while no thumbnail can be written, two kept; replayed once the outage is over."""
+    api = await make_api(THUMBNAILIFY_WORKER_MAX_RETRIES="2", THUMBNAILIFY_WORKER_RETRY_BASE_DELAY="0.1",
+                         THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_LENGTH="2")
+    thumbs = api.media_dir("thumbs")
+    thumbs.mkdir(parents=True, exist_ok=True)
+    thumbs.rename(thumbs.with_name("thumbs-away"))
+    thumbs.write_bytes(b"")  # a file where the folder was: every thumbnail write fails
+    try:
+        ids = []
+        for name in ("coffee.jpg", "astronaut.jpg", "rocket_portrait.jpg"):  # one by one: letters in this order
+            ids.append(await api.upload(photos[name], "image/jpeg"))
+            status = await api.wait(ids[-1])
+            assert status["state"] == "Error" and status["http_status"] == 503, status
+    finally:
+        thumbs.unlink()
+        thumbs.with_name("thumbs-away").rename(thumbs)
+    assert await asyncio.to_thread(replay, api.settings, None) == (2, 0)  # (re-queued, dropped)
+    oldest, *replayed = ids
+    for media_id in replayed:
+        assert (await api.wait(media_id))["state"] == "Completed"
+    assert (await api.wait(oldest))["http_status"] == 503  # its letter was the one to go
+    assert await asyncio.to_thread(replay, api.settings, None) == (0, 0)
 
 
 async def test_a_delete_wins_over_a_worker_write_prepared_before_it(settings: Settings) -> None:

@@ -1,6 +1,7 @@
 """The retention sweep in process, on NATS: an item past retention.media_days is found through the
 list index (its keys' creation times) and removed as a DELETE removes it, its files, index entries
-and perceptual hash with it; a younger one keeps everything. The sweep in the other modes, with
+and perceptual hash with it; a younger one keeps everything. A volume failing under the sweep ends
+its round as the volume unavailable (maintenance goes on). The sweep in the other modes, with
 planted files and a running service: tests/system/test_retention.py.
 """
 
@@ -14,6 +15,7 @@ import pytest
 from tests.api.conftest import Api, ApiFactory
 from tests.harness import NATS_MODE
 from thumbnailify.server.background.sweep import sweep
+from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.server.resources import RESOURCES
 
 DAY = 86400.0
@@ -59,3 +61,21 @@ async def test_an_item_past_media_days_is_removed_with_its_files_and_index_entri
     assert api.record(new) is not None and api.indexed(new)
     assert (await api.thumbnail(new))[0]
     assert await sweep(res, no_renewal) == {"resumable": 0}  # media_days 0 (forever): nothing more goes
+
+
+async def test_a_volume_failing_under_the_sweep_is_unavailable_not_a_crash(make_api: ApiFactory) -> None:
+    """An error of the volume while the sweep lists it (here a file where the thumbnails' folder
+    was) is the volume unavailable, which the maintenance loop logs and retries; any other error
+    would end the loop, and with it every later sweep and recovery pass of this server."""
+    api = await make_api()
+    thumbs = api.media_dir("thumbs")
+    thumbs.mkdir(parents=True, exist_ok=True)
+    thumbs.rmdir()
+    thumbs.write_bytes(b"")
+    res = api.client.app[RESOURCES]
+    with pytest.raises(BackendUnavailable) as raised:
+        await sweep(res, no_renewal)
+    assert raised.value.backend == "files"
+    thumbs.unlink()
+    thumbs.mkdir()
+    assert await sweep(res, no_renewal) == {"resumable": 0}
