@@ -18,7 +18,7 @@ COMPOSE="${COMPOSE:-docker-compose}"
 PYTHON="${PYTHON:-python3}"
 K8S_DIR="deploy/k8s"
 # Custom resources (KEDA CRDs) kubernetes-validate has no schema for: checked separately below.
-CRD_FILES=("$K8S_DIR/keda-scaledobject.yaml")
+CRD_FILES=("$K8S_DIR/keda-scaledobject.yaml" "$K8S_DIR/nats/keda-scaledobject.yaml")
 
 need() {
     command -v "$1" >/dev/null 2>&1 || { echo "FAIL: '$1' not found on PATH ($2)" >&2; exit 2; }
@@ -182,6 +182,48 @@ def get(d, dotted, where):
 def names(kind):
     return {n for (k, n) in docs if k == kind}
 
+# The NATS family's objects, apart: its StatefulSet's Services select no Deployment.
+nats = {}
+for path in (os.path.join(k8s_dir, "nats", "nats.yaml"), os.path.join(k8s_dir, "nats", "config-patch.yaml")):
+    for d in yaml.safe_load_all(open(path)):
+        if d:
+            nats[d.get("kind", "patch")] = d if "kind" not in d else nats.get(d["kind"], []) + [d]
+nats_stream = nats["patch"]["data"]["THUMBNAILIFY_NATS_STREAM"]
+nats_ports = {p["port"] for svc in nats["Service"] if svc["metadata"]["name"] == "thumbnailify-nats"
+              for p in svc["spec"]["ports"]}
+
+# Per trigger type: the normal lane's queue or consumer of each worker Deployment, the trigger's key
+# naming it, and what joins a lane's suffix to it.
+LANE_NAMES = {
+    "rabbitmq": ({"thumbnailify-worker": "task_queue", "thumbnailify-video-worker": "task_queue.video"},
+                 "metadata.queueName", "."),
+    "nats-jetstream": ({"thumbnailify-worker": "jobs-image", "thumbnailify-video-worker": "jobs-video"},
+                       "metadata.consumer", "-"),
+}
+
+def check_rabbitmq(trig, target, w):
+    if trig["metadata"].get("mode") not in ("QueueLength", "MessageRate"):
+        sys.exit(f"FAIL {w}: mode must be QueueLength or MessageRate")
+    if not isinstance(get(trig, "metadata.value", w), str):
+        sys.exit(f"FAIL {w}: metadata.value must be a string")
+    auth = get(trig, "authenticationRef.name", w)
+    if auth not in names("TriggerAuthentication"):
+        sys.exit(f"FAIL {w}: TriggerAuthentication {auth} not defined")
+
+def check_nats_jetstream(trig, target, w):
+    # The consumers are of the stream config-patch.yaml names, their lag read from the monitoring port.
+    if get(trig, "metadata.stream", w) != nats_stream:
+        sys.exit(f"FAIL {w}: stream is not {nats_stream} (THUMBNAILIFY_NATS_STREAM in nats/config-patch.yaml)")
+    host, _, port = get(trig, "metadata.natsServerMonitoringEndpoint", w).rpartition(":")
+    if not host.startswith("thumbnailify-nats.") or not port.isdigit() or int(port) not in nats_ports:
+        sys.exit(f"FAIL {w}: natsServerMonitoringEndpoint must be a port of the Service thumbnailify-nats")
+    if not isinstance(get(trig, "metadata.account", w), str):
+        sys.exit(f"FAIL {w}: metadata.account must be a string")
+    if not get(trig, "metadata.lagThreshold", w).isdigit():
+        sys.exit(f"FAIL {w}: metadata.lagThreshold must be a whole number in a string")
+
+TRIGGERS = {"rabbitmq": check_rabbitmq, "nats-jetstream": check_nats_jetstream}
+
 # 1. KEDA objects: well-formed, required keys, references resolve.
 for path in crd_files:
     kinds = []
@@ -208,27 +250,26 @@ for path in crd_files:
             lo, hi = d["spec"].get("minReplicaCount", 0), d["spec"].get("maxReplicaCount", 100)
             if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi):
                 sys.exit(f"FAIL {where}: bad min/maxReplicaCount {lo}/{hi}")
-            # Each kind of worker scales on its own queues, one per priority lane (thumbnailify/kinds.py),
-            # summed by a scaling modifier whose formula names every trigger.
-            base = {"thumbnailify-worker": "task_queue", "thumbnailify-video-worker": "task_queue.video"}.get(target)
+            # Each file is one family's: its triggers all of one type. Each kind of worker scales on
+            # its own queues (RabbitMQ, thumbnailify/kinds.py) or durable consumers (NATS,
+            # thumbnailify/backends/nats/layout.py: job_consumer), one per priority lane, summed by a
+            # scaling modifier whose formula names every trigger.
+            want_type = "nats-jetstream" if os.sep + "nats" + os.sep in path else "rabbitmq"
+            bases, key, sep = LANE_NAMES[want_type]
+            base = bases.get(target)
             triggers = get(d, "spec.triggers", where)
-            queues = {get(trig, "metadata.queueName", where) for trig in triggers}
-            if base and queues != {base, f"{base}.high", f"{base}.bulk"}:
-                sys.exit(f"FAIL {where}: {target} must scale on {base}, {base}.high and {base}.bulk, not {sorted(queues)}")
+            lanes = {get(trig, key, where) for trig in triggers}
+            if base and lanes != {base, f"{base}{sep}high", f"{base}{sep}bulk"}:
+                sys.exit(f"FAIL {where}: {target} must scale on {base}, {base}{sep}high and {base}{sep}bulk, "
+                         f"not {sorted(lanes)}")
             formula = get(d, "spec.advanced.scalingModifiers.formula", where)
             if len(triggers) > 1 and {t.strip() for t in formula.split("+")} != {t.get("name") for t in triggers}:
                 sys.exit(f"FAIL {where}: scalingModifiers.formula must add up every trigger by name")
             for i, trig in enumerate(triggers):
                 w = f"{where} triggers[{i}]"
-                if trig.get("type") != "rabbitmq":
-                    sys.exit(f"FAIL {w}: type must be rabbitmq")
-                if trig["metadata"].get("mode") not in ("QueueLength", "MessageRate"):
-                    sys.exit(f"FAIL {w}: mode must be QueueLength or MessageRate")
-                if not isinstance(get(trig, "metadata.value", w), str):
-                    sys.exit(f"FAIL {w}: metadata.value must be a string")
-                auth = get(trig, "authenticationRef.name", w)
-                if auth not in names("TriggerAuthentication"):
-                    sys.exit(f"FAIL {w}: TriggerAuthentication {auth} not defined")
+                if trig.get("type") != want_type:
+                    sys.exit(f"FAIL {w}: type must be {want_type}")
+                TRIGGERS[want_type](trig, target, w)
         else:
             sys.exit(f"FAIL {where}: unexpected kind")
     print(f"OK   {path}: {', '.join(kinds)} (keda.sh/v1alpha1; required keys; references resolve)")

@@ -36,7 +36,7 @@ import requests
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from thumbnailify.backends.nats.layout import BUCKETS
+from thumbnailify.backends.nats.layout import BUCKETS, dead_stream
 from thumbnailify.backends.s3.bucket import open_bucket
 from thumbnailify.kinds import KINDS, dead_letter_queue, lane_queue, lanes, queue_name
 from thumbnailify.settings import load_settings
@@ -244,8 +244,8 @@ async def nats_value(js: JetStreamContext, bucket: str, key: str) -> dict[str, s
 
 
 async def nats_indexed(js: JetStreamContext, stream: str, media_id: str) -> bool:
-    """Whether any state's list index names the item."""
-    info = await js.stream_info(f"KV_{stream}_index", subjects_filter=f"$KV.{stream}_index.*.*.{media_id}")
+    """Whether any state's list index names the item (its keys: `<state>.<owner>.<micros>.<id>`)."""
+    info = await js.stream_info(f"KV_{stream}_index", subjects_filter=f"$KV.{stream}_index.*.*.*.{media_id}")
     return bool(info.state.subjects)
 
 
@@ -266,7 +266,7 @@ async def nats_history(js: JetStreamContext, stream: str, media_id: str) -> list
 
 
 async def remove_nats_stream(js: JetStreamContext, stream: str) -> None:
-    for name in (stream, *(f"KV_{stream}_{role}" for role in BUCKETS)):
+    for name in (stream, dead_stream(stream), *(f"KV_{stream}_{role}" for role in BUCKETS)):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(name)
 

@@ -368,7 +368,8 @@ class NatsSettings(Section):
         "thumbnailify", pattern=r"^[A-Za-z0-9_-]+$",
         description="the stream holding every item's events (`<stream>.media.<id>.<event>`); its key-value "
                     "buckets are named after it (`<stream>_records`, `<stream>_index`, `<stream>_meta`, "
-                    "`<stream>_uploads`, `<stream>_clients`, `<stream>_phashes`)",
+                    "`<stream>_uploads`, `<stream>_clients`, `<stream>_phashes`), and so is the dead letters' stream "
+                    "(`<stream>_dead`)",
     )
     replicas: AtLeastOne = Field(1, description="copies of the stream and buckets in a NATS cluster (3: R3)")
     user: str = Field("", description="user name, with `nats.password` (empty: none)")
@@ -381,7 +382,8 @@ class NatsSettings(Section):
                                               "acknowledgement")
     ack_wait: Seconds = Field(
         30.0, description="seconds a worker may hold a job without a sign of life before it is handed out again "
-                          "(a worker reports progress every third of it while a job runs)",
+                          "(a worker reports progress every third of it while a job runs, so a killed worker's job "
+                          "returns two thirds to one ack wait after the kill)",
     )
 
 

@@ -125,7 +125,8 @@ class WorkerParts:
 
 
 class InProcessWorker:
-    """One photo worker, as `python -m thumbnailify.worker` builds it, on a thread of its own.
+    """One worker of a kind (photo unless told), as `python -m thumbnailify.worker` builds it, on a
+    thread of its own. (A webhook worker's jobs run one at a time here, not in its pool.)
 
     Every call runs on that one thread, so the SQLite connections the worker opens (one per
     thread) stay its own, and the event loop keeps serving while a job runs. A job off the main
@@ -134,8 +135,9 @@ class InProcessWorker:
     is not a worker to stop or restart.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, kind: str = "image") -> None:
         self.settings = settings
+        self.kind = kind
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="in-process-worker")
         self.parts: WorkerParts | None = None
 
@@ -146,7 +148,7 @@ class InProcessWorker:
         conf = self.settings.worker
         apply_limits(self.settings.limits)
         scratch = ScratchDir(self.settings.path(conf.temp_dir))
-        runner, consumer, store = build(self.settings, "image", Heartbeat(conf.job_timeout + conf.stall_margin),
+        runner, consumer, store = build(self.settings, self.kind, Heartbeat(conf.job_timeout + conf.stall_margin),
                                         scratch.path)
         self.parts = WorkerParts(runner, consumer, store, scratch)
 
@@ -171,8 +173,8 @@ class InProcessWorker:
         return done
 
     async def drain(self) -> int:
-        """Run every photo job that can be taken now to its settlement, as `python -m thumbnailify.worker` would;
-        how many ran. (A job deferred for a retry waits for its time; webhook jobs are not run.)"""
+        """Run every job of its kind that can be taken now to its settlement, as `python -m thumbnailify.worker`
+        would; how many ran. (A job deferred for a retry waits for its time.)"""
         return await self._on_thread(self._drain)
 
     async def run_one(self) -> str | None:

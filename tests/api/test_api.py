@@ -102,7 +102,7 @@ async def test_delete_removes_every_trace(api: Api, photos: dict[str, bytes]) ->
     assert (await api.wait(media_id))["state"] == "Completed"
     # The worker removed the upload just after it recorded Completed (retention.raw_hours: 0).
     assert [p.parent.name for p in api.files_of(media_id)] == ["thumbs"]
-    assert api.record(media_id) is not None
+    assert api.record(media_id) is not None and api.indexed(media_id)
     response = await api.delete(f"/images/{media_id}")
     assert response.status_code == 204
     assert api.files_of(media_id) == []

@@ -1,14 +1,15 @@
 """The NATS job queue's own steps, on the real NATS under a stream of the test's own: a job
 JetStream gave up on (delivered worker.max_attempts times, never acked) is heard of and settled,
-a dead letter is taken and re-queued by the replay tool's reader, and a job whose message was lost
-is sent again by the recovery pass."""
+a dead letter is taken and re-queued by the replay tool's reader, dead letters are bounded in number
+and age (and past the bound the oldest go while the replay tool completes the rest), and a job
+whose message was lost is sent again by the recovery pass."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +26,29 @@ from thumbnailify.server.background.recovery import requeue_stale
 from thumbnailify.server.resources import RESOURCES
 from thumbnailify.settings import Settings, load_settings
 from thumbnailify.worker.backends import Delivery
+from thumbnailify.worker.replay import replay
 
 ACK_WAIT = "1"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
-    env = service_env(NATS_MODE, tmp_path, THUMBNAILIFY_NATS_ACK_WAIT=ACK_WAIT, THUMBNAILIFY_WORKER_MAX_ATTEMPTS="2")
-    yield load_settings(env)
-    on_nats(env, remove_nats_stream)
+def make_settings(tmp_path: Path) -> Iterator[Callable[..., Settings]]:
+    """Settings on a stream of the test's own, with THUMBNAILIFY_* overrides."""
+    envs: list[dict[str, str]] = []
+
+    def make(**overrides: str) -> Settings:
+        envs.append(service_env(NATS_MODE, tmp_path, THUMBNAILIFY_NATS_ACK_WAIT=ACK_WAIT,
+                                THUMBNAILIFY_WORKER_MAX_ATTEMPTS="2", **overrides))
+        return load_settings(envs[-1])
+
+    yield make
+    for env in envs:
+        on_nats(env, remove_nats_stream)
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
 
 
 def test_a_job_delivered_max_attempts_times_is_settled_once(settings: Settings) -> None:
@@ -88,6 +103,65 @@ def test_a_dead_letter_is_taken_and_requeued(settings: Settings) -> None:
         consumer.close()
 
 
+def dead_letter_jobs(settings: Settings, kind: str, count: int) -> list[str]:
+    """Jobs of a kind taken and dead-lettered one by one; their media ids, oldest first."""
+    consumer = NatsConsumer(settings, kind)
+    media_ids = []
+    try:
+        for number in range(count):
+            media_id = str(uuid.uuid4())
+            consumer.enqueue(kind, media_id, "image/png")
+            delivery = consumer.next(2.0)
+            assert delivery is not None and delivery.media_id == media_id
+            consumer.dead_letter(delivery, f"outage {number}")
+            media_ids.append(media_id)
+    finally:
+        consumer.close()
+    return media_ids
+
+
+def letters_left(settings: Settings, kind: str) -> list[str]:
+    """The media ids of the dead letters of a kind, oldest first, each taken and dropped."""
+    letters = NatsDeadLetters(settings, kind)
+    taken = []
+    try:
+        while (letter := letters.take()) is not None:
+            taken.append(letter.media_id)
+            letters.drop(letter)
+    finally:
+        letters.close()
+    return taken
+
+
+def test_past_the_length_bound_the_oldest_dead_letters_go(make_settings: Callable[..., Settings]) -> None:
+    """worker.dead_letter_max_length bounds each kind's letters, as RabbitMQ bounds each dead queue."""
+    settings = make_settings(THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_LENGTH="2")
+    video = dead_letter_jobs(settings, "video", 1)
+    _oldest, *newest = dead_letter_jobs(settings, "image", 3)
+    assert letters_left(settings, "image") == newest
+    assert letters_left(settings, "video") == video  # not pushed out by the photos' letters
+    assert letters_left(settings, "image") == []  # a letter taken (replayed or dropped) is gone
+
+
+def test_dead_letters_older_than_the_age_bound_go(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_AGE="0.5")
+    dead_letter_jobs(settings, "image", 2)
+    time.sleep(1.0)
+    fresh = dead_letter_jobs(settings, "image", 1)
+    assert letters_left(settings, "image") == fresh
+
+
+def test_changed_dead_letter_bounds_apply_to_the_stream_that_exists(make_settings: Callable[..., Settings]) -> None:
+    """Unlike a RabbitMQ queue's arguments, a stream's limits can change: the next start applies them.
+    (Letters kept before are trimmed as the server does it: NATS 2.9 only as new ones come.)"""
+    unbounded = make_settings(THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_LENGTH="0",
+                              THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_AGE="0")
+    assert len(dead_letter_jobs(unbounded, "image", 3)) == len(letters_left(unbounded, "image")) == 3
+    bounded = unbounded.model_copy(update={"worker": unbounded.worker.model_copy(update={"dead_letter_max_length": 2})})
+    _, *newest = dead_letter_jobs(bounded, "image", 3)
+    assert letters_left(bounded, "image") == newest
+
+
 @pytest.fixture
 def api_mode() -> str:
     return NATS_MODE
@@ -118,6 +192,33 @@ async def test_a_lost_job_is_requeued_by_the_recovery_pass_and_ends_completed(
     status = await api.wait(media_id)
     assert status["state"] == "Completed"
     assert [entry["message"] for entry in status["history"]][1] == "Re-queued: the job's message had been lost"
+
+
+async def test_a_volume_outage_dead_letters_within_the_bound_and_the_replay_completes_them(
+        make_api: ApiFactory, photos: dict[str, bytes]) -> None:
+    """As tests/system/test_replay.py does with processes in the other modes: three jobs dead-lettered
+    one by one while no thumbnail can be written, two kept; replayed once the outage is over."""
+    api = await make_api(THUMBNAILIFY_WORKER_MAX_RETRIES="2", THUMBNAILIFY_WORKER_RETRY_BASE_DELAY="0.1",
+                         THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_LENGTH="2")
+    thumbs = api.media_dir("thumbs")
+    thumbs.mkdir(parents=True, exist_ok=True)
+    thumbs.rename(thumbs.with_name("thumbs-away"))
+    thumbs.write_bytes(b"")  # a file where the folder was: every thumbnail write fails
+    try:
+        ids = []
+        for name in ("coffee.jpg", "astronaut.jpg", "rocket_portrait.jpg"):  # one by one: letters in this order
+            ids.append(await api.upload(photos[name], "image/jpeg"))
+            status = await api.wait(ids[-1])
+            assert status["state"] == "Error" and status["http_status"] == 503, status
+    finally:
+        thumbs.unlink()
+        thumbs.with_name("thumbs-away").rename(thumbs)
+    assert await asyncio.to_thread(replay, api.settings, None) == (2, 0)  # (re-queued, dropped)
+    oldest, *replayed = ids
+    for media_id in replayed:
+        assert (await api.wait(media_id))["state"] == "Completed"
+    assert (await api.wait(oldest))["http_status"] == 503  # its letter was the one to go
+    assert await asyncio.to_thread(replay, api.settings, None) == (0, 0)
 
 
 async def test_a_delete_wins_over_a_worker_write_prepared_before_it(settings: Settings) -> None:

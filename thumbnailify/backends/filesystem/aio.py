@@ -163,9 +163,16 @@ class FilesystemFiles:
             raise BackendUnavailable(self.name, str(exc)) from exc
 
     async def scan(self) -> AsyncIterator[StoredFile]:
-        """Everything stored, a thousand entries per thread hop."""
+        """Everything stored, a thousand entries per thread hop. A volume that fails meanwhile is
+        unavailable, as for every other call: the sweep's round ends and maintenance goes on."""
         entries = self.volume.scan()
-        while batch := await asyncio.to_thread(lambda: list(itertools.islice(entries, SCAN_BATCH))):
+        while True:
+            try:
+                batch = await asyncio.to_thread(lambda: list(itertools.islice(entries, SCAN_BATCH)))
+            except OSError as exc:
+                raise BackendUnavailable(self.name, str(exc)) from exc
+            if not batch:
+                return
             for item in batch:
                 yield item
 

@@ -11,6 +11,11 @@ Key-value buckets named after the stream hold what must be read by key: the curr
 Idempotency-Keys and content keys (`_meta`), resumable uploads (`_uploads`), clients with their
 keys, usage and rate buckets (`_clients`), and the Completed items' perceptual hashes (`_phashes`,
 one key `<id>.<hash>` per item, listed by subject).
+
+Dead letters are a stream of their own, `<stream>_dead` on `<stream>.dead.<kind>`: bounded as
+worker.dead_letter_max_length (per kind, as RabbitMQ bounds each dead queue) and dead_letter_max_age
+say, the oldest going first, where a bound on the log would cut items' histories. It is a work
+queue: a letter the replay tool took is gone.
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StreamConfig,
+)
 from nats.js.errors import BadRequestError
 
 from thumbnailify.kinds import KINDS, lanes
@@ -95,6 +108,10 @@ def changes_filter(stream: str) -> str:
 
 def dead_subject(stream: str, kind: str) -> str:
     return f"{stream}.dead.{kind}"
+
+
+def dead_stream(stream: str) -> str:
+    return f"{stream}_dead"
 
 
 def job_consumer(kind: str, lane: Priority = Priority.NORMAL) -> str:
@@ -172,15 +189,35 @@ def job_consumer_config(settings: Settings, kind: str, lane: Priority = Priority
     )
 
 
-async def declare(js: JetStreamContext, settings: Settings) -> None:
-    """The stream, the buckets and the job consumers; those that exist are left as they are."""
-    conf = settings.nats
-    stream = StreamConfig(name=conf.stream, subjects=[f"{conf.stream}.media.>", f"{conf.stream}.dead.>"],
-                          num_replicas=conf.replicas)
+def log_config(conf: NatsSettings) -> StreamConfig:
+    return StreamConfig(name=conf.stream, subjects=[f"{conf.stream}.media.>"], num_replicas=conf.replicas)
+
+
+def dead_letters_config(settings: Settings) -> StreamConfig:
+    """The dead letters' stream, with the worker's bounds (a stream's limits: 0 or -1 is none)."""
+    conf, worker = settings.nats, settings.worker
+    return StreamConfig(
+        name=dead_stream(conf.stream), subjects=[dead_subject(conf.stream, ">")], num_replicas=conf.replicas,
+        retention=RetentionPolicy.WORK_QUEUE, discard=DiscardPolicy.OLD,
+        max_msgs_per_subject=worker.dead_letter_max_length or -1, max_age=worker.dead_letter_max_age,
+    )
+
+
+async def _add_or_update(js: JetStreamContext, config: StreamConfig) -> None:
+    """Changed bounds are applied to a stream that exists (a stream's limits may change)."""
     try:
-        await js.add_stream(stream)
+        await js.add_stream(config)
     except BadRequestError:
-        await js.update_stream(stream)
+        await js.update_stream(config)
+
+
+async def declare(js: JetStreamContext, settings: Settings) -> None:
+    """The streams, the buckets and the job consumers; those that exist are left as they are. The log
+    comes first: a log declared when it also held the dead letters gives their subjects up to
+    `<stream>_dead` (letters it holds from then stay in it, unread: replay them before upgrading)."""
+    conf = settings.nats
+    await _add_or_update(js, log_config(conf))
+    await _add_or_update(js, dead_letters_config(settings))
     for role in BUCKETS:
         await js.create_key_value(KeyValueConfig(bucket=bucket(conf, role), history=1, replicas=conf.replicas))
     for kind in KINDS:

@@ -8,7 +8,7 @@ thread tells JetStream it is in progress every third of `nats.ack_wait`, so a lo
 out again but a killed worker's is, one ack wait later. A photo or video job delivered
 `worker.max_attempts` times without an ack is given up by JetStream, which says so in an advisory:
 `settle_abandoned` records those as Error 422 (the recovery pass re-queues any it missed). Dead
-letters go to `<stream>.dead.<kind>`.
+letters go to `<stream>.dead.<kind>`, in the bounded stream `<stream>_dead` (layout.py).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from thumbnailify.backends.headers import job_headers, read_headers
 from thumbnailify.backends.nats.layout import (
     PROGRESS_FRACTION,
     dead_consumer,
+    dead_stream,
     dead_subject,
     job_consumer,
     job_consumer_config,
@@ -306,15 +307,17 @@ class NatsConsumer:
 
 
 class NatsDeadLetters:
-    """`<stream>.dead.<kind>` through a durable consumer, as many letters as were waiting when opened."""
+    """`<stream>.dead.<kind>` through a durable consumer, as many letters as were waiting when opened
+    (an acked letter leaves the work-queue stream)."""
 
     def __init__(self, settings: Settings, kind: str) -> None:
         self.stream = settings.nats.stream
         self.kind = kind
         self.nats = Connected(settings, "nats-dead-letters")
+        dead = dead_stream(self.stream)
         self.subscription = self.nats.call(lambda: self.nats.js.pull_subscribe(
-            dead_subject(self.stream, kind), durable=dead_consumer(kind), stream=self.stream))
-        info = self.nats.call(lambda: self.nats.js.consumer_info(self.stream, dead_consumer(kind)))
+            dead_subject(self.stream, kind), durable=dead_consumer(kind), stream=dead))
+        info = self.nats.call(lambda: self.nats.js.consumer_info(dead, dead_consumer(kind)))
         self.remaining = info.num_pending or 0
 
     def take(self) -> DeadLetter | None:
