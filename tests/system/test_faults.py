@@ -7,6 +7,7 @@ are printed (run with -s to see them) for the closing note.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
@@ -14,6 +15,7 @@ import signal
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -51,14 +53,17 @@ def big_jpeg(photos: dict[str, bytes]) -> bytes:
 @pytest.mark.parametrize("mode", MODES)
 def test_kill_9_worker_mid_stream_loses_nothing(mode: str, tmp_path: Path, big_jpeg: bytes) -> None:
     with Service(mode, tmp_path, workers=2, video_workers=1, webhook_workers=1) as service:
-        # 40 camera-sized photos: about ten seconds of work for two workers, so both kills land mid-stream.
-        ids = [service.upload(distinct_jpeg(big_jpeg, i), "image/jpeg") for i in range(40)]
-        kills = 0
-        for _ in range(2):
-            time.sleep(0.4)
-            victim = service.worker_pids()[0]
-            os.kill(victim, signal.SIGKILL)
-            kills += 1
+        # 40 camera-sized photos sent four at a time, faster than two workers make them (a job is
+        # 25-80 ms), and each kill aimed at a worker seen busy on one: a worker killed idle, as
+        # happened once the jobs got quick, would prove nothing.
+        with ThreadPoolExecutor(4) as senders:
+            sent = senders.map(lambda i: service.upload(distinct_jpeg(big_jpeg, i), "image/jpeg"), range(40))
+            kills = 0
+            for _ in range(2):
+                victim = busy_worker(service)
+                os.kill(victim, signal.SIGKILL)
+                kills += 1
+            ids = list(sent)
         states = Counter(service.wait(media_id, timeout=120)["state"] for media_id in ids)
         listed = service.get("/images", params={"limit": 1000}).json()["items"]
         listed_ids = [item["media_id"] for item in listed]
@@ -68,6 +73,18 @@ def test_kill_9_worker_mid_stream_loses_nothing(mode: str, tmp_path: Path, big_j
         assert sorted(listed_ids) == sorted(ids)
         assert all(len(service.files_of(media_id)) == 1 for media_id in ids)
         assert "exited with -9" in service.logs()
+        assert "redelivered=True" in service.logs()  # a kill cut a job short: it was done again
+
+
+def busy_worker(service: Service, timeout: float = 30) -> int:
+    """A photo worker seen spending most of a 30 ms window on the CPU, that is, on a job."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in service.worker_pids():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if psutil.Process(pid).cpu_percent(interval=0.03) > 50:
+                    return pid
+    raise AssertionError(f"no photo worker was busy within {timeout} s")
 
 
 @pytest.mark.parametrize("mode", MODES)
