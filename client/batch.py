@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from thumbnailify.client import media, resumable
+from thumbnailify.client.interrupts import threads_leave_interrupts_to_main
 from thumbnailify.client.session import ApiError, Client
 
 
@@ -156,6 +157,8 @@ class Batch:
         """Each file's result, in the order given; `jobs` files are on their way at once."""
         pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="upload")
         try:
-            return list(pool.map(self.one, sources))
+            with threads_leave_interrupts_to_main():
+                results = pool.map(self.one, sources)  # submits every file: the threads start here
+            return list(results)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # all done, or interrupted: nothing more starts

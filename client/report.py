@@ -15,6 +15,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from thumbnailify.client.batch import Result, Source
+from thumbnailify.client.interrupts import threads_leave_interrupts_to_main
 from thumbnailify.client.session import JsonObject
 from thumbnailify.units import size_text
 
@@ -85,7 +86,8 @@ class LiveReport:
     def __enter__(self) -> LiveReport:
         with self._lock:
             self.progress.start()
-        self._ticker.start()
+        with threads_leave_interrupts_to_main():
+            self._ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
