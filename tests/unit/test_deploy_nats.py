@@ -1,6 +1,7 @@
 """The NATS family's KEDA ScaledObjects name what the workers declare: each media kind's durable
-job consumers, one per priority lane (thumbnailify/backends/nats/layout.py), of the stream the config patch chooses. (The
-manifests' shape is deploy/validate.sh's to check, offline; this ties them to the code.)"""
+job consumers, one per priority lane (thumbnailify/backends/nats/layout.py), of the stream the
+config patch chooses. (The manifests' shape is deploy/validate.sh's to check, offline; this ties
+them to the code.)"""
 
 from __future__ import annotations
 
