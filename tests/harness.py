@@ -56,6 +56,10 @@ AMQP_URL = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/%2F"
 MODES = ("embedded", "distributed")
 S3_MODE = "s3"  # distributed, with media in a bucket (a SeaweedFS the suite starts) instead of a volume
 NATS_MODE = "nats"  # state, queue and history in one NATS JetStream log; media on a volume
+ALL_MODES = (*MODES, NATS_MODE)  # the families the shared API and fault suites run in
+# On NATS the job of a worker killed mid-job returns one nats.ack_wait later (docs/operations.md,
+# "Crashes"): 3 s for a test's service instead of the default 30.
+KILLED_JOB_RETURNS = {NATS_MODE: {"THUMBNAILIFY_NATS_ACK_WAIT": "3"}}
 NATS_PORT = 4222
 NATS_URL = f"nats://127.0.0.1:{NATS_PORT}"
 TERMINAL = ("Completed", "Error")
