@@ -36,9 +36,10 @@ import requests
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from thumbnailify.backends.nats.layout import BUCKETS, dead_stream
+from thumbnailify.backends.nats.layout import BUCKETS, dead_stream, index_key, job_consumer
 from thumbnailify.backends.s3.bucket import open_bucket
-from thumbnailify.kinds import KINDS, dead_letter_queue, lane_queue, lanes, queue_name
+from thumbnailify.kinds import KINDS, MEDIA_KINDS, dead_letter_queue, lane_queue, lanes, queue_name
+from thumbnailify.record import DEFAULT_OWNER
 from thumbnailify.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,10 @@ AMQP_URL = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/%2F"
 MODES = ("embedded", "distributed")
 S3_MODE = "s3"  # distributed, with media in a bucket (a SeaweedFS the suite starts) instead of a volume
 NATS_MODE = "nats"  # state, queue and history in one NATS JetStream log; media on a volume
+ALL_MODES = (*MODES, NATS_MODE)  # the families the shared API and fault suites run in
+# On NATS the job of a worker killed mid-job returns one nats.ack_wait later (docs/operations.md,
+# "Crashes"): 3 s for a test's service instead of the default 30.
+KILLED_JOB_RETURNS = {NATS_MODE: {"THUMBNAILIFY_NATS_ACK_WAIT": "3"}}
 NATS_PORT = 4222
 NATS_URL = f"nats://127.0.0.1:{NATS_PORT}"
 TERMINAL = ("Completed", "Error")
@@ -263,6 +268,41 @@ async def nats_history(js: JetStreamContext, stream: str, media_id: str) -> list
             found.append((event, json.loads(message.data) if message.data.startswith(b"{") else {}))
     finally:
         await subscription.unsubscribe()
+
+
+async def nats_write_records(js: JetStreamContext, stream: str,
+                             records: dict[str, tuple[dict[str, str], float]]) -> None:
+    """Write records straight into the buckets, as the server would have: each with its score and
+    one index entry for its state (entries it had before removed). {media id: (record, score)}."""
+    index, kept = await js.key_value(f"{stream}_index"), await js.key_value(f"{stream}_records")
+    listed = await js.stream_info(f"KV_{stream}_index", subjects_filter=f"$KV.{stream}_index.>")
+    former = [subject.split(".", 2)[2] for subject in listed.state.subjects or {}]
+
+    async def write(media_id: str, record: dict[str, str], score: float) -> None:
+        for key in former:
+            if key.endswith(f".{media_id}"):
+                await index.purge(key)
+        await index.put(index_key(record["state"], record.get("owner") or DEFAULT_OWNER, score, media_id), b"")
+        await kept.put(media_id, json.dumps(record | {"score": repr(score)}).encode())
+
+    items = list(records.items())
+    for start in range(0, len(items), 100):  # a hundred at once: quick, and no flood of a shared NATS
+        await asyncio.gather(*(write(media_id, *entry) for media_id, entry in items[start:start + 100]))
+
+
+async def nats_jobs_waiting(js: JetStreamContext, stream: str) -> int:
+    """Photo and video jobs in the log no worker has taken yet, every lane."""
+    infos = [await js.consumer_info(stream, job_consumer(kind, lane)) for kind in MEDIA_KINDS for lane in lanes(kind)]
+    return sum(info.num_pending or 0 for info in infos)
+
+
+async def nats_lose_jobs(js: JetStreamContext, stream: str) -> None:
+    """Remove every job message from the log, as if lost between the store and the queue."""
+    await js.purge_stream(stream, subject=f"{stream}.media.*.queued.>")
+
+
+async def nats_dead_letters(js: JetStreamContext, stream: str) -> int:
+    return (await js.stream_info(dead_stream(stream))).state.messages
 
 
 async def remove_nats_stream(js: JetStreamContext, stream: str) -> None:

@@ -266,3 +266,20 @@ async def test_usage_is_counted_by_compare_and_set_and_freed_once(settings: Sett
         assert await records.usage("a.b") == Usage(1, 10)
     finally:
         await records.close()
+
+
+async def test_a_burst_of_one_clients_uploads_counts_its_usage_without_retrying(settings: Settings) -> None:
+    """A hundred creates of one client at once: each reads and writes the client's usage once (they
+    take turns) instead of each losing to the others and retrying, requests quadratic in the burst."""
+    records = Records(settings)
+    await records.open()
+    try:
+        assert records.client is not None
+        sent = records.client.stats["out_msgs"]
+        record = state.accepted("image/jpeg", state.now(), "ab" * 32, size=10, owner="burst")
+        await asyncio.gather(*(records.create(str(uuid.uuid4()), record, time.time()) for _ in range(100)))
+        assert await records.usage("burst") == Usage(100, 1000)
+        per_create = (records.client.stats["out_msgs"] - sent) / 100
+        assert per_create <= 6, per_create  # usage read and written, index entry, record, its event
+    finally:
+        await records.close()

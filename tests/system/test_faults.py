@@ -24,7 +24,8 @@ import redis
 from PIL import Image
 
 from tests.harness import (
-    MODES,
+    ALL_MODES,
+    KILLED_JOB_RETURNS,
     Service,
     distinct_jpeg,
     publish_raw,
@@ -50,9 +51,10 @@ def big_jpeg(photos: dict[str, bytes]) -> bytes:
     return camera_jpeg(1, photos["coffee.jpg"])
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_kill_9_worker_mid_stream_loses_nothing(mode: str, tmp_path: Path, big_jpeg: bytes) -> None:
-    with Service(mode, tmp_path, workers=2, video_workers=1, webhook_workers=1) as service:
+    with Service(mode, tmp_path, workers=2, video_workers=1, webhook_workers=1,
+                 **KILLED_JOB_RETURNS.get(mode, {})) as service:
         # 40 camera-sized photos sent four at a time, faster than two workers make them (a job is
         # 25-80 ms), and each kill aimed at a worker seen busy on one: a worker killed idle, as
         # happened once the jobs got quick, would prove nothing.
@@ -87,7 +89,7 @@ def busy_worker(service: Service, timeout: float = 30) -> int:
     raise AssertionError(f"no photo worker was busy within {timeout} s")
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_delete_racing_workers_resurrects_nothing(mode: str, tmp_path: Path, photos: dict[str, bytes]) -> None:
     rng = random.Random(7)
     with Service(mode, tmp_path, workers=2, video_workers=1, webhook_workers=1) as service:

@@ -25,7 +25,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from tests.harness import MODES, PrivateRedis, Service, wait_until
+from tests.harness import ALL_MODES, PrivateRedis, Service, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -93,7 +93,7 @@ async def burst(url: str, clients: int, png: bytes, media_id: str) -> Counter:
     return statuses
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_a_burst_of_1000_concurrent_clients_gets_no_5xx(mode: str, tmp_path: Path) -> None:
     with Service(mode, tmp_path, workers=0) as service:
         png = small_png()
@@ -242,7 +242,7 @@ def test_control_characters_cannot_forge_log_lines(keyed: Service) -> None:
 
 
 # -- 6, 7, 9. nothing orphaned, nothing leaked --------------------------------------------------
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_delete_during_a_files_fault_is_finished_by_its_retry(mode: str, tmp_path: Path) -> None:
     with Service(mode, tmp_path, workers=2, video_workers=1, webhook_workers=1) as service:
         media_id = service.upload(small_png(), "image/png")

@@ -14,12 +14,19 @@ from pathlib import Path
 import pika
 import pytest
 import redis
+from nats.js import JetStreamContext
 
 from tests.harness import (
+    ALL_MODES,
     AMQP_PORT,
     AMQP_URL,
-    MODES,
+    NATS_MODE,
     Service,
+    nats_jobs_waiting,
+    nats_lose_jobs,
+    nats_value,
+    nats_write_records,
+    on_nats,
     queue_depth,
     report,
     wait_until,
@@ -29,7 +36,7 @@ from tests.proxy import TcpProxy
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_recovery_pass_requeues_lost_jobs(mode: str, tmp_path: Path, photos: dict[str, bytes]) -> None:
     """A Processing record with its upload but no message (lost before the fix) is re-queued at start."""
     service = Service(mode, tmp_path, workers=0)
@@ -38,6 +45,7 @@ def test_recovery_pass_requeues_lost_jobs(mode: str, tmp_path: Path, photos: dic
         media_id = service.upload(photos["coffee.jpg"], "image/jpeg")
         service.stop()
         lose_messages(service)
+        assert queued_jobs(service) == 0
         backdate(service, media_id)
         service.workers = 1
         service.start()
@@ -68,6 +76,9 @@ def plant_stale_jobs(service: Service, count: int) -> list[str]:
                 pipe.zadd(f"{prefix}index:Processing", {media_id: score})
             pipe.execute()
         client.close()
+    elif service.mode == NATS_MODE:
+        planted = {media_id: (record, float(score)) for score, media_id in enumerate(ids)}
+        on_nats(service.env, lambda js, stream: nats_write_records(js, stream, planted))
     else:
         with closing(sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"])) as conn, conn:
             conn.executemany("INSERT INTO media (media_id, score, state, record) VALUES (?, ?, 'Processing', ?)",
@@ -78,11 +89,13 @@ def plant_stale_jobs(service: Service, count: int) -> list[str]:
 def queued_jobs(service: Service) -> int:
     if service.mode == "distributed":
         return queue_depth(service.queue)
+    if service.mode == NATS_MODE:
+        return on_nats(service.env, nats_jobs_waiting)
     with closing(sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"])) as conn:
         return conn.execute("SELECT COUNT(*) FROM jobs WHERE dead = 0").fetchone()[0]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_recovery_runs_beside_serving_and_once_across_processes(mode: str, tmp_path: Path) -> None:
     """2,000 lost jobs: the server serves at once, and of two processes one re-queues each job once."""
     # A shared Redis and RabbitMQ slowed by the other tests must not cut the pass short (outages
@@ -144,6 +157,9 @@ def lose_messages(service: Service) -> None:
         connection.channel().queue_purge(service.queue)
         connection.close()
         return
+    if service.mode == NATS_MODE:
+        on_nats(service.env, nats_lose_jobs)
+        return
     with closing(sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"])) as conn, conn:
         conn.execute("DELETE FROM jobs")
 
@@ -156,6 +172,15 @@ def backdate(service: Service, media_id: str) -> None:
         client.hset(f"{service.env['THUMBNAILIFY_REDIS_PREFIX']}media:{media_id}", "updated_at", old)
         client.close()
         return
+    if service.mode == NATS_MODE:
+        on_nats(service.env, lambda js, stream: backdate_on_nats(js, stream, media_id, old))
+        return
     with closing(sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"])) as conn, conn:
         conn.execute("UPDATE media SET record = json_set(record, '$.updated_at', ?) WHERE media_id = ?",
                      (old, media_id))
+
+
+async def backdate_on_nats(js: JetStreamContext, stream: str, media_id: str, old: str) -> None:
+    record = await nats_value(js, f"{stream}_records", media_id)
+    assert record is not None
+    await nats_write_records(js, stream, {media_id: (record | {"updated_at": old}, float(record["score"]))})

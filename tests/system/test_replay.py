@@ -12,7 +12,17 @@ from pathlib import Path
 import pika
 import pytest
 
-from tests.harness import AMQP_URL, MODES, ROOT, Service, queue_depth, wait_until
+from tests.harness import (
+    ALL_MODES,
+    AMQP_URL,
+    NATS_MODE,
+    ROOT,
+    Service,
+    nats_dead_letters,
+    on_nats,
+    queue_depth,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 
@@ -22,6 +32,8 @@ OUTAGE = {"THUMBNAILIFY_WORKER_MAX_RETRIES": "2", "THUMBNAILIFY_WORKER_RETRY_BAS
 def dead_letters(service: Service) -> int:
     if service.mode == "distributed":
         return queue_depth(f"{service.queue}.dead")
+    if service.mode == NATS_MODE:
+        return on_nats(service.env, nats_dead_letters)
     with closing(sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"])) as conn:
         return conn.execute("SELECT COUNT(*) FROM jobs WHERE dead = 1").fetchone()[0]
 
@@ -48,7 +60,7 @@ def dead_letter_during_outage(service: Service, uploads: list[bytes]) -> list[st
     return ids
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_dead_letters_are_bounded_and_complete_after_replay(mode: str, tmp_path: Path,
                                                             photos: dict[str, bytes]) -> None:
     service = Service(mode, tmp_path, THUMBNAILIFY_WORKER_DEAD_LETTER_MAX_LENGTH="2", **OUTAGE,

@@ -1,4 +1,4 @@
-"""The retention sweep on the real services, both modes: planted junk with old and new times goes
+"""The retention sweep on the real services, every family: planted junk with old and new times goes
 or stays exactly as the rules say, and nothing live loses a file. (CONTRACT second part, "Retention".)
 """
 
@@ -18,7 +18,7 @@ import pytest
 import redis
 from PIL import Image
 
-from tests.harness import MODES, Service, wait_until
+from tests.harness import ALL_MODES, NATS_MODE, Service, nats_write_records, on_nats, wait_until
 from thumbnailify import state
 
 pytestmark = pytest.mark.timeout(180)
@@ -51,6 +51,9 @@ def plant(path: Path, seconds: float, data: bytes = b"junk") -> Path:
 
 def set_record(service: Service, media_id: str, record: dict[str, str], score: float) -> None:
     """Write a record straight into the store, as the server would have."""
+    if service.mode == NATS_MODE:
+        on_nats(service.env, lambda js, stream: nats_write_records(js, stream, {media_id: (record, score)}))
+        return
     if service.mode != "embedded":
         prefix = service.env["THUMBNAILIFY_REDIS_PREFIX"]
         client = redis.Redis.from_url(service.redis_url)
@@ -77,7 +80,7 @@ def swept(service: Service, since: int) -> bool:
     return "sweep: removed" in service.logs()[since:]
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=ALL_MODES)
 def sweeping(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
     with Service(request.param, tmp_path, workers=1, THUMBNAILIFY_RETENTION_SWEEP_SECONDS="1") as service:
         yield service
@@ -119,7 +122,7 @@ def test_the_sweep_removes_what_nobody_names_and_nothing_live(sweeping: Service)
         assert f'thumbnailify_swept_total{{what="{what}"}}' in metrics
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_media_past_media_days_are_removed_like_a_delete(mode: str, tmp_path: Path) -> None:
     with Service(mode, tmp_path, workers=1, THUMBNAILIFY_RETENTION_SWEEP_SECONDS="1",
                  THUMBNAILIFY_RETENTION_MEDIA_DAYS="1") as service:
@@ -133,7 +136,7 @@ def test_media_past_media_days_are_removed_like_a_delete(mode: str, tmp_path: Pa
         assert "sweep: removed 1 media past retention" in service.logs()
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_uploads_are_kept_raw_hours_then_swept(mode: str, tmp_path: Path) -> None:
     with Service(mode, tmp_path, workers=1, THUMBNAILIFY_RETENTION_SWEEP_SECONDS="1",
                  THUMBNAILIFY_RETENTION_RAW_HOURS="1") as service:

@@ -20,6 +20,7 @@ import requests
 
 from tests.corpus import TINY_PNG, slow_png
 from tests.harness import (
+    KILLED_JOB_RETURNS,
     NATS_MODE,
     ROOT,
     Service,
@@ -91,11 +92,6 @@ def test_sigterm_lets_the_server_finish_requests_in_flight(tmp_path: Path, photo
         wait_until(lambda: f"server (pid {server.pid}) exited with 0" in service.logs(), 10, "a clean exit")
         service.wait_ready(30, (0, 0))  # the supervisor restarted the server
         assert service.wait(media_id)["state"] == "Completed"
-
-
-# On NATS the job of a worker killed mid-job returns one nats.ack_wait later (docs/operations.md,
-# "Crashes"): 3 s here instead of the default 30.
-KILLED_JOB_RETURNS = {NATS_MODE: {"THUMBNAILIFY_NATS_ACK_WAIT": "3"}}
 
 
 @pytest.mark.parametrize("mode", ["distributed", NATS_MODE])

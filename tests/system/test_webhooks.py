@@ -22,7 +22,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from tests.harness import MODES, Service, wait_until
+from tests.harness import ALL_MODES, KILLED_JOB_RETURNS, Service, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -117,7 +117,7 @@ def callback_of(service: Service, media_id: str) -> dict:
     return service.get(f"/images/{media_id}").json()["callback"]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_a_webhook_is_retried_with_one_event_id_until_delivered(mode: str, tmp_path: Path,
                                                                   receiver: Receiver) -> None:
     receiver.failures = 2
@@ -141,7 +141,7 @@ def test_a_webhook_is_retried_with_one_event_id_until_delivered(mode: str, tmp_p
         assert status["state"] == "Completed"  # the webhook's failures never touched the media
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_a_non_ascii_callback_path_is_sent_percent_encoded(mode: str, tmp_path: Path, receiver: Receiver) -> None:
     with hooked_service(mode, tmp_path, receiver) as service:
         media_id = upload_with_callback(service, png((30, 60, 90)), f"http://127.0.0.1:{receiver.port}/hook/\u00e9?x=\u00fc")
@@ -185,7 +185,7 @@ def test_a_slow_receiver_times_out_and_is_retried(tmp_path: Path, receiver: Rece
         assert "error=no answer within 1s" in service.logs()
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_a_slow_receiver_does_not_hold_up_another_hosts_webhook(mode: str, tmp_path: Path) -> None:
     slow, healthy = Receiver(delay=6.0), Receiver()  # slow answers past webhooks.timeout (3 s), always
     overrides = {"THUMBNAILIFY_WEBHOOKS_ALLOWED_HOSTS": f"127.0.0.1:{slow.port},127.0.0.1:{healthy.port}",
@@ -221,11 +221,11 @@ def test_sigterm_lets_the_attempts_under_way_finish_and_settles_them(tmp_path: P
                                                   "last_status": 200}
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_killing_the_delivering_worker_mid_retry_still_delivers(mode: str, tmp_path: Path,
                                                                 receiver: Receiver) -> None:
     receiver.failures = 2
-    overrides = {"THUMBNAILIFY_WEBHOOKS_RETRY_BASE_DELAY": "1.5"}
+    overrides = {"THUMBNAILIFY_WEBHOOKS_RETRY_BASE_DELAY": "1.5"} | KILLED_JOB_RETURNS.get(mode, {})
     with hooked_service(mode, tmp_path, receiver, **overrides) as service:
         media_id = upload_with_callback(service, png((120, 120, 0)), receiver.url)
         wait_until(lambda: len(receiver.seen) >= 1, 30, "the first attempt")

@@ -98,12 +98,14 @@ class Clients:
 
     async def take_token(self, name: str, rate: float, burst: float) -> Grant:
         key = f"bucket.{owner_token(name)}"
-        while True:
-            now = time.time()
-            found = await self.records.read("clients", key)
-            held, revision = found if found else ({}, 0)
-            tokens, at = (refill(float(held["tokens"]), float(held["at"]), now, rate, burst)
-                          if "tokens" in held and "at" in held else (burst, now))
-            grant = take(tokens, rate)
-            if await self.records.swap("clients", key, {"tokens": repr(grant.remaining), "at": repr(at)}, revision):
-                return grant
+        async with self.records.one_writer(key):  # a burst of one client's requests takes turns
+            while True:
+                now = time.time()
+                found = await self.records.read("clients", key)
+                held, revision = found if found else ({}, 0)
+                tokens, at = (refill(float(held["tokens"]), float(held["at"]), now, rate, burst)
+                              if "tokens" in held and "at" in held else (burst, now))
+                grant = take(tokens, rate)
+                if await self.records.swap("clients", key, {"tokens": repr(grant.remaining), "at": repr(at)},
+                                           revision):
+                    return grant

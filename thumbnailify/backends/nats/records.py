@@ -15,7 +15,9 @@ O(items in that state) key names plus one read per item shown. An entry names th
 (`<state>.<owner>.<micros>.<id>`), so one client's list reads only its own entries.
 
 A client's usage (`<stream>_clients`, `usage.<owner>`) is counted by compare-and-set before the
-record is written, the quota checked in the same step: two uploads at once cannot both pass it. An
+record is written, the quota checked in the same step: two uploads at once cannot both pass it.
+Within one process the writers of such a key take turns (`one_writer`): a burst of one client's
+uploads all trying at once would each lose to the others and retry, work quadratic in the burst. An
 outage between the count and the record takes the count back (if NATS answers by then). A delete
 takes it back once, on the revision it read (a second delete of the same item finds nothing).
 
@@ -60,6 +62,7 @@ from thumbnailify.upload_bounds import Full, UploadBounds
 Page = list[tuple[str, float, MediaRecord]]
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for an expected last revision that is not
 Found = tuple[dict[str, str], int]  # a value and its revision
+WRITER_TURNS = 64  # locks a process's writers of a busy key take turns on (each key hashes to one)
 
 
 def decode(value: bytes | None) -> dict[str, str]:
@@ -82,6 +85,7 @@ class Records:
         self.kv: dict[str, KeyValue] = {}
         self._opening = asyncio.Lock()
         self._failed_at = -float("inf")
+        self._turns = [asyncio.Lock() for _ in range(WRITER_TURNS)]
 
     async def ensure_open(self) -> None:
         """Connect and declare, once; again after a failed try (a NATS down at start-up), though not
@@ -124,6 +128,12 @@ class Records:
                 await asyncio.wait_for(self.client.close(), self.conf.timeout)
 
     # -- keys and their revisions ------------------------------------------------------------
+    def one_writer(self, key: str) -> asyncio.Lock:
+        """Held around a compare-and-set loop on a key many requests change at once (a client's
+        usage or rate bucket): this process's writers queue instead of all retrying against each
+        other; between processes the compare-and-set still decides."""
+        return self._turns[hash(key) % WRITER_TURNS]
+
     async def read(self, role: str, key: str) -> Found | None:
         try:
             entry = await self.kv[role].get(key)
@@ -193,17 +203,18 @@ class Records:
     async def count_usage(self, owner: str, items: int, size: int, quota: Quota | None) -> None:
         """Add to a client's usage, unless `quota` would be passed (QuotaExceeded, nothing changed)."""
         key = f"usage.{owner_token(owner)}"
-        while True:
-            found = await self.read("clients", key)
-            held, revision = found if found else ({}, 0)
-            used = Usage(int(held.get("items") or 0), int(held.get("bytes") or 0))
-            if quota is not None and quota.items and used.items + items > quota.items:
-                raise QuotaExceeded("items", quota.items)
-            if quota is not None and quota.bytes and used.bytes + size > quota.bytes:
-                raise QuotaExceeded("bytes", quota.bytes)
-            counted = {"items": str(used.items + items), "bytes": str(used.bytes + size)}
-            if await self.swap("clients", key, counted, revision):
-                return
+        async with self.one_writer(key):
+            while True:
+                found = await self.read("clients", key)
+                held, revision = found if found else ({}, 0)
+                used = Usage(int(held.get("items") or 0), int(held.get("bytes") or 0))
+                if quota is not None and quota.items and used.items + items > quota.items:
+                    raise QuotaExceeded("items", quota.items)
+                if quota is not None and quota.bytes and used.bytes + size > quota.bytes:
+                    raise QuotaExceeded("bytes", quota.bytes)
+                counted = {"items": str(used.items + items), "bytes": str(used.bytes + size)}
+                if await self.swap("clients", key, counted, revision):
+                    return
 
     async def usage(self, owner: str) -> Usage:
         found = await self.read("clients", f"usage.{owner_token(owner)}")
