@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from tests.harness import (
@@ -110,6 +111,12 @@ def test_a_record_write_applied_after_its_timeout_keeps_nothing(tmp_path: Path, 
         url = f"redis://127.0.0.1:{proxy.port}/0"
         with Service("distributed", tmp_path, workers=0, THUMBNAILIFY_REDIS_URL=url,
                      THUMBNAILIFY_REDIS_TIMEOUT="1", video_workers=1, webhook_workers=1) as service:
+            # The first maintenance round takes and gives back its lease with scripts that answer :1
+            # too; under load one came after the stall was set and took it instead of the create.
+            lease = redis.Redis(port=REDIS_PORT)
+            wait_until(lambda: "recovery pass:" in service.logs()
+                       and not lease.exists(f"{service.env['THUMBNAILIFY_REDIS_PREFIX']}lock:maintenance"),
+                       30, "the first maintenance round over")
             proxy.stall(3, starting=b":1\r\n")  # the create script's reply, not a PONG or an event
             response = service.post(photos["coffee.jpg"], "image/jpeg")
             assert response.status_code == 503, response.text

@@ -100,7 +100,7 @@ def test_a_job_over_its_time_limit_ends_as_error_not_a_crash_loop(mode: str, tmp
     the job is redelivered and counted, and after max_attempts it is an Error 422, while the
     supervisor keeps a worker running and later jobs still complete. (On NATS the killed worker's
     job comes back when its ack wait runs out, and the last one is given up by JetStream.)"""
-    service = Service(mode, tmp_path, workers=1, THUMBNAILIFY_WORKER_JOB_TIMEOUT="0.1",
+    service = Service(mode, tmp_path, workers=1, THUMBNAILIFY_WORKER_JOB_TIMEOUT="0.3",  # see test_quorum.py
                       THUMBNAILIFY_WORKER_MAX_ATTEMPTS="2", video_workers=1, webhook_workers=1,
                       **KILLED_JOB_RETURNS.get(mode, {}))
     with service:
