@@ -96,7 +96,7 @@ async def persist(res: Resources, kept: list[Kept], callback_url: str | None, cl
     moment = state.now()
     records = [state.accepted(item.declared.name, moment, item.received.sha256, callback_url,
                               filename=item.filename, size=item.received.size, owner=client.name,
-                               lane=client.priority) for item in kept]
+                              lane=client.priority) for item in kept]
     created: list[str] = []
     bound = client_limits.quota(client)
     try:

@@ -24,6 +24,8 @@ from tests.harness import (
     wait_until,
 )
 from tests.proxy import TcpProxy
+from thumbnailify.backends.redis.layout import lock_key
+from thumbnailify.server.background.maintenance import LEASE
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
@@ -115,7 +117,7 @@ def test_a_record_write_applied_after_its_timeout_keeps_nothing(tmp_path: Path, 
             # too; under load one came after the stall was set and took it instead of the create.
             lease = redis.Redis(port=REDIS_PORT)
             wait_until(lambda: "recovery pass:" in service.logs()
-                       and not lease.exists(f"{service.env['THUMBNAILIFY_REDIS_PREFIX']}lock:maintenance"),
+                       and not lease.exists(lock_key(service.env["THUMBNAILIFY_REDIS_PREFIX"], LEASE)),
                        30, "the first maintenance round over")
             proxy.stall(3, starting=b":1\r\n")  # the create script's reply, not a PONG or an event
             response = service.post(photos["coffee.jpg"], "image/jpeg")
