@@ -1,18 +1,20 @@
-"""Fixtures: the real Redis and RabbitMQ must answer (a missing one fails the run, never skips it)."""
+"""Fixtures: the real Redis, RabbitMQ and NATS must answer (a missing one fails the run, never skips it)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats.errors
 import pika
 import pytest
 import redis
 
 import thumbnailify.worker  # noqa: F401 - first: it sets ImageMagick's variables before any test module loads Wand
 from scripts.seaweed import DEFAULT_PORTS, SeaweedFS
-from tests.harness import AMQP_URL, MODES, REDIS_URL, S3_MODE, Service, free_port
+from tests.harness import AMQP_URL, MODES, NATS_URL, REDIS_URL, S3_MODE, Service, free_port, remove_stale_test_streams
 
 PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
 
@@ -27,6 +29,10 @@ def real_services() -> None:
         pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close()
     except pika.exceptions.AMQPError as exc:
         pytest.fail(f"RabbitMQ is not answering at {AMQP_URL} (run `make services`): {exc!r}")
+    try:
+        asyncio.run(remove_stale_test_streams())
+    except (OSError, nats.errors.Error) as exc:
+        pytest.fail(f"NATS is not answering at {NATS_URL} (run `make services`): {exc!r}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
@@ -309,6 +310,47 @@ async def remove_nats_stream(js: JetStreamContext, stream: str) -> None:
     for name in (stream, dead_stream(stream), *(f"KV_{stream}_{role}" for role in BUCKETS)):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(name)
+
+
+
+STALE_AFTER = 3600.0  # seconds: no test lasts an hour, so a test stream this old was left by a killed run
+
+
+async def remove_stale_test_streams(url: str = NATS_URL) -> int:
+    """Remove the streams and buckets of tests whose run was killed before its cleanup (they hold the
+    NATS server's files open: enough of them and it refuses to create streams). Another run's
+    live streams are younger than STALE_AFTER and stay. Returns how many went."""
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        now, removed, offset = time.time(), 0, 0
+        while True:
+            reply = json.loads((await client.request("$JS.API.STREAM.LIST", json.dumps({"offset": offset}).encode(),
+                                                     timeout=10)).data)
+            streams = reply.get("streams") or []
+            for info in streams:
+                name = info["config"]["name"]
+                created = datetime.fromisoformat(info["created"][:26].rstrip("Z") + "+00:00").timestamp()
+                if name.startswith(("test-", "KV_test-")) and now - created > STALE_AFTER:
+                    with contextlib.suppress(NotFoundError):
+                        await js.delete_stream(name)
+                        removed += 1
+            offset += len(streams)
+            if not streams or offset >= reply.get("total", 0):
+                return removed
+    finally:
+        await client.close()
+
+
+
+def nats_server_complaints(log: Path = Path("/var/log/nats-server.log"), lines: int = 5) -> str:
+    """The NATS server's last warnings and errors, when its log is readable: why it refused a request
+    (its replies to the client say only "error creating store for stream")."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError as exc:
+        return f"(the NATS server's log is not readable: {exc})"
+    return "\n".join([line for line in text.splitlines() if "[WRN]" in line or "[ERR]" in line][-lines:])
 
 
 class Service(Stored):

@@ -33,7 +33,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
 
-from tests.harness import NATS_MODE, S3_MODE, Stored, service_env
+from tests.harness import NATS_MODE, S3_MODE, Stored, nats_server_complaints, service_env
 from thumbnailify.kinds import media_kind
 from thumbnailify.record import State
 from thumbnailify.server.app import create_app
@@ -293,7 +293,7 @@ async def make_api(aiohttp_client: Callable[..., Awaitable[TestClient]], tmp_pat
         api = Api(client, settings, worker, workdir, mode=api_mode, env=env)
         apis.append(api)
         ready = await client.get("/ready")
-        assert ready.status == 200, await ready.text()
+        assert ready.status == 200, f"{await ready.text()}\n{nats_server_complaints()}"
         return api
 
     yield make

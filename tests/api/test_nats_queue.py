@@ -17,7 +17,7 @@ import pytest
 from tests.api.conftest import ApiFactory
 from tests.harness import NATS_MODE, on_nats, remove_nats_stream, service_env
 from thumbnailify import state
-from thumbnailify.backends.nats.records import Records
+from thumbnailify.backends.nats.records import Found, Records
 from thumbnailify.backends.nats.sync import NatsConsumer, NatsDeadLetters
 from thumbnailify.clients import Quota, QuotaExceeded, Usage
 from thumbnailify.record import State
@@ -237,6 +237,35 @@ async def test_a_delete_wins_over_a_worker_write_prepared_before_it(settings: Se
         assert not await records.transition(media_id, State.PROCESSING, completed)
         assert await records.get(media_id) is None
         assert await records.page(10, None, None) == []
+    finally:
+        await records.close()
+
+
+async def test_a_delete_between_a_workers_read_and_write_leaves_none_of_its_entries(settings: Settings) -> None:
+    """A worker writes the new state's index entry and perceptual hash before the record (a lister
+    never misses it); a DELETE that lands between its read and its write purged before they were
+    there, so the worker, its write refused, takes them back: nothing of the item is listed or swept."""
+    class DeletedMeanwhile(Records):
+        armed = False
+
+        async def read(self, role: str, key: str) -> Found | None:
+            found = await super().read(role, key)
+            if self.armed and role == "records":
+                self.armed = False
+                assert await self.delete(key)
+            return found
+
+    records = DeletedMeanwhile(settings)
+    await records.open()
+    try:
+        media_id = str(uuid.uuid4())
+        await records.create(media_id, state.accepted("image/jpeg", state.now(), "ab" * 32), time.time())
+        completed = state.completed({"default": "image/jpeg"}, {"default": (10, 10)}, state.now(), phash="0f" * 8)
+        records.armed = True
+        assert not await records.transition(media_id, State.PROCESSING, completed)
+        assert await records.keys("index", f"*.*.*.{media_id}") == []
+        assert await records.keys("phashes", f"{media_id}.*") == []
+        assert await records.created_before(time.time() + 1, 10) == []
     finally:
         await records.close()
 

@@ -229,29 +229,43 @@ class Records:
         return MediaRecord.from_stored(found[0]) if found else None
 
     async def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool:
+        """The new state's index entries are written before the record, so a lister never misses it;
+        a delete that wins meanwhile purges before they land, so they are taken back here."""
+        placed: list[tuple[str, str]] = []  # (bucket role, key) written for the new state
         while True:
             found = await self.read("records", media_id)
             if found is None or found[0].get("state") != expected_state:
-                return False  # deleted (a late worker cannot bring it back), or moved on
+                if found is None:  # deleted: a late worker leaves nothing of it behind
+                    for role, key in placed:
+                        await self.forget(role, key)
+                return False  # or moved on
             stored, revision = found
             score = float(stored.get("score") or 0)
             owner = stored.get("owner") or DEFAULT_OWNER
             new_state = fields.get("state", expected_state)
-            if new_state != expected_state:
-                await self.kv["index"].put(index_key(new_state, owner, score, media_id), b"")
             changed = stored | fields
+            if new_state != expected_state:
+                for role, key in self._entries(media_id, new_state, owner, score, changed.get("phash") or ""):
+                    if (role, key) not in placed:
+                        await self.kv[role].put(key, b"")
+                        placed.append((role, key))
             changed["history"] = append_history(stored, history_entry(fields, expected_state))
             if await self.swap("records", media_id, changed, revision):
                 break
             # Someone else wrote in between: read again and decide again.
         if new_state != expected_state:
             await self._purge_index(expected_state, owner, score, media_id)
-            # The change to Completed gives the record its perceptual hash (none leaves that state).
-            phash = changed.get("phash") or ""
-            if new_state == State.COMPLETED and len(phash) == PHASH_DIGITS:
-                await self.kv["phashes"].put(f"{media_id}.{phash}", b"")
         await self._publish(media_id, event_of(fields, expected_state), changed)
         return True
+
+    @staticmethod
+    def _entries(media_id: str, state: str, owner: str, score: float, phash: str) -> list[tuple[str, str]]:
+        """A record's entries in the other buckets once in `state`: its list index entry, and on
+        Completed its perceptual hash (none leaves that state)."""
+        entries = [("index", index_key(state, owner, score, media_id))]
+        if state == State.COMPLETED and len(phash) == PHASH_DIGITS:
+            entries.append(("phashes", f"{media_id}.{phash}"))
+        return entries
 
     async def _purge_index(self, state: str, owner: str, score: float, media_id: str) -> None:
         await self.forget("index", index_key(state, owner, score, media_id))
