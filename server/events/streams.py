@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import resource
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 15.0  # a comment line on idle streams, so proxies keep them open
 RETRY_AFTER_SECONDS = 10  # streams are long: a slot frees up more slowly than a backend recovers
+# An event stream's kernel send buffer. Events are small, so this is ample for a reader that keeps
+# up; left to the kernel's tuning (up to net.ipv4.tcp_wmem's 4 MB) one stalled reader would hold
+# megabytes, and take that many changes before its writes block and it is noticed.
+SEND_BUFFER_BYTES = 32 * 1024
 
 Body = Callable[[EventSourceResponse], Awaitable[None]]
 
@@ -72,11 +77,12 @@ async def _stream(request: web.Request, res: Resources, subscription: Subscripti
     # aiohttp_sse aborts the connection when one write exceeds send_timeout (and asks the kernel
     # to do the same for data left unacknowledged that long).
     async with sse_response(request, ping_interval=KEEPALIVE_SECONDS, send_timeout=conf.event_send_timeout) as stream:
+        _bound_send_buffer(request)
         try:
             async with asyncio.timeout(conf.event_stream_seconds) as lifetime:
                 await body(stream)
-        except ConnectionResetError:
-            pass  # a client closing its stream is how most streams end, not an error
+        except ConnectionError:
+            pass  # a client closing its stream is how most end (the kernel dropping a stalled one is counted below)
         except TimeoutError:
             send_timed_out = not lifetime.expired()  # then the connection is gone already
     if send_timed_out or subscription.fell_behind:
@@ -84,6 +90,13 @@ async def _stream(request: web.Request, res: Resources, subscription: Subscripti
         log.info("event stream ended: its reader fell behind", extra={"path": request.path})
     await _finish(request, stream, conf.event_send_timeout)
     return stream
+
+
+def _bound_send_buffer(request: web.Request) -> None:
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):  # a connection already gone
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
 
 
 async def _finish(request: web.Request, stream: EventSourceResponse, seconds: float) -> None:
@@ -94,7 +107,7 @@ async def _finish(request: web.Request, stream: EventSourceResponse, seconds: fl
     except TimeoutError:
         if request.transport is not None:
             request.transport.abort()
-    except ConnectionResetError:
+    except ConnectionError:
         pass
 
 
