@@ -17,6 +17,10 @@ NODE_STAMP := var/node/.installed
 # Most system tests wait on processes and services rather than on cores: four test processes, each
 # taking the next test as it frees up (a file per process left one long file as the tail).
 SUITE_ARGS := -n 4 --dist worksteal
+# The suite starts hundreds of Python processes: each must find its modules compiled, or it compiles
+# them all again (~1 s of CPU each where PYTHONDONTWRITEBYTECODE is set, as in some CI images). The
+# venv is compiled at install; this compiles the project's own sources, only those changed since.
+BYTECODE := $(PY) -m compileall -q -j 0 thumbnailify server worker client tests bench scripts stress > /dev/null
 
 .PHONY: run stack stack-nats s3 test node check lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
 
@@ -34,7 +38,7 @@ s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.fi
 
 test: system-test $(STAMP) $(NODE_STAMP) services  ## everything CI runs: the checks beside the suite, both must pass
 	@mkdir -p var; $(MAKE) --no-print-directory lint check-deploy > var/checks.log 2>&1 & checks=$$!; \
-	$(PY) -m pytest $(SUITE_ARGS); tests=$$?; \
+	$(BYTECODE); $(PY) -m pytest $(SUITE_ARGS); tests=$$?; \
 	wait $$checks; checked=$$?; echo "--- lint and check-deploy ($$( ((checked)) && echo FAILED || echo passed))"; \
 	cat var/checks.log; exit $$(( tests || checked ))
 
@@ -45,7 +49,7 @@ $(NODE_STAMP): Makefile
 	touch $(NODE_STAMP)
 
 check: lint services $(NODE_STAMP)  ## the inner loop: lint, the unit and the in-process API tests (embedded, and on the local Redis, RabbitMQ and a SeaweedFS the tests start)
-	$(PY) -m pytest -q -n 2 tests/unit tests/api
+	$(BYTECODE); $(PY) -m pytest -q -n 2 tests/unit tests/api
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -73,7 +77,7 @@ system-bench:
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q "$$(grep '^uv==' requirements-dev.txt)"  # uv installs the rest ~5x faster than pip
-	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements-dev.txt -e .  # -e: the thumbnailify command
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -r requirements-dev.txt -e .  # -e: the thumbnailify command
 	touch $(STAMP)
 
 bench: system-bench $(STAMP) services  ## BEFORE=<checkout of older code> adds it as the hardening bench's baseline
