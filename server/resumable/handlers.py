@@ -39,12 +39,11 @@ from thumbnailify.server.resumable.protocol import (
 from thumbnailify.server.resumable.receive import Lease, append
 from thumbnailify.server.resumable.record import Upload, find
 from thumbnailify.server.uploads import idempotency
-from thumbnailify.server.uploads.forms import not_accepted
+from thumbnailify.server.uploads.forms import MAX_FILENAME, not_accepted
 from thumbnailify.server.uploads.intake import too_large
 from thumbnailify.server.uploads.webhook_url import checked_callback
 from thumbnailify.upload_bounds import Full, UploadBounds
 
-MAX_FILENAME = 255
 FULL_RETRY_AFTER = "60"  # seconds: uploads in flight finish, or a client deletes some
 PATH = "/uploads/"
 R = TypeVar("R", bound=web.StreamResponse)

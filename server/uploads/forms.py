@@ -59,7 +59,7 @@ def _check_length(request: web.Request, limit: int) -> None:
         raise ApiError(413, f"the upload is too large: its body is over {size_text(limit)}")
 
 
-MAX_FILENAME = 255
+MAX_FILENAME = 255  # a file system's limit on a name, for a POST's parts and a tus upload's metadata alike
 
 
 def checked_filename(name: str | None) -> str | None:
