@@ -67,5 +67,7 @@ async def maintain(res: Resources) -> None:
             pause = min(pause, RETRY_SECONDS)
         except LeaseLost:
             log.warning("maintenance stopped: its lease was taken over (the store was slow to answer)")
+        except Exception:  # a defect in one round must not end every later sweep of this process
+            log.exception("maintenance round failed; the next one runs as usual")
         first = False
         await asyncio.sleep(pause)

@@ -48,3 +48,32 @@ async def test_a_task_that_swallows_a_cancellation_still_ends_at_stop() -> None:
     await asyncio.sleep(0)
     await asyncio.wait_for(cancel_until_done(task), 5)
     assert task.cancelled()
+
+
+class FailsOnce(SQLiteStore):
+    """The embedded store, whose first lease request fails the way no outage does (a defect)."""
+
+    requests = 0
+
+    async def acquire_lock(self, name: str, owner: str, seconds: float) -> bool:
+        self.requests += 1
+        if self.requests == 1:
+            raise ValueError("a surprise")
+        return await super().acquire_lock(name, owner, seconds)
+
+
+async def test_a_round_that_fails_unexpectedly_does_not_end_the_later_ones(tmp_path: Path) -> None:
+    settings = load_settings({"THUMBNAILIFY_SQLITE_PATH": str(tmp_path / "state.db"),
+                              "THUMBNAILIFY_RETENTION_SWEEP_SECONDS": "0.05"})
+    store = FailsOnce(settings)
+    await store.open()
+    task = asyncio.create_task(maintain(SimpleNamespace(store=store, settings=settings)))  # type: ignore[arg-type]
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if store.requests >= 3:
+                break
+        assert store.requests >= 3 and not task.done()
+    finally:
+        await cancel_until_done(task)
+        await store.close()
