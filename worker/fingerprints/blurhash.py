@@ -4,6 +4,7 @@ ignored there too. Each channel's basis sums are two small matrix products."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -29,11 +30,18 @@ def _quantised(value: float, maximum: float) -> int:
     return int(max(0, min(18, math.floor(scaled * 9 + 9.5))))
 
 
+@functools.cache  # one per sample side and component count: the samples' sides repeat
+def _basis(components: int, size: int) -> NDArray[np.float64]:
+    """components x size cosines (read-only: shared between calls)."""
+    basis: NDArray[np.float64] = np.cos(np.pi / size * np.outer(np.arange(components), np.arange(size)))
+    basis.flags.writeable = False
+    return basis
+
+
 def encode(rgba: NDArray[np.uint8]) -> str:
     h, w = rgba.shape[:2]
     linear = _LINEAR[rgba[..., :3]]  # h x w x 3
-    fx = np.cos(np.pi / w * np.outer(np.arange(X_COMPONENTS), np.arange(w)))
-    fy = np.cos(np.pi / h * np.outer(np.arange(Y_COMPONENTS), np.arange(h)))
+    fx, fy = _basis(X_COMPONENTS, w), _basis(Y_COMPONENTS, h)
     # factors[cy, cx, channel]; every term but the DC counts twice (the reference's normalisation)
     factors = np.stack([fy @ linear[..., c] @ fx.T for c in range(3)], axis=-1) / (w * h)
     factors[1:, :, :] *= 2

@@ -9,6 +9,8 @@ whole picture's layout and move little (tests/unit/test_fingerprints.py holds th
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -17,14 +19,17 @@ KEPT = 8  # the lowest KEPT x KEPT frequencies make the hash
 _DCT = np.cos(np.pi / SIDE * np.outer(np.arange(SIDE), np.arange(SIDE) + 0.5))  # DCT-II rows
 
 
+@functools.cache  # one per sample side (at most SAMPLE_SIDE of each): building it took a third of the hash
 def _area_matrix(size: int, target: int) -> NDArray[np.float64]:
     """target x size: each output sample the average of the input samples it covers (fractions
-    at its edges), so any size reduces as a box filter would, and a smaller one is spread out."""
+    at its edges), so any size reduces as a box filter would, and a smaller one is spread out.
+    Shared between calls, so read-only."""
     edges = np.arange(target + 1) * (size / target)
     start, end = edges[:-1, None], edges[1:, None]
     cells = np.arange(size)[None, :]
     cover = np.clip(np.minimum(end, cells + 1) - np.maximum(start, cells), 0, None)
     weights: NDArray[np.float64] = cover / cover.sum(axis=1, keepdims=True)
+    weights.flags.writeable = False
     return weights
 
 

@@ -4,6 +4,7 @@ matrix products instead of a loop over every pixel for every coefficient."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -22,12 +23,19 @@ def _round(value: float) -> int:
     return math.floor(value + 0.5)
 
 
+@functools.cache  # one per sample side and term count: the samples' sides repeat
+def _basis(terms: int, size: int) -> Floats:
+    """terms x size cosines at the pixels' centres (read-only: shared between calls)."""
+    basis: Floats = np.cos(np.pi / size * np.outer(np.arange(terms), np.arange(size) + 0.5))
+    basis.flags.writeable = False
+    return basis
+
+
 def _channel(channel: Floats, nx: int, ny: int) -> tuple[float, list[float], float]:
     """DC, the AC terms normalised into 0..1, and their scale, in the reference's order: row by
     row (cy), each row's terms while cx * ny < nx * (ny - cy)."""
     h, w = channel.shape
-    fx = np.cos(np.pi / w * np.outer(np.arange(nx), np.arange(w) + 0.5))
-    fy = np.cos(np.pi / h * np.outer(np.arange(ny), np.arange(h) + 0.5))
+    fx, fy = _basis(nx, w), _basis(ny, h)
     terms = fy @ channel @ fx.T / (w * h)  # [cy, cx]
     terms[np.abs(terms) < NOISE] = 0.0  # a flat channel's AC terms, which rounding left as noise
     ac = [float(terms[cy, cx]) for cy in range(ny) for cx in range(nx) if cx * ny < nx * (ny - cy) and (cx or cy)]
