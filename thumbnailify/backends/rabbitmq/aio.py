@@ -5,6 +5,7 @@ aioamqp 0.15 ignores a confirm that acks several deliveries at once (multiple=Tr
 broker sends when a channel has more than one publish in flight. So each channel carries at most
 one publish at a time: requests borrow a channel from a pool and return it after the confirm.
 A publish that fails on its channel drops the whole connection; the next publish opens a fresh one.
+A publish's frames go out in one write (see OneWriteChannel).
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import logging
 from urllib.parse import unquote, urlsplit
 
 import aioamqp
+import pamqp.body
+import pamqp.commands
+import pamqp.frame
+import pamqp.header
 from aioamqp.channel import Channel
+from aioamqp.exceptions import ChannelClosed
 from aioamqp.protocol import OPEN, AmqpProtocol
 
 from thumbnailify.backends.headers import job_headers
@@ -27,6 +33,35 @@ from thumbnailify.settings import Settings
 log = logging.getLogger(__name__)
 
 FAILURES = (aioamqp.AioamqpException, OSError, asyncio.TimeoutError)
+
+
+class OneWriteChannel(Channel):  # type: ignore[misc]  # aioamqp is untyped
+    """aioamqp's channel with a publish that sends its frames (method, header, body) in one
+    socket write instead of one each: those writes were a fifth of the server's CPU per upload.
+    Otherwise as aioamqp 0.15's publish: the confirm's waiter set first, then the frames, then
+    the drain and the confirm awaited."""
+
+    async def publish(self, payload: bytes, exchange_name: str, routing_key: str,
+                      properties: pamqp.commands.Basic.Properties) -> None:
+        await self.protocol.ensure_open()
+        if not self.is_open:
+            raise ChannelClosed()
+        confirmed = self._set_waiter(f"basic_server_ack_{next(self.delivery_tag_iter)}") \
+            if self.publisher_confirms else None
+        frame_max = self.protocol.server_frame_max or len(payload)
+        frames: list[pamqp.frame.FrameTypes] = [
+            pamqp.commands.Basic.Publish(exchange=exchange_name, routing_key=routing_key),
+            pamqp.header.ContentHeader(body_size=len(payload), properties=properties),
+            *(pamqp.body.ContentBody(payload[i:i + frame_max]) for i in range(0, len(payload), frame_max)),
+        ]
+        self.protocol._stream_writer.write(b"".join(pamqp.frame.marshal(frame, self.channel_id) for frame in frames))
+        await self.protocol._drain()
+        if confirmed is not None:
+            await confirmed
+
+
+class Protocol(AmqpProtocol):  # type: ignore[misc]
+    CHANNEL_FACTORY = OneWriteChannel
 
 
 class Connection:
@@ -84,6 +119,7 @@ class RabbitMQPublisher:
             password=unquote(url.password or "guest"),
             virtualhost=unquote(url.path[1:]) or "/",
             on_error=self._on_error,
+            protocol_factory=Protocol,
         )
         conn = Connection(transport, protocol)
         try:
@@ -142,7 +178,8 @@ class RabbitMQPublisher:
                     media_id.encode(),
                     exchange_name="",
                     routing_key=self.lane_queues[media_kind(media_type), lane],
-                    properties={"delivery_mode": 2, "headers": job_headers(media_type, lane, client)},
+                    properties=pamqp.commands.Basic.Properties(
+                        delivery_mode=2, headers=dict(job_headers(media_type, lane, client))),
                 ),
                 self.timeout,
             )
