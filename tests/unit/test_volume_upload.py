@@ -15,6 +15,7 @@ import pytest
 from thumbnailify.backends.filesystem.aio import Upload
 from thumbnailify.backends.filesystem.volume import Volume
 from thumbnailify.media import new_media_id
+from thumbnailify.server.http.errors import BackendUnavailable
 
 CHUNK = 16 * 1024  # what the server's socket reads hand the upload chain
 
@@ -75,3 +76,27 @@ async def test_a_discarded_upload_leaves_nothing(tmp_path: Path) -> None:
     assert list(volume.raw_dir.iterdir())
     await upload.discard()
     assert list(volume.raw_dir.iterdir()) == []
+
+
+async def test_a_small_upload_that_cannot_be_renamed_leaves_no_temporary_file(tmp_path: Path) -> None:
+    volume = Volume(tmp_path)
+    volume.prepare()
+    media_id = new_media_id()
+    volume.raw_path(media_id).mkdir()  # the rename into place fails: a folder holds the final name
+    upload = Upload(volume, media_id)
+    await write_in_chunks(upload, os.urandom(100_000))
+    with pytest.raises(BackendUnavailable):
+        await upload.commit()
+    assert [path.name for path in volume.raw_dir.iterdir()] == [media_id]  # only the folder put there
+
+
+async def test_a_small_upload_is_written_with_the_usual_permissions(tmp_path: Path) -> None:
+    volume = Volume(tmp_path)
+    volume.prepare()
+    media_id = new_media_id()
+    upload = Upload(volume, media_id)
+    await write_in_chunks(upload, b"x" * 1000)
+    await upload.commit()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert volume.raw_path(media_id).stat().st_mode & 0o777 == 0o666 & ~umask
