@@ -9,8 +9,9 @@ the photo worker's own loop (`thumbnailify.worker.__main__.build` and `handle`, 
 `python -m thumbnailify.worker` does) over the queue, with a timer around each call the job
 makes: receive (the next delivery), record reads (get, content lookup), record writes (attempt,
 Processing, Completed: the record's history entry and its event are written by the same Lua call),
-file moves (the upload opened, thumbnails written and renamed, upload removed), ack, and the
-handler split into ImageMagick's read (the decode) and the rest (orient, resize, colour, encode).
+file moves (the upload opened, thumbnails written and renamed, upload removed), ack, the
+fingerprints (ThumbHash, BlurHash, pHash of the sample), and the handler split into ImageMagick's
+read (the decode) and the rest (orient, resize, colour, encode).
 Whatever the timers do not cover (logging, metrics, retry wrapper, heartbeat, scratch folder) is
 'the loop itself'. Pillow's draft + thumbnail + save of the same photo runs in the same process
 before and after, as the yardstick. Wall and CPU milliseconds per job, means over the jobs; the
@@ -44,6 +45,7 @@ from bench.support import (
     wait_for_quiet,
 )
 from thumbnailify.settings import load_settings
+from thumbnailify.worker import jobs
 from thumbnailify.worker.__main__ import build, handle
 from thumbnailify.worker.handlers.image import apply_limits
 from thumbnailify.worker.liveness import Heartbeat
@@ -61,6 +63,7 @@ PARTS = {
 }
 DECODE = "decode (ImageMagick's read, jpeg:size)"
 HANDLER_REST = "orient, resize, sRGB, encode"
+FINGERPRINTS = "fingerprints (ThumbHash, BlurHash, pHash of the sample)"
 SOURCE = "file moves (open upload, write + rename thumbnail, remove upload)"
 LOOP = "the loop itself (log, metrics, retry wrapper, heartbeat, scratch)"
 
@@ -113,9 +116,10 @@ def instrument(timers: Timers, runner: Any, consumer: Any) -> None:
     runner.files.source = source
     runner.handler.make = timers.wrap(HANDLER_REST, runner.handler.make)
     Image.read = timers.wrap(DECODE, Image.read)
+    jobs.fingerprints = timers.wrap(FINGERPRINTS, jobs.fingerprints)
 
 
-ROWS = [*PARTS, LOOP, HANDLER_REST, DECODE]
+ROWS = [*PARTS, FINGERPRINTS, LOOP, HANDLER_REST, DECODE]
 OUTSIDE = "outside the decode (every row above but the decode)"
 WHOLE = "whole job"
 
