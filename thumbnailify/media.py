@@ -6,8 +6,6 @@ import os
 import re
 from dataclasses import dataclass
 
-import puremagic
-
 
 @dataclass(frozen=True)
 class MediaType:
@@ -197,6 +195,8 @@ def describe(head: bytes) -> str:
     named = _describe_container(head)
     if named:
         return named
+    import puremagic  # noqa: PLC0415  # only for this message: workers never load its ~1 MB of signatures
+
     try:
         match = puremagic.magic_string(head)
     except (puremagic.PureError, ValueError):
