@@ -39,7 +39,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
 from thumbnailify.backends.nats.layout import BUCKETS, dead_stream, index_key, job_consumer
 from thumbnailify.backends.s3.bucket import open_bucket
-from thumbnailify.kinds import KINDS, MEDIA_KINDS, dead_letter_queue, lane_queue, lanes, queue_name
+from thumbnailify.kinds import KINDS, MEDIA_KINDS, dead_letter_queue, lane_queues, lanes, queue_name
 from thumbnailify.record import DEFAULT_OWNER
 from thumbnailify.settings import load_settings
 
@@ -124,7 +124,8 @@ def delete_queues(base: str) -> None:
         channel = connection.channel()
         for kind in KINDS:
             queue = queue_name(base, kind)
-            for name in (*(lane_queue(queue, lane) for lane in lanes(kind)), dead_letter_queue(queue)):
+            for name in (*(name for names in lane_queues(queue, kind).values() for name in names),
+                         dead_letter_queue(queue)):
                 channel.queue_delete(name)
     finally:
         connection.close()

@@ -357,6 +357,12 @@ class RabbitMQSettings(Section):
                     "`worker.max_attempts` times, and a worker records it as Error 422). An existing queue keeps its "
                     "type: switch with a new `rabbitmq.queue` name (see docs/scaling.md)",
     )
+    fair_share_jobs: Count = Field(
+        8,
+        description="a client with fewer jobs than this waiting in a priority lane has its next job go ahead of the "
+                    "lane's backlog (`<lane's queue>.light`), so one client's import cannot hold up another's upload "
+                    "in the same lane; counted in Redis (`backends.store: redis`); 0 = first in, first out per lane",
+    )
 
 
 class NatsSettings(Section):

@@ -15,11 +15,13 @@ from typing import Any
 
 import pika
 import pytest
+import redis
 
 from tests.api.conftest import Api, ApiFactory, embedded_env
 from tests.api.test_clients import ADMIN, TENANT_SETTINGS, bearer, new_client, png, upload_as
-from tests.harness import AMQP_URL, NATS_MODE, on_nats
+from tests.harness import AMQP_URL, NATS_MODE, REDIS_URL, on_nats
 from thumbnailify.backends.loader import load_backend
+from thumbnailify.backends.redis.backlog import backlog_key
 from thumbnailify.backends.sqlite.sync_queue import SQLiteConsumer
 from thumbnailify.kinds import lane_queue, work_queue_arguments
 from thumbnailify.lanes import Priority
@@ -299,3 +301,96 @@ async def test_a_nats_job_is_served_in_the_lane_of_its_subject_whatever_its_head
     taken = sorted([await queue.take_and_ack() for _ in range(2)], key=lambda d: d.media_id)
     assert [(d.media_id, d.media_type, d.lane, d.client) for d in taken] == [
         ("m1", None, HIGH, DEFAULT_OWNER), ("m2", None, NORMAL, DEFAULT_OWNER)]
+
+
+# -- RabbitMQ: clients with few jobs waiting go ahead of another's backlog in the same lane -------
+def light_jobs(queue: Queue) -> int:
+    return queue.api.settings.rabbitmq.fair_share_jobs
+
+
+async def ids_taken(queue: Queue, count: int) -> list[str]:
+    return [(await queue.take_and_ack()).media_id for _ in range(count)]
+
+
+def backlog_counts(queue: Queue, lane: Priority, *clients: str) -> list[str | None]:
+    """The clients' counts of jobs waiting in the image queue's lane, as Redis holds them."""
+    settings = queue.api.settings
+    counts = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        return [counts.get(backlog_key(settings.redis.prefix, lane_queue(settings.rabbitmq.queue, lane), client))
+                for client in clients]
+    finally:
+        counts.close()
+
+
+@pytest.mark.parametrize("api_mode", ["distributed"])
+async def test_a_clients_job_goes_ahead_of_another_clients_backlog_in_the_same_lane(queue: Queue) -> None:
+    importer = await queue.publish(NORMAL, "importer", light_jobs(queue) + 30)
+    # The importer's first jobs went ahead as any client's would; the worker is into its backlog.
+    assert set(await ids_taken(queue, light_jobs(queue) + 1)) <= set(importer)
+    [upload] = await queue.publish(NORMAL, "small-shop")
+    taken = await ids_taken(queue, 2)  # the worker may hold one of the backlog already
+    assert upload in taken, f"the small shop's job came after {taken}, behind the importer's backlog"
+    assert set(await ids_taken(queue, 28)) <= set(importer)
+    assert backlog_counts(queue, NORMAL, "importer", "small-shop") == [None, None]  # all taken: no keys left
+
+
+@pytest.mark.parametrize("api_mode", ["distributed"])
+async def test_a_count_gone_wrong_after_a_crash_neither_blocks_a_client_nor_goes_below_zero(queue: Queue) -> None:
+    settings = queue.api.settings
+    backlog = lane_queue(settings.rabbitmq.queue, BULK)
+    counts = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        counts.set(backlog_key(settings.redis.prefix, backlog, "a.b_c-9"), -40)  # taken more often than queued
+        counts.set(backlog_key(settings.redis.prefix, backlog, "importer"), "not a number")
+    finally:
+        counts.close()
+    importer = await queue.publish(BULK, "importer", light_jobs(queue) + 10)  # its count read as 0
+    assert backlog_counts(queue, BULK, "importer") == [str(light_jobs(queue) + 10)]
+    assert set(await ids_taken(queue, light_jobs(queue) + 1)) <= set(importer)
+    [upload] = await queue.publish(BULK, "a.b_c-9")  # -40 read as none waiting: it goes ahead
+    assert backlog_counts(queue, BULK, "a.b_c-9") == ["1"]
+    taken = await queue.take()
+    if taken.media_id != upload:  # the worker held one of the backlog already
+        await queue.settle(lambda consumer, d=taken: consumer.ack(d))
+        taken = await queue.take()
+    assert taken.media_id == upload
+    # Its worker dies before the ack: the job is delivered again and counted out twice, down to 0.
+    await queue.close()
+    queue.consumer = None
+    while (again := await queue.take()).media_id != upload:
+        await queue.settle(lambda consumer, d=again: consumer.ack(d))
+    await queue.settle(lambda consumer: consumer.ack(again))
+    assert again.redelivered
+    assert backlog_counts(queue, BULK, "a.b_c-9") == [None]
+    [later] = await queue.publish(BULK, "a.b_c-9")
+    assert later in await ids_taken(queue, 2)
+
+
+@pytest.mark.parametrize("api_mode", ["distributed"])
+async def test_a_retried_or_replayed_job_is_counted_in_its_clients_backlog_again(queue: Queue) -> None:
+    [media_id] = await queue.publish(HIGH, "app")
+    delivery = await queue.take()
+    assert backlog_counts(queue, HIGH, "app") == [None]
+    await queue.settle(lambda consumer: consumer.retry_later(delivery, 0.05))
+    assert backlog_counts(queue, HIGH, "app") == ["1"]
+    again = await queue.take()
+    assert (again.media_id, again.lane, again.client) == (media_id, HIGH, "app")
+    await queue.settle(lambda consumer: consumer.dead_letter(again, "store down on every try"))
+    assert backlog_counts(queue, HIGH, "app") == [None]
+    settings = queue.api.settings
+
+    def replay_one() -> None:
+        letters: DeadLetters = load_backend(TABLE, "dead_letters", settings.backends.queue)(settings, "image")
+        try:
+            letter = letters.take()
+            assert letter is not None
+            letters.requeue(letter)
+        finally:
+            letters.close()
+
+    await queue.api.worker._on_thread(replay_one)
+    assert backlog_counts(queue, HIGH, "app") == ["1"]
+    replayed = await queue.take_and_ack()
+    assert (replayed.media_id, replayed.lane, replayed.client) == (media_id, HIGH, "app")
+    assert backlog_counts(queue, HIGH, "app") == [None]
