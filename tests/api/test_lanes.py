@@ -305,7 +305,7 @@ async def test_a_nats_job_is_served_in_the_lane_of_its_subject_whatever_its_head
 
 # -- RabbitMQ: clients with few jobs waiting go ahead of another's backlog in the same lane -------
 def light_jobs(queue: Queue) -> int:
-    return queue.api.settings.rabbitmq.fair_share_jobs
+    return queue.api.settings.worker.fair_share_jobs
 
 
 async def ids_taken(queue: Queue, count: int) -> list[str]:

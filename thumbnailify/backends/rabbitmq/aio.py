@@ -1,7 +1,7 @@
 """Jobs into RabbitMQ's durable work queues, one per kind of media and lane, with publisher
 confirms (aioamqp).
 
-A job goes into its lane's light queue when its client had fewer than rabbitmq.fair_share_jobs
+A job goes into its lane's light queue when its client had fewer than worker.fair_share_jobs
 jobs waiting in the lane, else into the lane's own queue, its backlog (counted in Redis:
 thumbnailify.backends.redis.backlog), so one client's import cannot hold up another's upload.
 
@@ -68,7 +68,7 @@ class RabbitMQPublisher:
         self.lane_queues = {(kind, lane): lane_queue(queue, lane)
                             for kind, queue in self.queues.items() for lane in lanes(kind)}
         self.light_queues = {key: light_queue(queue) for key, queue in self.lane_queues.items()}
-        self.light_jobs = conf.fair_share_jobs
+        self.light_jobs = settings.worker.fair_share_jobs
         self.backlogs = Backlogs(settings) if counted(settings) else None
         self.timeout = conf.publish_timeout
         self.channels = conf.channels

@@ -108,7 +108,7 @@ class Router:
     counting it in its client's backlog as the server does at publish."""
 
     def __init__(self, settings: Settings, queue: str, kind: str) -> None:
-        self.light_jobs = settings.rabbitmq.fair_share_jobs
+        self.light_jobs = settings.worker.fair_share_jobs
         self.backlogs = SyncBacklogs(settings) if counted(settings) and len(lane_queues(queue, kind)) > 1 else None
         self.queue = queue
 

@@ -54,7 +54,7 @@ def backlog_key(prefix: str, queue: str, client: str) -> str:
 
 def counted(settings: Settings) -> bool:
     """Whether a RabbitMQ deployment counts backlogs: its store is Redis, and fair share is on."""
-    return settings.backends.store == "redis" and settings.rabbitmq.fair_share_jobs > 0
+    return settings.backends.store == "redis" and settings.worker.fair_share_jobs > 0
 
 
 class Backlogs:
