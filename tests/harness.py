@@ -37,9 +37,9 @@ import requests
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from thumbnailify.backends.nats.layout import BUCKETS, dead_stream, index_key, job_consumer
+from thumbnailify.backends.nats.layout import BUCKETS, dead_stream, index_key, job_sources
 from thumbnailify.backends.s3.bucket import open_bucket
-from thumbnailify.kinds import KINDS, MEDIA_KINDS, dead_letter_queue, lane_queues, lanes, queue_name
+from thumbnailify.kinds import KINDS, MEDIA_KINDS, dead_letter_queue, lane_queues, queue_name
 from thumbnailify.record import DEFAULT_OWNER
 from thumbnailify.settings import load_settings
 
@@ -294,7 +294,8 @@ async def nats_write_records(js: JetStreamContext, stream: str,
 
 async def nats_jobs_waiting(js: JetStreamContext, stream: str) -> int:
     """Photo and video jobs in the log no worker has taken yet, every lane."""
-    infos = [await js.consumer_info(stream, job_consumer(kind, lane)) for kind in MEDIA_KINDS for lane in lanes(kind)]
+    infos = [await js.consumer_info(stream, consumer)
+             for kind in MEDIA_KINDS for sources in job_sources(kind).values() for consumer, _ in sources]
     return sum(info.num_pending or 0 for info in infos)
 
 
