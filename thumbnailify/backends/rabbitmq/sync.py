@@ -37,6 +37,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from thumbnailify.backends.headers import job_headers, read_headers
 from thumbnailify.backends.redis.backlog import SyncBacklogs, counted
 from thumbnailify.kinds import (
+    MEDIA_KINDS,
     dead_letter_queue,
     given_up_by_broker,
     lane_queue,
@@ -109,7 +110,7 @@ class Router:
 
     def __init__(self, settings: Settings, queue: str, kind: str) -> None:
         self.light_jobs = settings.worker.fair_share_jobs
-        self.backlogs = SyncBacklogs(settings) if counted(settings) and len(lane_queues(queue, kind)) > 1 else None
+        self.backlogs = SyncBacklogs(settings) if counted(settings) and kind in MEDIA_KINDS else None
         self.queue = queue
 
     def add(self, lane: Priority, client: str) -> tuple[str, bool]:
