@@ -52,7 +52,7 @@ POLL_SECONDS = 0.005
 UPLOAD_THREADS = 4
 GOAL = 1.0  # the delay a backlog may add: the job each worker is running when the upload comes
 SAMPLES = 9  # the app's uploads while the backlog lasts
-BACKLOG_LEFT = 200  # no more of them once fewer jobs than this wait
+BACKLOG_LEFT = 200  # no more of them once fewer jobs than this wait (a quarter of a smaller backlog)
 DEPTH = re.compile(r"^thumbnailify_queue_depth(?:\{[^}]*\})? ([0-9.e+]+)$", re.MULTILINE)
 UNIQUE = itertools.count()
 
@@ -178,7 +178,7 @@ def one_run(mode: str, case: Case, photos: int, workers: int, photo: bytes) -> l
         job_per_worker = workers * window / (before - after)
         # The app's uploads one after another while the backlog lasts (at least one).
         waits: list[Timed] = [app.post_to_completed(photo)]
-        while len(waits) < SAMPLES and depth(service) > BACKLOG_LEFT:
+        while len(waits) < SAMPLES and depth(service) > min(BACKLOG_LEFT, photos // 4):
             waits.append(app.post_to_completed(photo))
         left = depth(service)
     added = [max(0.0, timed.queued - idle_queued) / job_per_worker for timed in waits]

@@ -14,7 +14,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import DeliverPolicy
 
 from thumbnailify.backends.headers import job_headers
-from thumbnailify.backends.nats.backlog import count
+from thumbnailify.backends.nats.backlog import Counts
 from thumbnailify.backends.nats.clients import Clients
 from thumbnailify.backends.nats.layout import changes_filter, job_sources, job_subject, light_subject, media_of
 from thumbnailify.backends.nats.records import Records
@@ -193,6 +193,7 @@ class NatsPublisher(_Connected):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.light_jobs = settings.worker.fair_share_jobs
+        self.counts = Counts(self.records)
 
     async def publish(self, media_id: str, media_type: str, lane: Priority = Priority.NORMAL,
                       client: str = DEFAULT_OWNER) -> None:
@@ -212,7 +213,7 @@ class NatsPublisher(_Connected):
 
     async def _count(self, kind: str, lane: Priority, client: str, step: int) -> int | None:
         try:
-            return await answered(self.records, lambda: count(self.records, kind, lane, client, step))
+            return await answered(self.records, lambda: self.counts.count(kind, lane, client, step))
         except BackendUnavailable as exc:
             log.warning("could not count a job of %s in %s/%s (%s)", client, kind, lane, exc.detail)
             return None

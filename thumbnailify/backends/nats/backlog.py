@@ -17,7 +17,7 @@ import json
 import logging
 import time
 
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from thumbnailify.backends.nats.layout import backlog_key
 from thumbnailify.backends.nats.records import Records
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 BACKLOG_TTL_SECONDS = 3600.0
 TRIES = 5  # compare-and-set rounds against other processes' writers of the same count
+KNOWN_COUNTS = 10_000  # counts a process remembers the revision of (forgotten all at once past it)
 
 
 def _waiting(value: bytes | None, now: float) -> int:
@@ -38,20 +39,42 @@ def _waiting(value: bytes | None, now: float) -> int:
     return max(0, waiting) if now - touched < BACKLOG_TTL_SECONDS else 0
 
 
-async def count(records: Records, kind: str, lane: Priority, client: str, step: int) -> int | None:
-    """Add `step` to a client's count in a lane; the count before, or None if it could not be changed.
-    Raises what NATS raises."""
-    key = backlog_key(kind, lane, client)
-    async with records.one_writer(key):
-        for _ in range(TRIES):
-            try:
-                entry = await records.kv["meta"].get(key)
-            except KeyNotFoundError:
-                entry = None
-            now = time.time()
-            waiting = _waiting(entry.value if entry else None, now)
-            value = {"waiting": str(max(0, waiting + step)), "touched": repr(now)}
-            if await records.swap("meta", key, value, (entry.revision or 0) if entry else 0):
+class Counts:
+    """The counts as one process changes them. Each count's last value and revision as this process
+    wrote or read it is kept, so a change is one compare-and-set round trip while no other process
+    changed the count meanwhile (a client's burst of uploads), two when one did."""
+
+    def __init__(self, records: Records) -> None:
+        self.records = records
+        self.known: dict[str, tuple[bytes | None, int]] = {}  # a count's value and revision, as last seen
+
+    async def count(self, kind: str, lane: Priority, client: str, step: int) -> int | None:
+        """Add `step` to a client's count in a lane; the count before, or None if it could not be
+        changed. Raises what NATS raises."""
+        key = backlog_key(kind, lane, client)
+        meta = self.records.kv["meta"]
+        async with self.records.one_writer(key):
+            known = self.known.pop(key, None)
+            for _ in range(TRIES):
+                if known is None:
+                    try:
+                        entry = await meta.get(key)
+                        known = entry.value, entry.revision or 0
+                    except KeyNotFoundError:
+                        known = None, 0
+                value, revision = known
+                now = time.time()
+                waiting = _waiting(value, now)
+                changed = json.dumps({"waiting": str(max(0, waiting + step)), "touched": repr(now)}).encode()
+                try:
+                    written = await (meta.update(key, changed, last=revision) if revision
+                                     else meta.create(key, changed))
+                except KeyWrongLastSequenceError:  # another process's change came first
+                    known = None
+                    continue
+                if len(self.known) >= KNOWN_COUNTS:
+                    self.known.clear()
+                self.known[key] = changed, written
                 return waiting
-    log.warning("could not count a job of %s in %s/%s: too many writers at once", client, kind, lane)
-    return None
+        log.warning("could not count a job of %s in %s/%s: too many writers at once", client, kind, lane)
+        return None

@@ -33,7 +33,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from thumbnailify.backends.headers import job_headers, read_headers
-from thumbnailify.backends.nats.backlog import count
+from thumbnailify.backends.nats.backlog import Counts
 from thumbnailify.backends.nats.layout import (
     PROGRESS_FRACTION,
     dead_consumer,
@@ -91,6 +91,7 @@ class Connected:
 
     def __init__(self, settings: Settings, name: str) -> None:
         self.records = Records(settings)
+        self.counts = Counts(self.records)
         self.timeout = settings.nats.timeout * 4  # a call may be a few round trips
         self.loop = LoopThread(name)
 
@@ -107,7 +108,7 @@ class Connected:
         if self.records.settings.worker.fair_share_jobs <= 0 or kind not in MEDIA_KINDS:
             return None
         try:
-            return self.call(lambda: count(self.records, kind, lane, client, step))
+            return self.call(lambda: self.counts.count(kind, lane, client, step))
         except FAILURES as exc:
             log.warning("could not count a job of %s in %s/%s (%s)", client, kind, lane, exc)
             return None
