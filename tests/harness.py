@@ -40,6 +40,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 from thumbnailify.backends.nats.layout import BUCKETS, dead_stream, index_key, job_sources
 from thumbnailify.backends.s3.bucket import open_bucket
 from thumbnailify.kinds import KINDS, MEDIA_KINDS, dead_letter_queue, lane_queues, queue_name
+from thumbnailify.lanes import Priority
 from thumbnailify.record import DEFAULT_OWNER
 from thumbnailify.settings import load_settings
 
@@ -545,6 +546,11 @@ def queue_depth(queue: str) -> int:
     status = queue_status(queue)
     assert status is not None, f"no queue {queue}"
     return status.message_count
+
+
+def lane_depth(queue: str) -> int:
+    """Photo jobs waiting in the normal lane of `queue` (rabbitmq.queue): its light part and its backlog."""
+    return sum(queue_depth(name) for name in lane_queues(queue, "image")[Priority.NORMAL])
 
 
 def publish_raw(queue: str, body: bytes, headers: dict | None) -> None:
