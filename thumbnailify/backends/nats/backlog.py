@@ -30,7 +30,8 @@ TRIES = 5  # compare-and-set rounds against other processes' writers of the same
 KNOWN_COUNTS = 10_000  # counts a process remembers the revision of (forgotten all at once past it)
 
 
-def _waiting(value: bytes | None, now: float) -> int:
+def read_waiting(value: bytes | None, now: float) -> int:
+    """A stored count at `now`: 0 for none, a value that is not a count, or one untouched too long."""
     try:
         stored = json.loads(value or b"{}")
         waiting, touched = int(stored["waiting"]), float(stored["touched"])
@@ -64,7 +65,7 @@ class Counts:
                         known = None, 0
                 value, revision = known
                 now = time.time()
-                waiting = _waiting(value, now)
+                waiting = read_waiting(value, now)
                 changed = json.dumps({"waiting": str(max(0, waiting + step)), "touched": repr(now)}).encode()
                 try:
                     written = await (meta.update(key, changed, last=revision) if revision
