@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Fair share: one client's 2,000 queued bulk photos against another client's single interactive upload.
+"""Fair share: one client's 2,000 queued photos against another client's single upload.
 
-    .venv/bin/python -m bench.fair_share [--photos 2000] [--workers 2]
+    .venv/bin/python -m bench.fair_share [--photos 2000] [--workers 2] [--modes embedded,distributed,nats]
 
-For each mode (embedded; Redis + RabbitMQ), with priorities (the importer's key `bulk`, the app's
-`high`) and without (both `normal`): a service with N photo workers; first the app's photo alone,
+For each mode (embedded; Redis + RabbitMQ; NATS) and case: `lanes` (the importer's key `bulk`, the
+app's `high`), `same lane` (both `normal`: clients take turns within a lane) and, for RabbitMQ and
+NATS, `same lane, FIFO` (both `normal`, worker.fair_share_jobs 0: first in, first out within the
+lane, as before there was fair share, the baseline): a service with N photo workers; first the app's photo alone,
 POST -> Completed, five times after two warm-ups (the idle latency); then, the workers stopped,
 the importer queues its photos (small JPEGs, each with bytes of its own), the workers start again,
 and once the backlog is being worked off, the queue's depth over two seconds gives one job's time
@@ -13,10 +15,10 @@ then the app posts photos one at a time (up to nine, while the backlog lasts), e
 Completed timed. The figure is what the backlog adds to the app job's wait in the queue, from
 its record's history (accepted -> taken by a worker: the store's clock, free of HTTP and polling),
 less the idle service's (medians shown as "queued"), in jobs per worker: the goal is at most 1
-with priorities (`high` is taken when the job a worker is running ends).
-Without priorities the embedded queue still serves the two clients in turns within the lane;
-RabbitMQ is first in, first out within a lane, so the app waits for the backlog. Ratios against
-figures of the same run, never a timed assertion.
+in both cases (`high` is taken when the job a worker is running ends; in the same lane the app's
+job goes ahead of the importer's backlog: the embedded queue takes clients in turns, RabbitMQ and
+NATS put it in the lane's light part). First in, first out, the app waits for the backlog. Ratios
+against figures of the same run, never a timed assertion.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ POLL_SECONDS = 0.005
 UPLOAD_THREADS = 4
 GOAL = 1.0  # the delay a backlog may add: the job each worker is running when the upload comes
 SAMPLES = 9  # the app's uploads while the backlog lasts
-BACKLOG_LEFT = 200  # no more of them once fewer jobs than this wait
+BACKLOG_LEFT = 200  # no more of them once fewer jobs than this wait (a quarter of a smaller backlog)
 DEPTH = re.compile(r"^thumbnailify_queue_depth(?:\{[^}]*\})? ([0-9.e+]+)$", re.MULTILINE)
 UNIQUE = itertools.count()
 
@@ -128,11 +130,32 @@ def stop_workers(service: BenchService) -> None:
     service.extra_workers.clear()
 
 
-def one_run(mode: str, priorities: bool, photos: int, workers: int, photo: bytes) -> list[str]:
+@dataclass(frozen=True)
+class Case:
+    name: str
+    importer: str  # the clients' priorities
+    app: str
+    fair_share_jobs: int | None  # worker.fair_share_jobs; None: as configured
+    goal: str
+
+
+CASES = (Case("lanes", "bulk", "high", None, f"<= {GOAL:g}"),
+         Case("same lane", "normal", "normal", None, f"<= {GOAL:g}"),
+         Case("same lane, FIFO", "normal", "normal", 0, "(baseline)"))
+
+
+def cases(mode: str) -> list[Case]:
+    """The embedded queue always takes clients in turns: it has no first in, first out to compare."""
+    return [case for case in CASES if mode != "embedded" or case.fair_share_jobs is None]
+
+
+def one_run(mode: str, case: Case, photos: int, workers: int, photo: bytes) -> list[str]:
+    overrides = {} if case.fair_share_jobs is None else {
+        "THUMBNAILIFY_WORKER_FAIR_SHARE_JOBS": str(case.fair_share_jobs)}
     with BenchService(mode, workers=None, THUMBNAILIFY_AUTH_ADMIN_KEY=ADMIN,
-                      THUMBNAILIFY_AUTH_API_KEY=OPERATOR) as service:
-        importer = Client(service, "importer", "bulk" if priorities else "normal")
-        app = Client(service, "app", "high" if priorities else "normal")
+                      THUMBNAILIFY_AUTH_API_KEY=OPERATOR, **overrides) as service:
+        importer = Client(service, "importer", case.importer)
+        app = Client(service, "app", case.app)
         service.start_workers(workers)
         for _ in range(WARM_UP_RUNS):
             app.post_to_completed(photo)
@@ -155,33 +178,33 @@ def one_run(mode: str, priorities: bool, photos: int, workers: int, photo: bytes
         job_per_worker = workers * window / (before - after)
         # The app's uploads one after another while the backlog lasts (at least one).
         waits: list[Timed] = [app.post_to_completed(photo)]
-        while len(waits) < SAMPLES and depth(service) > BACKLOG_LEFT:
+        while len(waits) < SAMPLES and depth(service) > min(BACKLOG_LEFT, photos // 4):
             waits.append(app.post_to_completed(photo))
         left = depth(service)
     added = [max(0.0, timed.queued - idle_queued) / job_per_worker for timed in waits]
-    return [mode, "yes" if priorities else "no", str(queued), f"{job_per_worker * 1000:.1f} ms",
+    return [mode, case.name, str(queued), f"{job_per_worker * 1000:.1f} ms",
             f"{idle * 1000:.0f} ms", f"{idle_queued * 1000:.0f} ms",
             f"{statistics.median(timed.seconds for timed in waits) * 1000:.0f} ms",
             f"{statistics.median(timed.queued for timed in waits) * 1000:.0f} ms", str(len(waits)), str(left),
-            f"{statistics.median(added):.2f} / {max(added):.2f}", f"<= {GOAL:g}" if priorities else "(baseline)"]
+            f"{statistics.median(added):.2f} / {max(added):.2f}", case.goal]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=2000, help="the importer's bulk photos")
     parser.add_argument("--workers", type=int, default=2, help="photo workers")
-    parser.add_argument("--modes", default="embedded,distributed",
+    parser.add_argument("--modes", default="embedded,distributed,nats",
                         help="comma-separated: embedded, distributed (Redis + RabbitMQ), nats")
     args = parser.parse_args()
     on_sigterm_raise()
     photo = small_jpeg()
     busy = wait_for_quiet(max_wait=10)
-    rows = [one_run(mode, priorities, args.photos, args.workers, photo)
-            for mode in args.modes.split(",") for priorities in (True, False)]
-    print_table(["mode", "priorities", "backlog", "job/worker", "idle: POST->Completed", "idle: queued",
+    rows = [one_run(mode, case, args.photos, args.workers, photo)
+            for mode in args.modes.split(",") for case in cases(mode)]
+    print_table(["mode", "case", "backlog", "job/worker", "idle: POST->Completed", "idle: queued",
                  "app: POST->Completed", "app: queued", "uploads", "backlog left",
                  "added wait in jobs/worker (median / max)", "goal"], rows,
-                f"An app's uploads behind an importer's {args.photos} bulk photos, {args.workers} workers "
+                f"An app's uploads behind an importer's {args.photos} photos, {args.workers} workers "
                 f"(CPU {busy:.0f}% busy before the run)")
     return 0
 

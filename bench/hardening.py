@@ -54,7 +54,7 @@ from bench.support import (
     vm_hwm_mb,
     wait_for_quiet,
 )
-from tests.harness import queue_depth
+from tests.harness import lane_depth
 from tests.system.test_faults import plant_stale_jobs
 
 Figures = list[tuple[str, str]]  # (what was measured, the figure), in table order
@@ -436,7 +436,7 @@ def recovery(root: Path) -> Figures:
                 logged = time.monotonic() - started
             time.sleep(0.02)
         found = re.search(r"recovery pass: (\d+) stale jobs re-queued", service.logs())
-        depth = queue_depth(service.env["THUMBNAILIFY_RABBITMQ_QUEUE"])
+        depth = lane_depth(service.env["THUMBNAILIFY_RABBITMQ_QUEUE"])
     finally:
         service.close()
 

@@ -193,12 +193,15 @@ nats_ports = {p["port"] for svc in nats["Service"] if svc["metadata"]["name"] ==
               for p in svc["spec"]["ports"]}
 
 # Per trigger type: the normal lane's queue or consumer of each worker Deployment, the trigger's key
-# naming it, and what joins a lane's suffix to it.
+# naming it, and every lane's and light part's name made from it.
 LANE_NAMES = {
     "rabbitmq": ({"thumbnailify-worker": "task_queue", "thumbnailify-video-worker": "task_queue.video"},
-                 "metadata.queueName", "."),
+                 "metadata.queueName",
+                 lambda b: {b, f"{b}.high", f"{b}.bulk", f"{b}.light", f"{b}.high.light", f"{b}.bulk.light"}),
     "nats-jetstream": ({"thumbnailify-worker": "jobs-image", "thumbnailify-video-worker": "jobs-video"},
-                       "metadata.consumer", "-"),
+                       "metadata.consumer",
+                       lambda b: {b, f"{b}-high", f"{b}-bulk", f"{b}-normal-light", f"{b}-high-light",
+                                  f"{b}-bulk-light"}),
 }
 
 def check_rabbitmq(trig, target, w):
@@ -252,16 +255,15 @@ for path in crd_files:
                 sys.exit(f"FAIL {where}: bad min/maxReplicaCount {lo}/{hi}")
             # Each file is one family's: its triggers all of one type. Each kind of worker scales on
             # its own queues (RabbitMQ, thumbnailify/kinds.py) or durable consumers (NATS,
-            # thumbnailify/backends/nats/layout.py: job_consumer), one per priority lane, summed by a
+            # thumbnailify/backends/nats/layout.py: job_sources), two per priority lane, summed by a
             # scaling modifier whose formula names every trigger.
             want_type = "nats-jetstream" if os.sep + "nats" + os.sep in path else "rabbitmq"
-            bases, key, sep = LANE_NAMES[want_type]
+            bases, key, every_lane = LANE_NAMES[want_type]
             base = bases.get(target)
             triggers = get(d, "spec.triggers", where)
             lanes = {get(trig, key, where) for trig in triggers}
-            if base and lanes != {base, f"{base}{sep}high", f"{base}{sep}bulk"}:
-                sys.exit(f"FAIL {where}: {target} must scale on {base}, {base}{sep}high and {base}{sep}bulk, "
-                         f"not {sorted(lanes)}")
+            if base and lanes != every_lane(base):
+                sys.exit(f"FAIL {where}: {target} must scale on {sorted(every_lane(base))}, not {sorted(lanes)}")
             formula = get(d, "spec.advanced.scalingModifiers.formula", where)
             if len(triggers) > 1 and {t.strip() for t in formula.split("+")} != {t.get("name") for t in triggers}:
                 sys.exit(f"FAIL {where}: scalingModifiers.formula must add up every trigger by name")

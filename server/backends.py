@@ -114,7 +114,8 @@ class Store(Backend, Protocol):
 
 class Publisher(Backend, Protocol):
     """The job queue's sending end; publish returns only once the queue has the job, in `lane`
-    (the client's priority), for `client` (whose jobs take turns with other clients' in that lane)."""
+    (the client's priority), for `client` (whose jobs take turns with other clients' in that lane,
+    or go ahead of their backlogs there while it has few waiting: thumbnailify.lanes)."""
 
     async def publish(self, media_id: str, media_type: str, lane: Priority = Priority.NORMAL,
                       client: str = DEFAULT_CLIENT) -> None: ...

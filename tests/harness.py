@@ -37,9 +37,10 @@ import requests
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from thumbnailify.backends.nats.layout import BUCKETS, dead_stream, index_key, job_consumer
+from thumbnailify.backends.nats.layout import BUCKETS, dead_stream, index_key, job_sources
 from thumbnailify.backends.s3.bucket import open_bucket
-from thumbnailify.kinds import KINDS, MEDIA_KINDS, dead_letter_queue, lane_queue, lanes, queue_name
+from thumbnailify.kinds import KINDS, MEDIA_KINDS, dead_letter_queue, lane_queues, queue_name
+from thumbnailify.lanes import Priority
 from thumbnailify.record import DEFAULT_OWNER
 from thumbnailify.settings import load_settings
 
@@ -124,7 +125,8 @@ def delete_queues(base: str) -> None:
         channel = connection.channel()
         for kind in KINDS:
             queue = queue_name(base, kind)
-            for name in (*(lane_queue(queue, lane) for lane in lanes(kind)), dead_letter_queue(queue)):
+            for name in (*(name for names in lane_queues(queue, kind).values() for name in names),
+                         dead_letter_queue(queue)):
                 channel.queue_delete(name)
     finally:
         connection.close()
@@ -293,7 +295,8 @@ async def nats_write_records(js: JetStreamContext, stream: str,
 
 async def nats_jobs_waiting(js: JetStreamContext, stream: str) -> int:
     """Photo and video jobs in the log no worker has taken yet, every lane."""
-    infos = [await js.consumer_info(stream, job_consumer(kind, lane)) for kind in MEDIA_KINDS for lane in lanes(kind)]
+    infos = [await js.consumer_info(stream, consumer)
+             for kind in MEDIA_KINDS for sources in job_sources(kind).values() for consumer, _ in sources]
     return sum(info.num_pending or 0 for info in infos)
 
 
@@ -543,6 +546,11 @@ def queue_depth(queue: str) -> int:
     status = queue_status(queue)
     assert status is not None, f"no queue {queue}"
     return status.message_count
+
+
+def lane_depth(queue: str) -> int:
+    """Photo jobs waiting in the normal lane of `queue` (rabbitmq.queue): its light part and its backlog."""
+    return sum(queue_depth(name) for name in lane_queues(queue, "image")[Priority.NORMAL])
 
 
 def publish_raw(queue: str, body: bytes, headers: dict | None) -> None:

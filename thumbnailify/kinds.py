@@ -6,6 +6,8 @@ touch a thumbnail. Each has its dead letters in `<name>.dead`.
 
 A media kind's queue is its `normal` lane (thumbnailify.lanes); `<name>.high` and `<name>.bulk`
 beside it hold the other lanes, with the same arguments and the same dead queue. Webhooks have one.
+Each media lane's queue has `<lane's queue>.light` beside it, for the jobs of clients with few jobs
+waiting in the lane (thumbnailify.lanes.goes_ahead): a worker takes from it first.
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ def lane_queue(queue: str, lane: Priority) -> str:
     """A lane's RabbitMQ queue: the kind's own queue for normal (as before there were lanes), else
     `<queue>.<lane>`."""
     return queue if lane == Priority.NORMAL else f"{queue}.{lane}"
+
+
+def light_queue(queue: str) -> str:
+    """Where a lane's jobs wait whose client had few jobs waiting in it: `<lane's queue>.light`."""
+    return f"{queue}.light"
+
+
+def lane_queues(queue: str, kind: str) -> dict[Priority, tuple[str, ...]]:
+    """Each lane's RabbitMQ queues for a kind, the one a worker takes from first first: a media
+    lane's light part and its backlog, a webhook's one queue."""
+    if kind not in MEDIA_KINDS:
+        return {Priority.NORMAL: (queue,)}
+    return {lane: (light_queue(lane_queue(queue, lane)), lane_queue(queue, lane)) for lane in LANES}
 
 
 def prefetch(settings: Settings, kind: str) -> int:

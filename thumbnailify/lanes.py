@@ -5,6 +5,10 @@ A job's lane is its client's priority when it was uploaded: `high` for interacti
 queue per lane, a column of the embedded queue, a subject per lane in NATS), and every worker
 chooses among the lanes that have work for it with `LanePicker`: a weighted round robin, so each
 lane that has work gets a guaranteed share and a job in a lane that was idle goes next.
+
+Within a lane, clients take turns in the embedded queue; RabbitMQ and NATS keep each lane in two
+parts, the jobs of clients with a light backlog there (`goes_ahead`) and the rest, and a worker
+serves a lane's light part first.
 """
 
 from __future__ import annotations
@@ -65,3 +69,9 @@ class LanePicker:
 
     def _with_credit(self, ready: Collection[Priority]) -> Priority | None:
         return next((lane for lane in LANES if lane in ready and self.credit[lane] > 0), None)
+
+
+def goes_ahead(waiting: int | None, light_jobs: int) -> bool:
+    """Whether a client's new job goes ahead of its lane's backlog: fewer than `light_jobs` of the
+    client's jobs were waiting in the lane (`waiting`; None: not known, so it does not)."""
+    return waiting is not None and waiting < light_jobs

@@ -212,6 +212,14 @@ class WorkerSettings(Section):
     prefetch: AtLeastOne = Field(
         1, description="jobs a worker holds unacked at once (a webhook worker: at least `webhooks.concurrency`)",
     )
+    fair_share_jobs: Count = Field(
+        8,
+        description="RabbitMQ and NATS: a client with fewer jobs than this waiting in a priority lane has its next "
+                    "job go ahead of the lane's backlog (its light part, taken first), so one client's import cannot "
+                    "hold up another's upload in the same lane; counted in Redis (`backends.store: redis`) or the "
+                    "`<stream>_meta` bucket; 0 = first in, first out within a lane (the embedded queue always takes "
+                    "clients in turns)",
+    )
     job_timeout: Seconds = Field(60.0, description="seconds one thumbnail may take before its worker process is ended")
     max_attempts: AtLeastOne = Field(
         3, description="deliveries of one job (crash, timeout) before it ends as Error 422",

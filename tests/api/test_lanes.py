@@ -7,19 +7,23 @@ message or a row, is normal; a queue made before there were lanes keeps working.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pika
 import pytest
+import redis
 
 from tests.api.conftest import Api, ApiFactory, embedded_env
 from tests.api.test_clients import ADMIN, TENANT_SETTINGS, bearer, new_client, png, upload_as
-from tests.harness import AMQP_URL, NATS_MODE, on_nats
+from tests.harness import AMQP_URL, NATS_MODE, REDIS_URL, nats_value, on_nats
 from thumbnailify.backends.loader import load_backend
+from thumbnailify.backends.nats.layout import backlog_key as nats_backlog_key
+from thumbnailify.backends.redis.backlog import backlog_key
 from thumbnailify.backends.sqlite.sync_queue import SQLiteConsumer
 from thumbnailify.kinds import lane_queue, work_queue_arguments
 from thumbnailify.lanes import Priority
@@ -299,3 +303,129 @@ async def test_a_nats_job_is_served_in_the_lane_of_its_subject_whatever_its_head
     taken = sorted([await queue.take_and_ack() for _ in range(2)], key=lambda d: d.media_id)
     assert [(d.media_id, d.media_type, d.lane, d.client) for d in taken] == [
         ("m1", None, HIGH, DEFAULT_OWNER), ("m2", None, NORMAL, DEFAULT_OWNER)]
+
+
+# -- RabbitMQ and NATS: clients with few jobs waiting go ahead of another's backlog in a lane ----
+FAIR_MODES = ["distributed", NATS_MODE]
+
+
+def light_jobs(queue: Queue) -> int:
+    return queue.api.settings.worker.fair_share_jobs
+
+
+def ahead_drained(queue: Queue) -> int:
+    """Jobs a worker takes of one client's backlog before its first ones, which went ahead as any
+    client's would, are surely gone: a lane's light part is taken first when the worker holds a job
+    of it, at least every other time (its next job comes a round trip after the ack)."""
+    return 2 * light_jobs(queue) + 2
+
+
+async def ids_taken(queue: Queue, count: int) -> list[str]:
+    return [(await queue.take_and_ack()).media_id for _ in range(count)]
+
+
+def set_count(queue: Queue, lane: Priority, client: str, value: object) -> None:
+    """Write a client's backlog count in the image queue's lane as a crash or a stranger might have left it."""
+    settings = queue.api.settings
+    if queue.api.mode == NATS_MODE:
+        async def put(js: Any, stream: str) -> None:
+            meta = await js.key_value(f"{stream}_meta")
+            await meta.put(nats_backlog_key("image", lane, client), json.dumps(value).encode())
+        on_nats(queue.api.env, put)
+        return
+    counts = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        counts.set(backlog_key(settings.redis.prefix, lane_queue(settings.rabbitmq.queue, lane), client), str(value))
+    finally:
+        counts.close()
+
+
+def counts(queue: Queue, lane: Priority, *clients: str) -> list[int]:
+    """The clients' counts of jobs waiting in the image queue's lane (no count: 0)."""
+    settings = queue.api.settings
+    if queue.api.mode == NATS_MODE:
+        async def read(js: Any, stream: str) -> list[int]:
+            found = [await nats_value(js, f"{stream}_meta", nats_backlog_key("image", lane, client))
+                     for client in clients]
+            return [int(value["waiting"]) if value else 0 for value in found]
+        return on_nats(queue.api.env, read)
+    kept = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        return [int(kept.get(backlog_key(settings.redis.prefix, lane_queue(settings.rabbitmq.queue, lane), client))
+                    or 0) for client in clients]
+    finally:
+        kept.close()
+
+
+@pytest.mark.parametrize("api_mode", FAIR_MODES)
+async def test_a_clients_job_goes_ahead_of_another_clients_backlog_in_the_same_lane(queue: Queue) -> None:
+    importer = await queue.publish(NORMAL, "importer", 2 * light_jobs(queue) + 20)
+    assert set(await ids_taken(queue, ahead_drained(queue))) <= set(importer)
+    [upload] = await queue.publish(NORMAL, "small-shop")
+    await asyncio.sleep(0.2)  # as the worker's current job would run: the broker delivers meanwhile
+    taken = await ids_taken(queue, 2)  # the worker may hold one of the backlog already
+    assert upload in taken, f"the small shop's job came after {taken}, behind the importer's backlog"
+    assert set(await ids_taken(queue, 17)) <= set(importer)
+    assert counts(queue, NORMAL, "importer", "small-shop") == [0, 0]
+
+
+@pytest.mark.parametrize("api_mode", FAIR_MODES)
+async def test_a_count_gone_wrong_after_a_crash_neither_blocks_a_client_nor_goes_below_zero(queue: Queue) -> None:
+    odd = "a.b_c-9"  # every character a client's name may have
+    set_count(queue, BULK, odd, -40)  # taken more often than queued
+    set_count(queue, BULK, "importer", "not a number")
+    importer = await queue.publish(BULK, "importer", 2 * light_jobs(queue) + 10)  # counted from 0
+    assert counts(queue, BULK, "importer") == [2 * light_jobs(queue) + 10]
+    assert set(await ids_taken(queue, ahead_drained(queue))) <= set(importer)
+    [upload] = await queue.publish(BULK, odd)  # -40 read as none waiting: it goes ahead
+    assert counts(queue, BULK, odd) == [1]
+    await asyncio.sleep(0.2)
+    taken = await queue.take()
+    if taken.media_id != upload:  # the worker held one of the backlog already
+        await queue.settle(lambda consumer, d=taken: consumer.ack(d))
+        taken = await queue.take()
+    assert (taken.media_id, taken.client) == (upload, odd)
+    # Its worker dies before the ack: the job is delivered again and counted out twice, down to 0.
+    if queue.api.mode == NATS_MODE:  # as JetStream does after the ack wait, at once
+        message: Any = taken.tag
+        await queue.settle(lambda consumer: cast(Any, consumer).nats.call(message.nak))
+    else:
+        await queue.close()
+        queue.consumer = None
+    while (again := await queue.take(10)).media_id != upload:
+        await queue.settle(lambda consumer, d=again: consumer.ack(d))
+    await queue.settle(lambda consumer: consumer.ack(again))
+    assert again.redelivered
+    assert counts(queue, BULK, odd) == [0]
+    [later] = await queue.publish(BULK, odd)
+    await asyncio.sleep(0.2)
+    assert later in await ids_taken(queue, 2)
+
+
+@pytest.mark.parametrize("api_mode", FAIR_MODES)
+async def test_a_retried_or_replayed_job_is_counted_in_its_clients_backlog_again(queue: Queue) -> None:
+    [media_id] = await queue.publish(HIGH, "app")
+    delivery = await queue.take()
+    assert counts(queue, HIGH, "app") == [0]
+    await queue.settle(lambda consumer: consumer.retry_later(delivery, 0.05))
+    assert counts(queue, HIGH, "app") == [1]
+    again = await queue.take()
+    assert (again.media_id, again.lane, again.client) == (media_id, HIGH, "app")
+    await queue.settle(lambda consumer: consumer.dead_letter(again, "store down on every try"))
+    assert counts(queue, HIGH, "app") == [0]
+    settings = queue.api.settings
+
+    def replay_one() -> None:
+        letters: DeadLetters = load_backend(TABLE, "dead_letters", settings.backends.queue)(settings, "image")
+        try:
+            letter = letters.take()
+            assert letter is not None
+            letters.requeue(letter)
+        finally:
+            letters.close()
+
+    await queue.api.worker._on_thread(replay_one)
+    assert counts(queue, HIGH, "app") == [1]
+    replayed = await queue.take_and_ack()
+    assert (replayed.media_id, replayed.lane, replayed.client) == (media_id, HIGH, "app")
+    assert counts(queue, HIGH, "app") == [0]

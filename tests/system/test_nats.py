@@ -74,7 +74,7 @@ def test_a_nats_restart_mid_batch_loses_no_upload(tmp_path: Path, photos: dict[s
             # The log alone tells an item's story: accepted, its job, taken, completed.
             events = on_nats(service.env, lambda js, stream: nats_history(js, stream, accepted[0]))
             assert [event for event, _ in events][:1] == ["accepted"]
-            assert "queued.image" in [event for event, _ in events]
+            assert any(event.startswith("queued.image") for event, _ in events)  # in the lane or its light part
             assert events[-1][0] == "completed" and events[-1][1]["state"] == "Completed"
     finally:
         private.stop()

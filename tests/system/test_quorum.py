@@ -15,7 +15,7 @@ import pytest
 from tests.corpus import TINY_PNG, slow_png
 from tests.harness import AMQP_URL, Service, queue_depth, wait_until
 from thumbnailify.backends.rabbitmq.sync import declare_queues
-from thumbnailify.kinds import dead_letter_queue
+from thumbnailify.kinds import dead_letter_queue, light_queue
 from thumbnailify.settings import load_settings
 
 pytestmark = pytest.mark.timeout(180)
@@ -59,6 +59,7 @@ def test_quorum_queue_round_trip_and_a_time_limit_poison(tmp_path: Path) -> None
         types = queue_types(service.queue)
         assert types[service.queue] == types[f"{service.queue}.video"] == "quorum", types
         assert types[f"{service.queue}.high"] == types[f"{service.queue}.video.bulk"] == "quorum", types
+        assert types[f"{service.queue}.light"] == types[f"{service.queue}.video.bulk.light"] == "quorum", types
         assert types[f"{service.queue}.dead"] == "classic", types
         media_id = service.upload(TINY_PNG, "image/png")
         status = service.wait(media_id)
@@ -82,7 +83,8 @@ def test_a_job_the_broker_dead_letters_ends_as_error_422(tmp_path: Path, photos:
         connection.close()
 
         media_id = service.upload(photos["camera.png"], "image/png")
-        assert reject(service.queue, 3) == media_id  # delivered 3 times: one more than max_attempts
+        # The client's first job: in the normal lane's light part. Delivered 3 times: one more than max_attempts.
+        assert reject(light_queue(service.queue), 3) == media_id
         wait_until(lambda: queue_depth(dead_letter_queue(service.queue)) == 2, 10, "the broker to dead-letter it")
         assert service.wait(media_id, timeout=0.1)["state"] == "Processing"  # nobody recorded it yet
 

@@ -22,16 +22,18 @@ from tests.harness import (
     AMQP_URL,
     NATS_MODE,
     Service,
+    lane_depth,
     nats_jobs_waiting,
     nats_lose_jobs,
     nats_value,
     nats_write_records,
     on_nats,
-    queue_depth,
     report,
     wait_until,
 )
 from tests.proxy import TcpProxy
+from thumbnailify.kinds import lane_queues
+from thumbnailify.lanes import Priority
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
@@ -88,7 +90,7 @@ def plant_stale_jobs(service: Service, count: int) -> list[str]:
 
 def queued_jobs(service: Service) -> int:
     if service.mode == "distributed":
-        return queue_depth(service.queue)
+        return lane_depth(service.queue)
     if service.mode == NATS_MODE:
         return on_nats(service.env, nats_jobs_waiting)
     with closing(sqlite3.connect(service.env["THUMBNAILIFY_SQLITE_PATH"])) as conn:
@@ -154,7 +156,9 @@ def test_jobs_a_queue_outage_kept_from_recovery_are_sent_when_it_is_back(tmp_pat
 def lose_messages(service: Service) -> None:
     if service.mode == "distributed":
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        connection.channel().queue_purge(service.queue)
+        channel = connection.channel()
+        for queue in lane_queues(service.queue, "image")[Priority.NORMAL]:
+            channel.queue_purge(queue)
         connection.close()
         return
     if service.mode == NATS_MODE:

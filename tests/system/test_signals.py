@@ -24,7 +24,7 @@ from tests.harness import (
     NATS_MODE,
     ROOT,
     Service,
-    queue_depth,
+    lane_depth,
     wait_until,
 )
 
@@ -59,7 +59,7 @@ def test_sigterm_lets_a_busy_worker_finish(tmp_path: Path) -> None:
                 worker.kill()
         assert code == 0
         assert running.record(media_id)["state"] == "Completed"
-        assert queue_depth(running.queue) == 0  # acked, not waiting for redelivery
+        assert lane_depth(running.queue) == 0  # acked, not waiting for redelivery
         logs = (tmp_path / "worker.log").read_text()
         assert logs.index("finishing the current job") < logs.index(f"job completed media_id={media_id}")
 

@@ -1,5 +1,5 @@
 """The NATS family's KEDA ScaledObjects name what the workers declare: each media kind's durable
-job consumers, one per priority lane (thumbnailify/backends/nats/layout.py), of the stream the
+job consumers, two per priority lane (thumbnailify/backends/nats/layout.py), of the stream the
 config patch chooses. (The manifests' shape is deploy/validate.sh's to check, offline; this ties
 them to the code.)"""
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from thumbnailify.backends.nats.layout import job_consumer
-from thumbnailify.lanes import LANES
+from thumbnailify.backends.nats.layout import job_sources
 
 NATS_DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "nats"
 WORKERS = {"image": "thumbnailify-worker", "video": "thumbnailify-video-worker"}
@@ -25,4 +24,4 @@ def test_each_media_kinds_workers_scale_on_its_job_consumer() -> None:
     assert set(scaled) == set(WORKERS.values())
     for kind, deployment in WORKERS.items():
         assert sorted((meta["stream"], meta["consumer"]) for meta in scaled[deployment]) == sorted(
-            (stream, job_consumer(kind, lane)) for lane in LANES)
+            (stream, consumer) for sources in job_sources(kind).values() for consumer, _ in sources)

@@ -1,5 +1,7 @@
 """The lane policy every queue backend applies (thumbnailify.lanes): weighted turns among the
-lanes that have work, a job in an idle lane next, and untrusted lane values read as normal."""
+lanes that have work, a job in an idle lane next, and untrusted lane values read as normal; and
+within a lane, which job goes ahead of the backlog (RabbitMQ and NATS) and how a stored count that
+is not one reads."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import pytest
 
 from thumbnailify import state
 from thumbnailify.backends.headers import JobHeaders, job_headers, read_headers
+from thumbnailify.backends.nats.backlog import BACKLOG_TTL_SECONDS, read_waiting
 from thumbnailify.clients import DEFAULT_CLIENT
-from thumbnailify.lanes import LANES, WEIGHTS, LanePicker, Priority, lane_of
+from thumbnailify.lanes import LANES, WEIGHTS, LanePicker, Priority, goes_ahead, lane_of
 from thumbnailify.record import MediaRecord
 
 HIGH, NORMAL, BULK = Priority.HIGH, Priority.NORMAL, Priority.BULK
@@ -89,3 +92,25 @@ def test_a_jobs_headers_are_read_as_untrusted(headers: object, expected: JobHead
 
 def test_a_jobs_headers_read_back() -> None:
     assert read_headers(job_headers("image/jpeg", HIGH, "app")) == JobHeaders("image/jpeg", HIGH, "app", "")
+
+
+@pytest.mark.parametrize(("waiting", "light_jobs", "ahead"), [
+    (0, 8, True), (7, 8, True), (8, 8, False), (2_000, 8, False),
+    (None, 8, False),  # not known (the count's store out): the backlog, first in first out
+    (0, 0, False),  # fair share off
+])
+def test_a_job_goes_ahead_while_its_client_has_few_waiting(waiting: int | None, light_jobs: int, ahead: bool) -> None:
+    assert goes_ahead(waiting, light_jobs) is ahead
+
+
+@pytest.mark.parametrize(("stored", "waiting"), [
+    (None, 0), (b"", 0), (b"not json", 0), (b"[1, 2]", 0), (b'{"waiting": "x", "touched": "1"}', 0),
+    (b'{"waiting": "-40", "touched": "NOW"}', 0),  # gone negative: counts from 0
+    (b'{"waiting": "12", "touched": "NOW"}', 12),
+    (b'{"waiting": "12", "touched": "STALE"}', 0),  # untouched for longer than the TTL: forgotten
+])
+def test_a_nats_backlog_count_that_is_not_one_reads_as_none_waiting(stored: bytes | None, waiting: int) -> None:
+    now = 1_000_000.0
+    value = None if stored is None else stored.replace(b"NOW", str(now - 1).encode()).replace(
+        b"STALE", str(now - BACKLOG_TTL_SECONDS - 1).encode())
+    assert read_waiting(value, now) == waiting

@@ -14,12 +14,13 @@ from nats.errors import Error as NatsError
 from nats.js.api import DeliverPolicy
 
 from thumbnailify.backends.headers import job_headers
+from thumbnailify.backends.nats.backlog import Counts
 from thumbnailify.backends.nats.clients import Clients
-from thumbnailify.backends.nats.layout import changes_filter, job_consumer, job_subject, media_of
+from thumbnailify.backends.nats.layout import changes_filter, job_sources, job_subject, light_subject, media_of
 from thumbnailify.backends.nats.records import Records
 from thumbnailify.clients import Client, Grant, Quota, Usage
-from thumbnailify.kinds import MEDIA_KINDS, lanes, media_kind
-from thumbnailify.lanes import Priority
+from thumbnailify.kinds import MEDIA_KINDS, media_kind
+from thumbnailify.lanes import Priority, goes_ahead
 from thumbnailify.record import DEFAULT_OWNER, Fields, MediaRecord, State, readable
 from thumbnailify.server.backends import Change, Page
 from thumbnailify.server.http.errors import BackendUnavailable
@@ -184,19 +185,43 @@ class NatsStore(_Connected):
 
 
 class NatsPublisher(_Connected):
-    """Jobs are messages of the log, `<stream>.media.<id>.queued.<kind>[.<lane>]`: published returns
-    once JetStream acknowledged that the stream has it."""
+    """Jobs are messages of the log, `<stream>.media.<id>.queued.<kind>[.<lane>]`, or its lane's
+    light part `...queued.<kind>.<lane>.light` when the client had fewer than
+    worker.fair_share_jobs waiting in the lane (backlog.py): published returns once JetStream
+    acknowledged that the stream has it."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.light_jobs = settings.worker.fair_share_jobs
+        self.counts = Counts(self.records)
 
     async def publish(self, media_id: str, media_type: str, lane: Priority = Priority.NORMAL,
                       client: str = DEFAULT_OWNER) -> None:
-        subject = job_subject(self.records.stream, media_id, media_kind(media_type), lane)
-        await answered(self.records, lambda: self.records.jetstream.publish(
-            subject, media_id.encode(), headers=job_headers(media_type, lane, client)))
+        kind, stream = media_kind(media_type), self.records.stream
+        counted = self.light_jobs > 0 and kind in MEDIA_KINDS
+        # Counted before the publish, so a worker's count down never comes before its count up.
+        waiting = await self._count(kind, lane, client, 1) if counted else None
+        subject = (light_subject(stream, media_id, kind, lane) if goes_ahead(waiting, self.light_jobs)
+                   else job_subject(stream, media_id, kind, lane))
+        try:
+            await answered(self.records, lambda: self.records.jetstream.publish(
+                subject, media_id.encode(), headers=job_headers(media_type, lane, client)))
+        except BaseException:
+            if waiting is not None:
+                await self._count(kind, lane, client, -1)
+            raise
+
+    async def _count(self, kind: str, lane: Priority, client: str, step: int) -> int | None:
+        try:
+            return await answered(self.records, lambda: self.counts.count(kind, lane, client, step))
+        except BackendUnavailable as exc:
+            log.warning("could not count a job of %s in %s/%s (%s)", client, kind, lane, exc.detail)
+            return None
 
     async def depth(self) -> int:
         """Jobs waiting for a worker, all media kinds and lanes together."""
         async def pending() -> int:
-            infos = [await self.records.jetstream.consumer_info(self.records.stream, job_consumer(kind, lane))
-                     for kind in MEDIA_KINDS for lane in lanes(kind)]
+            infos = [await self.records.jetstream.consumer_info(self.records.stream, consumer)
+                     for kind in MEDIA_KINDS for sources in job_sources(kind).values() for consumer, _ in sources]
             return sum(info.num_pending or 0 for info in infos)
         return await answered(self.records, pending)

@@ -5,7 +5,11 @@ One stream, `<stream>`, is the log: every change of an item is one message on
 `<stream>.media.<id>.<event>` (accepted, processing, updated, completed, failed, deleted) holding
 the record after the change, and every job one on `<stream>.media.<id>.queued.<kind>` (its
 `normal` lane) or `<stream>.media.<id>.queued.<kind>.<lane>` (`high`, `bulk`), so an item's whole
-story is `<stream>.media.<id>.>`. Each kind and lane has a durable consumer of its own.
+story is `<stream>.media.<id>.>`. Each kind and lane has a durable consumer of its own. A media
+lane has a light part beside it, `<stream>.media.<id>.queued.<kind>.<lane>.light` (consumer
+`jobs-<kind>-<lane>-light`), for the jobs of clients that had fewer than worker.fair_share_jobs
+waiting in the lane (thumbnailify.lanes.goes_ahead), which workers take first; the counts are
+keys `backlog.<kind>.<lane>.<client>` of `_meta` (backlog.py).
 Key-value buckets named after the stream hold what must be read by key: the current records
 (`_records`, changed by revision: compare-and-set), the list index (`_index`), locks,
 Idempotency-Keys and content keys (`_meta`), resumable uploads (`_uploads`), clients with their
@@ -40,7 +44,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError
 
-from thumbnailify.kinds import KINDS, lanes
+from thumbnailify.kinds import KINDS, MEDIA_KINDS, lanes
 from thumbnailify.lanes import Priority
 from thumbnailify.record import Fields, State
 from thumbnailify.settings import NatsSettings, Settings
@@ -100,6 +104,31 @@ def job_subject(stream: str, media_id: str, kind: str, lane: Priority = Priority
 
 def jobs_filter(stream: str, kind: str, lane: Priority = Priority.NORMAL) -> str:
     return f"{stream}.media.*.queued.{kind}{_lane_suffix(lane)}"
+
+
+def light_subject(stream: str, media_id: str, kind: str, lane: Priority) -> str:
+    """A job of a client with few jobs waiting in its lane: the lane's light part."""
+    return f"{stream}.media.{media_id}.queued.{kind}.{lane}.light"
+
+
+def light_filter(stream: str, kind: str, lane: Priority) -> str:
+    return f"{stream}.media.*.queued.{kind}.{lane}.light"
+
+
+def light_consumer(kind: str, lane: Priority) -> str:
+    return f"jobs-{kind}-{lane}-light"
+
+
+def job_sources(kind: str) -> dict[Priority, tuple[tuple[str, bool], ...]]:
+    """Each lane's consumers, the one a worker takes from first first, and whether it is a light part."""
+    if kind not in MEDIA_KINDS:
+        return {lane: ((job_consumer(kind, lane), False),) for lane in lanes(kind)}
+    return {lane: ((light_consumer(kind, lane), True), (job_consumer(kind, lane), False)) for lane in lanes(kind)}
+
+
+def backlog_key(kind: str, lane: Priority, client: str) -> str:
+    """A client's count of jobs waiting in a lane, in `_meta`."""
+    return f"backlog.{kind}.{lane}.{owner_token(client)}"
 
 
 def changes_filter(stream: str) -> str:
@@ -176,13 +205,16 @@ def parse_index_key(key: str) -> tuple[str, int, str]:
     return state, int(micros), media_id
 
 
-def job_consumer_config(settings: Settings, kind: str, lane: Priority = Priority.NORMAL) -> ConsumerConfig:
-    """A durable pull consumer per kind and lane: explicit acks, a job handed out again after
-    ack_wait without a sign of life. Photo and video jobs are delivered at most
-    worker.max_attempts times (then the worker that hears of it records Error 422); webhook jobs
-    count their own attempts."""
+def job_consumer_config(settings: Settings, kind: str, lane: Priority = Priority.NORMAL,
+                        light: bool = False) -> ConsumerConfig:
+    """A durable pull consumer per kind and lane (and a lane's light part): explicit acks, a job
+    handed out again after ack_wait without a sign of life. Photo and video jobs are delivered at
+    most worker.max_attempts times (then the worker that hears of it records Error 422); webhook
+    jobs count their own attempts."""
+    stream = settings.nats.stream
     return ConsumerConfig(
-        durable_name=job_consumer(kind, lane), filter_subject=jobs_filter(settings.nats.stream, kind, lane),
+        durable_name=light_consumer(kind, lane) if light else job_consumer(kind, lane),
+        filter_subject=light_filter(stream, kind, lane) if light else jobs_filter(stream, kind, lane),
         ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=settings.nats.ack_wait,
         max_deliver=-1 if kind == "webhook" else settings.worker.max_attempts,
         max_ack_pending=-1,
@@ -221,7 +253,8 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
     for role in BUCKETS:
         await js.create_key_value(KeyValueConfig(bucket=bucket(conf, role), history=1, replicas=conf.replicas))
     for kind in KINDS:
-        for lane in lanes(kind):
-            # One that exists with another config (max_attempts changed, say) is kept as it is.
-            with contextlib.suppress(BadRequestError):
-                await js.add_consumer(conf.stream, job_consumer_config(settings, kind, lane))
+        for lane, sources in job_sources(kind).items():
+            for _name, light in sources:
+                # One that exists with another config (max_attempts changed, say) is kept as it is.
+                with contextlib.suppress(BadRequestError):
+                    await js.add_consumer(conf.stream, job_consumer_config(settings, kind, lane, light))

@@ -1,14 +1,17 @@
 """The workers' side of the NATS family, blocking: nats-py's coroutines run on a private event loop
 in a thread of its own (one per store or consumer), and each call waits for its result.
 
-Jobs come from a durable pull consumer per kind and lane with explicit acks. A worker keeps a pull
-request open on each lane it holds no job of, and takes what they bring as its LanePicker says
-(thumbnailify.lanes): a job in an idle lane goes next. While a job (taken or held) waits, the loop's
-thread tells JetStream it is in progress every third of `nats.ack_wait`, so a long job is not handed
-out again but a killed worker's is, one ack wait later. A photo or video job delivered
-`worker.max_attempts` times without an ack is given up by JetStream, which says so in an advisory:
-`settle_abandoned` records those as Error 422 (the recovery pass re-queues any it missed). Dead
-letters go to `<stream>.dead.<kind>`, in the bounded stream `<stream>_dead` (layout.py).
+Jobs come from a durable pull consumer per kind and lane with explicit acks (two per media lane:
+its light part, taken first, and its backlog; layout.py). A worker keeps a pull request open on
+each consumer it holds no job of, and takes what they bring as its LanePicker says
+(thumbnailify.lanes): a job in an idle lane goes next. It counts each job it takes out of its
+client's backlog in the lane (backlog.py), and one it puts back for later in again. While a job
+(taken or held) waits, the loop's thread tells JetStream it is in progress every third of
+`nats.ack_wait`, so a long job is not handed out again but a killed worker's is, one ack wait
+later. A photo or video job delivered `worker.max_attempts` times without an ack is given up by
+JetStream, which says so in an advisory: `settle_abandoned` records those as Error 422 (the
+recovery pass re-queues any it missed). Dead letters go to `<stream>.dead.<kind>`, in the bounded
+stream `<stream>_dead` (layout.py).
 """
 
 from __future__ import annotations
@@ -30,20 +33,21 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from thumbnailify.backends.headers import job_headers, read_headers
+from thumbnailify.backends.nats.backlog import Counts
 from thumbnailify.backends.nats.layout import (
     PROGRESS_FRACTION,
     dead_consumer,
     dead_stream,
     dead_subject,
-    job_consumer,
     job_consumer_config,
+    job_sources,
     job_subject,
-    jobs_filter,
+    light_subject,
     media_of,
 )
 from thumbnailify.backends.nats.records import Records
-from thumbnailify.kinds import lanes
-from thumbnailify.lanes import LanePicker, Priority
+from thumbnailify.kinds import MEDIA_KINDS
+from thumbnailify.lanes import LanePicker, Priority, goes_ahead
 from thumbnailify.record import Fields, MediaRecord, State
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import DeadLetter, Delivery
@@ -87,6 +91,7 @@ class Connected:
 
     def __init__(self, settings: Settings, name: str) -> None:
         self.records = Records(settings)
+        self.counts = Counts(self.records)
         self.timeout = settings.nats.timeout * 4  # a call may be a few round trips
         self.loop = LoopThread(name)
 
@@ -97,6 +102,24 @@ class Connected:
     @property
     def js(self) -> JetStreamContext:
         return self.records.jetstream
+
+    def count(self, kind: str, lane: Priority, client: str, step: int) -> int | None:
+        """Change a client's backlog count in a lane (worker.fair_share_jobs); None if not counted."""
+        if self.records.settings.worker.fair_share_jobs <= 0 or kind not in MEDIA_KINDS:
+            return None
+        try:
+            return self.call(lambda: self.counts.count(kind, lane, client, step))
+        except FAILURES as exc:
+            log.warning("could not count a job of %s in %s/%s (%s)", client, kind, lane, exc)
+            return None
+
+    def route(self, media_id: str, kind: str, lane: Priority, client: str) -> tuple[str, bool]:
+        """The subject a job put back into its lane goes to, counted in; and whether it was counted."""
+        waiting = self.count(kind, lane, client, 1)
+        stream = self.records.stream
+        if goes_ahead(waiting, self.records.settings.worker.fair_share_jobs):
+            return light_subject(stream, media_id, kind, lane), True
+        return job_subject(stream, media_id, kind, lane), waiting is not None
 
     def close(self) -> None:
         with contextlib.suppress(*FAILURES):
@@ -156,20 +179,21 @@ class NatsConsumer:
         self.kind = kind
         self.stream = settings.nats.stream
         self.nats = Connected(settings, f"nats-{kind}")
-        self.subscriptions: dict[Priority, JetStreamContext.PullSubscription] = {}
+        self.sources = job_sources(kind)  # each lane's consumers, its light part first
+        self.subscriptions: dict[str, JetStreamContext.PullSubscription] = {}
         self.progress: dict[int, asyncio.Task[None]] = {}  # by id of the message: its in-progress acks
         self.abandoned: list[int] = []  # stream sequences JetStream stopped delivering
         self.advisories: list[Subscription] = []
-        self.fetching: dict[Priority, asyncio.Task[list[Msg]]] = {}  # the open pull request per lane
-        self.held: dict[Priority, deque[Msg]] = {lane: deque() for lane in lanes(kind)}
+        self.fetching: dict[str, asyncio.Task[list[Msg]]] = {}  # the open pull request per consumer
+        self.held: dict[str, deque[Msg]] = {name: deque() for names in self.sources.values() for name, _ in names}
         self.picker = LanePicker()
 
-    def _subscribe(self) -> dict[Priority, JetStreamContext.PullSubscription]:
+    def _subscribe(self) -> dict[str, JetStreamContext.PullSubscription]:
         if not self.subscriptions:
             self.subscriptions = self.nats.call(self._open)
         return self.subscriptions
 
-    async def _open(self) -> dict[Priority, JetStreamContext.PullSubscription]:
+    async def _open(self) -> dict[str, JetStreamContext.PullSubscription]:
         records = self.nats.records
         assert records.client is not None
 
@@ -178,12 +202,13 @@ class NatsConsumer:
                 self.abandoned.append(int(json.loads(message.data)["stream_seq"]))
 
         subscriptions = {}
-        for lane in self.held:
-            self.advisories.append(await records.client.subscribe(
-                f"{MAX_DELIVERIES}.{self.stream}.{job_consumer(self.kind, lane)}", cb=heard))
-            subscriptions[lane] = await records.jetstream.pull_subscribe(
-                jobs_filter(self.stream, self.kind, lane), durable=job_consumer(self.kind, lane), stream=self.stream,
-                config=job_consumer_config(self.settings, self.kind, lane))
+        for lane, sources in self.sources.items():
+            for name, light in sources:
+                self.advisories.append(await records.client.subscribe(
+                    f"{MAX_DELIVERIES}.{self.stream}.{name}", cb=heard))
+                config = job_consumer_config(self.settings, self.kind, lane, light)
+                subscriptions[name] = await records.jetstream.pull_subscribe(
+                    config.filter_subject or "", durable=name, stream=self.stream, config=config)
         return subscriptions
 
     def next(self, timeout: float) -> Delivery | None:
@@ -194,37 +219,47 @@ class NatsConsumer:
             log.warning("NATS unavailable (%s); retrying", exc or type(exc).__name__)
             time.sleep(min(timeout, RETRY_SECONDS))  # a refused connection fails at once: no busy loop
             return None
-        return _delivery(*taken) if taken else None
+        if not taken:
+            return None
+        delivery = _delivery(*taken)
+        # Out of its client's backlog once taken, redelivered or not: a job taken twice (its
+        # worker killed before the ack) counts down twice, and the count stops at 0.
+        self.nats.count(self.kind, delivery.lane, delivery.client, -1)
+        return delivery
 
-    async def _next(self, subscriptions: dict[Priority, JetStreamContext.PullSubscription],
+    def _ready(self) -> list[Priority]:
+        return [lane for lane, sources in self.sources.items() if any(self.held[name] for name, _ in sources)]
+
+    async def _next(self, subscriptions: dict[str, JetStreamContext.PullSubscription],
                     seconds: float) -> tuple[Priority, Msg] | None:
-        """A held job of the lane the picker chooses, once every lane without one has had its pull
-        request answered (or FRESH_SECONDS to answer a request just made)."""
+        """A held job of the lane the picker chooses (of its light part first), once every consumer
+        without one has had its pull request answered (or FRESH_SECONDS to answer a request just made)."""
         deadline = time.monotonic() + seconds
-        fresh = [self._request(lane, subscription) for lane, subscription in subscriptions.items()
-                 if not self.held[lane] and lane not in self.fetching]
+        fresh = [self._request(name, subscription) for name, subscription in subscriptions.items()
+                 if not self.held[name] and name not in self.fetching]
         if fresh:
             await asyncio.wait(fresh, timeout=FRESH_SECONDS)
         while True:
-            for lane, task in list(self.fetching.items()):
+            for name, task in list(self.fetching.items()):
                 if task.done():
-                    del self.fetching[lane]
-                    self.held[lane].extend(task.result())
-            chosen = self.picker.pick([lane for lane, held in self.held.items() if held])
+                    del self.fetching[name]
+                    self.held[name].extend(task.result())
+            chosen = self.picker.pick(self._ready())
             if chosen is not None:
-                return chosen, self.held[chosen].popleft()
-            for lane, subscription in subscriptions.items():
-                if lane not in self.fetching:
-                    self._request(lane, subscription)
+                held = next(self.held[name] for name, _ in self.sources[chosen] if self.held[name])
+                return chosen, held.popleft()
+            for name, subscription in subscriptions.items():
+                if name not in self.fetching:
+                    self._request(name, subscription)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             await asyncio.wait(self.fetching.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
 
-    def _request(self, lane: Priority, subscription: JetStreamContext.PullSubscription) -> asyncio.Task[list[Msg]]:
+    def _request(self, name: str, subscription: JetStreamContext.PullSubscription) -> asyncio.Task[list[Msg]]:
         """A pull request open for FETCH_SECONDS: what it brings while a job runs is held (kept in
         progress) for the next pick."""
-        task = self.fetching[lane] = asyncio.ensure_future(self._fetch(subscription, FETCH_SECONDS))
+        task = self.fetching[name] = asyncio.ensure_future(self._fetch(subscription, FETCH_SECONDS))
         task.add_done_callback(_seen)  # a failure is raised by the next pick; one at close is no news
         return task
 
@@ -268,11 +303,16 @@ class NatsConsumer:
         self.ack(delivery)
 
     def retry_later(self, delivery: Delivery, seconds: float) -> None:
+        """Handed out again after `seconds` by the consumer it came from, counted in its client's
+        backlog again meanwhile."""
         message = _message(delivery.tag)
+        counted = self.nats.count(self.kind, delivery.lane, delivery.client, 1) is not None
         try:
             self.nats.call(lambda: self._settle(message, lambda: message.nak(delay=seconds)))
         except FAILURES as exc:
             log.warning("could not put the job aside (%s); it will be redelivered", exc)
+            if counted:
+                self.nats.count(self.kind, delivery.lane, delivery.client, -1)
 
     def enqueue(self, kind: str, media_id: str, media_type: str) -> None:
         self.nats.call(lambda: self.nats.js.publish(job_subject(self.stream, media_id, kind), media_id.encode(),
@@ -334,9 +374,15 @@ class NatsDeadLetters:
                           job.lane, job.client)
 
     def requeue(self, letter: DeadLetter) -> None:
-        self.nats.call(lambda: self.nats.js.publish(
-            job_subject(self.stream, letter.media_id, self.kind, letter.lane), letter.media_id.encode(),
-            headers=job_headers(letter.media_type, letter.lane, letter.client)))
+        subject, counted = self.nats.route(letter.media_id, self.kind, letter.lane, letter.client)
+        try:
+            self.nats.call(lambda: self.nats.js.publish(subject, letter.media_id.encode(),
+                                                        headers=job_headers(letter.media_type, letter.lane,
+                                                                            letter.client)))
+        except BaseException:
+            if counted:
+                self.nats.count(self.kind, letter.lane, letter.client, -1)
+            raise
         self.drop(letter)
 
     def drop(self, letter: DeadLetter) -> None:

@@ -1,6 +1,10 @@
 """Jobs into RabbitMQ's durable work queues, one per kind of media and lane, with publisher
 confirms (aioamqp).
 
+A job goes into its lane's light queue when its client had fewer than worker.fair_share_jobs
+jobs waiting in the lane, else into the lane's own queue, its backlog (counted in Redis:
+thumbnailify.backends.redis.backlog), so one client's import cannot hold up another's upload.
+
 aioamqp 0.15 ignores a confirm that acks several deliveries at once (multiple=True), which the
 broker sends when a channel has more than one publish in flight. So each channel carries at most
 one publish at a time: requests borrow a channel from a pool and return it after the confirm.
@@ -25,9 +29,10 @@ from aioamqp.exceptions import ChannelClosed
 from aioamqp.protocol import OPEN, AmqpProtocol
 
 from thumbnailify.backends.headers import job_headers
+from thumbnailify.backends.redis.backlog import Backlogs, counted
 from thumbnailify.clients import DEFAULT_CLIENT
-from thumbnailify.kinds import MEDIA_KINDS, lane_queue, lanes, media_kind, queue_name, work_queue_arguments
-from thumbnailify.lanes import Priority
+from thumbnailify.kinds import MEDIA_KINDS, lane_queue, lanes, light_queue, media_kind, queue_name, work_queue_arguments
+from thumbnailify.lanes import Priority, goes_ahead
 from thumbnailify.server.http.errors import BackendUnavailable
 from thumbnailify.settings import Settings
 
@@ -120,6 +125,9 @@ class RabbitMQPublisher:
         self.queues = {kind: queue_name(conf.queue, kind) for kind in MEDIA_KINDS}
         self.lane_queues = {(kind, lane): lane_queue(queue, lane)
                             for kind, queue in self.queues.items() for lane in lanes(kind)}
+        self.light_queues = {key: light_queue(queue) for key, queue in self.lane_queues.items()}
+        self.light_jobs = settings.worker.fair_share_jobs
+        self.backlogs = Backlogs(settings) if counted(settings) else None
         self.timeout = conf.publish_timeout
         self.channels = conf.channels
         self.connection: Connection | None = None
@@ -148,9 +156,10 @@ class RabbitMQPublisher:
         try:
             conn.control = await protocol.channel()
             # Only the work queues: a dead queue is its workers', declared with its bounds there.
-            for (kind, _lane), queue in self.lane_queues.items():
-                await conn.control.queue_declare(
-                    queue, durable=True, arguments=work_queue_arguments(self.settings, self.queues[kind]))
+            for (kind, lane), queue in self.lane_queues.items():
+                for name in (queue, self.light_queues[kind, lane]):
+                    await conn.control.queue_declare(
+                        name, durable=True, arguments=work_queue_arguments(self.settings, self.queues[kind]))
             for _ in range(self.channels):
                 channel = await protocol.channel()
                 await channel.confirm_select()
@@ -188,6 +197,22 @@ class RabbitMQPublisher:
 
     async def publish(self, media_id: str, media_type: str, lane: Priority = Priority.NORMAL,
                       client: str = DEFAULT_CLIENT) -> None:
+        key = media_kind(media_type), lane
+        backlog = self.lane_queues[key]
+        if self.backlogs is None:
+            await self._publish(backlog, media_id, media_type, lane, client)
+            return
+        # Counted before the publish, so a worker's count down never comes before its count up.
+        waiting = await self.backlogs.add(backlog, client)
+        queue = self.light_queues[key] if goes_ahead(waiting, self.light_jobs) else backlog
+        try:
+            await self._publish(queue, media_id, media_type, lane, client)
+        except BaseException:
+            if waiting is not None:
+                await self.backlogs.take(backlog, client)
+            raise
+
+    async def _publish(self, queue: str, media_id: str, media_type: str, lane: Priority, client: str) -> None:
         conn = await self._connection()
         try:
             channel = await asyncio.wait_for(conn.pool.get(), self.timeout)
@@ -200,7 +225,7 @@ class RabbitMQPublisher:
                 channel.publish(
                     media_id.encode(),
                     exchange_name="",
-                    routing_key=self.lane_queues[media_kind(media_type), lane],
+                    routing_key=queue,
                     properties=pamqp.commands.Basic.Properties(
                         delivery_mode=2, headers=dict(job_headers(media_type, lane, client))),
                 ),
@@ -220,7 +245,7 @@ class RabbitMQPublisher:
         try:
             assert conn.control is not None
             async with conn.control_lock:
-                for queue in self.lane_queues.values():
+                for queue in (*self.lane_queues.values(), *self.light_queues.values()):
                     reply = await asyncio.wait_for(
                         conn.control.queue_declare(queue, durable=True, passive=True), self.timeout
                     )
@@ -234,3 +259,5 @@ class RabbitMQPublisher:
     async def close(self) -> None:
         self._closing = True
         await self._drop()
+        if self.backlogs is not None:
+            await self.backlogs.close()

@@ -5,6 +5,9 @@ worker.prefetch, and holds what the broker delivers until it takes it: its LaneP
 among the lanes it holds a job of. So a job arriving in an idle lane is delivered at once to a
 worker whose consumer of that lane is free, and taken when that worker's current job ends. The
 price: a worker holds up to one prefetch per lane, which another idle worker cannot take meanwhile.
+A media lane is two queues, its light part (jobs of clients that had few waiting in the lane when
+they were published, see thumbnailify.backends.rabbitmq.aio) and its backlog: the worker takes the
+light part's first, and counts each job it takes out of its client's backlog in the lane.
 
 A lost connection is reopened on the next call; whatever was delivered but not acked on the old
 one goes back to the queue by itself, which is why every step of a job is idempotent. A consumer
@@ -32,16 +35,20 @@ import pika.spec
 from pika.adapters.blocking_connection import BlockingChannel
 
 from thumbnailify.backends.headers import job_headers, read_headers
+from thumbnailify.backends.redis.backlog import SyncBacklogs, counted
 from thumbnailify.kinds import (
+    MEDIA_KINDS,
     dead_letter_queue,
     given_up_by_broker,
     lane_queue,
+    lane_queues,
     lanes,
+    light_queue,
     prefetch,
     queue_name,
     work_queue_arguments,
 )
-from thumbnailify.lanes import LANES, LanePicker, Priority
+from thumbnailify.lanes import LanePicker, Priority, goes_ahead
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import DeadLetter, Delivery
 
@@ -80,11 +87,12 @@ def dead_letter_arguments(settings: Settings) -> dict[str, int]:
 
 
 def declare_queues(connection: pika.BlockingConnection, settings: Settings, queue: str,
-                   kind_lanes: tuple[Priority, ...] = LANES) -> BlockingChannel:
-    """Declare a kind's work queue (one per lane) and its dead queue; returns a usable channel."""
+                   kind: str = "image") -> BlockingChannel:
+    """Declare a kind's work queues (each lane's) and its dead queue; returns a usable channel."""
     channel = connection.channel()
-    for lane in kind_lanes:
-        channel.queue_declare(lane_queue(queue, lane), durable=True, arguments=work_queue_arguments(settings, queue))
+    for names in lane_queues(queue, kind).values():
+        for name in names:
+            channel.queue_declare(name, durable=True, arguments=work_queue_arguments(settings, queue))
     try:
         channel.queue_declare(dead_letter_queue(queue), durable=True, arguments=dead_letter_arguments(settings))
     except pika.exceptions.ChannelClosedByBroker as exc:
@@ -94,6 +102,32 @@ def declare_queues(connection: pika.BlockingConnection, settings: Settings, queu
                     dead_letter_queue(queue), exc.reply_text)
         channel = connection.channel()  # the refusal closed the channel, not the connection
     return channel
+
+
+class Router:
+    """Which of a lane's queues a worker puts a job back into (a retry, a replayed dead letter),
+    counting it in its client's backlog as the server does at publish."""
+
+    def __init__(self, settings: Settings, queue: str, kind: str) -> None:
+        self.light_jobs = settings.worker.fair_share_jobs
+        self.backlogs = SyncBacklogs(settings) if counted(settings) and kind in MEDIA_KINDS else None
+        self.queue = queue
+
+    def add(self, lane: Priority, client: str) -> tuple[str, bool]:
+        """The queue the job goes into, and whether it was counted (to be counted out should it fail)."""
+        backlog = lane_queue(self.queue, lane)
+        if self.backlogs is None:
+            return backlog, False
+        waiting = self.backlogs.add(backlog, client)
+        return light_queue(backlog) if goes_ahead(waiting, self.light_jobs) else backlog, waiting is not None
+
+    def take(self, lane: Priority, client: str) -> None:
+        if self.backlogs is not None:
+            self.backlogs.take(lane_queue(self.queue, lane), client)
+
+    def close(self) -> None:
+        if self.backlogs is not None:
+            self.backlogs.close()
 
 
 class RabbitMQConsumer:
@@ -106,12 +140,15 @@ class RabbitMQConsumer:
         self.settings = settings
         self.base = conf.queue
         self.queue = queue_name(conf.queue, kind)
+        self.kind = kind
         self.lanes = {lane: lane_queue(self.queue, lane) for lane in lanes(kind)}
+        self.sources = lane_queues(self.queue, kind)  # each lane's queues, light part first
+        self.router = Router(settings, self.queue, kind)
         self.declared: set[str] = set()  # queues declared on this connection, besides ours
         self.prefetch = prefetch(settings, kind)
         self.connection: pika.BlockingConnection | None = None
         self.channel: BlockingChannel | None = None
-        self.held: dict[Priority, deque[Held]] = {lane: deque() for lane in self.lanes}
+        self.held: dict[str, deque[Held]] = {name: deque() for names in self.sources.values() for name in names}
         self.picker = LanePicker()
         self.cancelled = False  # the broker cancelled a consumer of ours
         self.session = ""  # names the connection: its delivery tags start again from 1
@@ -125,24 +162,27 @@ class RabbitMQConsumer:
         self.session = uuid.uuid4().hex
         self.declared = set()
         self.cancelled = False
-        channel = declare_queues(self.connection, self.settings, self.queue, tuple(self.lanes))
+        channel = declare_queues(self.connection, self.settings, self.queue, self.kind)
         self.channel = channel
         channel.confirm_delivery()
         # Per consumer, never global: a quorum queue's channel is closed on global QoS.
         channel.basic_qos(prefetch_count=self.prefetch, global_qos=False)
         channel.add_on_cancel_callback(self._on_cancelled)
-        for lane, queue in self.lanes.items():
-            channel.basic_consume(queue, self._holder(lane))
+        for queue in self.held:
+            channel.basic_consume(queue, self._holder(queue))
         self.retry_delay = 0.5
-        log.info("consuming %s", ", ".join(self.lanes.values()))
+        log.info("consuming %s", ", ".join(self.held))
 
-    def _holder(self, lane: Priority) -> Callable[[BlockingChannel, pika.spec.Basic.Deliver,
-                                                   pika.spec.BasicProperties, bytes], None]:
-        """What keeps a lane's deliveries until the picker takes them."""
+    def _holder(self, queue: str) -> Callable[[BlockingChannel, pika.spec.Basic.Deliver,
+                                               pika.spec.BasicProperties, bytes], None]:
+        """What keeps a queue's deliveries until the picker takes them."""
         def hold(_channel: BlockingChannel, method: pika.spec.Basic.Deliver,
                  properties: pika.spec.BasicProperties, body: bytes) -> None:
-            self.held[lane].append((method, properties, body))
+            self.held[queue].append((method, properties, body))
         return hold
+
+    def _ready(self) -> list[Priority]:
+        return [lane for lane, names in self.sources.items() if any(self.held[name] for name in names)]
 
     def _on_cancelled(self, _frame: object) -> None:
         self.cancelled = True
@@ -163,9 +203,10 @@ class RabbitMQConsumer:
             assert self.connection is not None
             self.connection.process_data_events(0)  # whatever arrived while the last job ran
             while not self.cancelled:
-                lane = self.picker.pick([lane for lane, held in self.held.items() if held])
+                lane = self.picker.pick(self._ready())
                 if lane is not None:
-                    return self._delivery(lane, *self.held[lane].popleft())
+                    held = next(self.held[name] for name in self.sources[lane] if self.held[name])
+                    return self._delivery(lane, *held.popleft())
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
@@ -184,6 +225,9 @@ class RabbitMQConsumer:
     def _delivery(self, lane: Priority, method: pika.spec.Basic.Deliver, properties: pika.spec.BasicProperties,
                   body: bytes) -> Delivery:
         job = read_headers(getattr(properties, "headers", None))
+        # Out of its client's backlog once taken, redelivered or not: a job held and given back
+        # was never taken, and one taken twice stops the count at 0.
+        self.router.take(lane, job.client)
         return Delivery(
             media_id=bytes(body or b"").decode("utf-8", "replace").strip(),
             media_type=job.media_type,
@@ -259,7 +303,7 @@ class RabbitMQConsumer:
                 if method is None:
                     break
                 headers = getattr(properties, "headers", None) or {}
-                if not given_up_by_broker(headers, self.lanes.values()):
+                if not given_up_by_broker(headers, self.held):
                     continue  # held unacked until the channel closes: it goes back where it was
                 job = read_headers(getattr(properties, "headers", None))
                 delivery = Delivery(
@@ -286,19 +330,22 @@ class RabbitMQConsumer:
 
     def retry_later(self, delivery: Delivery, seconds: float) -> None:
         """Ack the delivery and have the job back in `seconds`: through a waiting queue whose
-        messages expire into its lane's queue (one such queue per lane and delay, so no message
-        waits behind a longer one)."""
+        messages expire into its lane's queue (one such queue per queue of a lane and delay, so
+        no message waits behind a longer one), counted in its client's backlog again."""
         if _channel_and_tag(delivery)[0] is not self.channel:
             return  # its connection is gone: the broker has already put it back (a copy would be one too many)
         ms = max(1, int(seconds * 1000))
-        queue = self.lanes.get(delivery.lane, self.queue)
+        lane = delivery.lane if delivery.lane in self.lanes else Priority.NORMAL
+        queue, counted_in = self.router.add(lane, delivery.client)
         waiting = f"{queue}.wait.{ms}"
         arguments = {"x-message-ttl": ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue}
         try:
             self._publish(waiting, delivery.media_id,
-                          job_headers(delivery.media_type or "", delivery.lane, delivery.client), arguments)
+                          job_headers(delivery.media_type or "", lane, delivery.client), arguments)
         except FAILURES as exc:
             log.warning("could not put the job aside (%s); it will be redelivered", exc)
+            if counted_in:
+                self.router.take(lane, delivery.client)
             self._drop()
             return
         self.ack(delivery)
@@ -315,6 +362,7 @@ class RabbitMQConsumer:
 
     def close(self) -> None:
         self._drop()  # what it held but had not taken goes back to the queues
+        self.router.close()
 
 
 class RabbitMQDeadLetters:
@@ -323,7 +371,8 @@ class RabbitMQDeadLetters:
     def __init__(self, settings: Settings, kind: str) -> None:
         self.queue = queue_name(settings.rabbitmq.queue, kind)
         self.connection = pika.BlockingConnection(pika.URLParameters(settings.rabbitmq.url))
-        self.channel = declare_queues(self.connection, settings, self.queue, lanes(kind))
+        self.router = Router(settings, self.queue, kind)
+        self.channel = declare_queues(self.connection, settings, self.queue, kind)
         self.channel.confirm_delivery()
         declared = self.channel.queue_declare(dead_letter_queue(self.queue), passive=True)
         self.remaining: int = declared.method.message_count
@@ -347,17 +396,25 @@ class RabbitMQDeadLetters:
 
     def requeue(self, letter: DeadLetter) -> None:
         # Confirmed and mandatory: the letter is acked only once its lane's queue holds the job.
-        self.channel.basic_publish(
-            "", lane_queue(self.queue, letter.lane), letter.media_id.encode(),
-            pika.BasicProperties(delivery_mode=2, headers=job_headers(letter.media_type, letter.lane, letter.client)),
-            mandatory=True,
-        )
+        queue, counted_in = self.router.add(letter.lane, letter.client)
+        try:
+            self.channel.basic_publish(
+                "", queue, letter.media_id.encode(),
+                pika.BasicProperties(delivery_mode=2,
+                                     headers=job_headers(letter.media_type, letter.lane, letter.client)),
+                mandatory=True,
+            )
+        except BaseException:
+            if counted_in:
+                self.router.take(letter.lane, letter.client)
+            raise
         self.drop(letter)
 
     def drop(self, letter: DeadLetter) -> None:
         self.channel.basic_ack(_number(letter.tag))
 
     def close(self) -> None:
+        self.router.close()
         if self.connection.is_open:
             with contextlib.suppress(*FAILURES):
                 self.connection.close()
