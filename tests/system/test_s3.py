@@ -96,8 +96,11 @@ def test_an_object_store_outage_is_a_503_and_loses_nothing(tmp_path: Path, photo
     and keeps nothing, workers retry; once it is back every accepted job completes."""
     store = SeaweedFS(tmp_path / "seaweedfs", ports={flag: free_port() for flag in SeaweedFS(tmp_path).ports})
     store.start()
+    # A refused connection fails at once, so the tries' budget is their back-off: 60 tries at most
+    # 2 s apart outlast the outage below (the store's start and readiness may take a minute on a
+    # loaded machine; with 12 tries a job gave up after ~20 s and ended Error 503).
     service = Service(S3_MODE, tmp_path / "service", workers=1, THUMBNAILIFY_S3_TIMEOUT="2",
-                      THUMBNAILIFY_WORKER_MAX_RETRIES="12", THUMBNAILIFY_WORKER_RETRY_MAX_DELAY="2",
+                      THUMBNAILIFY_WORKER_MAX_RETRIES="60", THUMBNAILIFY_WORKER_RETRY_MAX_DELAY="2",
                       **store.settings_env())
     try:
         with service:
@@ -120,7 +123,8 @@ def test_an_object_store_outage_is_a_503_and_loses_nothing(tmp_path: Path, photo
             store.start()
             wait_until(lambda: service.get("/ready").status_code == 200, 30, "ready again")
             for media_id in accepted:
-                assert service.wait(media_id, timeout=90)["state"] == "Completed", service.logs()[-3000:]
+                body = service.wait(media_id, timeout=90)
+                assert body["state"] == "Completed", (body, service.logs()[-3000:])
                 # The gateway answers /ready a moment before every volume serves reads again.
                 path = f"/images/{media_id}/thumbnail"
                 wait_until(lambda p=path: service.get(p).status_code == 200, 30, "the thumbnail served")
