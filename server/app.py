@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from thumbnailify.backends.loader import load_backend
-from thumbnailify.server import limits, ops, page, routes
+from thumbnailify.server import limits, page, routes
 from thumbnailify.server.backends import TABLE, Files
 from thumbnailify.server.background.maintenance import maintain
 from thumbnailify.server.events import streams
@@ -32,7 +32,6 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(cors.add_headers)
     app.on_response_prepare.append(middleware.nosniff)
     app.on_response_prepare.append(limits.add_rate_headers)
-    ops.setup(app)
     page.setup(app)
     routes.add_routes(app)
     return app

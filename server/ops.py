@@ -18,11 +18,11 @@ from thumbnailify.server.backends import Backend
 from thumbnailify.server.http.auth import caller
 from thumbnailify.server.http.errors import ApiError, BackendUnavailable
 from thumbnailify.server.resources import resources
+from thumbnailify.settings import YAML_LOADER
 
 log = logging.getLogger(__name__)
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
-OPENAPI = web.AppKey("openapi", bytes)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -70,16 +70,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=res.metrics.render(), headers={"Content-Type": res.metrics.content_type})
 
 
-async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+async def openapi(_request: web.Request) -> web.Response:
+    return web.Response(body=openapi_json(), content_type="application/json")
 
 
 @functools.cache
 def openapi_json() -> bytes:
-    """The spec as JSON, parsed once per process (the YAML parser takes a while; apps in tests are many)."""
-    return json.dumps(yaml.safe_load(OPENAPI_FILE.read_text())).encode()
-
-
-def setup(app: web.Application) -> None:
-    """The spec, parsed once, for /openapi.json."""
-    app[OPENAPI] = json.dumps(yaml.safe_load(OPENAPI_FILE.read_text())).encode()
+    """The spec as JSON, parsed on its first request and once per process: a server that is never
+    asked for it never parses it (each start and each app of the tests saves the parse)."""
+    return json.dumps(yaml.load(OPENAPI_FILE.read_text(), Loader=YAML_LOADER)).encode()
