@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-import numpy as np
-
 from thumbnailify.media import is_media_id
 from thumbnailify.record import MediaRecord, State
 from thumbnailify.server.backends import Page, Store
@@ -26,7 +24,6 @@ DEFAULT_DISTANCE = 10  # what a re-encode, a resize, a 5% crop or a caption stay
 UNRELATED_FILTERS = ("state", "filename", "sha256")
 ID_CHARS, HASH_CHARS = 36, 16  # a media_id (a UUID's text) and a 64-bit hash in hexadecimal
 ROW_CHARS = ID_CHARS + HASH_CHARS
-
 
 
 def wanted_distance(query: Mapping[str, str]) -> int:
@@ -49,6 +46,10 @@ def nearest(packed: str, media_id: str, origin: str, distance: int) -> list[tupl
     """(distance, media_id) of every other item within `distance` of `origin`, nearest first, from
     the store's packed hashes (each item ID_CHARS of media_id, then HASH_CHARS hex digits): one
     pass of numpy over all of them, ~10 ms for 100,000."""
+    # Imported here: most servers are never asked a similar query, and numpy costs each start
+    # ~70 ms of CPU and ~11 MB.
+    import numpy as np  # noqa: PLC0415
+
     if len(packed) % ROW_CHARS:
         raise ValueError(f"the store's perceptual hashes are not {ROW_CHARS}-character rows")
     rows = np.frombuffer(packed.encode("ascii"), dtype=np.uint8).reshape(-1, ROW_CHARS)
