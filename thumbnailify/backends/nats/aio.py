@@ -16,7 +16,7 @@ from nats.js.api import DeliverPolicy
 from thumbnailify.backends.headers import job_headers
 from thumbnailify.backends.nats.backlog import Counts
 from thumbnailify.backends.nats.clients import Clients
-from thumbnailify.backends.nats.layout import changes_filter, job_sources, job_subject, light_subject, media_of
+from thumbnailify.backends.nats.layout import changes_filter, job_sources, job_subject, media_of
 from thumbnailify.backends.nats.records import Records
 from thumbnailify.clients import Client, Grant, Quota, Usage
 from thumbnailify.kinds import MEDIA_KINDS, media_kind
@@ -192,17 +192,14 @@ class NatsPublisher(_Connected):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.light_jobs = settings.worker.fair_share_jobs
         self.counts = Counts(self.records)
 
     async def publish(self, media_id: str, media_type: str, lane: Priority = Priority.NORMAL,
                       client: str = DEFAULT_OWNER) -> None:
         kind, stream = media_kind(media_type), self.records.stream
-        counted = self.light_jobs > 0 and kind in MEDIA_KINDS
         # Counted before the publish, so a worker's count down never comes before its count up.
-        waiting = await self._count(kind, lane, client, 1) if counted else None
-        subject = (light_subject(stream, media_id, kind, lane) if goes_ahead(waiting, self.light_jobs)
-                   else job_subject(stream, media_id, kind, lane))
+        waiting = await self._count(kind, lane, client, 1) if self.counts.counted(kind) else None
+        subject = job_subject(stream, media_id, kind, lane, light=goes_ahead(waiting, self.counts.light_jobs))
         try:
             await answered(self.records, lambda: self.records.jetstream.publish(
                 subject, media_id.encode(), headers=job_headers(media_type, lane, client)))

@@ -21,6 +21,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from thumbnailify.backends.nats.layout import backlog_key
 from thumbnailify.backends.nats.records import Records
+from thumbnailify.kinds import MEDIA_KINDS
 from thumbnailify.lanes import Priority
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,12 @@ class Counts:
 
     def __init__(self, records: Records) -> None:
         self.records = records
+        self.light_jobs = records.settings.worker.fair_share_jobs
         self.known: dict[str, tuple[bytes | None, int]] = {}  # a count's value and revision, as last seen
+
+    def counted(self, kind: str) -> bool:
+        """Whether a kind's jobs are counted: photo and video jobs while fair share is on."""
+        return self.light_jobs > 0 and kind in MEDIA_KINDS
 
     async def count(self, kind: str, lane: Priority, client: str, step: int) -> int | None:
         """Add `step` to a client's count in a lane; the count before, or None if it could not be

@@ -98,21 +98,19 @@ def _lane_suffix(lane: Priority) -> str:
     return "" if lane == Priority.NORMAL else f".{lane}"
 
 
-def job_subject(stream: str, media_id: str, kind: str, lane: Priority = Priority.NORMAL) -> str:
-    return f"{stream}.media.{media_id}.queued.{kind}{_lane_suffix(lane)}"
+def _part(lane: Priority, light: bool) -> str:
+    """The subject's tail after the kind: the lane (none for normal, whose jobs keep the subject they
+    had before there were lanes), and `.light` for the lane's light part."""
+    return f".{lane}.light" if light else _lane_suffix(lane)
 
 
-def jobs_filter(stream: str, kind: str, lane: Priority = Priority.NORMAL) -> str:
-    return f"{stream}.media.*.queued.{kind}{_lane_suffix(lane)}"
+def job_subject(stream: str, media_id: str, kind: str, lane: Priority = Priority.NORMAL, light: bool = False) -> str:
+    """A job's subject; `light` for a job of a client with few jobs waiting in its lane."""
+    return f"{stream}.media.{media_id}.queued.{kind}{_part(lane, light)}"
 
 
-def light_subject(stream: str, media_id: str, kind: str, lane: Priority) -> str:
-    """A job of a client with few jobs waiting in its lane: the lane's light part."""
-    return f"{stream}.media.{media_id}.queued.{kind}.{lane}.light"
-
-
-def light_filter(stream: str, kind: str, lane: Priority) -> str:
-    return f"{stream}.media.*.queued.{kind}.{lane}.light"
+def jobs_filter(stream: str, kind: str, lane: Priority = Priority.NORMAL, light: bool = False) -> str:
+    return f"{stream}.media.*.queued.{kind}{_part(lane, light)}"
 
 
 def light_consumer(kind: str, lane: Priority) -> str:
@@ -214,7 +212,7 @@ def job_consumer_config(settings: Settings, kind: str, lane: Priority = Priority
     stream = settings.nats.stream
     return ConsumerConfig(
         durable_name=light_consumer(kind, lane) if light else job_consumer(kind, lane),
-        filter_subject=light_filter(stream, kind, lane) if light else jobs_filter(stream, kind, lane),
+        filter_subject=jobs_filter(stream, kind, lane, light),
         ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=settings.nats.ack_wait,
         max_deliver=-1 if kind == "webhook" else settings.worker.max_attempts,
         max_ack_pending=-1,

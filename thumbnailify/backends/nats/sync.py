@@ -42,11 +42,9 @@ from thumbnailify.backends.nats.layout import (
     job_consumer_config,
     job_sources,
     job_subject,
-    light_subject,
     media_of,
 )
 from thumbnailify.backends.nats.records import Records
-from thumbnailify.kinds import MEDIA_KINDS
 from thumbnailify.lanes import LanePicker, Priority, goes_ahead
 from thumbnailify.record import Fields, MediaRecord, State
 from thumbnailify.settings import Settings
@@ -105,7 +103,7 @@ class Connected:
 
     def count(self, kind: str, lane: Priority, client: str, step: int) -> int | None:
         """Change a client's backlog count in a lane (worker.fair_share_jobs); None if not counted."""
-        if self.records.settings.worker.fair_share_jobs <= 0 or kind not in MEDIA_KINDS:
+        if not self.counts.counted(kind):
             return None
         try:
             return self.call(lambda: self.counts.count(kind, lane, client, step))
@@ -116,10 +114,8 @@ class Connected:
     def route(self, media_id: str, kind: str, lane: Priority, client: str) -> tuple[str, bool]:
         """The subject a job put back into its lane goes to, counted in; and whether it was counted."""
         waiting = self.count(kind, lane, client, 1)
-        stream = self.records.stream
-        if goes_ahead(waiting, self.records.settings.worker.fair_share_jobs):
-            return light_subject(stream, media_id, kind, lane), True
-        return job_subject(stream, media_id, kind, lane), waiting is not None
+        light = goes_ahead(waiting, self.counts.light_jobs)
+        return job_subject(self.records.stream, media_id, kind, lane, light), waiting is not None
 
     def close(self) -> None:
         with contextlib.suppress(*FAILURES):
