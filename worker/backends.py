@@ -38,8 +38,10 @@ TABLE: dict[str, dict[str, str]] = {
 
 
 class Store(Protocol):
-    """Media records, as the worker changes them. Raises on outages (see TRANSIENT in jobs), and
-    UnreadableRecord from `get` for a record it cannot read."""
+    """Media records, as the worker changes them. Raises one of `transient` on outages (the job
+    runner retries those), and UnreadableRecord from `get` for a record it cannot read."""
+
+    transient: tuple[type[BaseException], ...]  # its client's outage errors, and OSError
 
     def __init__(self, settings: Settings) -> None: ...
     def get(self, media_id: str) -> MediaRecord | None: ...

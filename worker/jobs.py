@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import re
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +29,6 @@ from enum import Enum
 from pathlib import Path
 from typing import NamedTuple
 
-from redis.exceptions import RedisError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from thumbnailify import media, state
@@ -45,10 +43,6 @@ from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
-
-# Faults of our own infrastructure, worth retrying (with the files backend's own); anything else
-# about a job is final.
-TRANSIENT = (RedisError, sqlite3.OperationalError, OSError)
 
 
 class Outcome(Enum):
@@ -115,7 +109,8 @@ class JobRunner:
         retrying = Retrying(
             stop=stop_after_attempt(conf.max_retries),
             wait=wait_exponential(multiplier=conf.retry_base_delay, max=conf.retry_max_delay),
-            retry=retry_if_exception_type((*TRANSIENT, *self.files.transient)),
+            # Faults of our own infrastructure are retried; anything else about a job is final.
+            retry=retry_if_exception_type((*self.store.transient, *self.files.transient)),
             before=lambda _: self.heartbeat.beat(),  # each try is progress, however long the outage
             before_sleep=lambda rs: log.warning(
                 "transient fault, retrying",

@@ -28,7 +28,7 @@ from thumbnailify.media import is_media_id
 from thumbnailify.record import Callback, State
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import Delivery, Store
-from thumbnailify.worker.jobs import TRANSIENT, Outcome, Verdict
+from thumbnailify.worker.jobs import Outcome, Verdict
 from thumbnailify.worker.metrics import WorkerMetrics
 from thumbnailify.worker.webhooks.sender import post
 
@@ -92,7 +92,7 @@ class WebhookRunner:
     def run(self, delivery: Delivery) -> Verdict:
         try:
             return self._attempt(delivery)
-        except TRANSIENT as exc:  # the store is out: try again later, the receiver may see it twice
+        except self.store.transient as exc:  # the store is out: try again later, the receiver may see it twice
             return Verdict(Outcome.RETRY_LATER, f"store unavailable: {exc!r}", self.settings.webhooks.retry_base_delay)
 
     def _attempt(self, delivery: Delivery) -> Verdict:
@@ -140,5 +140,5 @@ class WebhookRunner:
         try:
             if is_media_id(media_id):
                 self.store.set_fields(media_id, state.callback_given_up())
-        except TRANSIENT as exc:
+        except self.store.transient as exc:
             log.warning("could not mark the callback failed: %r", exc, extra={"media_id": media_id})

@@ -124,6 +124,8 @@ class Connected:
 
 
 class NatsStore:
+    transient: tuple[type[BaseException], ...] = FAILURES
+
     def __init__(self, settings: Settings) -> None:
         self.nats = Connected(settings, "nats-store")
 

@@ -40,6 +40,8 @@ def connect(settings: Settings) -> redis.Redis:
 
 
 class RedisStore:
+    transient: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
     def __init__(self, settings: Settings) -> None:
         conf = settings.redis
         self.conf = conf
