@@ -14,7 +14,7 @@ import redis
 
 import thumbnailify.worker  # noqa: F401 - first: it sets ImageMagick's variables before any test module loads Wand
 from scripts.seaweed import DEFAULT_PORTS, SeaweedFS
-from tests.harness import AMQP_URL, MODES, NATS_URL, REDIS_URL, S3_MODE, Service, free_port, remove_stale_test_streams
+from tests.harness import AMQP_URL, MODES, NATS_URL, REDIS_URL, S3_MODE, Service, free_port, prepare_shared_nats
 
 PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
 
@@ -30,7 +30,7 @@ def real_services() -> None:
     except pika.exceptions.AMQPError as exc:
         pytest.fail(f"RabbitMQ is not answering at {AMQP_URL} (run `make services`): {exc!r}")
     try:
-        asyncio.run(remove_stale_test_streams())
+        asyncio.run(prepare_shared_nats())
     except (OSError, nats.errors.Error) as exc:
         pytest.fail(f"NATS is not answering at {NATS_URL} (run `make services`): {exc!r}")
 

@@ -35,7 +35,7 @@ import psutil
 import redis
 import requests
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundError, NotFoundError
 
 from thumbnailify.backends.nats.layout import BUCKETS, dead_stream, index_key, job_sources
 from thumbnailify.backends.s3.bucket import open_bucket
@@ -317,15 +317,24 @@ async def remove_nats_stream(js: JetStreamContext, stream: str) -> None:
 
 
 STALE_AFTER = 3600.0  # seconds: no test lasts an hour, so a test stream this old was left by a killed run
+ANCHOR_STREAM = "thumbnailify-tests-anchor"  # never deleted: see prepare_shared_nats
 
 
-async def remove_stale_test_streams(url: str = NATS_URL) -> int:
-    """Remove the streams and buckets of tests whose run was killed before its cleanup (they hold the
-    NATS server's files open: enough of them and it refuses to create streams). Another run's
-    live streams are younger than STALE_AFTER and stay. Returns how many went."""
+async def prepare_shared_nats(url: str = NATS_URL) -> int:
+    """Anchor the shared NATS server's account folder, then remove the streams and buckets of tests
+    whose run was killed before its cleanup (they hold the server's files open: enough of them and
+    it refuses to create streams); another run's live streams are younger than STALE_AFTER and stay.
+    Returns how many went.
+
+    The anchor: when its last stream is deleted, nats-server 2.9 removes the account's folder, and
+    a stream created by another test at that moment fails ("could not create storage directory ...
+    no such file or directory", seen as "error creating store for stream"). A stream that is never
+    deleted keeps the folder."""
     client = await nats.connect(url)
     try:
         js = client.jetstream()
+        with contextlib.suppress(BadRequestError):  # made by another test process at the same moment
+            await js.add_stream(name=ANCHOR_STREAM, subjects=[f"{ANCHOR_STREAM}.unused"])
         now, removed, offset = time.time(), 0, 0
         while True:
             reply = json.loads((await client.request("$JS.API.STREAM.LIST", json.dumps({"offset": offset}).encode(),
@@ -346,13 +355,20 @@ async def remove_stale_test_streams(url: str = NATS_URL) -> int:
 
 
 
-def nats_server_complaints(log: Path = Path("/var/log/nats-server.log"), lines: int = 5) -> str:
+# Where the NATS server logs: Debian's service, or the one `make services` starts.
+NATS_LOGS = (Path("/var/log/nats-server.log"), ROOT / "var" / "nats" / "nats.log")
+
+
+def nats_server_complaints(lines: int = 5) -> str:
     """The NATS server's last warnings and errors, when its log is readable: why it refused a request
     (its replies to the client say only "error creating store for stream")."""
-    try:
-        text = log.read_text(errors="replace")
-    except OSError as exc:
-        return f"(the NATS server's log is not readable: {exc})"
+    texts = []
+    for log in NATS_LOGS:
+        with contextlib.suppress(OSError):
+            texts.append(log.read_text(errors="replace"))
+    if not texts:
+        return f"(no NATS server log readable at {', '.join(map(str, NATS_LOGS))})"
+    text = "\n".join(texts)
     return "\n".join([line for line in text.splitlines() if "[WRN]" in line or "[ERR]" in line][-lines:])
 
 
