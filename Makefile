@@ -48,8 +48,8 @@ $(NODE_STAMP): Makefile
 	npm install --prefix var/node --no-audit --no-fund --no-save $(NODE_PACKAGES)
 	touch $(NODE_STAMP)
 
-check: lint services $(NODE_STAMP)  ## the inner loop: lint, the unit and the in-process API tests (embedded, and on the local Redis, RabbitMQ and a SeaweedFS the tests start)
-	$(BYTECODE); $(PY) -m pytest -q -n 2 tests/unit tests/api
+check: lint services $(NODE_STAMP)  ## the inner loop: lint, the unit and the in-process API tests (embedded, and on the local Redis, RabbitMQ, NATS and a SeaweedFS the tests start)
+	$(BYTECODE); $(PY) -m pytest -q $(SUITE_ARGS) tests/unit tests/api
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -93,7 +93,7 @@ class SourceMissing(Exception):
 
 class Files(Protocol):
     """The media files as a worker sees them: uploads in, thumbnails out. Raises OSError (or the
-    backend's own errors, listed in its TRANSIENT) on outages."""
+    backend's own errors, listed in its `transient`) on outages."""
 
     transient: tuple[type[BaseException], ...]
 
