@@ -270,6 +270,36 @@ async def test_a_delete_between_a_workers_read_and_write_leaves_none_of_its_entr
         await records.close()
 
 
+async def test_a_change_of_state_between_a_workers_read_and_write_leaves_none_of_its_entries(
+    settings: Settings,
+) -> None:
+    """As above, with the item ended as an Error by another writer (a twin delivery, the dead-letter
+    step) between a worker's read and its write of Completed: only the Error is listed."""
+    class FailedMeanwhile(Records):
+        armed = False
+
+        async def read(self, role: str, key: str) -> Found | None:
+            found = await super().read(role, key)
+            if self.armed and role == "records":
+                self.armed = False
+                assert await self.transition(key, State.PROCESSING, state.failed(422, "undecodable", state.now()))
+            return found
+
+    records = FailedMeanwhile(settings)
+    await records.open()
+    try:
+        media_id = str(uuid.uuid4())
+        await records.create(media_id, state.accepted("image/jpeg", state.now(), "ab" * 32), time.time())
+        completed = state.completed({"default": "image/jpeg"}, {"default": (10, 10)}, state.now(), phash="0f" * 8)
+        records.armed = True
+        assert not await records.transition(media_id, State.PROCESSING, completed)
+        listed = await records.keys("index", f"*.*.*.{media_id}")
+        assert [key.split(".", 1)[0] for key in listed] == [State.ERROR]
+        assert await records.keys("phashes", f"{media_id}.*") == []
+    finally:
+        await records.close()
+
+
 async def test_usage_is_counted_by_compare_and_set_and_freed_once(settings: Settings) -> None:
     """Creates at once pass a quota of two exactly twice; two deletes of one item at once free its
     usage once; one client's list (a dotted name) holds its own items only."""

@@ -230,15 +230,18 @@ class Records:
 
     async def transition(self, media_id: str, expected_state: State, fields: Fields) -> bool:
         """The new state's index entries are written before the record, so a lister never misses it;
-        a delete that wins meanwhile purges before they land, so they are taken back here."""
+        a delete or another change of state that wins meanwhile leaves them naming a state the record
+        is not in, so they are taken back here."""
         placed: list[tuple[str, str]] = []  # (bucket role, key) written for the new state
         while True:
             found = await self.read("records", media_id)
             if found is None or found[0].get("state") != expected_state:
-                if found is None:  # deleted: a late worker leaves nothing of it behind
+                # Deleted, or moved on to another state: a late worker leaves nothing of its own
+                # behind. Moved on to this same state, its entries are the other writer's too.
+                if found is None or found[0].get("state") != fields.get("state", expected_state):
                     for role, key in placed:
                         await self.forget(role, key)
-                return False  # or moved on
+                return False
             stored, revision = found
             score = float(stored.get("score") or 0)
             owner = stored.get("owner") or DEFAULT_OWNER
