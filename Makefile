@@ -21,6 +21,10 @@ SUITE_ARGS := -n 4 --dist worksteal
 # them all again (~1 s of CPU each where PYTHONDONTWRITEBYTECODE is set, as in some CI images). The
 # venv is compiled at install; this compiles the project's own sources, only those changed since.
 BYTECODE := $(PY) -m compileall -q -j 0 thumbnailify server worker client tests bench scripts stress > /dev/null
+# pytest caches the test modules and pytest plugins it rewrites for its assertions beside their
+# bytecode, and writes nothing where PYTHONDONTWRITEBYTECODE is set: each test process then rewrites
+# ~280 modules again (2.3 of its 5 CPU-s of collection). Its own processes may write.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(PY) -m pytest
 
 .PHONY: run stack stack-nats s3 test node check lint settings-docs check-deploy services system-run system-test system-bench bench bench-compare clean
 
@@ -38,7 +42,7 @@ s3: $(STAMP)  ## a local S3 server (SeaweedFS) on 127.0.0.1:8333 for backends.fi
 
 test: system-test $(STAMP) $(NODE_STAMP) services  ## everything CI runs: the checks beside the suite, both must pass
 	@mkdir -p var; $(MAKE) --no-print-directory lint check-deploy > var/checks.log 2>&1 & checks=$$!; \
-	$(BYTECODE); $(PY) -m pytest $(SUITE_ARGS); tests=$$?; \
+	$(BYTECODE); $(PYTEST) $(SUITE_ARGS); tests=$$?; \
 	wait $$checks; checked=$$?; echo "--- lint and check-deploy ($$( ((checked)) && echo FAILED || echo passed))"; \
 	cat var/checks.log; exit $$(( tests || checked ))
 
@@ -49,7 +53,7 @@ $(NODE_STAMP): Makefile
 	touch $(NODE_STAMP)
 
 check: lint services $(NODE_STAMP)  ## the inner loop: lint, the unit and the in-process API tests (embedded, and on the local Redis, RabbitMQ, NATS and a SeaweedFS the tests start)
-	$(BYTECODE); $(PY) -m pytest -q $(SUITE_ARGS) tests/unit tests/api
+	$(BYTECODE); $(PYTEST) -q $(SUITE_ARGS) tests/unit tests/api
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
