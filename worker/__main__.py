@@ -25,10 +25,10 @@ from thumbnailify.settings import Settings, load_settings
 from thumbnailify.startup import cannot_start_exits, raise_open_files_limit
 from thumbnailify.worker import liveness
 from thumbnailify.worker.backends import TABLE, Consumer, Delivery, Store
-from thumbnailify.worker.jobs import Outcome, Verdict
 from thumbnailify.worker.kinds import Runner, build_runner, run_guarded
 from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.memory import limit_memory
+from thumbnailify.worker.outcome import Outcome, Verdict
 from thumbnailify.worker.scratch import ScratchDir
 from thumbnailify.worker.webhooks.pool import WebhookPool
 

@@ -25,9 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import NamedTuple
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -41,24 +39,9 @@ from thumbnailify.worker.fingerprints import fingerprints
 from thumbnailify.worker.handlers import Handler, ImageRejected, Thumbnails
 from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.metrics import WorkerMetrics
+from thumbnailify.worker.outcome import Outcome, Verdict
 
 log = logging.getLogger(__name__)
-
-
-class Outcome(Enum):
-    COMPLETED = "completed"
-    ERROR = "error"
-    SKIPPED = "skipped"
-    DEAD_LETTERED = "dead_lettered"
-    RETRY_LATER = "retry_later"
-
-
-class Verdict(NamedTuple):
-    """What became of a delivery, and so how the queue settles it (RETRY_LATER: after retry_in s)."""
-
-    outcome: Outcome
-    reason: str
-    retry_in: float = 0.0
 
 
 # Where in ImageMagick's sources a message came from (" @ warning/jpeg.c/JPEGWarningHandler/389").

@@ -14,9 +14,9 @@ from thumbnailify.backends.loader import load_backend
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import TABLE, Consumer, Delivery, Files, Store
 from thumbnailify.worker.handlers import load_handler
-from thumbnailify.worker.jobs import JobRunner, Outcome, Verdict
 from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.metrics import WorkerMetrics
+from thumbnailify.worker.outcome import Outcome, Verdict
 from thumbnailify.worker.webhooks.runner import WebhookRunner
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,9 @@ def build_runner(
         files.prepare()
     except files.transient as exc:  # not fatal: each job checks the files backend and retries through outages
         log.warning("media files not usable yet: %s", exc)
+    # Imported here: the media runner loads numpy (the fingerprints), which a webhook worker never needs.
+    from thumbnailify.worker.jobs import JobRunner  # noqa: PLC0415
+
     handler = load_handler(kind, settings)
     return JobRunner(settings, store, files, handler, metrics, heartbeat,
                      notify=lambda media_id, media_type: consumer.enqueue("webhook", media_id, media_type))

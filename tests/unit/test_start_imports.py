@@ -1,5 +1,6 @@
 """What a process loads at start: each module it does not need costs every start CPU and memory
-(a server starts far more often than it answers a similar query, and never decodes)."""
+(a server starts far more often than it answers a similar query, and never decodes; a webhook
+worker never makes a thumbnail)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,9 @@ def heavy_modules_loaded_by(module: str) -> set[str]:
 
 def test_the_server_loads_no_decoder_and_no_numpy() -> None:
     assert heavy_modules_loaded_by("thumbnailify.server.app") == set()
+
+
+def test_a_worker_loads_the_decoders_and_numpy_only_for_media_jobs() -> None:
+    """A webhook worker runs `thumbnailify.worker` and never builds the media runner."""
+    assert heavy_modules_loaded_by("thumbnailify.worker.__main__") == set()
+    assert heavy_modules_loaded_by("thumbnailify.worker.jobs") >= {"numpy"}

@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 from thumbnailify.settings import WebhookSettings
 from thumbnailify.worker.backends import Delivery
-from thumbnailify.worker.jobs import Outcome, Verdict
 from thumbnailify.worker.kinds import Runner, run_guarded
+from thumbnailify.worker.outcome import Outcome, Verdict
 
 
 class Finished(NamedTuple):

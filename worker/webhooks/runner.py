@@ -28,8 +28,8 @@ from thumbnailify.media import is_media_id
 from thumbnailify.record import Callback, State
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import Delivery, Store
-from thumbnailify.worker.jobs import Outcome, Verdict
 from thumbnailify.worker.metrics import WorkerMetrics
+from thumbnailify.worker.outcome import Outcome, Verdict
 from thumbnailify.worker.webhooks.sender import post
 
 log = logging.getLogger(__name__)
