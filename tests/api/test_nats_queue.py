@@ -241,51 +241,29 @@ async def test_a_delete_wins_over_a_worker_write_prepared_before_it(settings: Se
         await records.close()
 
 
-async def test_a_delete_between_a_workers_read_and_write_leaves_none_of_its_entries(settings: Settings) -> None:
-    """A worker writes the new state's index entry and perceptual hash before the record (a lister
-    never misses it); a DELETE that lands between its read and its write purged before they were
-    there, so the worker, its write refused, takes them back: nothing of the item is listed or swept."""
-    class DeletedMeanwhile(Records):
-        armed = False
-
-        async def read(self, role: str, key: str) -> Found | None:
-            found = await super().read(role, key)
-            if self.armed and role == "records":
-                self.armed = False
-                assert await self.delete(key)
-            return found
-
-    records = DeletedMeanwhile(settings)
-    await records.open()
-    try:
-        media_id = str(uuid.uuid4())
-        await records.create(media_id, state.accepted("image/jpeg", state.now(), "ab" * 32), time.time())
-        completed = state.completed({"default": "image/jpeg"}, {"default": (10, 10)}, state.now(), phash="0f" * 8)
-        records.armed = True
-        assert not await records.transition(media_id, State.PROCESSING, completed)
-        assert await records.keys("index", f"*.*.*.{media_id}") == []
-        assert await records.keys("phashes", f"{media_id}.*") == []
-        assert await records.created_before(time.time() + 1, 10) == []
-    finally:
-        await records.close()
-
-
-async def test_a_change_of_state_between_a_workers_read_and_write_leaves_none_of_its_entries(
-    settings: Settings,
+@pytest.mark.parametrize("meanwhile", ["deleted", "failed"])
+async def test_a_change_between_a_workers_read_and_write_leaves_none_of_its_entries(
+    settings: Settings, meanwhile: str,
 ) -> None:
-    """As above, with the item ended as an Error by another writer (a twin delivery, the dead-letter
-    step) between a worker's read and its write of Completed: only the Error is listed."""
-    class FailedMeanwhile(Records):
+    """A worker writes the new state's index entry and perceptual hash before the record (a lister
+    never misses it). A DELETE, or an Error recorded by another writer (a twin delivery, the
+    dead-letter step), that lands between its read and its write leaves them naming a state the
+    record is not in, so the worker, its write refused, takes them back: a deleted item is neither
+    listed nor swept, a failed one is listed as the Error only."""
+    class ChangedMeanwhile(Records):
         armed = False
 
         async def read(self, role: str, key: str) -> Found | None:
             found = await super().read(role, key)
             if self.armed and role == "records":
                 self.armed = False
-                assert await self.transition(key, State.PROCESSING, state.failed(422, "undecodable", state.now()))
+                if meanwhile == "deleted":
+                    assert await self.delete(key)
+                else:
+                    assert await self.transition(key, State.PROCESSING, state.failed(422, "undecodable", state.now()))
             return found
 
-    records = FailedMeanwhile(settings)
+    records = ChangedMeanwhile(settings)
     await records.open()
     try:
         media_id = str(uuid.uuid4())
@@ -293,9 +271,11 @@ async def test_a_change_of_state_between_a_workers_read_and_write_leaves_none_of
         completed = state.completed({"default": "image/jpeg"}, {"default": (10, 10)}, state.now(), phash="0f" * 8)
         records.armed = True
         assert not await records.transition(media_id, State.PROCESSING, completed)
-        listed = await records.keys("index", f"*.*.*.{media_id}")
-        assert [key.split(".", 1)[0] for key in listed] == [State.ERROR]
+        listed = [key.split(".", 1)[0] for key in await records.keys("index", f"*.*.*.{media_id}")]
+        assert listed == ([] if meanwhile == "deleted" else [State.ERROR])
         assert await records.keys("phashes", f"{media_id}.*") == []
+        if meanwhile == "deleted":
+            assert await records.created_before(time.time() + 1, 10) == []
     finally:
         await records.close()
 
