@@ -113,15 +113,12 @@ def jobs_filter(stream: str, kind: str, lane: Priority = Priority.NORMAL, light:
     return f"{stream}.media.*.queued.{kind}{_part(lane, light)}"
 
 
-def light_consumer(kind: str, lane: Priority) -> str:
-    return f"jobs-{kind}-{lane}-light"
-
-
 def job_sources(kind: str) -> dict[Priority, tuple[tuple[str, bool], ...]]:
     """Each lane's consumers, the one a worker takes from first first, and whether it is a light part."""
     if kind not in MEDIA_KINDS:
         return {lane: ((job_consumer(kind, lane), False),) for lane in lanes(kind)}
-    return {lane: ((light_consumer(kind, lane), True), (job_consumer(kind, lane), False)) for lane in lanes(kind)}
+    return {lane: ((job_consumer(kind, lane, light=True), True), (job_consumer(kind, lane), False))
+            for lane in lanes(kind)}
 
 
 def backlog_key(kind: str, lane: Priority, client: str) -> str:
@@ -141,8 +138,9 @@ def dead_stream(stream: str) -> str:
     return f"{stream}_dead"
 
 
-def job_consumer(kind: str, lane: Priority = Priority.NORMAL) -> str:
-    return f"jobs-{kind}{_lane_suffix(lane).replace('.', '-')}"
+def job_consumer(kind: str, lane: Priority = Priority.NORMAL, light: bool = False) -> str:
+    """A lane's consumer (`jobs-<kind>[-<lane>]`), or its light part's (`jobs-<kind>-<lane>-light`)."""
+    return f"jobs-{kind}{_part(lane, light).replace('.', '-')}"
 
 
 def dead_consumer(kind: str) -> str:
@@ -211,7 +209,7 @@ def job_consumer_config(settings: Settings, kind: str, lane: Priority = Priority
     jobs count their own attempts."""
     stream = settings.nats.stream
     return ConsumerConfig(
-        durable_name=light_consumer(kind, lane) if light else job_consumer(kind, lane),
+        durable_name=job_consumer(kind, lane, light),
         filter_subject=jobs_filter(stream, kind, lane, light),
         ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=settings.nats.ack_wait,
         max_deliver=-1 if kind == "webhook" else settings.worker.max_attempts,
