@@ -37,7 +37,7 @@ import requests
 from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from thumbnailify.backends.nats.layout import BUCKETS, dead_stream, index_key, job_sources
+from thumbnailify.backends.nats.layout import BUCKETS, dead_stream, index_key, job_consumers
 from thumbnailify.backends.s3.bucket import open_bucket
 from thumbnailify.kinds import KINDS, MEDIA_KINDS, dead_letter_queue, lane_queues, queue_name
 from thumbnailify.lanes import Priority
@@ -296,7 +296,7 @@ async def nats_write_records(js: JetStreamContext, stream: str,
 async def nats_jobs_waiting(js: JetStreamContext, stream: str) -> int:
     """Photo and video jobs in the log no worker has taken yet, every lane."""
     infos = [await js.consumer_info(stream, consumer)
-             for kind in MEDIA_KINDS for sources in job_sources(kind).values() for consumer, _ in sources]
+             for kind in MEDIA_KINDS for consumer in job_consumers(kind)]
     return sum(info.num_pending or 0 for info in infos)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from thumbnailify.backends.nats.layout import job_sources
+from thumbnailify.backends.nats.layout import job_consumers
 
 NATS_DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "nats"
 WORKERS = {"image": "thumbnailify-worker", "video": "thumbnailify-video-worker"}
@@ -24,4 +24,4 @@ def test_each_media_kinds_workers_scale_on_its_job_consumer() -> None:
     assert set(scaled) == set(WORKERS.values())
     for kind, deployment in WORKERS.items():
         assert sorted((meta["stream"], meta["consumer"]) for meta in scaled[deployment]) == sorted(
-            (stream, consumer) for sources in job_sources(kind).values() for consumer, _ in sources)
+            (stream, consumer) for consumer in job_consumers(kind))

@@ -16,7 +16,7 @@ from nats.js.api import DeliverPolicy
 from thumbnailify.backends.headers import job_headers
 from thumbnailify.backends.nats.backlog import Counts
 from thumbnailify.backends.nats.clients import Clients
-from thumbnailify.backends.nats.layout import changes_filter, job_sources, job_subject, media_of
+from thumbnailify.backends.nats.layout import changes_filter, job_consumers, job_subject, media_of
 from thumbnailify.backends.nats.records import Records
 from thumbnailify.clients import Client, Grant, Quota, Usage
 from thumbnailify.kinds import MEDIA_KINDS, media_kind
@@ -219,6 +219,6 @@ class NatsPublisher(_Connected):
         """Jobs waiting for a worker, all media kinds and lanes together."""
         async def pending() -> int:
             infos = [await self.records.jetstream.consumer_info(self.records.stream, consumer)
-                     for kind in MEDIA_KINDS for sources in job_sources(kind).values() for consumer, _ in sources]
+                     for kind in MEDIA_KINDS for consumer in job_consumers(kind)]
             return sum(info.num_pending or 0 for info in infos)
         return await answered(self.records, pending)

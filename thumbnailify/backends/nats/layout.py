@@ -121,6 +121,11 @@ def job_sources(kind: str) -> dict[Priority, tuple[tuple[str, bool], ...]]:
             for lane in lanes(kind)}
 
 
+def job_consumers(kind: str) -> list[str]:
+    """Every consumer of a kind's jobs: each lane's and its light part's."""
+    return [name for sources in job_sources(kind).values() for name, _ in sources]
+
+
 def backlog_key(kind: str, lane: Priority, client: str) -> str:
     """A client's count of jobs waiting in a lane, in `_meta`."""
     return f"backlog.{kind}.{lane}.{owner_token(client)}"

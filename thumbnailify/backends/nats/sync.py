@@ -40,6 +40,7 @@ from thumbnailify.backends.nats.layout import (
     dead_stream,
     dead_subject,
     job_consumer_config,
+    job_consumers,
     job_sources,
     job_subject,
     media_of,
@@ -183,7 +184,7 @@ class NatsConsumer:
         self.abandoned: list[int] = []  # stream sequences JetStream stopped delivering
         self.advisories: list[Subscription] = []
         self.fetching: dict[str, asyncio.Task[list[Msg]]] = {}  # the open pull request per consumer
-        self.held: dict[str, deque[Msg]] = {name: deque() for names in self.sources.values() for name, _ in names}
+        self.held: dict[str, deque[Msg]] = {name: deque() for name in job_consumers(kind)}
         self.picker = LanePicker()
 
     def _subscribe(self) -> dict[str, JetStreamContext.PullSubscription]:
