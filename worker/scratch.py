@@ -11,6 +11,7 @@ however it died); after a job that left files behind it empties its own.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -24,7 +25,13 @@ PREFIX = "worker-"
 
 
 def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes of the files under `path`; what another worker's sweep removes meanwhile counts 0."""
+    total = 0
+    for root, _folders, files in os.walk(path):  # a folder gone meanwhile is skipped
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
+    return total
 
 
 class ScratchDir:
@@ -51,12 +58,13 @@ class ScratchDir:
                 continue  # removed meanwhile by another worker's sweep
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # Locked until it is gone, so another worker sweeping at the same time skips it.
+                freed += _size(folder)
+                shutil.rmtree(folder, ignore_errors=True)
             except BlockingIOError:
-                continue  # its worker is alive
+                continue  # its worker is alive, or another sweep is removing it
             finally:
-                os.close(fd)  # also drops a lock we took: the folder goes next
-            freed += _size(folder)
-            shutil.rmtree(folder, ignore_errors=True)
+                os.close(fd)
         if freed:
             log.warning("removed %d bytes of ImageMagick temporary files left by ended workers", freed)
         return freed
