@@ -310,28 +310,30 @@ async def refused_as_full(api: Api, data: bytes) -> str:
     return str(reply.json()["message"])
 
 
-async def finish(api: Api, location: str, data: bytes, _monkeypatch: pytest.MonkeyPatch) -> None:
-    await send_all(api, location, data, 1)
+async def finish(api: Api, mine: list[str], data: bytes, _monkeypatch: pytest.MonkeyPatch) -> None:
+    await send_all(api, mine[0], data, 1)
 
 
-async def terminate(api: Api, location: str, _data: bytes, _monkeypatch: pytest.MonkeyPatch) -> None:
-    assert (await api.request("DELETE", location, headers=TUS)).status_code == 204
+async def terminate(api: Api, mine: list[str], _data: bytes, _monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (await api.request("DELETE", mine[0], headers=TUS)).status_code == 204
 
 
-async def expire(api: Api, location: str, _data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sweep, at a time when this upload has run out and the ones made after it have not."""
+async def expire(api: Api, mine: list[str], _data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep, at a time when the first upload has run out and the ones made after it have not."""
     res = api.client.app[RESOURCES]
-    upload_id = location.rpartition("/")[2]
-    kept = await res.store.get_upload(upload_id)
-    assert kept is not None
-    later = float(kept["expires"]) + 0.001  # the next upload was made a request later
+    first, second = [await res.store.get_upload(location.rpartition("/")[2]) for location in mine]
+    assert first is not None and second is not None
+    # Halfway between the two: two creations in a row can be less than a millisecond apart.
+    first_expires, second_expires = float(first["expires"]), float(second["expires"])
+    assert first_expires < second_expires
+    later = (first_expires + second_expires) / 2
     monkeypatch.setattr(expiry, "time", type("Clock", (), {"time": staticmethod(lambda: later)}))
 
     async def renew() -> None:
         return None
 
     assert (await sweep(res, renew))["resumable"] == 1
-    assert (await api.request("HEAD", location, headers=TUS)).status_code == 404
+    assert (await api.request("HEAD", mine[0], headers=TUS)).status_code == 404
 
 
 FREES = {"finished": finish, "terminated": terminate, "expired": expire}
@@ -352,7 +354,7 @@ async def test_unfinished_uploads_are_bounded_per_client_and_in_total(
     assert "of all clients together" in await refused_as_full(api, data)  # bob's own is not full, the total is
 
     api.headers = alice
-    await FREES[free](api, mine[0], data, monkeypatch)
+    await FREES[free](api, mine, data, monkeypatch)
     await created(api, data)  # the place it freed is alice's again
     assert "this client has 2" in await refused_as_full(api, data)
     api.headers = bob
