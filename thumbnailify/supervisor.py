@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from thumbnailify.startup import EXIT_CANNOT_START
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
+TEND_SECONDS = 0.2  # how often the children are looked at (a stop signal wakes the loop at once)
 STABLE_AFTER = 60.0  # a child that ran this long before dying restarts without delay
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal was closed
 PR_SET_PDEATHSIG = 1
@@ -73,15 +75,26 @@ class Supervisor:
         self.stopping = True
 
     def run(self) -> int:
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, self._stop)
-        for child in self.children:
-            child.start()
-        while not self.stopping:
-            time.sleep(0.2)
+        # A signal writes a byte to this pipe, so the loop's wait ends as the signal comes rather than
+        # at the end of the wait (a sleep resumes after the handler). Children do not inherit it.
+        woken, wake = os.pipe()
+        os.set_blocking(wake, False)
+        previous = signal.set_wakeup_fd(wake)
+        try:
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, self._stop)
             for child in self.children:
-                self._tend(child)
-        return self._shutdown()
+                child.start()
+            while not self.stopping:
+                if select.select([woken], [], [], TEND_SECONDS)[0]:
+                    os.read(woken, 512)
+                for child in self.children:
+                    self._tend(child)
+            return self._shutdown()
+        finally:
+            signal.set_wakeup_fd(previous)
+            os.close(woken)
+            os.close(wake)
 
     def _tend(self, child: Child) -> None:
         now = time.monotonic()
