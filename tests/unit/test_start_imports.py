@@ -5,6 +5,7 @@ worker never makes a thumbnail)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -27,3 +28,13 @@ def test_a_worker_loads_the_decoders_and_numpy_only_for_media_jobs() -> None:
     """A webhook worker runs `thumbnailify.worker` and never builds the media runner."""
     assert heavy_modules_loaded_by("thumbnailify.worker.__main__") == set()
     assert heavy_modules_loaded_by("thumbnailify.worker.jobs") >= {"numpy"}
+
+
+def test_wand_finds_imagemagick_without_searching() -> None:
+    """Each name Wand looks for and misses runs ldconfig, gcc and ld (0.2 s at every worker start)."""
+    code = ("import ctypes.util, os; found = ctypes.util.find_library; asked = []\n"
+            "ctypes.util.find_library = lambda name: asked.append(name) or found(name)\n"
+            "import thumbnailify.worker, wand.api; print(sum(name.startswith('Magick') for name in asked))")
+    env = {key: value for key, value in os.environ.items() if key != "WAND_MAGICK_LIBRARY_SUFFIX"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert int(done.stdout) == 2, done.stdout  # MagickCore and MagickWand, each found at once
