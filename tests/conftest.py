@@ -19,6 +19,12 @@ from tests.harness import AMQP_URL, MODES, NATS_URL, REDIS_URL, S3_MODE, Service
 PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first: the test processes each take the next test as they free up, and a long
+    test taken last would run alone at the end while the other processes wait."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def real_services() -> None:
     try:

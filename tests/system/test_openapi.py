@@ -16,6 +16,7 @@ from tests.harness import ROOT, Service
 pytestmark = pytest.mark.timeout(300)
 
 
+@pytest.mark.long
 def test_schemathesis_finds_no_server_error_or_nonconformance(tmp_path: Path) -> None:
     """Every check but two: positive_data_acceptance (a JSON schema cannot say "base64 of a real
     PNG", so random schema-valid strings are rightly refused with 415) and

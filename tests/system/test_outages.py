@@ -94,6 +94,7 @@ def test_rabbitmq_outage_during_uploads(tmp_path: Path, photos: dict[str, bytes]
             outage(service, photos["coffee.jpg"], (broker.cut, broker.restore), "rabbitmq", "rabbitmq-outage")
 
 
+@pytest.mark.long
 def test_redis_outage_during_uploads(tmp_path: Path, photos: dict[str, bytes]) -> None:
     private = PrivateRedis(tmp_path)
     private.start()

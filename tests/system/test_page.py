@@ -173,6 +173,7 @@ def assert_tiles_square_and_filled(driver: WebDriver, media_ids: list[str]) -> N
         assert image.size == frame.size  # the whole tile, no frame around a small picture
 
 
+@pytest.mark.long
 def test_page_uploads_shows_live_states_deletes_and_reconnects(browser: WebDriver, tmp_path: Path, capsys) -> None:
     files = tmp_path / "files"
     files.mkdir()

@@ -125,6 +125,7 @@ def test_recovery_runs_beside_serving_and_once_across_processes(mode: str, tmp_p
         service.cleanup()
 
 
+@pytest.mark.long
 def test_jobs_a_queue_outage_kept_from_recovery_are_sent_when_it_is_back(tmp_path: Path) -> None:
     """RabbitMQ is down during the recovery pass: the jobs it touched but could not send are sent by
     the pass retried once the broker is back, not left until they are stale again."""

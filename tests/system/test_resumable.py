@@ -236,6 +236,7 @@ def lock_is_free(url: str, offset: int) -> bool:
     return answer.status_code == 204
 
 
+@pytest.mark.long
 def test_a_server_killed_mid_patch_restarts_and_the_upload_resumes_on_the_new_process(
         tmp_path: Path, phone_photo: Path) -> None:
     """Killed (SIGKILL, the whole service) while a PATCH is on the wire, with part of its bytes on

@@ -152,6 +152,7 @@ def timed_post(service: Service, data: bytes) -> tuple[requests.Response, float]
     return response, time.monotonic() - began
 
 
+@pytest.mark.long
 def test_a_stopped_or_silent_object_store_is_a_503_at_once(tmp_path: Path, photos: dict[str, bytes]) -> None:
     """With the default timeouts (s3.timeout 10 s): a refused connection and an endpoint that
     accepts none are both a 503 with Retry-After within a few seconds, /ready names s3, and once

@@ -126,6 +126,7 @@ def watch_events(url: str, seen: list[dict], stop: threading.Event) -> None:
             time.sleep(0.2)
 
 
+@pytest.mark.long
 def test_a_failover_under_load_loses_nothing_accepted(tmp_path: Path) -> None:
     group = SentinelGroup(tmp_path).start()
     service = Service("distributed", tmp_path / "service", workers=2, **group.env, video_workers=1, webhook_workers=1)

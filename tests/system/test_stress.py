@@ -15,6 +15,7 @@ from tests.harness import ROOT, Service
 pytestmark = pytest.mark.timeout(180)
 
 
+@pytest.mark.long
 def test_locust_thumbnail_flow_has_no_failures(tmp_path: Path) -> None:
     with Service("distributed", tmp_path, workers=2) as service:
         result = subprocess.run(

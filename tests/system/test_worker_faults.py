@@ -153,6 +153,7 @@ def test_a_stalled_redis_reply_counts_once_and_strands_nothing(
         assert not raw_left
 
 
+@pytest.mark.long
 def test_a_stuck_main_loop_fails_its_health_check_and_is_replaced(
     tmp_path: Path, photos: dict[str, bytes]
 ) -> None:
