@@ -100,3 +100,14 @@ async def test_a_small_upload_is_written_with_the_usual_permissions(tmp_path: Pa
     umask = os.umask(0)
     os.umask(umask)
     assert volume.raw_path(media_id).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_temporary_names_never_repeat_and_are_swept_as_temporary(tmp_path: Path) -> None:
+    volume = Volume(tmp_path)
+    volume.prepare()
+    final = volume.raw_path(new_media_id())
+    names = [Volume.temp_path(final) for _ in range(1000)]
+    assert len(set(names)) == len(names)
+    for name in names[:3]:
+        name.write_bytes(b"x")
+    assert sorted(item.kind for item in volume.scan()) == ["temp"] * 3

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from thumbnailify.backends.layout import RAW, THUMBS, StoredFile, legacy_thumb_name, raw_name, thumb_name
 from thumbnailify.media import THUMBNAIL_TYPES, MediaType, is_media_id
+
+# Temporary names: the pid and a random part drawn once tell processes apart (containers sharing
+# the volume may run theirs under the same pid), a count tells a process's files apart. A random part
+# per name cost a system call that lets go of the GIL, and a busy event loop waited to take it back.
+_PROCESS_PART = os.urandom(4).hex()
+_TEMP_NUMBERS = itertools.count()
 
 
 class Volume:
@@ -39,7 +46,7 @@ class Volume:
     @staticmethod
     def temp_path(final: Path) -> Path:
         """A sibling name unique to this process, so concurrent writers never share it."""
-        return final.with_name(f".{final.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        return final.with_name(f".{final.name}.{os.getpid()}.{_PROCESS_PART}.{next(_TEMP_NUMBERS)}.tmp")
 
     def check_writable(self) -> None:
         """Raise OSError when the volume cannot take files (unmounted, read-only, full)."""
