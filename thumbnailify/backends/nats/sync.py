@@ -216,7 +216,7 @@ class NatsConsumer:
             taken = self.nats.loop.run(self._next(subscriptions, timeout), timeout + self.nats.timeout)
         except FAILURES as exc:
             log.warning("NATS unavailable (%s); retrying", exc or type(exc).__name__)
-            time.sleep(min(timeout, RETRY_SECONDS))  # a refused connection fails at once: no busy loop
+            time.sleep(RETRY_SECONDS)  # a refused connection fails at once: neither a busy loop nor a log flood
             return None
         if not taken:
             return None
