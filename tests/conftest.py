@@ -20,8 +20,10 @@ PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long tests first: the test processes each take the next test as they free up, and a long
-    test taken last would run alone at the end while the other processes wait."""
+    """The long tests first. xdist's worksteal hands each test process a block of the list and lets
+    the idle ones take from the end of the others' blocks: the long tests then start at once, one
+    after another in the first process, while the rest of its block goes to the others. A long test
+    near the end of the list ran alone at the end of the run."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 

@@ -11,7 +11,8 @@ each), counted against worker.memory_limit before any job runs.
 
 Wand finds ImageMagick by trying 26 library names with ctypes.util.find_library, and each miss runs
 ldconfig, gcc and ld: 0.2 s and as much CPU in subprocesses at every worker start. The names of
-ImageMagick 6 (Debian, Ubuntu, the images) and 7 come first; another build still gets the full search.
+ImageMagick 6 (Debian, Ubuntu, the images: what the worker is tested with) and 7 come first, so a
+machine with both loads 6 (Wand alone would try 7 first); another build still gets the full search.
 """
 
 import os
