@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from thumbnailify.backends.loader import load_backend
 from thumbnailify.server import limits, page, routes
-from thumbnailify.server.backends import TABLE, Files
+from thumbnailify.server.backends import TABLE, Files, Store
 from thumbnailify.server.background.maintenance import maintain
 from thumbnailify.server.events import streams
 from thumbnailify.server.events.hub import EventHub
@@ -18,10 +17,9 @@ from thumbnailify.server.http import auth, cors, middleware
 from thumbnailify.server.http.protocol import READ_AHEAD
 from thumbnailify.server.metrics import ServerMetrics
 from thumbnailify.server.resources import IN_FLIGHT, RESOURCES, InFlight, Resources
+from thumbnailify.server.tasks import cancel_until_done
 from thumbnailify.server.uploads.intake import UploadSlots
 from thumbnailify.settings import Settings
-
-CANCEL_AGAIN_SECONDS = 1.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -41,15 +39,16 @@ def _backends(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
     async def context(app: web.Application) -> AsyncIterator[None]:
         names = settings.backends
         files: Files = load_backend(TABLE, "files", names.files)(settings)
+        store: Store = load_backend(TABLE, "store", names.store)(settings)
         res = Resources(
             settings=settings,
-            store=load_backend(TABLE, "store", names.store)(settings),
+            store=store,
             publisher=load_backend(TABLE, "queue", names.queue)(settings),
             files=files,
             metrics=ServerMetrics(settings.auth.metric_clients),
             # What one upload in flight holds: the files backend's buffer and what aiohttp reads ahead.
             upload_slots=UploadSlots(settings.limits.upload_memory, files.upload_memory + READ_AHEAD),
-            events=EventHub(streams.stream_limit(settings.server.max_event_streams)),
+            events=EventHub(streams.stream_limit(settings.server.max_event_streams), store.changes),
         )
         await res.files.open()
         await res.store.open()
@@ -64,22 +63,11 @@ def _backends(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """What runs beside serving: upkeep (recovery pass, retention sweep; never delaying start-up)
-    and the event hub."""
+    """What runs beside serving: upkeep (recovery pass, retention sweep; never delaying start-up).
+    The event hub's reader runs while streams are open; it ends here too."""
     res = app[RESOURCES]
-    tasks = [asyncio.create_task(maintain(res)), asyncio.create_task(res.events.run(res.store.changes()))]
+    upkeep = asyncio.create_task(maintain(res))
     yield
     res.events.close()
-    for task in tasks:
-        await cancel_until_done(task)
-
-
-async def cancel_until_done(task: asyncio.Task[None]) -> None:
-    """Cancel a task until it ends: a client library that swallows one cancellation (nats-py does
-    in some calls; a Redis call cut off can come back as an outage, which the upkeep loop waits out)
-    would otherwise keep the server's stop waiting for good."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=CANCEL_AGAIN_SECONDS)
-    with contextlib.suppress(asyncio.CancelledError):
-        task.result()
+    await res.events.stop()
+    await cancel_until_done(upkeep)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import NamedTuple, Protocol
 
 from thumbnailify.backends.layout import StoredFile
@@ -79,8 +79,9 @@ class Store(Backend, Protocol):
     async def save_request(self, key: str, value: str, seconds: float) -> None: ...
     async def release_request(self, key: str, marker: str) -> None:
         """Free the key if it still holds this marker (not another request's, nor an answer)."""
-    def changes(self) -> AsyncIterator[Change]:
-        """Every change of every record from now on, whoever made it; survives outages."""
+    def changes(self, listening: Callable[[], None]) -> AsyncIterator[Change]:
+        """Every change of every record, whoever made it, from the moment it calls `listening` on
+        (once it is subscribed); survives outages (what changes during one is not seen)."""
     # Resumable (tus) uploads: a record of text fields per upload, `offset` among them.
     async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float,
                             bounds: UploadBounds) -> Full | None:

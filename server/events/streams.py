@@ -14,7 +14,7 @@ import json
 import logging
 import resource
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
@@ -50,12 +50,12 @@ def stream_limit(configured: int) -> int:
     return soft // 2
 
 
-@contextlib.contextmanager
-def _subscribed(request: web.Request, res: Resources, media_id: str | None = None) -> Iterator[Subscription]:
+@contextlib.asynccontextmanager
+async def _subscribed(request: web.Request, res: Resources, media_id: str | None = None) -> AsyncIterator[Subscription]:
     """A subscription, ended as soon as the client goes away: a closed stream frees its place at
     once, not at its next keep-alive."""
     try:
-        with res.events.subscribe(media_id) as subscription:
+        async with res.events.subscribe(media_id) as subscription:
 
             def lost(reason: BaseException | None) -> None:
                 # TimeoutError: the kernel gave up on data unacknowledged for event_send_timeout
@@ -119,7 +119,7 @@ async def media_events(request: web.Request) -> web.StreamResponse:
     """The media's current status first, then each change, until a terminal state or a delete."""
     res = resources(request)
     media_id = path_media_id(request)
-    with _subscribed(request, res, media_id) as subscription:
+    async with _subscribed(request, res, media_id) as subscription:
         record = await existing_record(request, media_id)  # after subscribing: no change can fall in between
 
         async def body(stream: EventSourceResponse) -> None:
@@ -145,7 +145,7 @@ async def all_events(request: web.Request) -> web.StreamResponse:
     what is there)."""
     res = resources(request)
     mine = caller(request).name
-    with _subscribed(request, res) as subscription:
+    async with _subscribed(request, res) as subscription:
 
         async def body(stream: EventSourceResponse) -> None:
             while (change := await subscription.next()) is not None:

@@ -18,7 +18,6 @@ from PIL import Image
 
 from tests.harness import Service, wait_until
 from thumbnailify.client.session import Client
-from thumbnailify.server.events.hub import BACKLOG, EventHub, TooManyStreams
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -66,19 +65,6 @@ def metric(service: Service, name: str) -> float:
     """A metric's value; 0 when there is none yet (then a later reading must show the change)."""
     found = re.search(rf"^{name} (\S+)$", service.get("/metrics").text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
-
-
-def test_the_hub_holds_at_most_its_limit_and_frees_a_place_when_a_stream_ends() -> None:
-    hub = EventHub(limit=2)
-    with hub.subscribe(), hub.subscribe("some-id"):
-        with pytest.raises(TooManyStreams), hub.subscribe():
-            pass
-        assert hub.streams == 2
-    assert hub.streams == 0
-    with hub.subscribe() as subscription:
-        for index in range(BACKLOG + 1):
-            subscription.offer((str(index), {}))
-        assert subscription.ended and subscription.fell_behind
 
 
 def test_every_process_takes_its_hard_open_files_limit(svc: Service) -> None:

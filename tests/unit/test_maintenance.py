@@ -9,8 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from thumbnailify.backends.sqlite.aio_store import SQLiteStore
-from thumbnailify.server.app import cancel_until_done
 from thumbnailify.server.background.maintenance import LEASE, maintain
+from thumbnailify.server.tasks import cancel_until_done
 from thumbnailify.settings import load_settings
 
 

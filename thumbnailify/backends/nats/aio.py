@@ -159,9 +159,9 @@ class NatsStore(_Connected):
     async def take_token(self, name: str, rate: float, burst: float) -> Grant:
         return await answered(self.records, lambda: self.clients.take_token(name, rate, burst))
 
-    async def changes(self) -> AsyncIterator[Change]:
-        """A consumer of the log from now on (ordered, ephemeral: nats-py resets it after an outage);
-        job messages are skipped, they change no record."""
+    async def changes(self, listening: Callable[[], None]) -> AsyncIterator[Change]:
+        """A consumer of the log from its creation on (ordered, ephemeral: nats-py resets it after an
+        outage); job messages are skipped, they change no record."""
         while True:
             _end_if_cancelled()
             subscription = None
@@ -169,6 +169,7 @@ class NatsStore(_Connected):
                 await self.records.ensure_open()
                 subscription = await self.records.jetstream.subscribe(
                     changes_filter(self.records.stream), ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
+                listening()
                 async for message in subscription.messages:
                     media_id, event = media_of(message.subject)
                     if event == "deleted":

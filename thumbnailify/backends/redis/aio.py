@@ -312,15 +312,19 @@ class RedisStore:
         left = float(tokens)
         return take(left + 1.0 if taken else left, rate)
 
-    async def changes(self) -> AsyncIterator[Change]:
-        """From the events channel the scripts publish on; a lost connection is re-subscribed."""
+    async def changes(self, listening: Callable[[], None]) -> AsyncIterator[Change]:
+        """From the events channel the scripts publish on; a lost connection is re-subscribed.
+        Listening once Redis confirmed the subscription (sending it is not enough: a read on
+        another connection may reach Redis first)."""
         while True:
             try:
-                async with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                async with self.client.pubsub() as pubsub:
                     await pubsub.subscribe(events_channel(self.prefix))
                     while True:
                         message = await pubsub.get_message(timeout=10.0)
-                        if message is not None:
+                        if message is not None and message["type"] == "subscribe":
+                            listening()
+                        elif message is not None and message["type"] == "message":
                             change = json.loads(message["data"])
                             if change.get("deleted"):
                                 yield Change(change["media_id"], None, change.get("owner") or DEFAULT_OWNER)

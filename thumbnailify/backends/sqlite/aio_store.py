@@ -143,14 +143,16 @@ class SQLiteStore:
     async def take_token(self, name: str, rate: float, burst: float) -> Grant:
         return await self._run(self._clients.take_token, name, rate, burst)
 
-    async def changes(self) -> AsyncIterator[Change]:
-        """Polls the changes table every writer (servers and workers) appends to."""
+    async def changes(self, listening: Callable[[], None]) -> AsyncIterator[Change]:
+        """Polls the changes table every writer (servers and workers) appends to, from its last row
+        when it starts listening."""
         last: int | None = None
         next_prune = 0.0
         while True:
             try:
                 if last is None:
                     last = await self._run(self._store.last_change)
+                    listening()
                 rows = await self._run(self._store.changes_after, last, CHANGES_BATCH)
                 if time.monotonic() > next_prune:
                     await self._run(self._store.prune_changes, time.time() - KEEP_CHANGES_SECONDS)
