@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 from thumbnailify.server.backends import Change
 from thumbnailify.server.tasks import cancel_until_done
+
+log = logging.getLogger(__name__)
 
 BACKLOG = 256  # changes one stream may fall behind by before it is closed (the client reconnects)
 LINGER_SECONDS = 60.0  # the reader outlives the last stream this long
@@ -115,9 +118,12 @@ class EventHub:
             pass  # the store is out: the stream opens, and its changes come once the reader gets through
 
     async def _read(self, listening: asyncio.Event) -> None:
-        async for change in self._changes(listening.set):
-            for subscription in [*self._everything, *self._by_media.get(change[0], ())]:
-                subscription.offer(change)
+        try:
+            async for change in self._changes(listening.set):
+                for subscription in [*self._everything, *self._by_media.get(change[0], ())]:
+                    subscription.offer(change)
+        except Exception:  # the stores' readers survive outages themselves: this is a defect
+            log.exception("the change reader ended; the next stream starts another")
 
     def _stop_reader(self) -> None:
         self._stop_timer = None
@@ -143,7 +149,7 @@ class EventHub:
     @property
     def listening(self) -> bool:
         """Whether the reader runs (streams are open, or were within LINGER_SECONDS)."""
-        return self._reader is not None
+        return self._reader is not None and not self._reader.done()
 
     @property
     def streams(self) -> int:

@@ -13,14 +13,18 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
+import redis
 from PIL import Image
 from urllib3 import encode_multipart_formdata
 
 from tests.api.conftest import Api, ApiFactory, Reply
-from tests.harness import NATS_MODE
+from tests.harness import NATS_MODE, REDIS_URL
+from thumbnailify.backends.redis.layout import events_channel
+from thumbnailify.server.events import hub as hub_module
 from thumbnailify.server.resources import RESOURCES
 
 UPLOAD_SETTINGS = {"THUMBNAILIFY_WEBHOOKS_SECRET": "whsec",
@@ -334,6 +338,37 @@ async def test_changes_are_read_only_while_a_stream_is_open(svc: Api) -> None:
 
         await asyncio.wait_for(completed(), 10)
     assert hub.listening  # kept a while for a client that reconnects
+
+
+def store_subscriptions(svc: Api) -> int:
+    """The server's subscriptions to the store's changes: the events channel's on Redis, the
+    connection's on NATS (the embedded store polls a table: none)."""
+    store: Any = svc.client.app[RESOURCES].store
+    if svc.mode == NATS_MODE:
+        return len(store.records.client._subs)
+    if svc.mode == "distributed":
+        kept = redis.Redis.from_url(REDIS_URL)
+        try:
+            return int(kept.pubsub_numsub(events_channel(svc.settings.redis.prefix))[0][1])
+        finally:
+            kept.close()
+    return 0
+
+
+async def test_a_stopped_reader_leaves_no_subscription_behind(svc: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub_module, "LINGER_SECONDS", 0.0)
+    hub = svc.client.app[RESOURCES].events
+    before = store_subscriptions(svc)
+    for _ in range(3):
+        async with svc.client.get("/events") as response:
+            assert response.status == 200 and hub.listening
+            assert store_subscriptions(svc) == before + (svc.mode != "embedded")
+        for _ in range(250):  # the reader stops at the loop's next turn, its unsubscribe a round trip later
+            if not hub.listening:
+                break
+            await asyncio.sleep(0.02)
+        assert not hub.listening
+    assert store_subscriptions(svc) == before
 
 
 async def test_a_late_stream_gets_the_current_state_first(svc: Api) -> None:

@@ -179,10 +179,11 @@ class NatsStore(_Connected):
             except Exception as exc:  # an outage, bad data
                 _end_if_cancelled()
                 log.warning("events subscription lost, subscribing again: %r", exc)
-                if subscription is not None:  # (on cancellation the connection's close ends it)
+            finally:  # also when the hub stops reading: a consumer left behind would be fed for nobody
+                if subscription is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(subscription.unsubscribe(), RESUBSCRIBE_SECONDS)
-                await asyncio.sleep(RESUBSCRIBE_SECONDS)
+            await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
 
 class NatsPublisher(_Connected):
