@@ -79,9 +79,10 @@ class Store(Backend, Protocol):
     async def save_request(self, key: str, value: str, seconds: float) -> None: ...
     async def release_request(self, key: str, marker: str) -> None:
         """Free the key if it still holds this marker (not another request's, nor an answer)."""
-    def changes(self, listening: Callable[[], None]) -> AsyncIterator[Change]:
-        """Every change of every record, whoever made it, from the moment it calls `listening` on
-        (once it is subscribed); survives outages (what changes during one is not seen)."""
+    def changes(self, listening: Callable[[bool], None]) -> AsyncIterator[Change]:
+        """Every change of every record, whoever made it, from the moment it calls `listening(True)`
+        on (once it is subscribed); `listening(False)` when the subscription is lost, True again once
+        it is back (what changes in between is not seen)."""
     # Resumable (tus) uploads: a record of text fields per upload, `offset` among them.
     async def create_upload(self, upload_id: str, fields: dict[str, str], expires: float,
                             bounds: UploadBounds) -> Full | None:

@@ -28,8 +28,9 @@ BACKLOG = 256  # changes one stream may fall behind by before it is closed (the 
 LINGER_SECONDS = 60.0  # the reader outlives the last stream this long
 LISTEN_PATIENCE = 5.0  # a stream waits this long for the reader to listen (the store may be out)
 
-# The store's change stream: every change from the moment it calls its argument on.
-Changes = Callable[[Callable[[], None]], AsyncIterator[Change]]
+# The store's change stream: every change from the moment it calls its argument with True on (False:
+# its subscription was lost, True again once it is back).
+Changes = Callable[[Callable[[bool], None]], AsyncIterator[Change]]
 
 
 class Subscription:
@@ -118,8 +119,14 @@ class EventHub:
             pass  # the store is out: the stream opens, and its changes come once the reader gets through
 
     async def _read(self, listening: asyncio.Event) -> None:
+        def heard(now: bool) -> None:  # a stream opened while the store's subscription is lost waits for it
+            if now:
+                listening.set()
+            else:
+                listening.clear()
+
         try:
-            async for change in self._changes(listening.set):
+            async for change in self._changes(heard):
                 for subscription in [*self._everything, *self._by_media.get(change[0], ())]:
                     subscription.offer(change)
         except Exception:  # the stores' readers survive outages themselves: this is a defect

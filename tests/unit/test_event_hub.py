@@ -24,14 +24,16 @@ class FakeStore:
         self.most_readers = 0
         self.started = 0
         self.stop_seconds = 0.0  # how long a reader takes to end once cancelled (closing a subscription)
+        self.heard: Callable[[bool], None] = lambda _now: None  # the last reader's: say a subscription lost
 
-    async def read(self, listening: Callable[[], None]) -> AsyncIterator[Change]:
+    async def read(self, listening: Callable[[bool], None]) -> AsyncIterator[Change]:
+        self.heard = listening
         self.started += 1
         self.readers += 1
         self.most_readers = max(self.most_readers, self.readers)
         try:
             await self.may_listen.wait()
-            listening()
+            listening(True)
             while True:
                 yield await self.changes.get()
         finally:
@@ -132,3 +134,15 @@ async def test_a_reader_that_ends_is_started_again_by_the_next_stream(store: Fak
         assert (await asyncio.wait_for(subscription.next(), 1))[0] == "b"
     await hub.stop()
     assert store.started == 2
+
+
+async def test_a_stream_opened_while_the_stores_subscription_is_lost_waits_for_it(store: FakeStore) -> None:
+    hub = EventHub(10, store.read)
+    async with hub.subscribe("a"):
+        store.heard(False)  # an outage: the store subscribes again
+        opening = asyncio.ensure_future(hub.subscribe("b").__aenter__())
+        await asyncio.sleep(0.05)
+        assert not opening.done()
+        store.heard(True)
+        await asyncio.wait_for(opening, 1)
+    await hub.stop()

@@ -159,7 +159,7 @@ class NatsStore(_Connected):
     async def take_token(self, name: str, rate: float, burst: float) -> Grant:
         return await answered(self.records, lambda: self.clients.take_token(name, rate, burst))
 
-    async def changes(self, listening: Callable[[], None]) -> AsyncIterator[Change]:
+    async def changes(self, listening: Callable[[bool], None]) -> AsyncIterator[Change]:
         """A consumer of the log from its creation on (ordered, ephemeral: nats-py resets it after an
         outage); job messages are skipped, they change no record."""
         while True:
@@ -169,7 +169,7 @@ class NatsStore(_Connected):
                 await self.records.ensure_open()
                 subscription = await self.records.jetstream.subscribe(
                     changes_filter(self.records.stream), ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
-                listening()
+                listening(True)
                 async for message in subscription.messages:
                     media_id, event = media_of(message.subject)
                     if event == "deleted":
@@ -178,6 +178,7 @@ class NatsStore(_Connected):
                         yield Change(media_id, record, record.client)
             except Exception as exc:  # an outage, bad data
                 _end_if_cancelled()
+                listening(False)
                 log.warning("events subscription lost, subscribing again: %r", exc)
             finally:  # also when the hub stops reading: a consumer left behind would be fed for nobody
                 if subscription is not None:

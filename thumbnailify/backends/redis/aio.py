@@ -312,7 +312,7 @@ class RedisStore:
         left = float(tokens)
         return take(left + 1.0 if taken else left, rate)
 
-    async def changes(self, listening: Callable[[], None]) -> AsyncIterator[Change]:
+    async def changes(self, listening: Callable[[bool], None]) -> AsyncIterator[Change]:
         """From the events channel the scripts publish on; a lost connection is re-subscribed.
         Listening once Redis confirmed the subscription (sending it is not enough: a read on
         another connection may reach Redis first)."""
@@ -323,7 +323,7 @@ class RedisStore:
                     while True:
                         message = await pubsub.get_message(timeout=10.0)
                         if message is not None and message["type"] == "subscribe":
-                            listening()
+                            listening(True)
                         elif message is not None and message["type"] == "message":
                             change = json.loads(message["data"])
                             if change.get("deleted"):
@@ -331,6 +331,7 @@ class RedisStore:
                             elif (record := readable(change["media_id"], change["record"])) is not None:
                                 yield Change(change["media_id"], record, record.client)
             except Exception as exc:  # an outage, a failover (Sentinel names the master again), bad data
+                listening(False)
                 log.warning("events subscription lost, subscribing again: %r", exc)
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)
 

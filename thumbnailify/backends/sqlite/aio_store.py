@@ -143,7 +143,7 @@ class SQLiteStore:
     async def take_token(self, name: str, rate: float, burst: float) -> Grant:
         return await self._run(self._clients.take_token, name, rate, burst)
 
-    async def changes(self, listening: Callable[[], None]) -> AsyncIterator[Change]:
+    async def changes(self, listening: Callable[[bool], None]) -> AsyncIterator[Change]:
         """Polls the changes table every writer (servers and workers) appends to, from its last row
         when it starts listening."""
         last: int | None = None
@@ -152,7 +152,7 @@ class SQLiteStore:
             try:
                 if last is None:
                     last = await self._run(self._store.last_change)
-                    listening()
+                    listening(True)  # and for good: an outage keeps the cursor, nothing is missed
                 rows = await self._run(self._store.changes_after, last, CHANGES_BATCH)
                 if time.monotonic() > next_prune:
                     await self._run(self._store.prune_changes, time.time() - KEEP_CHANGES_SECONDS)
