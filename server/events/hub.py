@@ -103,9 +103,7 @@ class EventHub:
 
     async def _listen(self) -> None:
         """Start the reader if it is not running, and wait until it listens."""
-        if self._stop_timer is not None:
-            self._stop_timer.cancel()
-            self._stop_timer = None
+        self._cancel_stop_timer()
         if self._stopping is not None:  # one reader at a time: each change reaches a stream once
             await asyncio.wait({self._stopping})
             self._stopping = None
@@ -132,6 +130,12 @@ class EventHub:
         except Exception:  # the stores' readers survive outages themselves: this is a defect
             log.exception("the change reader ended; the next stream starts another")
 
+    def _cancel_stop_timer(self) -> None:
+        """Call off the reader's stop that the last stream's end set for later."""
+        if self._stop_timer is not None:
+            self._stop_timer.cancel()
+            self._stop_timer = None
+
     def _stop_reader(self) -> None:
         self._stop_timer = None
         if not self._open and self._reader is not None and self._stopping is None:
@@ -145,9 +149,7 @@ class EventHub:
 
     async def stop(self) -> None:
         """End the reader (server shutdown, once the streams ended)."""
-        if self._stop_timer is not None:
-            self._stop_timer.cancel()
-            self._stop_timer = None
+        self._cancel_stop_timer()
         for task in (self._stopping, self._reader):
             if task is not None:
                 await cancel_until_done(task)

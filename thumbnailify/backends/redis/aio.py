@@ -322,9 +322,11 @@ class RedisStore:
                     await pubsub.subscribe(events_channel(self.prefix))
                     while True:
                         message = await pubsub.get_message(timeout=10.0)
-                        if message is not None and message["type"] == "subscribe":
+                        if message is None:
+                            continue
+                        if message["type"] == "subscribe":
                             listening(True)
-                        elif message is not None and message["type"] == "message":
+                        elif message["type"] == "message":
                             change = json.loads(message["data"])
                             if change.get("deleted"):
                                 yield Change(change["media_id"], None, change.get("owner") or DEFAULT_OWNER)
