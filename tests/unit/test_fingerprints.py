@@ -135,3 +135,16 @@ def test_a_videos_sample_is_its_turned_frame_at_the_smallest_size(tmp_path: Path
     assert np.all(made.sample[..., 3] == 255)
     want = np.asarray(videos.quadrants().convert("RGB")).reshape(-1, 3).mean(axis=0)
     assert np.abs(made.sample[..., :3].reshape(-1, 3).mean(axis=0) - want).max() < MEAN_DISTANCE
+
+
+def test_a_videos_sample_scaled_down_stays_opaque(tmp_path: Path) -> None:
+    """A video frame is made opaque by switching its alpha off; scaling it to the sample read the
+    transparent values left beneath, so a video whose smallest size is over SAMPLE_SIDE had a
+    ThumbHash with holes."""
+    path = tmp_path / "portrait.mp4"
+    path.write_bytes(videos.mp4([videos.quadrants()] * 3, rotation=90))
+    handler = VideoHandler(ThumbnailSettings(sizes="large=400x400"), LimitsSettings(), VideoSettings())
+    made = handler.make(path, MP4)
+    assert max(made.sample.shape[:2]) == SAMPLE_SIDE  # scaled down from the 400 px size
+    assert np.all(made.sample[..., 3] == 255)
+    assert not base64.b64decode(fingerprints(made.sample).thumbhash)[2] & 0x80  # ThumbHash's alpha flag

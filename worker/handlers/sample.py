@@ -20,8 +20,11 @@ def export_sample(picture: Image) -> Sample:
     with Image(image=picture.sequence[0]) as first:
         scale = min(SAMPLE_SIDE / first.width, SAMPLE_SIDE / first.height, 1.0)
         width, height = max(1, round(first.width * scale)), max(1, round(first.height * scale))
+        opaque = not first.alpha_channel
         if (width, height) != (first.width, first.height) and not library.MagickScaleImage(first.wand, width, height):
             first.raise_exception()
+        if opaque:  # a picture made opaque by switching its alpha off still holds the values, which scaling reads
+            first.alpha_channel = "opaque"
         pixels = ctypes.create_string_buffer(width * height * 4)
         if not library.MagickExportImagePixels(first.wand, 0, 0, width, height, b"RGBA", CHAR_PIXELS, pixels):
             first.raise_exception()
