@@ -5,10 +5,6 @@ any worker module can import it: one thread per process (we scale with processes
 security policy (imagemagick/policy.xml) in force. MAGICK_TEMPORARY_PATH is different: ImageMagick
 reads it each time it makes a temporary file, and worker.scratch sets it per process at start.
 
-OpenBLAS (in numpy's wheel, for the fingerprints) likewise reads its thread count as it loads: one,
-for the same reason and because its buffer per thread is private memory mapped at load (~20 MB
-each), counted against worker.memory_limit before any job runs.
-
 Wand finds ImageMagick by trying 26 library names with ctypes.util.find_library, and each miss runs
 ldconfig, gcc and ld: 0.2 s and as much CPU in subprocesses at every worker start. The names of
 ImageMagick 6 (Debian, Ubuntu, the images: what the worker is tested with) and 7 come first, so a
@@ -21,6 +17,5 @@ from pathlib import Path
 POLICY_DIR = Path(__file__).resolve().parent / "imagemagick"
 
 os.environ.setdefault("MAGICK_THREAD_LIMIT", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("WAND_MAGICK_LIBRARY_SUFFIX", "-6.Q16;-7.Q16HDRI;-7.Q16")
 os.environ["MAGICK_CONFIGURE_PATH"] = str(POLICY_DIR)

@@ -14,6 +14,7 @@ from thumbnailify.backends.loader import load_backend
 from thumbnailify.settings import Settings
 from thumbnailify.worker.backends import TABLE, Consumer, Delivery, Files, Store
 from thumbnailify.worker.handlers import load_handler
+from thumbnailify.worker.jobs import JobRunner
 from thumbnailify.worker.liveness import Heartbeat
 from thumbnailify.worker.metrics import WorkerMetrics
 from thumbnailify.worker.outcome import Outcome, Verdict
@@ -51,9 +52,6 @@ def build_runner(
         files.prepare()
     except files.transient as exc:  # not fatal: each job checks the files backend and retries through outages
         log.warning("media files not usable yet: %s", exc)
-    # Imported here: the media runner loads numpy (the fingerprints), which a webhook worker never needs.
-    from thumbnailify.worker.jobs import JobRunner  # noqa: PLC0415
-
     handler = load_handler(kind, settings)
     return JobRunner(settings, store, files, handler, metrics, heartbeat,
                      notify=lambda media_id, media_type: consumer.enqueue("webhook", media_id, media_type))

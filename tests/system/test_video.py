@@ -133,14 +133,13 @@ def _jpeg(picture: Image.Image) -> bytes:
 @pytest.mark.parametrize("mode", MODES)
 def test_a_decode_past_the_memory_limit_fails_and_the_worker_goes_on(mode: str, tmp_path: Path) -> None:
     """worker.memory_limit is each worker's RLIMIT_DATA: an 8K H.264 frame needs well over 100 MiB
-    to decode, more than a worker has left under 160 MiB (its own modules map ~95 MiB of data, 32
-    MiB of it OpenBLAS's buffer, mapped as numpy loads, untouched), so the decoder's allocation
-    fails inside FFmpeg (its H.264 decoder reports that as invalid data: Error 422); the same worker
-    then makes the next video's thumbnail."""
-    with Service(mode, tmp_path, video_workers=1, THUMBNAILIFY_WORKER_MEMORY_LIMIT="160MiB") as service:
+    to decode, more than a video worker has left under 120 MiB (its own modules map ~53 MiB of
+    data), so the decoder's allocation fails inside FFmpeg (its H.264 decoder reports that as
+    invalid data: Error 422); the same worker then makes the next video's thumbnail."""
+    with Service(mode, tmp_path, video_workers=1, THUMBNAILIFY_WORKER_MEMORY_LIMIT="120MiB") as service:
         (pid,) = service.worker_pids("video")
         for worker in (pid, *service.worker_pids("image")):
-            assert psutil.Process(worker).rlimit(resource.RLIMIT_DATA) == (160 << 20, 160 << 20)
+            assert psutil.Process(worker).rlimit(resource.RLIMIT_DATA) == (120 << 20, 120 << 20)
         large = service.wait(service.upload(mp4([quadrants((7680, 4320))]), "video/mp4"))
         assert (large["state"], large["http_status"]) == ("Error", 422), large
         assert large["message"] == "cannot decode video/mp4: Invalid data found when processing input"

@@ -14,7 +14,7 @@ from tests.corpus import PHOTOS_DIR
 from thumbnailify.media import JPEG, PNG
 from thumbnailify.server.similar import DEFAULT_DISTANCE, nearest
 from thumbnailify.settings import LimitsSettings, ThumbnailSettings
-from thumbnailify.worker.fingerprints import SAMPLE_SIDE, phash
+from thumbnailify.worker.fingerprints import SAMPLE_SIDE, Sample, phash
 from thumbnailify.worker.handlers.image import ThumbHandler, apply_limits
 
 NEAR = DEFAULT_DISTANCE  # 10 of 64 bits
@@ -86,7 +86,7 @@ def sample_hash(picture: Image.Image) -> int:
     """The hash from a sample made as the worker's is (fitted into SAMPLE_SIDE), without ImageMagick."""
     small = picture.convert("RGBA")
     small.thumbnail((SAMPLE_SIDE, SAMPLE_SIDE))
-    return phash.phash(np.asarray(small))
+    return phash.phash(Sample(small.width, small.height, small.tobytes()))
 
 
 @pytest.mark.parametrize("name", PHOTOS)

@@ -3,7 +3,8 @@ while the thumbnail loads (ThumbHash, BlurHash) and a perceptual hash for near-d
 
 All three come from one small RGBA sample (at most SAMPLE_SIDE on a side, sRGB, upright) that the
 handler takes from the smallest thumbnail it has made anyway, so none of them decodes anything.
-Each is a few small matrix products with numpy (docs/performance.md has the cost per item).
+Each is a few dozen dot products of short rows (plain Python: numpy would add 13 MB to every
+worker for well under a millisecond of work; docs/performance.md has the cost per item).
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-import numpy as np
-from numpy.typing import NDArray
-
 from thumbnailify.worker.fingerprints import blurhash, phash, thumbhash
+from thumbnailify.worker.fingerprints.sample import SAMPLE_SIDE, Sample
 
-SAMPLE_SIDE = 100  # ThumbHash's own limit: larger samples cost more and show nothing more
-Sample = NDArray[np.uint8]  # height x width x 4 (RGBA), sRGB
+__all__ = ["SAMPLE_SIDE", "Fingerprints", "Sample", "fingerprints"]
 
 
 @dataclass(frozen=True)

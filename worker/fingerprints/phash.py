@@ -5,42 +5,51 @@ resizing, a light crop or a caption change few of those bits; another picture ch
 A DCT hash rather than a difference hash (dHash): dHash compares neighbouring pixels of a 9x8
 picture, so a caption or a 5% crop moves many of its bits; the low DCT frequencies describe the
 whole picture's layout and move little (tests/unit/test_fingerprints.py holds the distances).
+
+The averaging and the DCT are both linear, so each side's two steps are one precomputed 8 x side
+matrix: the hash is two passes of short dot products over the sample.
 """
 
 from __future__ import annotations
 
 import functools
+import statistics
+from operator import add
 
-import numpy as np
-from numpy.typing import NDArray
+from thumbnailify.worker.fingerprints.sample import Matrix, Sample, cosines, dot, transform
 
 SIDE = 32  # the picture the DCT runs on
 KEPT = 8  # the lowest KEPT x KEPT frequencies make the hash
-_DCT = np.cos(np.pi / SIDE * np.outer(np.arange(SIDE), np.arange(SIDE) + 0.5))  # DCT-II rows
+_LUMA = tuple(tuple(weight * value for value in range(256)) for weight in (0.299, 0.587, 0.114))
 
 
-@functools.cache  # one per sample side (at most SAMPLE_SIDE of each): building it took a third of the hash
-def _area_matrix(size: int, target: int) -> NDArray[np.float64]:
+def _area_matrix(size: int, target: int) -> Matrix:
     """target x size: each output sample the average of the input samples it covers (fractions
-    at its edges), so any size reduces as a box filter would, and a smaller one is spread out.
-    Shared between calls, so read-only."""
-    edges = np.arange(target + 1) * (size / target)
-    start, end = edges[:-1, None], edges[1:, None]
-    cells = np.arange(size)[None, :]
-    cover = np.clip(np.minimum(end, cells + 1) - np.maximum(start, cells), 0, None)
-    weights: NDArray[np.float64] = cover / cover.sum(axis=1, keepdims=True)
-    weights.flags.writeable = False
-    return weights
+    at its edges), so any size reduces as a box filter would, and a smaller one is spread out."""
+    step = size / target
+    weights = []
+    for index in range(target):
+        start, end = index * step, (index + 1) * step
+        cover = [max(0.0, min(end, cell + 1) - max(start, cell)) for cell in range(size)]
+        total = sum(cover)
+        weights.append(tuple(part / total for part in cover))
+    return tuple(weights)
 
 
-def phash(rgba: NDArray[np.uint8]) -> int:
-    h, w = rgba.shape[:2]
-    rgb = rgba[..., :3].astype(np.float64)
-    luma = rgb @ np.array([0.299, 0.587, 0.114])
-    small = _area_matrix(h, SIDE) @ luma @ _area_matrix(w, SIDE).T
-    low = (_DCT @ small @ _DCT.T)[:KEPT, :KEPT].ravel()
-    bits = low > np.median(low)
-    return int("".join("1" if bit else "0" for bit in bits), 2)
+@functools.cache  # one per sample side (at most SAMPLE_SIDE of each)
+def _reduction(size: int) -> Matrix:
+    """KEPT x size: the area average down to SIDE samples, then the lowest KEPT DCT-II rows."""
+    columns = list(zip(*_area_matrix(size, SIDE), strict=True))  # size x SIDE
+    return tuple(tuple(dot(frequency, column) for column in columns) for frequency in cosines(KEPT, SIDE))
+
+
+def phash(sample: Sample) -> int:
+    red, green, blue = (map(part.__getitem__, sample.channel(index)) for index, part in enumerate(_LUMA))
+    luma = list(map(add, map(add, red, green), blue))
+    low = [term for row in transform(luma, sample.width, _reduction(sample.width), _reduction(sample.height))
+           for term in row]
+    median = statistics.median(low)
+    return int("".join("1" if term > median else "0" for term in low), 2)
 
 
 def distance(first: int, second: int) -> int:

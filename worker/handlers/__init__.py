@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from thumbnailify.backends.loader import load_backend
 from thumbnailify.media import MediaType
 from thumbnailify.record import Metadata
 from thumbnailify.settings import Settings
-
-if TYPE_CHECKING:  # numpy's array type: a webhook worker, which loads this module, never loads numpy
-    from thumbnailify.worker.fingerprints import Sample
+from thumbnailify.worker.fingerprints import Sample
 
 # Keyed as thumbnailify.backends.loader's tables are (tests/unit/test_conformance.py reads it).
 HANDLERS: dict[str, dict[str, str]] = {
