@@ -148,7 +148,7 @@ class JobRunner:
             except SourceMissing as exc:
                 return self._finish_error(record, media_id, state.UNDECODABLE, str(exc))
             self.files.write_thumbnails(media_id, thumbnails.typed_files())
-            prints = fingerprints(thumbnails.sample)
+            prints = fingerprints(thumbnails.samples)
             done = state.completed(thumbnails.types(), thumbnails.dimensions(), state.now(),
                                    placeholder=Placeholder(prints.thumbhash, prints.blurhash), phash=prints.phash,
                                    metadata=thumbnails.metadata)

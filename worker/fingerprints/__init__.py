@@ -1,10 +1,10 @@
 """What the worker says about a picture from a few of its pixels: the placeholders a page paints
 while the thumbnail loads (ThumbHash, BlurHash) and a perceptual hash for near-duplicates.
 
-All three come from one small RGBA sample (at most SAMPLE_SIDE on a side, sRGB, upright) that the
-handler takes from the smallest thumbnail it has made anyway, so none of them decodes anything.
-Each is a few dozen dot products of short rows (plain Python: numpy would add 13 MB to every
-worker for well under a millisecond of work; docs/performance.md has the cost per item).
+All three come from two small RGBA samples (sRGB, upright) that the handler takes from the
+smallest thumbnail it has made anyway, so none of them decodes anything. Each is a few hundred dot
+products of short rows (plain Python: numpy would add 13 MB to every worker for about a
+millisecond of work; docs/performance.md has the cost per item).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import base64
 from dataclasses import dataclass
 
 from thumbnailify.worker.fingerprints import blurhash, phash, thumbhash
-from thumbnailify.worker.fingerprints.sample import SAMPLE_SIDE, Sample
+from thumbnailify.worker.fingerprints.sample import SAMPLE_SIDE, SQUARE_SIDE, Sample, Samples
 
-__all__ = ["SAMPLE_SIDE", "Fingerprints", "Sample", "fingerprints"]
+__all__ = ["SAMPLE_SIDE", "SQUARE_SIDE", "Fingerprints", "Sample", "Samples", "fingerprints"]
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,9 @@ class Fingerprints:
     phash: str  # 64 bits as 16 hexadecimal digits
 
 
-def fingerprints(sample: Sample) -> Fingerprints:
+def fingerprints(samples: Samples) -> Fingerprints:
     return Fingerprints(
-        thumbhash=base64.b64encode(thumbhash.encode(sample)).decode(),
-        blurhash=blurhash.encode(sample),
-        phash=f"{phash.phash(sample):016x}",
+        thumbhash=base64.b64encode(thumbhash.encode(samples.picture)).decode(),
+        blurhash=blurhash.encode(samples.picture),
+        phash=f"{phash.phash(samples.square):016x}",
     )

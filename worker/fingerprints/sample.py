@@ -9,9 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import mul
 
-# Every fingerprint keeps at most 8 frequencies a side, which 32 samples a side carry (ThumbHash's
-# own limit is 100): a larger sample costs more Python arithmetic and shows nothing more.
+# The placeholders keep at most 7 frequencies a side (ThumbHash's own limit is 100 samples): 32
+# samples on the long side carry them, and a larger sample costs more Python arithmetic.
 SAMPLE_SIDE = 32
+# The perceptual hash's picture: the whole frame squeezed into SQUARE_SIDE x SQUARE_SIDE, whatever
+# its shape, so a panorama's short side is not a few samples.
+SQUARE_SIDE = 32
 
 Row = Sequence[float]
 Matrix = tuple[tuple[float, ...], ...]
@@ -34,9 +37,12 @@ class Sample:
         return self.rgba[index::4]
 
 
-def dot(first: Row, second: Row) -> float:
-    total: float = sum(map(mul, first, second))
-    return total
+@dataclass(frozen=True)
+class Samples:
+    """The two pictures a frame's fingerprints are made from."""
+
+    picture: Sample  # its shape kept, at most SAMPLE_SIDE a side: the placeholders
+    square: Sample  # SQUARE_SIDE x SQUARE_SIDE, squeezed: the perceptual hash
 
 
 def rows(values: Row, width: int) -> list[Row]:
@@ -52,6 +58,6 @@ def cosines(terms: int, size: int) -> Matrix:
 
 def transform(values: Row, width: int, across: Matrix, down: Matrix) -> list[list[float]]:
     """down @ picture @ across.T for a picture of `width` columns given row by row: [term down][term across]."""
-    # dot() written out: a function call per product would add a third to the whole
+    # One sum(map(mul)) per row and basis: a function call around each would add a third to the whole.
     sums = [[sum(map(mul, row, basis)) for row in rows(values, width)] for basis in across]  # [across][row]
     return [[sum(map(mul, column, basis)) for column in sums] for basis in down]

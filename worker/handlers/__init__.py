@@ -16,7 +16,7 @@ from thumbnailify.backends.loader import load_backend
 from thumbnailify.media import MediaType
 from thumbnailify.record import Metadata
 from thumbnailify.settings import Settings
-from thumbnailify.worker.fingerprints import Sample
+from thumbnailify.worker.fingerprints import Samples
 
 # Keyed as thumbnailify.backends.loader's tables are (tests/unit/test_conformance.py reads it).
 HANDLERS: dict[str, dict[str, str]] = {
@@ -53,7 +53,7 @@ class Thumbnails:
     media_type: MediaType  # what the source's kind makes: the type of every size that names no format
     sizes: tuple[SizedThumbnail, ...]
     frames: int
-    sample: Sample  # the smallest size's first frame, fitted for the fingerprints (worker.handlers.sample)
+    samples: Samples  # the smallest size's first frame, for the fingerprints (worker.handlers.sample)
     metadata: Metadata  # what the decode told of the original (worker.handlers.about)
 
     def dimensions(self) -> dict[str, tuple[int, int]]:

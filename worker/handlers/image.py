@@ -30,11 +30,11 @@ from thumbnailify.memory import release_freed
 from thumbnailify.record import Metadata
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings
 from thumbnailify.startup import CannotStart
-from thumbnailify.worker.fingerprints import Sample
+from thumbnailify.worker.fingerprints import Samples
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, heif
 from thumbnailify.worker.handlers.about import clean_text, exif_time, frames_in_file, icc_description
 from thumbnailify.worker.handlers.encode import ANIMATED_OUTPUTS, each_frame, encode, frame_count, keep_first_frame
-from thumbnailify.worker.handlers.sample import export_sample
+from thumbnailify.worker.handlers.sample import export_samples
 
 RENDERING = "image-5"  # changed whenever a change of this module changes what thumbnails look like
 KEEP_COLORSPACES = frozenset({"srgb", "gray", "undefined"})
@@ -381,8 +381,8 @@ class ThumbHandler:
                 captured_at=exif_time(camera.get("DateTimeOriginal"), camera.get("OffsetTimeOriginal")),
                 camera_make=clean_text(camera.get("Make")), camera_model=clean_text(camera.get("Model")),
             )
-            sizes, sample = self._render_all(img, media_type, own_type, upright)
-            return Thumbnails(own_type, sizes, len(img.sequence), sample, about)
+            sizes, samples = self._render_all(img, media_type, own_type, upright)
+            return Thumbnails(own_type, sizes, len(img.sequence), samples, about)
 
     def _check_heif(self, source: Path) -> None:
         """Refuse before any decode what the boxes do not vouch for: a primary image without a
@@ -436,12 +436,12 @@ class ThumbHandler:
 
     def _render_all(
         self, img: Image, source_type: MediaType, own_type: MediaType, upright: tuple[int, int]
-    ) -> tuple[tuple[SizedThumbnail, ...], Sample]:
+    ) -> tuple[tuple[SizedThumbnail, ...], Samples]:
         """Every size, largest first, each from the smallest image already made that is at least
         twice its size (else from the decoded one): a second size costs a small resize, not a
         second pass over the whole picture. ImageMagick shares a copy's pixels until it is written.
         A size the decoded picture already has (never enlarged) is encoded from it as it is.
-        The fingerprints' sample comes from the last, smallest, picture."""
+        The fingerprints' samples come from the last, smallest, picture."""
         made: dict[str, SizedThumbnail] = {}
         sources: list[Image] = []
         smallest = img
@@ -459,17 +459,17 @@ class ThumbHandler:
                 _shrink(resized, width, height)
                 made[box.name] = self._encode(resized, source_type, output, box.name, (width, height), resized=True)
                 smallest = resized
-            sample = self.sample(smallest)
+            samples = self.samples(smallest)
         finally:
             for source in sources:
                 source.close()
-        return tuple(made[box.name] for box in self.boxes), sample
+        return tuple(made[box.name] for box in self.boxes), samples
 
-    def sample(self, picture: Image) -> Sample:
+    def samples(self, picture: Image) -> Samples:
         """The fingerprints' pixels: the picture's first frame in sRGB (as its thumbnail is)."""
         with Image(image=picture.sequence[0]) as first:
             _to_srgb(first, self.srgb_profile)
-            return export_sample(first)
+            return export_samples(first)
 
     def _encode(
         self, picture: Image, source_type: MediaType, output: MediaType, name: str, size: tuple[int, int], *,

@@ -1,6 +1,7 @@
 """The few pixels the worker's fingerprints are made from (thumbnailify.worker.fingerprints): the
-first frame of a thumbnail already made, in sRGB and upright, fitted into SAMPLE_SIDE, as RGBA.
-Taken from ImageMagick's pixels without a second decode."""
+first frame of a thumbnail already made, in sRGB and upright, as RGBA, twice: fitted into
+SAMPLE_SIDE for the placeholders, and squeezed into SQUARE_SIDE x SQUARE_SIDE for the perceptual
+hash. Taken from ImageMagick's pixels without a second decode."""
 
 from __future__ import annotations
 
@@ -9,22 +10,29 @@ import ctypes
 from wand.api import library
 from wand.image import STORAGE_TYPES, Image
 
-from thumbnailify.worker.fingerprints import SAMPLE_SIDE, Sample
+from thumbnailify.worker.fingerprints import SAMPLE_SIDE, SQUARE_SIDE, Sample, Samples
 
 CHAR_PIXELS = STORAGE_TYPES.index("char")
 
 
-def export_sample(picture: Image) -> Sample:
-    """`picture`'s first frame as RGBA (opaque where it has no alpha), at most SAMPLE_SIDE a side."""
+def export_samples(picture: Image) -> Samples:
+    """`picture`'s first frame (opaque where it has no alpha) as the fingerprints' two samples."""
     with Image(image=picture.sequence[0]) as first:
         scale = min(SAMPLE_SIDE / first.width, SAMPLE_SIDE / first.height, 1.0)
-        width, height = max(1, round(first.width * scale)), max(1, round(first.height * scale))
-        opaque = not first.alpha_channel
-        if (width, height) != (first.width, first.height) and not library.MagickScaleImage(first.wand, width, height):
-            first.raise_exception()
-        if opaque:  # a picture made opaque by switching its alpha off still holds the values, which scaling reads
-            first.alpha_channel = "opaque"
-        pixels = ctypes.create_string_buffer(width * height * 4)
-        if not library.MagickExportImagePixels(first.wand, 0, 0, width, height, b"RGBA", CHAR_PIXELS, pixels):
-            first.raise_exception()
+        fitted = max(1, int(first.width * scale + 0.5)), max(1, int(first.height * scale + 0.5))
+        with Image(image=first) as copy:
+            square = _export(copy, SQUARE_SIDE, SQUARE_SIDE)
+        return Samples(_export(first, *fitted), square)
+
+
+def _export(picture: Image, width: int, height: int) -> Sample:
+    """`picture` scaled (box average) to width x height, its pixels as RGBA; changes `picture`."""
+    opaque = not picture.alpha_channel
+    if (width, height) != picture.size and not library.MagickScaleImage(picture.wand, width, height):
+        picture.raise_exception()
+    if opaque:  # ImageMagick 6's scale leaves the alpha of a picture without one undefined, and RGBA reads it
+        picture.alpha_channel = "opaque"
+    pixels = ctypes.create_string_buffer(width * height * 4)
+    if not library.MagickExportImagePixels(picture.wand, 0, 0, width, height, b"RGBA", CHAR_PIXELS, pixels):
+        picture.raise_exception()
     return Sample(width, height, pixels.raw)

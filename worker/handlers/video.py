@@ -47,12 +47,12 @@ from thumbnailify.kinds import media_kind
 from thumbnailify.media import BY_FORMAT, JPEG, MOV_DEMUXER, MediaType
 from thumbnailify.record import Metadata
 from thumbnailify.settings import LimitsSettings, Settings, ThumbnailSettings, VideoSettings
-from thumbnailify.worker.fingerprints import Sample
+from thumbnailify.worker.fingerprints import Samples
 from thumbnailify.worker.handlers import ImageRejected, SizedThumbnail, Thumbnails, isobmff
 from thumbnailify.worker.handlers.about import clean_text, iso_time
 from thumbnailify.worker.handlers.encode import encode
 from thumbnailify.worker.handlers.image import fit
-from thumbnailify.worker.handlers.sample import export_sample
+from thumbnailify.worker.handlers.sample import export_samples
 
 RENDERING = "video-2"  # changed whenever a change of this module changes what thumbnails look like
 BLACK_LUMA = 16  # mean luma (limited range) at or below this is a black frame
@@ -107,8 +107,8 @@ class VideoHandler:
                 frame = self._pick(container, stream)
                 if frame.is_corrupt:
                     raise ImageRejected(state.UNDECODABLE, f"cannot decode {media_type.name}: the frame is damaged")
-                sizes, sample = self._render(frame, stream)
-                return Thumbnails(JPEG, sizes, 1, sample, _metadata(container, stream, _upright(frame, stream)))
+                sizes, samples = self._render(frame, stream)
+                return Thumbnails(JPEG, sizes, 1, samples, _metadata(container, stream, _upright(frame, stream)))
         except MemoryError as exc:  # FFmpeg's ENOMEM too: an allocation past worker.memory_limit
             raise ImageRejected(
                 state.TOO_MANY_PIXELS, f"cannot decode {media_type.name}: it needs more memory than the worker has"
@@ -210,14 +210,14 @@ class VideoHandler:
                 return frame
         return bright or scan.brightest
 
-    def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[tuple[SizedThumbnail, ...], Sample]:
+    def _render(self, frame: VideoFrame, stream: VideoStream) -> tuple[tuple[SizedThumbnail, ...], Samples]:
         """Every size, each scaled from the decoded frame (area average), turned, as JPEG unless
-        the size names another format; and the fingerprints' sample, from the smallest."""
+        the size names another format; and the fingerprints' samples, from the smallest."""
         turns = _turns(frame)
         upright = _upright(frame, stream)
         sizes = []
         smallest = min(self.boxes, key=lambda box: box.width * box.height)
-        sample = None
+        samples = None
         for box in self.boxes:
             fitted = fit(*upright, box.width, box.height)
             scaled_width, scaled_height = fitted[::-1] if turns % 2 else fitted
@@ -229,13 +229,13 @@ class VideoHandler:
                 if turns:
                     img.rotate(-90 * turns)  # Wand turns clockwise
                 if box is smallest:
-                    sample = export_sample(img)
+                    samples = export_samples(img)
                 img.strip()
                 output = BY_FORMAT[box.format] if box.format else JPEG
                 sizes.append(SizedThumbnail(box.name, encode(img, output, self.quality), *fitted, output))
-        if sample is None:
+        if samples is None:
             raise ValueError("no sizes configured")  # settings refuse that; a bug if it happens
-        return tuple(sizes), sample
+        return tuple(sizes), samples
 
 
 def _turns(frame: VideoFrame) -> int:
