@@ -55,7 +55,7 @@ from bench.support import (
     wait_for_quiet,
 )
 from tests.harness import lane_depth
-from tests.system.test_faults import plant_stale_jobs
+from tests.system.test_recovery import plant_stale_jobs
 
 Figures = list[tuple[str, str]]  # (what was measured, the figure), in table order
 API_KEY = "bench-hardening-key"

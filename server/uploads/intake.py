@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from thumbnailify import media
+from thumbnailify.memory import release_freed
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.units import size_text
 
@@ -102,11 +103,21 @@ async def take_in(chunks: AsyncGenerator[bytes, None], intake: Intake) -> Receiv
 
 class UploadSlots:
     """Bounds the memory uploads in flight hold in one process: past the bound, an upload waits
-    for a slot (within its read timeout) instead of being refused or growing the process."""
+    for a slot (within its read timeout) instead of being refused or growing the process.
 
-    def __init__(self, memory_bytes: int, per_upload_bytes: int) -> None:
+    Their buffers come from the heap (see LARGE_BLOCK in thumbnailify.server.__main__), which glibc
+    keeps for reuse: once no upload has been in flight for IDLE_SECONDS, what they left free is
+    handed back to the system, so a burst does not leave the process at its peak.
+    """
+
+    IDLE_SECONDS = 5.0
+
+    def __init__(self, memory_bytes: int, per_upload_bytes: int, release: Callable[[], None] = release_freed) -> None:
         self.size = max(1, memory_bytes // per_upload_bytes)
         self._free = asyncio.Semaphore(self.size)
+        self._release = release
+        self._in_flight = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     @contextlib.asynccontextmanager
     async def slot(self, patience: float) -> AsyncIterator[None]:
@@ -115,7 +126,21 @@ class UploadSlots:
                 await self._free.acquire()
         except TimeoutError as exc:
             raise ApiError(503, "too many uploads in progress, try again later", {"Retry-After": "1"}) from exc
+        self._in_flight += 1
         try:
             yield
         finally:
             self._free.release()
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._wait_for_idle()
+
+    def _wait_for_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = asyncio.get_running_loop().call_later(self.IDLE_SECONDS, self._release_if_idle)
+
+    def _release_if_idle(self) -> None:
+        self._idle_timer = None
+        if not self._in_flight:  # off the event loop: trimming a large heap takes milliseconds
+            asyncio.get_running_loop().run_in_executor(None, self._release)
