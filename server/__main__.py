@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import shutil
 import signal
@@ -57,6 +58,10 @@ async def serve(settings: Settings, shared_port: bool, open_files: int) -> None:
         raise error from exc
     log.info("serving on http://%s:%d (open files limit %d, at most %d event streams)", conf.host, conf.port,
              open_files, app[RESOURCES].events.limit)
+    # What start-up made lives as long as the process: a full collection stops walking it. Under
+    # ingest load one took 44-50 ms (a stall for every request in flight), 2 ms once frozen. (No
+    # collection first: it would cost each start 25 ms to free the few cycles start-up leaves.)
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal was closed
