@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 from PIL import Image
+from wand.color import Color
+from wand.image import Image as WandImage
 
 from tests import videos
 from tests.corpus import PHOTOS_DIR
-from thumbnailify.media import JPEG, MP4
+from thumbnailify.media import GIF, JPEG, MP4
 from thumbnailify.settings import LimitsSettings, ThumbnailSettings, VideoSettings
 from thumbnailify.worker.fingerprints import SAMPLE_SIDE, SQUARE_SIDE, Sample, blurhash, thumbhash
 from thumbnailify.worker.handlers.image import ThumbHandler, apply_limits
@@ -175,3 +177,22 @@ def test_a_picture_without_alpha_scaled_to_its_samples_stays_opaque(tmp_path: Pa
             assert opaque(samples.picture)
             assert opaque(samples.square)
             assert not thumbhash.encode(samples.picture)[2] & 0x80  # ThumbHash's alpha flag
+
+
+def test_an_animations_sample_is_its_whole_first_canvas(tmp_path: Path) -> None:
+    """A GIF whose first frame covers part of its canvas: the placeholders are of the canvas (what
+    the thumbnail shows), not of the frame alone (a 20x10 strip for a 60x40 thumbnail)."""
+    path = tmp_path / "offset.gif"
+    with WandImage() as gif:
+        for colour, page in (("red", (60, 40, 10, 10)), ("blue", (60, 40, 30, 20))):
+            with WandImage(width=20, height=10, background=Color(colour)) as frame:
+                frame.page = page
+                gif.sequence.append(frame)
+        gif.format = "gif"
+        gif.save(filename=str(path))
+    apply_limits(LimitsSettings())
+    for sizes in ("default=100x100", "default=30x30"):  # the frames as they are, and resized
+        made = ThumbHandler(ThumbnailSettings(sizes=sizes), LimitsSettings()).make(path, GIF)
+        width, height = made.dimensions()["default"]
+        sample = made.samples.picture
+        assert abs(sample.width / sample.height - width / height) < 0.1, (sizes, sample.width, sample.height)

@@ -18,6 +18,11 @@ CHAR_PIXELS = STORAGE_TYPES.index("char")
 def export_samples(picture: Image) -> Samples:
     """`picture`'s first frame (opaque where it has no alpha) as the fingerprints' two samples."""
     with Image(image=picture.sequence[0]) as first:
+        width, height, x, y = first.page
+        if (width, height) != first.size and width >= x + first.width and height >= y + first.height:
+            # An animation's frame may cover part of its canvas (the thumbnail shows the canvas):
+            # laid on it as ImageMagick coalesces frames, in the background colour.
+            first.extent(width, height, -x, -y)
         scale = min(SAMPLE_SIDE / first.width, SAMPLE_SIDE / first.height, 1.0)
         fitted = max(1, int(first.width * scale + 0.5)), max(1, int(first.height * scale + 0.5))
         with Image(image=first) as copy:
