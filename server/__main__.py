@@ -32,9 +32,9 @@ from thumbnailify.supervisor import Child, Supervisor
 log = logging.getLogger("server")
 
 # A bucket's upload part (5 MiB and more) gets a mapping of its own, handed back when freed. Smaller
-# buffers (socket chunks, decoded base64) come from the heap and are reused from one upload to the
-# next: mapped, each cost a page fault per 4 KiB (a third of the server's CPU on a 12 MP base64
-# upload); the upload slots hand the heap back once no upload is in flight.
+# buffers (aiohttp's joined chunks, decoded runs of base64) come from the heap and are reused from
+# one upload to the next: mapped, each cost a page fault per 4 KiB (a third of the server's CPU, half
+# its kernel time, on a 12 MP base64 upload); the upload slots hand a burst's heap back.
 LARGE_BLOCK = 1024 * 1024
 
 

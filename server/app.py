@@ -55,6 +55,7 @@ def _backends(settings: Settings) -> Callable[[web.Application], AsyncIterator[N
         await res.publisher.open()
         app[RESOURCES] = res
         yield
+        res.upload_slots.close()
         await res.publisher.close()
         await res.store.close()
         await res.files.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from thumbnailify import media
-from thumbnailify.memory import release_freed
+from thumbnailify.memory import freed_bytes, release_freed
 from thumbnailify.server.http.errors import ApiError
 from thumbnailify.units import size_text
 
@@ -106,18 +106,22 @@ class UploadSlots:
     for a slot (within its read timeout) instead of being refused or growing the process.
 
     Their buffers come from the heap (see LARGE_BLOCK in thumbnailify.server.__main__), which glibc
-    keeps for reuse: once no upload has been in flight for IDLE_SECONDS, what they left free is
-    handed back to the system, so a burst does not leave the process at its peak.
+    keeps for reuse. IDLE_SECONDS after an upload ends, if none is in flight and the heap holds more
+    than RELEASE_ABOVE free (a burst's leftovers, not the few buffers steady traffic reuses), that
+    is handed back to the system, so a burst does not leave the process at its peak.
     """
 
     IDLE_SECONDS = 5.0
+    RELEASE_ABOVE = 16 << 20
 
-    def __init__(self, memory_bytes: int, per_upload_bytes: int, release: Callable[[], None] = release_freed) -> None:
+    def __init__(self, memory_bytes: int, per_upload_bytes: int, release: Callable[[], None] = release_freed,
+                 freed: Callable[[], int | None] = freed_bytes) -> None:
         self.size = max(1, memory_bytes // per_upload_bytes)
         self._free = asyncio.Semaphore(self.size)
         self._release = release
+        self._freed = freed
         self._in_flight = 0
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_check: asyncio.TimerHandle | None = None
 
     @contextlib.asynccontextmanager
     async def slot(self, patience: float) -> AsyncIterator[None]:
@@ -132,15 +136,20 @@ class UploadSlots:
         finally:
             self._free.release()
             self._in_flight -= 1
-            if not self._in_flight:
-                self._wait_for_idle()
-
-    def _wait_for_idle(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-        self._idle_timer = asyncio.get_running_loop().call_later(self.IDLE_SECONDS, self._release_if_idle)
+            if not self._in_flight and self._idle_check is None:  # one check at a time, not put off by each upload
+                self._idle_check = asyncio.get_running_loop().call_later(self.IDLE_SECONDS, self._release_if_idle)
 
     def _release_if_idle(self) -> None:
-        self._idle_timer = None
-        if not self._in_flight:  # off the event loop: trimming a large heap takes milliseconds
+        self._idle_check = None
+        freed = self._freed()
+        if self._in_flight or (freed is not None and freed < self.RELEASE_ABOVE):
+            return
+        # In a worker thread, but not free: while glibc trims an arena, an allocation in it waits
+        # (up to ~20 ms with 200 MB free); hence only when idle, and only after a burst.
+        with contextlib.suppress(RuntimeError):  # the loop's executor is shutting down: the process ends
             asyncio.get_running_loop().run_in_executor(None, self._release)
+
+    def close(self) -> None:
+        if self._idle_check is not None:
+            self._idle_check.cancel()
+            self._idle_check = None
