@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import mul
 
-# The placeholders keep at most 7 frequencies a side (ThumbHash's own limit is 100 samples): 32
-# samples on the long side carry them, and a larger sample costs more Python arithmetic.
-SAMPLE_SIDE = 32
+# The placeholders keep at most 7 frequencies a side, 3 cycles (ThumbHash's own limit is 100
+# samples): 16 samples on the long side carry them, and each more costs Python arithmetic.
+SAMPLE_SIDE = 16
 # The perceptual hash's picture: the whole frame squeezed into SQUARE_SIDE x SQUARE_SIDE, whatever
 # its shape, so a panorama's short side is not a few samples.
 SQUARE_SIDE = 32
