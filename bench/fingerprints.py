@@ -5,8 +5,8 @@
 
 For each test photograph, its default 100x100 thumbnail is made once (ThumbHandler); then, timed
 per call over --runs calls: taking the two samples from that thumbnail's pixels (sRGB, first
-frame, as the handler does), the ThumbHash and the BlurHash (4x3) of the one fitted into 32x32,
-and the pHash of the one squeezed into 32x32. CPU time of the
+frame, as the handler does), the ThumbHash and the BlurHash (4x3) of the one fitted into
+SAMPLE_SIDE (16), and the pHash of the one squeezed into SQUARE_SIDE x SQUARE_SIDE (32). CPU time of the
 calling thread, so that other processes on a shared machine do not count. Prints the median and
 the 95th percentile per item of each, and the total; the target is a median under 2 ms each.
 """
