@@ -35,6 +35,14 @@ def slots_over(heap: Heap, size: int = 4) -> UploadSlots:
     return slots
 
 
+async def one_after_another(slots: UploadSlots, count: int, pause: float) -> None:
+    """`count` uploads, each ending `pause` seconds before the next begins."""
+    for _ in range(count):
+        async with slots.slot(1):
+            pass
+        await asyncio.sleep(pause)
+
+
 async def eventually(done: Callable[[], bool], patience: float = 5.0) -> None:
     deadline = time.monotonic() + patience
     while not done():
@@ -59,10 +67,7 @@ async def test_after_a_burst_the_heap_goes_back_once_no_upload_is_in_flight() ->
 async def test_steady_traffic_keeps_its_heap() -> None:
     heap = Heap(STEADY)
     slots = slots_over(heap)
-    for _ in range(3):
-        async with slots.slot(1):
-            pass
-        await asyncio.sleep(IDLE * 2)
+    await one_after_another(slots, 3, IDLE * 2)
     assert heap.released_in == []
 
 
@@ -70,10 +75,7 @@ async def test_uploads_that_keep_coming_do_not_put_it_off_for_ever() -> None:
     """One ending every IDLE / 3: a check after each idle spell, not one pushed back by every upload."""
     heap = Heap(BURST)
     slots = slots_over(heap)
-    for _ in range(30):
-        async with slots.slot(1):
-            pass
-        await asyncio.sleep(IDLE / 3)
+    await one_after_another(slots, 30, IDLE / 3)
     await eventually(lambda: len(heap.released_in) >= 1)
 
 
