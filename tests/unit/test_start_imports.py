@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from tests.harness import ROOT
+from thumbnailify.worker.backends import TABLE as WORKER_TABLE
 
 HEAVY = {"numpy", "wand", "av", "PIL", "pillow_heif"}
 
@@ -31,6 +32,18 @@ def test_a_worker_loads_the_decoders_only_for_media_jobs_and_never_numpy() -> No
     assert heavy_modules_loaded_by("thumbnailify.worker.jobs") == set()
     assert heavy_modules_loaded_by("thumbnailify.worker.handlers.image") == {"wand"}
     assert "numpy" not in heavy_modules_loaded_by("thumbnailify.worker.handlers.video")
+
+
+def test_the_workers_backends_load_none_of_the_servers_side() -> None:
+    """Each backend a worker can be configured with imports its blocking side alone: the server's
+    side (aiohttp's errors, the asyncio clients built on them) would only add to every worker."""
+    modules = sorted({path.partition(":")[0] for table in WORKER_TABLE.values() for path in table.values()})
+    code = (f"import json, sys\nfor name in {modules!r}: __import__(name)\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = json.loads(done.stdout)
+    assert [name for name in loaded if name.startswith("thumbnailify.server")] == []
+    assert [name for name in loaded if name.startswith("thumbnailify.backends.") and name.endswith(".aio")] == []
 
 
 def test_wand_finds_imagemagick_without_searching() -> None:

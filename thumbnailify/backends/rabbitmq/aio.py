@@ -24,11 +24,13 @@ import pamqp.body
 import pamqp.commands
 import pamqp.frame
 import pamqp.header
+import redis.asyncio as aioredis
 from aioamqp.channel import Channel
 from aioamqp.exceptions import ChannelClosed
 from aioamqp.protocol import OPEN, AmqpProtocol
 
 from thumbnailify.backends.headers import job_headers
+from thumbnailify.backends.redis.aio import connection_pool
 from thumbnailify.backends.redis.backlog import Backlogs, counted
 from thumbnailify.clients import DEFAULT_CLIENT
 from thumbnailify.kinds import MEDIA_KINDS, lane_queue, lanes, light_queue, media_kind, queue_name, work_queue_arguments
@@ -127,7 +129,8 @@ class RabbitMQPublisher:
                             for kind, queue in self.queues.items() for lane in lanes(kind)}
         self.light_queues = {key: light_queue(queue) for key, queue in self.lane_queues.items()}
         self.light_jobs = settings.worker.fair_share_jobs
-        self.backlogs = Backlogs(settings) if counted(settings) else None
+        self.backlogs = Backlogs(settings.redis.prefix, aioredis.Redis.from_pool(connection_pool(settings))) \
+            if counted(settings) else None
         self.timeout = conf.publish_timeout
         self.channels = conf.channels
         self.connection: Connection | None = None

@@ -19,7 +19,6 @@ import logging
 import redis
 import redis.asyncio as aioredis
 
-from thumbnailify.backends.redis.aio import connection_pool
 from thumbnailify.backends.redis.sync import connect
 from thumbnailify.settings import Settings
 
@@ -58,11 +57,12 @@ def counted(settings: Settings) -> bool:
 
 
 class Backlogs:
-    """The server's side (asyncio): counted up at publish."""
+    """The server's side (asyncio): counted up at publish. Its client comes from the caller, so
+    the workers, which import this module, do not load the server's side of the Redis backend."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.prefix = settings.redis.prefix
-        self.client = aioredis.Redis.from_pool(connection_pool(settings))
+    def __init__(self, prefix: str, client: aioredis.Redis) -> None:
+        self.prefix = prefix
+        self.client = client
         self._add = self.client.register_script(ADD_SCRIPT)
         self._take = self.client.register_script(TAKE_SCRIPT)
 
