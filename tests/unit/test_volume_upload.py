@@ -1,23 +1,33 @@
 """The volume's upload from the server's side: bytes whole under the final name, written a batch
-per thread-pool call (a large upload arrives in many small socket chunks), nothing left behind
-by a discarded one."""
+per call to the volume's one writer thread (a large upload arrives in many small socket chunks),
+nothing left behind by a discarded one."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from thumbnailify.backends.filesystem.aio import Upload
+from thumbnailify.backends.filesystem import aio
+from thumbnailify.backends.filesystem.aio import FilesystemFiles, Upload
 from thumbnailify.backends.filesystem.volume import Volume
 from thumbnailify.media import new_media_id
 from thumbnailify.server.http.errors import BackendUnavailable
+from thumbnailify.settings import load_settings
 
 CHUNK = 16 * 1024  # what the server's socket reads hand the upload chain
+
+
+@pytest.fixture
+def writer() -> Iterator[Executor]:
+    with ThreadPoolExecutor(1) as executor:
+        yield executor
 
 
 def count_thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[Callable[..., Any]]:
@@ -39,14 +49,14 @@ async def write_in_chunks(upload: Upload, data: bytes) -> None:
 
 
 async def test_a_large_upload_is_written_whole_a_batch_per_thread_call(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: Executor
 ) -> None:
     volume = Volume(tmp_path)
     volume.prepare()
     media_id = new_media_id()
     data = os.urandom(3_000_000)
     calls = count_thread_calls(monkeypatch)
-    upload = Upload(volume, media_id)
+    upload = Upload(volume, media_id, writer)
     await write_in_chunks(upload, data)
     assert not volume.raw_path(media_id).exists()  # nothing under the final name before commit
     await upload.commit()
@@ -55,46 +65,48 @@ async def test_a_large_upload_is_written_whole_a_batch_per_thread_call(
     assert [path.name for path in volume.raw_dir.iterdir()] == [volume.raw_path(media_id).name]
 
 
-async def test_a_small_upload_is_one_thread_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_small_upload_is_one_thread_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: Executor
+) -> None:
     volume = Volume(tmp_path)
     volume.prepare()
     media_id = new_media_id()
     data = os.urandom(100_000)
     calls = count_thread_calls(monkeypatch)
-    upload = Upload(volume, media_id)
+    upload = Upload(volume, media_id, writer)
     await write_in_chunks(upload, data)
     await upload.commit()
     assert volume.raw_path(media_id).read_bytes() == data
     assert len(calls) == 1
 
 
-async def test_a_discarded_upload_leaves_nothing(tmp_path: Path) -> None:
+async def test_a_discarded_upload_leaves_nothing(tmp_path: Path, writer: Executor) -> None:
     volume = Volume(tmp_path)
     volume.prepare()
-    upload = Upload(volume, new_media_id())
+    upload = Upload(volume, new_media_id(), writer)
     await write_in_chunks(upload, os.urandom(1_000_000))  # past the buffer: a temporary file exists
     assert list(volume.raw_dir.iterdir())
     await upload.discard()
     assert list(volume.raw_dir.iterdir()) == []
 
 
-async def test_a_small_upload_that_cannot_be_renamed_leaves_no_temporary_file(tmp_path: Path) -> None:
+async def test_a_small_upload_that_cannot_be_renamed_leaves_no_temporary_file(tmp_path: Path, writer: Executor) -> None:
     volume = Volume(tmp_path)
     volume.prepare()
     media_id = new_media_id()
     volume.raw_path(media_id).mkdir()  # the rename into place fails: a folder holds the final name
-    upload = Upload(volume, media_id)
+    upload = Upload(volume, media_id, writer)
     await write_in_chunks(upload, os.urandom(100_000))
     with pytest.raises(BackendUnavailable):
         await upload.commit()
     assert [path.name for path in volume.raw_dir.iterdir()] == [media_id]  # only the folder put there
 
 
-async def test_a_small_upload_is_written_with_the_usual_permissions(tmp_path: Path) -> None:
+async def test_a_small_upload_is_written_with_the_usual_permissions(tmp_path: Path, writer: Executor) -> None:
     volume = Volume(tmp_path)
     volume.prepare()
     media_id = new_media_id()
-    upload = Upload(volume, media_id)
+    upload = Upload(volume, media_id, writer)
     await write_in_chunks(upload, b"x" * 1000)
     await upload.commit()
     umask = os.umask(0)
@@ -111,3 +123,28 @@ def test_temporary_names_never_repeat_and_are_swept_as_temporary(tmp_path: Path)
     for name in names[:3]:
         name.write_bytes(b"x")
     assert sorted(item.kind for item in volume.scan()) == ["temp"] * 3
+
+
+async def test_the_volumes_uploads_are_written_by_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creating and renaming files locks their folder: threads doing it at once spin on the lock."""
+    threads: set[str] = set()
+    real = aio._write_and_rename
+
+    def noted(*args: Any) -> None:
+        threads.add(threading.current_thread().name)
+        real(*args)
+
+    monkeypatch.setattr(aio, "_write_and_rename", noted)
+    files = FilesystemFiles(load_settings({"THUMBNAILIFY_FILES_ROOT": str(tmp_path / "media")}))
+    await files.open()
+    uploads = {new_media_id(): os.urandom(50_000) for _ in range(20)}
+
+    async def send(media_id: str, data: bytes) -> None:
+        upload = files.upload(media_id)
+        await write_in_chunks(upload, data)
+        await upload.commit()
+
+    await asyncio.gather(*(send(media_id, data) for media_id, data in uploads.items()))
+    await files.close()
+    assert len(threads) == 1
+    assert all(files.volume.raw_path(media_id).read_bytes() == data for media_id, data in uploads.items())
