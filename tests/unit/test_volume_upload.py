@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -146,8 +147,58 @@ async def test_the_volumes_uploads_are_written_by_its_own_few_threads(
         await write_in_chunks(upload, data)
         await upload.commit()
 
-    await asyncio.gather(*(send(media_id, data) for media_id, data in uploads.items()))
-    await files.close()
+    try:
+        await asyncio.gather(*(send(media_id, data) for media_id, data in uploads.items()))
+    finally:
+        await files.close()
     assert threads and len(threads) <= aio.WRITER_THREADS
     assert all(name.startswith("volume-writer") for name in threads)
     assert all(files.volume.raw_path(media_id).read_bytes() == data for media_id, data in uploads.items())
+
+
+def slowed(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """The writer function `name` of the volume takes 0.2 s before it runs."""
+    real = getattr(aio, name)
+
+    def slow(*args: Any) -> Any:
+        time.sleep(0.2)
+        return real(*args)
+
+    monkeypatch.setattr(aio, name, slow)
+
+
+@pytest.mark.parametrize(("data", "slow"), [(os.urandom(100_000), "_write_and_rename"),
+                                            (os.urandom(1_000_000), "_append")])
+async def test_a_cancelled_upload_is_discarded_whole_though_its_write_goes_on_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes, slow: str
+) -> None:
+    """A request cancelled (the server stopping) while its file is being written: the write ends in
+    its thread, on one of two, and the discard on the other must not remove the file before the write
+    renames it into place (a small upload) or creates it (a large one's first batch)."""
+    volume = Volume(tmp_path)
+    volume.prepare()
+    slowed(monkeypatch, slow)
+    with ThreadPoolExecutor(2) as writer:
+        upload = Upload(volume, new_media_id(), writer)
+
+        async def send() -> None:
+            await write_in_chunks(upload, data)
+            await upload.commit()
+
+        sending = asyncio.create_task(send())
+        await asyncio.sleep(0.05)
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        await upload.discard()
+    assert list(volume.raw_dir.iterdir()) == []
+
+
+async def test_an_upload_discarded_after_the_volume_closed_leaves_nothing(tmp_path: Path) -> None:
+    files = FilesystemFiles(load_settings({"THUMBNAILIFY_FILES_ROOT": str(tmp_path / "media")}))
+    await files.open()
+    upload = files.upload(new_media_id())
+    await write_in_chunks(upload, os.urandom(300_000))  # past the buffer: a temporary file exists
+    await files.close()
+    await upload.discard()
+    assert list(files.volume.raw_dir.iterdir()) == []

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 import aiofiles
 import aiofiles.os
@@ -44,6 +45,7 @@ class Upload:
         self.path = volume.raw_path(media_id)
         self.temp = volume.temp_path(self.path)
         self._writer = writer
+        self._pending: asyncio.Future[Any] | None = None  # the last call handed to the writer threads
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._file: BinaryIO | None = None
@@ -74,13 +76,29 @@ class Upload:
             raise BackendUnavailable("files", str(exc)) from exc
 
     async def discard(self) -> None:
-        """Remove whatever this upload wrote, committed or not; never raises."""
+        """Remove whatever this upload wrote, committed or not; never raises but for a cancellation.
+        A write whose request was cancelled goes on in its thread: it is waited for first, or it
+        could rename the file into place, or open it, after this removed it."""
         self._buffer, self._buffered = [], 0
         file, self._file = self._file, None
-        await self._run(_close_and_unlink, file, self.temp, self.path)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                opened = await pending
+            except Exception:  # the write failed: it removed or closed what it had made
+                opened = None
+            if file is None and isinstance(opened, io.IOBase):  # a first batch's, cancelled
+                file = cast(BinaryIO, opened)
+        try:
+            await self._run(_close_and_unlink, file, self.temp, self.path)
+        except RuntimeError:  # the writer threads are shut down (the server is stopping)
+            _close_and_unlink(file, self.temp, self.path)
 
-    def _run(self, func: Callable[..., T], *args: object) -> asyncio.Future[T]:
-        return asyncio.get_running_loop().run_in_executor(self._writer, func, *args)
+    async def _run(self, func: Callable[..., T], *args: object) -> T:
+        """`func` on the writer threads, shielded: if the request is cancelled meanwhile, the call
+        still ends in its thread, and discard() waits for it."""
+        self._pending = asyncio.get_running_loop().run_in_executor(self._writer, func, *args)
+        return await asyncio.shield(self._pending)
 
 
 def _append(file: BinaryIO | None, temp: Path, batch: list[bytes]) -> BinaryIO:
