@@ -61,8 +61,8 @@ GROUPS = [
     ("RabbitMQ: the job published, its confirm read", ["aioamqp", "RabbitMQPublisher", "BatchingChannel",
                                                        "Protocol._send_batch"]),
     ("base64 decode", ["Base64Decoder"]),
+    ("file write handed to a writer thread and back", ["Upload._run", "Upload._flush", "Upload.commit"]),
     ("type check, SHA-256, buffering (Intake.feed)", ["Intake.feed"]),
-    ("file write handed to a thread and back", ["to_thread", "run_in_executor", "Upload.commit"]),
     ("body read, the rest of the upload chain", ["take_in", "_receive", "raw_chunks", "base64_chunks", "Intake"]),
     ("middlewares, handler, response", ["create_image", "observe (", "errors (", "preflight", "auth ("]),
     ("HTTP parsing, socket writes (aiohttp)", ["aiohttp/", "asyncio/streams"]),
@@ -100,7 +100,7 @@ def thread_state(pid: int, tid: int) -> str:
         return "disk"
     if "futex" in channel:
         return "lock"
-    if "epoll" in channel or "poll" in channel:
+    if "poll" in channel:  # epoll_wait, poll
         return "socket"
     return "other"
 

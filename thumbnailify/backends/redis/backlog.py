@@ -57,8 +57,9 @@ def counted(settings: Settings) -> bool:
 
 
 class Backlogs:
-    """The server's side (asyncio): counted up at publish. Its client comes from the caller, so
-    the workers, which import this module, do not load the server's side of the Redis backend."""
+    """The server's side (asyncio): counted up at publish. Its client comes from the caller (and
+    is closed here), so the workers, which import this module, do not load the server's side of
+    the Redis backend."""
 
     def __init__(self, prefix: str, client: aioredis.Redis) -> None:
         self.prefix = prefix
