@@ -31,16 +31,15 @@ def writer() -> Iterator[Executor]:
         yield executor
 
 
-def count_thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[Callable[..., Any]]:
-    loop = asyncio.get_running_loop()
+def count_thread_calls(monkeypatch: pytest.MonkeyPatch, writer: Executor) -> list[Callable[..., Any]]:
     calls: list[Callable[..., Any]] = []
-    real = loop.run_in_executor
+    real = writer.submit
 
-    def counted(executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+    def counted(func: Callable[..., Any], *args: Any) -> Any:
         calls.append(func)
-        return real(executor, func, *args)
+        return real(func, *args)
 
-    monkeypatch.setattr(loop, "run_in_executor", counted)
+    monkeypatch.setattr(writer, "submit", counted)
     return calls
 
 
@@ -56,7 +55,7 @@ async def test_a_large_upload_is_written_whole_a_batch_per_thread_call(
     volume.prepare()
     media_id = new_media_id()
     data = os.urandom(3_000_000)
-    calls = count_thread_calls(monkeypatch)
+    calls = count_thread_calls(monkeypatch, writer)
     upload = Upload(volume, media_id, writer)
     await write_in_chunks(upload, data)
     assert not volume.raw_path(media_id).exists()  # nothing under the final name before commit
@@ -73,7 +72,7 @@ async def test_a_small_upload_is_one_thread_call(
     volume.prepare()
     media_id = new_media_id()
     data = os.urandom(100_000)
-    calls = count_thread_calls(monkeypatch)
+    calls = count_thread_calls(monkeypatch, writer)
     upload = Upload(volume, media_id, writer)
     await write_in_chunks(upload, data)
     await upload.commit()
