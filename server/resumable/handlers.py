@@ -185,10 +185,12 @@ async def _patch(request: web.Request, res: Resources, upload: Upload, offset: i
         upload = await find(res, upload.upload_id, upload.owner)  # as it is now that the lock is ours
         _check_body(request, upload, offset)
         conf = res.settings.limits
+        # The finish runs the bytes through the upload chain again, into the item's upload: its
+        # buffers count against limits.upload_memory as the PATCH's own did, in the same slot.
         async with res.upload_slots.slot(conf.upload_timeout):
             moved = Upload.of(upload.upload_id, upload.fields() | {"offset": str(await append(
                 request, res, upload, lease, expected))})
-        media_id = await finish(res, moved, caller(request)) if moved.offset == moved.length else ""
+            media_id = await finish(res, moved, caller(request)) if moved.offset == moved.length else ""
     finally:
         await lease.release()
     request[LOG_EXTRA] = {"upload_id": upload.upload_id, "bytes": moved.offset - offset} | (

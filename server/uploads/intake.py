@@ -123,6 +123,11 @@ class UploadSlots:
         self._in_flight = 0
         self._idle_check: asyncio.TimerHandle | None = None
 
+    @property
+    def in_flight(self) -> int:
+        """Uploads holding a slot now."""
+        return self._in_flight
+
     @contextlib.asynccontextmanager
     async def slot(self, patience: float) -> AsyncIterator[None]:
         try:

@@ -21,9 +21,11 @@ from PIL import Image
 from tests.api.conftest import Api, ApiFactory, Reply
 from tests.api.test_clients import TENANT_SETTINGS, bearer, new_client
 from tests.harness import NATS_MODE
+from thumbnailify.clients import Client
 from thumbnailify.server.background.sweep import sweep
-from thumbnailify.server.resources import RESOURCES
-from thumbnailify.server.resumable import expiry
+from thumbnailify.server.resources import RESOURCES, Resources
+from thumbnailify.server.resumable import expiry, handlers
+from thumbnailify.server.resumable.record import Upload
 
 TUS = {"Tus-Resumable": "1.0.0"}
 CHUNK = {"Content-Type": "application/offset+octet-stream"}
@@ -486,3 +488,28 @@ async def test_an_upload_whose_bytes_were_lost_is_a_503_never_zeros(api: Api) ->
     assert reply.status_code == 503, reply.text
     assert reply.json()["message"] == "files is unavailable, try again later"
     assert api.stored("raw") == []
+
+
+async def test_the_finish_runs_within_the_patchs_upload_slot(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The finish runs the bytes through the upload chain again (a buffer per upload, a bucket's
+    parts): it counts against limits.upload_memory as the PATCH that brought the last bytes does."""
+    slots_taken: list[int] = []
+
+    def res_of(service: Api) -> Resources:
+        return service.client.app[RESOURCES]
+
+    real = handlers.finish
+
+    async def noted(res: Resources, upload: Upload, client: Client) -> str:
+        slots_taken.append(res.upload_slots.in_flight)
+        return await real(res, upload, client)
+
+    monkeypatch.setattr(handlers, "finish", noted)
+    data = photo()
+    location = await created(api, data)
+    assert (await patch(api, location, 0, data[:20_000])).status_code == 204
+    reply = await patch(api, location, 20_000, data[20_000:])
+    assert reply.status_code == 204, reply.text
+    assert slots_taken == [1]
+    assert (await api.wait(reply.headers["Thumbnailify-Media-Id"]))["state"] == "Completed"
+    assert res_of(api).upload_slots.in_flight == 0
