@@ -54,6 +54,7 @@ from bench.support import (
     ForeignLoad,
     Launcher,
     WrkBody,
+    bare_handler,
     completed_items,
     detect_launcher,
     drain,
@@ -71,10 +72,9 @@ from bench.support import (
     start_wrk,
     vm_hwm_mb,
     wait_for_quiet,
-    wait_ready,
     wrk_body,
 )
-from tests.harness import distinct_jpeg, free_port
+from tests.harness import distinct_jpeg
 
 BEFORE_DIR = ROOT / "var" / "bench-before"
 SIDES = ("before", "now")
@@ -331,21 +331,8 @@ def ingest(launcher: Launcher, bodies: dict[str, WrkBody], plan: Plan, workdir: 
 
 def bare_ingest(bodies: dict[str, WrkBody], plan: Plan, workdir: Path) -> Values:
     """The same wrk load on bench.bare_ingest (its own port and folder, removed afterwards)."""
-    port, folder = free_port(), workdir / "bare"
-    process = subprocess.Popen([sys.executable, "-m", "bench.bare_ingest", "--port", str(port), "--folder", folder],
-                               cwd=ROOT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process, READY_PATIENCE, "bench.bare_ingest")
+    with bare_handler(workdir, READY_PATIENCE) as (url, _pid):
         rate, p99 = wrk_figures("bare", f"{url}/images", bodies["base64"], plan, workdir)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(folder, ignore_errors=True)
     return {BARE_RATE: rate, BARE_P99: p99}
 
 

@@ -42,15 +42,14 @@ from bench.support import (
     BenchService,
     WrkBody,
     WrkFigures,
+    bare_handler,
     finish_wrk,
     photo_payload,
     print_table,
     run_script,
     start_wrk,
-    wait_ready,
     wrk_body,
 )
-from tests.harness import ROOT, free_port
 
 # (group, frames that put a sample in it), first match wins: the backends' clients write to their
 # sockets through asyncio streams, so they come before the HTTP side.
@@ -193,18 +192,9 @@ def services() -> dict[str, list[psutil.Process]]:
 
 
 def profile_bare(body: WrkBody, seconds: int, workdir: Path) -> tuple[Watch, WrkFigures]:
-    port, folder = free_port(), workdir / "bare"
-    process = subprocess.Popen([sys.executable, "-m", "bench.bare_ingest", "--port", str(port), "--folder", folder],
-                               cwd=ROOT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process, 30, "bench.bare_ingest")
-        watch = Watch(process.pid)
+    with bare_handler(workdir) as (url, pid):
+        watch = Watch(pid)
         figures = load(f"{url}/images", body, seconds, workdir, watch)
-    finally:
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
     return watch, figures
 
 

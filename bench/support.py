@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ import redis
 import requests
 from PIL import Image, ImageChops, ImageOps
 
-from tests.harness import NATS_MODE, REDIS_URL, delete_queues, on_nats, remove_nats_stream
+from tests.harness import NATS_MODE, REDIS_URL, delete_queues, free_port, on_nats, remove_nats_stream
 from tests.harness import service_env as harness_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,6 +285,27 @@ def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{name} not ready after {timeout:.0f}s:\n{logs()}")
+
+
+@contextlib.contextmanager
+def bare_handler(workdir: Path, patience: float = 15.0) -> Iterator[tuple[str, int]]:
+    """The ingest baseline (bench.bare_ingest) on a port and folder of its own, ready: its URL and
+    pid. Stopped, and its folder removed, afterwards."""
+    port, folder = free_port(), workdir / "bare"
+    process = subprocess.Popen([sys.executable, "-m", "bench.bare_ingest", "--port", str(port), "--folder", folder],
+                               cwd=ROOT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process, patience, "bench.bare_ingest")
+        yield url, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def vm_hwm_mb(pid: int) -> float:
