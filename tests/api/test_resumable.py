@@ -494,10 +494,6 @@ async def test_the_finish_runs_within_the_patchs_upload_slot(api: Api, monkeypat
     """The finish runs the bytes through the upload chain again (a buffer per upload, a bucket's
     parts): it counts against limits.upload_memory as the PATCH that brought the last bytes does."""
     slots_taken: list[int] = []
-
-    def res_of(service: Api) -> Resources:
-        return service.client.app[RESOURCES]
-
     real = handlers.finish
 
     async def noted(res: Resources, upload: Upload, client: Client) -> str:
@@ -512,4 +508,4 @@ async def test_the_finish_runs_within_the_patchs_upload_slot(api: Api, monkeypat
     assert reply.status_code == 204, reply.text
     assert slots_taken == [1]
     assert (await api.wait(reply.headers["Thumbnailify-Media-Id"]))["state"] == "Completed"
-    assert res_of(api).upload_slots.in_flight == 0
+    assert api.client.app[RESOURCES].upload_slots.in_flight == 0
